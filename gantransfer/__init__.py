@@ -1,0 +1,59 @@
+"""gantransfer: train a DCGAN on unlabeled images, transfer its discriminator to few-label classifiers.
+
+The public API is importable from the top level; heavy modules (Keras, TensorFlow) load on first
+use, so ``gantransfer --help`` stays instant.
+
+Example:
+    >>> import gantransfer as gt
+    >>> config = gt.load_config(None, ["train.epochs=1", "gan.width=0.125"])
+    >>> result = gt.train_gan(config, "outputs/my-first-gan")  # doctest: +SKIP
+"""
+
+import importlib
+import os
+from importlib import metadata as _metadata
+from typing import Any
+
+# Keras reads the backend once, at import; gantransfer's train step is written for TensorFlow.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+try:
+    __version__ = _metadata.version("gantransfer")
+except _metadata.PackageNotFoundError:  # Running from a source tree that is not installed.
+    __version__ = "0.0.0+source"
+
+_EXPORTS = {
+    "Config": "gantransfer.config",
+    "load_config": "gantransfer.config",
+    "ConfigError": "gantransfer.errors",
+    "DataError": "gantransfer.errors",
+    "GantransferError": "gantransfer.errors",
+    "RunFolderError": "gantransfer.errors",
+    "TrainingDiverged": "gantransfer.errors",
+    "Dataset": "gantransfer.data",
+    "ImageSet": "gantransfer.data",
+    "ImageBatches": "gantransfer.data",
+    "load_dataset": "gantransfer.data",
+    "DCGAN": "gantransfer.gan",
+    "build_discriminator": "gantransfer.gan",
+    "build_generator": "gantransfer.gan",
+    "build_dcgan": "gantransfer.gan",
+    "train_gan": "gantransfer.gan",
+    "TrainGanResult": "gantransfer.gan",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gantransfer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

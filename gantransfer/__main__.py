@@ -1,0 +1,5 @@
+"""``python -m gantransfer``: the same as the ``gantransfer`` command."""
+
+from gantransfer.cli import main
+
+main()

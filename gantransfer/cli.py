@@ -1,0 +1,166 @@
+"""The ``gantransfer`` command line: a thin shell over the library.
+
+Every command turns library errors (:class:`~gantransfer.errors.GantransferError`) and file-system
+errors into one line on stderr and exit status 1; click's own usage errors exit with status 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+import gantransfer
+from gantransfer.config import Config, load_config
+from gantransfer.errors import GantransferError
+from gantransfer.runs import DEFAULT_OUTPUT_ROOT, default_run_name
+
+logger = logging.getLogger("gantransfer")
+
+
+def _user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Reports library and OS errors as one line and a non-zero exit, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except GantransferError as error:
+            raise click.ClickException(str(error)) from None
+        except OSError as error:
+            where = f": {error.filename}" if getattr(error, "filename", None) else ""
+            raise click.ClickException(f"{error.strerror or error}{where}") from None
+        except KeyboardInterrupt:
+            click.echo("interrupted; finished epochs are kept in the run folder's checkpoints/ "
+                       "(continue with --resume)", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def _setup_logging(quiet: bool) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    logger.propagate = False
+
+
+def _import_backend_quietly() -> None:
+    """Imports TensorFlow and finds its devices with stderr silenced at the file-descriptor level.
+
+    TensorFlow's C++ start-up lines (oneDNN notes, "could not find cuda drivers") are written
+    before its log level applies; users see only gantransfer's own output. Set
+    ``GANTRANSFER_BACKEND_LOGS=1`` to see them.
+    """
+    if os.environ.get("GANTRANSFER_BACKEND_LOGS") == "1" or "tensorflow" in sys.modules:
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:  # No real stderr (e.g. an embedding host): nothing to silence.
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        sys.stderr.flush()
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _overrides(**flags: Any) -> list[str]:
+    """Turns the common flags into ``section.key=value`` overrides (flags left unset add none)."""
+    keys = {"dataset": "data.dataset", "image_size": "data.image_size", "epochs": "train.epochs",
+            "batch_size": "train.batch_size", "seed": "train.seed"}
+    return [f"{keys[name]}={value}" for name, value in flags.items() if value is not None]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(gantransfer.__version__, "--version", prog_name="gantransfer")
+def cli() -> None:
+    """Train a DCGAN on unlabeled images and transfer its discriminator to few-label classifiers.
+
+    \b
+    Example:
+      gantransfer train-gan --epochs 5
+      gantransfer train-gan --config configs/fashion_mnist.yaml --set gan.latent_dim=64
+    """
+
+
+@cli.command("train-gan")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="YAML config (see configs/). With --resume, defaults to the run's config.yaml.")
+@click.option("--dataset", help="Dataset name (digits, mnist, fashion_mnist, cifar10, cifar100) or a "
+              "path to an image folder, .npz or IDX files.")
+@click.option("--image-size", type=int, help="Image side: 28, 32, 64 or a larger power of two.")
+@click.option("--epochs", type=int, help="Total epochs (with --resume: train up to this many).")
+@click.option("--batch-size", type=int, help="Images per step (default 128).")
+@click.option("--seed", type=int, help="Seed of every random draw.")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder (default: outputs/<dataset>-train-gan-<time>).")
+@click.option("--resume", is_flag=True, help="Continue the run in --output-dir from its last checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --output-dir.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override any config key, e.g. --set gan.latent_dim=64 (repeatable).")
+@click.option("--quiet", is_flag=True, help="Only warnings and errors; no progress bar.")
+@_user_errors
+def train_gan_command(config_file: str | None, dataset: str | None, image_size: int | None,
+                      epochs: int | None, batch_size: int | None, seed: int | None,
+                      output_dir: Path | None, resume: bool, overwrite: bool,
+                      overrides: tuple[str, ...], quiet: bool) -> None:
+    """Train a DCGAN and write samples, checkpoints, curves and .keras models to a run folder.
+
+    \b
+    Example:
+      gantransfer train-gan --dataset fashion_mnist --epochs 5 --output-dir outputs/fmnist-gan
+      gantransfer train-gan --output-dir outputs/fmnist-gan --resume --epochs 10
+    """
+    _setup_logging(quiet)
+    if resume and output_dir is None:
+        raise GantransferError("--resume needs --output-dir: the run folder to continue")
+    if resume and config_file is None:
+        config_file = str(output_dir / "config.yaml")
+        if not Path(config_file).is_file():
+            raise GantransferError(f"cannot resume: {str(output_dir)!r} is not a run folder (no "
+                                   "config.yaml); pass the folder of an earlier run")
+    flags = _overrides(dataset=dataset, image_size=image_size, epochs=epochs, batch_size=batch_size,
+                       seed=seed)
+    config = load_config(config_file, [*flags, *overrides])
+    if quiet:
+        config.train.verbose = 0
+    if output_dir is None:
+        output_dir = DEFAULT_OUTPUT_ROOT / default_run_name("train-gan", config.data.dataset)
+
+    _import_backend_quietly()
+    from gantransfer.gan.train import train_gan
+
+    result = train_gan(config, output_dir, resume=resume, overwrite=overwrite)
+    _print_summary(result.run_dir, result.manifest)
+
+
+def _print_summary(run_dir: Path, manifest: dict[str, Any]) -> None:
+    click.echo(f"run folder: {run_dir}")
+    click.echo(f"  {manifest['dataset']['images']} images, {manifest['epochs']} epochs, "
+               f"{manifest['images_per_second']:.0f} images/s, {manifest['wall_time_s']:.0f} s")
+    for name in ("generator.keras", "discriminator.keras", "samples/", "losses.png", "history.csv",
+                 "checkpoints/", "config.yaml", "run.json"):
+        click.echo(f"  {run_dir / name}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="gantransfer")
+
+
+if __name__ == "__main__":
+    main()

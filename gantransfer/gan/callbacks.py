@@ -1,0 +1,205 @@
+"""Callbacks that surround DCGAN training: samples, checkpoints, curves, throughput, NaN guard.
+
+Each is a ``keras.callbacks.Callback``; :func:`gantransfer.gan.train.train_gan` wires them up, and any
+of them can be used with a plain ``DCGAN.fit`` as well.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from gantransfer.gan.checkpoint import prune_checkpoints, save_checkpoint
+from gantransfer.images import save_image_grid
+from gantransfer.runs import atomic_save
+
+logger = logging.getLogger(__name__)
+
+LOSS_KEYS = ("d_loss", "g_loss")
+
+
+def logs_finite(logs: dict[str, Any] | None) -> bool:
+    """True when every number in ``logs`` is finite."""
+    for value in (logs or {}).values():
+        try:
+            if not math.isfinite(float(value)):
+                return False
+        except (TypeError, ValueError):
+            continue
+    return True
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Writes ``samples/epoch_NNN.png`` after every epoch, generated from fixed noise.
+
+    The same noise every epoch shows how the generator's picture of each z evolves.
+
+    Args:
+        fixed_noise: ``(N, latent_dim)`` noise; N images per grid.
+        folder: Where the PNG files go.
+        value_range: Value range of the generator's output.
+
+    Example:
+        >>> callback = SampleGrid(np.zeros((16, 100), "float32"), "outputs/run/samples")
+    """
+
+    def __init__(self, fixed_noise: np.ndarray, folder: str | Path,
+                 value_range: tuple[float, float] = (-1.0, 1.0)) -> None:
+        super().__init__()
+        self.fixed_noise = np.asarray(fixed_noise, dtype="float32")
+        self.folder = Path(folder)
+        self.value_range = value_range
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if not logs_finite(logs):
+            return
+        images = keras.ops.convert_to_numpy(self.model.generator(self.fixed_noise, training=False))
+        save_image_grid(images, self.folder / f"epoch_{epoch + 1:03d}.png", value_range=self.value_range)
+
+
+class GANCheckpoint(keras.callbacks.Callback):
+    """Saves the whole training state after every epoch (see :mod:`gantransfer.gan.checkpoint`).
+
+    An epoch whose losses are not finite is not saved, so the last checkpoint is always a good one.
+
+    Args:
+        folder: The checkpoints folder.
+        fixed_noise: Stored with the state so a resumed run draws the same sample grids.
+        keep: How many recent checkpoints to keep; 0 keeps all.
+    """
+
+    def __init__(self, folder: str | Path, fixed_noise: np.ndarray, keep: int = 3) -> None:
+        super().__init__()
+        self.folder = Path(folder)
+        self.fixed_noise = np.asarray(fixed_noise, dtype="float32")
+        self.keep = keep
+        self.last_saved_epoch: int | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if not logs_finite(logs):
+            return
+        save_checkpoint(self.model, self.folder, epoch + 1, self.fixed_noise)
+        self.last_saved_epoch = epoch + 1
+        prune_checkpoints(self.folder, self.keep)
+
+
+class Throughput(keras.callbacks.Callback):
+    """Adds ``images_per_s`` to the batch and epoch logs, so the progress bar and history show it.
+
+    Args:
+        batch_size: Images per step (the last, smaller batch of an epoch is counted exactly from
+            ``num_images``).
+        num_images: Images per epoch.
+    """
+
+    def __init__(self, batch_size: int, num_images: int) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.num_images = num_images
+        self.epoch_rates: list[float] = []
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch_start = self._last = time.perf_counter()
+        self._seen = 0
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        now = time.perf_counter()
+        self._seen = min(self.num_images, self._seen + self.batch_size)
+        if logs is not None:
+            logs["images_per_s"] = self._seen / max(now - self._epoch_start, 1e-9)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        rate = self._seen / max(time.perf_counter() - self._epoch_start, 1e-9)
+        self.epoch_rates.append(rate)
+        if logs is not None:
+            logs["images_per_s"] = rate
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Stops training at the first batch whose losses are NaN or inf, and remembers where.
+
+    ``fit`` returns normally; :attr:`failure` then says what happened, and the caller restores the
+    last good checkpoint. (Keras's ``TerminateOnNaN`` stops too, but says nothing a caller can use.)
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failure: str | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        bad = {k: float(v) for k, v in (logs or {}).items()
+               if k in LOSS_KEYS and not math.isfinite(float(v))}
+        if bad:
+            shown = ", ".join(f"{k}={v}" for k, v in bad.items())
+            self.failure = f"losses became non-finite at epoch {self._epoch + 1}, batch {batch + 1} ({shown})"
+            self.model.stop_training = True
+
+
+class LossPlot(keras.callbacks.Callback):
+    """Redraws ``losses.png`` from ``history.csv`` after every epoch (place it after the CSVLogger).
+
+    Two panels: the discriminator's and generator's losses, and the mean D(x) and D(G(z)).
+    """
+
+    def __init__(self, history_csv: str | Path, path: str | Path) -> None:
+        super().__init__()
+        self.history_csv = Path(history_csv)
+        self.path = Path(path)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        plot_history(self.history_csv, self.path)
+
+
+def read_history(history_csv: str | Path) -> dict[str, list[float]]:
+    """Reads a Keras ``CSVLogger`` file into columns of floats."""
+    columns: dict[str, list[float]] = {}
+    path = Path(history_csv)
+    if not path.is_file():
+        return columns
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            for key, value in row.items():
+                try:
+                    columns.setdefault(key, []).append(float(value))
+                except (TypeError, ValueError):
+                    columns.setdefault(key, []).append(float("nan"))
+    return columns
+
+
+def plot_history(history_csv: str | Path, path: str | Path) -> None:
+    """Plots GAN losses and discriminator outputs per epoch into a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    history = read_history(history_csv)
+    if not history.get("epoch"):
+        return
+    epochs = [e + 1 for e in history["epoch"]]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for key, label in (("d_loss", "discriminator loss"), ("g_loss", "generator loss")):
+        if key in history:
+            left.plot(epochs, history[key], marker="o", label=label)
+    left.set_xlabel("epoch")
+    left.set_ylabel("loss")
+    left.legend()
+    for key, label in (("d_real", "mean D(x)"), ("d_fake", "mean D(G(z))")):
+        if key in history:
+            right.plot(epochs, history[key], marker="o", label=label)
+    right.set_xlabel("epoch")
+    right.set_ylim(0, 1)
+    right.legend()
+    figure.tight_layout()
+    atomic_save(Path(path), lambda name: figure.savefig(name, dpi=100))
+    plt.close(figure)

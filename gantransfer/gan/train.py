@@ -1,0 +1,248 @@
+"""``train_gan``: the library behind ``gantransfer train-gan``.
+
+It loads the data, builds the DCGAN, restores the last checkpoint when resuming, trains with
+``fit()`` and the callbacks of :mod:`gantransfer.gan.callbacks`, and writes the run folder::
+
+    config.yaml  generator.keras  discriminator.keras  checkpoints/  samples/epoch_NNN.png
+    history.csv  losses.png  run.json  [tensorboard/]
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from gantransfer.config import Config, save_config
+from gantransfer.data import Dataset, ImageBatches, load_dataset
+from gantransfer.errors import DataError, RunFolderError, TrainingDiverged
+from gantransfer.gan.callbacks import (GANCheckpoint, LossPlot, NonFiniteGuard, SampleGrid,
+                                       Throughput, plot_history)
+from gantransfer.gan.checkpoint import latest_checkpoint, restore_checkpoint
+from gantransfer.gan.dcgan import DCGAN
+from gantransfer.gan.models import build_discriminator, build_generator
+from gantransfer.runs import (atomic_save, atomic_write_json, atomic_write_text, check_run_dir,
+                              machine_description, package_versions, prepare_run_dir)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainGanResult:
+    """What :func:`train_gan` returns.
+
+    Attributes:
+        run_dir: The run folder.
+        gan: The trained DCGAN (generator and discriminator inside).
+        history: Per-epoch metrics of this call's epochs.
+        images_per_second: Mean training throughput over this call's epochs.
+        manifest: The contents of ``run.json``.
+    """
+
+    run_dir: Path
+    gan: DCGAN
+    history: dict[str, list[float]] = field(default_factory=dict)
+    images_per_second: float = 0.0
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seeds Python, NumPy and the backend; optionally asks the backend for deterministic kernels."""
+    keras.utils.set_random_seed(seed)
+    if deterministic and keras.config.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def build_dcgan(config: Config, image_size: int, channels: int) -> DCGAN:
+    """Builds and compiles the DCGAN a config describes, for images of the given shape.
+
+    Example:
+        >>> from gantransfer.config import load_config
+        >>> gan = build_dcgan(load_config(None, ["gan.width=0.125"]), 32, 1)
+        >>> gan.generator.output_shape
+        (None, 32, 32, 1)
+    """
+    g = config.gan
+    generator = build_generator(image_size, channels, latent_dim=g.latent_dim, width=g.width,
+                                kernel_size=g.kernel_size)
+    discriminator = build_discriminator(image_size, channels, width=g.width, kernel_size=g.kernel_size,
+                                        leaky_relu_slope=g.leaky_relu_slope)
+    gan = DCGAN(generator, discriminator, latent_dim=g.latent_dim, seed=config.train.seed)
+    gan.compile(d_optimizer=keras.optimizers.Adam(g.learning_rate, beta_1=g.beta_1),
+                g_optimizer=keras.optimizers.Adam(g.learning_rate, beta_1=g.beta_1))
+    gan.build_optimizers()
+    return gan
+
+
+def _trim_history(history_csv: Path, epochs_done: int) -> None:
+    """Drops rows of epochs a resumed run will train again (written after the last checkpoint)."""
+    if not history_csv.is_file():
+        return
+    with history_csv.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and int(float(r[0])) < epochs_done]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(kept)
+    atomic_write_text(history_csv, buffer.getvalue())
+
+
+def _load_gan_data(config: Config) -> Dataset:
+    d = config.data
+    # The GAN uses no labels and no validation: it trains on the whole training split.
+    return load_dataset(d.dataset, image_size=d.image_size, channels=d.channels, validation_split=0.0,
+                        test_split=d.test_split, seed=config.train.seed,
+                        max_in_memory_mb=d.max_in_memory_mb)
+
+
+def train_gan(config: Config, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
+              dataset: Dataset | None = None,
+              callbacks: list[keras.callbacks.Callback] | None = None) -> TrainGanResult:
+    """Trains a DCGAN as ``config`` says and writes everything into ``run_dir``.
+
+    Args:
+        config: The run's configuration.
+        run_dir: The run folder. It must not exist (or be empty) unless ``resume`` or ``overwrite``.
+        resume: Continue from the last checkpoint in ``run_dir`` up to ``config.train.epochs``.
+        overwrite: Replace an existing run folder.
+        dataset: Already-loaded data to train on instead of ``config.data`` (its training split).
+        callbacks: Extra Keras callbacks.
+
+    Returns:
+        A :class:`TrainGanResult`.
+
+    Raises:
+        RunFolderError: The folder exists without ``resume``/``overwrite``, or cannot be resumed.
+        DataError: The dataset cannot be loaded.
+        TrainingDiverged: Losses became NaN or inf; the models hold the last good checkpoint.
+
+    Example:
+        >>> from gantransfer.config import load_config
+        >>> config = load_config(None, ["gan.width=0.125", "train.epochs=1", "train.verbose=0"])
+        >>> result = train_gan(config, "outputs/doc-example", overwrite=True)  # doctest: +SKIP
+        >>> (result.run_dir / "generator.keras").is_file()  # doctest: +SKIP
+        True
+    """
+    started = time.perf_counter()
+    # Check the folder first (fail fast), load the data, and only then touch the folder: bad data
+    # never leaves an empty run folder behind or costs an old run under --overwrite.
+    check_run_dir(Path(run_dir), resume=resume, overwrite=overwrite)
+    seed_everything(config.train.seed, config.train.deterministic)
+    data = dataset if dataset is not None else _load_gan_data(config)
+    images = data.train
+    if len(images) == 0:
+        raise DataError("the dataset's training split is empty; nothing to train on")
+    run_dir = prepare_run_dir(Path(run_dir), resume=resume, overwrite=overwrite)
+
+    checkpoint = latest_checkpoint(run_dir / "checkpoints") if resume else None
+    if resume and checkpoint is None:
+        logger.warning("no checkpoint in %s; starting from epoch 0", run_dir)
+    initial_epoch = checkpoint.epoch if checkpoint else 0
+    if initial_epoch >= config.train.epochs:
+        raise RunFolderError(f"the run in {str(run_dir)!r} already has {initial_epoch} epochs; pass "
+                             f"--epochs larger than {initial_epoch} to train further")
+    save_config(config, run_dir / "config.yaml")
+
+    gan = build_dcgan(config, data.image_size, data.channels)
+    if checkpoint:
+        restore_checkpoint(gan, checkpoint)
+        fixed_noise = checkpoint.fixed_noise
+        logger.info("resumed %s from epoch %d", run_dir, initial_epoch)
+    else:
+        fixed_noise = keras.ops.convert_to_numpy(keras.random.normal(
+            (config.train.sample_images, config.gan.latent_dim), seed=config.train.seed + 1))
+
+    history_csv = run_dir / "history.csv"
+    _trim_history(history_csv, initial_epoch)
+    images_per_epoch = (len(images) // config.train.batch_size * config.train.batch_size
+                        if len(images) >= config.train.batch_size else len(images))
+    throughput = Throughput(config.train.batch_size, images_per_epoch)
+    guard = NonFiniteGuard()
+    saver = GANCheckpoint(run_dir / "checkpoints", fixed_noise, keep=config.train.keep_checkpoints)
+    all_callbacks: list[keras.callbacks.Callback] = [
+        guard, throughput,
+        SampleGrid(fixed_noise, run_dir / "samples"),
+        saver,
+        keras.callbacks.CSVLogger(str(history_csv), append=initial_epoch > 0),
+        LossPlot(history_csv, run_dir / "losses.png"),
+    ]
+    if config.train.tensorboard:
+        all_callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
+    all_callbacks += list(callbacks or [])
+
+    # Full batches only: one traced step shape, and BatchNorm never sees a tiny last batch.
+    batches = ImageBatches(images, config.train.batch_size, seed=config.train.seed,
+                           initial_epoch=initial_epoch,
+                           drop_remainder=len(images) >= config.train.batch_size)
+    logger.info("training a DCGAN on %d images of %s (%dx%dx%d) for epochs %d..%d", len(images),
+                data.name, data.image_size, data.image_size, data.channels, initial_epoch + 1,
+                config.train.epochs)
+    # ImageBatches shuffles by (seed, epoch) itself; fit must not reorder its batches again.
+    fit = gan.fit(batches, epochs=config.train.epochs, initial_epoch=initial_epoch, shuffle=False,
+                  callbacks=all_callbacks, verbose=config.train.verbose)
+
+    if guard.failure:
+        last_good = latest_checkpoint(run_dir / "checkpoints")
+        if last_good:
+            restore_checkpoint(gan, last_good)
+            kept = f"the last good checkpoint (epoch {last_good.epoch}) is kept in {run_dir / 'checkpoints'}"
+        else:
+            kept = "no epoch finished, so there is no checkpoint"
+        raise TrainingDiverged(f"training stopped: {guard.failure}; {kept}; try a lower "
+                               "gan.learning_rate or a smaller batch")
+
+    atomic_save(run_dir / "generator.keras", gan.generator.save)
+    atomic_save(run_dir / "discriminator.keras", gan.discriminator.save)
+    plot_history(history_csv, run_dir / "losses.png")
+    rates = throughput.epoch_rates
+    # The first epoch of a call includes tracing and compilation; leave it out when there are others.
+    steady = rates[1:] if len(rates) > 1 else rates
+    images_per_second = float(np.mean(steady)) if steady else 0.0
+    manifest = _write_manifest(run_dir, config, data, gan, initial_epoch, images_per_second,
+                               time.perf_counter() - started)
+    return TrainGanResult(run_dir=run_dir, gan=gan, history=fit.history,
+                          images_per_second=images_per_second, manifest=manifest)
+
+
+def _write_manifest(run_dir: Path, config: Config, data: Dataset, gan: DCGAN, initial_epoch: int,
+                    images_per_second: float, wall_time: float) -> dict[str, Any]:
+    path = run_dir / "run.json"
+    previous: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            previous = json.loads(path.read_text())
+        except ValueError:
+            previous = {}
+    sessions = list(previous.get("sessions", []))
+    sessions.append({"epochs": [initial_epoch + 1, config.train.epochs],
+                     "wall_time_s": round(wall_time, 2),
+                     "images_per_second": round(images_per_second, 1)})
+    manifest = {
+        "command": "train-gan",
+        "versions": package_versions(),
+        "machine": machine_description(),
+        "seed": config.train.seed,
+        "dataset": {"name": data.name, "source": data.source, "images": len(data.train),
+                    "image_size": data.image_size, "channels": data.channels,
+                    "skipped_files": data.skipped_files},
+        "epochs": config.train.epochs,
+        "batch_size": config.train.batch_size,
+        "wall_time_s": round(sum(s["wall_time_s"] for s in sessions), 2),
+        "images_per_second": round(images_per_second, 1),
+        "parameters": {"generator": gan.generator.count_params(),
+                       "discriminator": gan.discriminator.count_params()},
+        "sessions": sessions,
+    }
+    atomic_write_json(path, manifest)
+    return manifest

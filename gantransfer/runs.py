@@ -1,0 +1,178 @@
+"""Run folders, atomic file writes and run manifests.
+
+Everything a run writes goes through an atomic write: the bytes land in a temporary file in the same
+folder, are flushed to disk, and only then renamed over the final name. A crash or ``kill -9`` at any
+moment leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, IO
+
+from gantransfer.errors import RunFolderError
+
+DEFAULT_OUTPUT_ROOT = Path("outputs")
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # Not every platform can open a directory.
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Writes a file atomically: ``write`` fills a temporary file that then replaces ``path``.
+
+    Args:
+        path: Final file name.
+        write: Called with a binary file object opened on the temporary file.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.bin"
+        >>> atomic_write(target, lambda f: f.write(b"abc"))
+        >>> target.read_bytes()
+        b'abc'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Writes text atomically (UTF-8)."""
+    atomic_write(Path(path), lambda handle: handle.write(text.encode("utf-8")))
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Writes JSON atomically, indented for people to read."""
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def atomic_save(path: Path, save: Callable[[str], None]) -> None:
+    """Atomically writes a file produced by a library that wants a file name (Keras, Matplotlib).
+
+    ``save`` is called with a temporary name carrying the same suffix, which then replaces ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        save(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def default_run_name(command: str, dataset: str) -> str:
+    """A new run name: ``<dataset>-<command>-<UTC timestamp>``, safe as a folder name."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(dataset).name or dataset).strip("_.") or "data"
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{stem}-{command}-{stamp}"
+
+
+def check_run_dir(path: Path, *, resume: bool = False, overwrite: bool = False,
+                  marker: str = "config.yaml") -> None:
+    """Checks that a run folder may be used as asked, changing nothing on disk.
+
+    Args:
+        path: The run folder.
+        resume: The folder must exist and hold ``marker``.
+        overwrite: An existing folder may be replaced, if it looks like a run (holds ``marker``).
+        marker: The file that shows a folder is a run folder.
+
+    Raises:
+        RunFolderError: If the folder exists and neither flag allows it, or is not a run folder.
+    """
+    path = Path(path)
+    if resume and overwrite:
+        raise RunFolderError("--resume and --overwrite contradict each other; pass only one")
+    if resume:
+        if not (path / marker).is_file():
+            raise RunFolderError(f"cannot resume: {str(path)!r} is not a run folder (no {marker}); "
+                                 "pass the folder of an earlier run with --output-dir")
+        return
+    if path.exists() and not path.is_dir():
+        raise RunFolderError(f"output path {str(path)!r} is a file; pass a folder with --output-dir")
+    if path.exists() and any(path.iterdir()):
+        if not overwrite:
+            raise RunFolderError(f"run folder {str(path)!r} already exists; pass --resume to continue "
+                                 "it, --overwrite to replace it, or another --output-dir")
+        if not (path / marker).is_file():
+            raise RunFolderError(f"refusing to overwrite {str(path)!r}: it is not empty and holds no "
+                                 f"{marker}, so it does not look like a run folder")
+
+
+def prepare_run_dir(path: Path, *, resume: bool = False, overwrite: bool = False,
+                    marker: str = "config.yaml") -> Path:
+    """Creates (or reuses) a run folder after :func:`check_run_dir`, never silently replacing one.
+
+    With ``overwrite``, an existing run folder is deleted first; with ``resume`` it is kept as is.
+
+    Returns:
+        The run folder path.
+    """
+    path = Path(path)
+    check_run_dir(path, resume=resume, overwrite=overwrite, marker=marker)
+    if not resume and overwrite and path.exists() and any(path.iterdir()):
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages a run's results depend on."""
+    versions = {"python": platform.python_version()}
+    for name in ("gantransfer", "keras", "tensorflow", "numpy", "pillow", "scikit-learn"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def machine_description() -> dict[str, Any]:
+    """The machine a run ran on: platform, CPU count and accelerators seen by the backend."""
+    info: dict[str, Any] = {"platform": platform.platform(), "cpu_count": os.cpu_count()}
+    try:
+        import keras
+
+        info["backend"] = keras.config.backend()
+        if info["backend"] == "tensorflow":
+            import tensorflow as tf
+
+            info["gpus"] = [d.name for d in tf.config.list_physical_devices("GPU")]
+    except Exception:  # The manifest must never fail a run.
+        pass
+    return info

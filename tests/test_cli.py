@@ -1,0 +1,121 @@
+"""The command line through click's CliRunner: help, version, a tiny run, and bad input."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import gantransfer
+from gantransfer.cli import cli
+
+TINY = ["--set", "gan.width=0.125", "--set", "gan.latent_dim=8", "--set", "gan.kernel_size=3",
+        "--set", "train.sample_images=4", "--batch-size", "16", "--image-size", "32", "--quiet"]
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture
+def npz(tmp_path):
+    x = np.random.default_rng(0).integers(0, 256, (40, 16, 16), dtype="uint8")
+    path = tmp_path / "images.npz"
+    np.savez(path, x=x)
+    return path
+
+
+def test_version(runner):
+    result = runner.invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert gantransfer.__version__ in result.output
+
+
+@pytest.mark.parametrize("command", [[], ["train-gan"]])
+def test_help_has_an_example(runner, command):
+    result = runner.invoke(cli, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Example:" in result.output and "gantransfer train-gan" in result.output
+
+
+def test_train_gan_tiny_run_then_resume(runner, tmp_path, npz):
+    out = tmp_path / "run"
+    result = runner.invoke(cli, ["train-gan", "--dataset", str(npz), "--epochs", "1",
+                                 "--output-dir", str(out), *TINY])
+    assert result.exit_code == 0, result.output
+    assert f"run folder: {out}" in result.output
+    assert (out / "generator.keras").is_file() and (out / "samples/epoch_001.png").is_file()
+    result = runner.invoke(cli, ["train-gan", "--output-dir", str(out), "--resume", "--epochs", "2",
+                                 "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert (out / "checkpoints/epoch_002.npz").is_file()
+    # The resolved config repeats the run: the dataset and the tiny widths came back from it.
+    config = gantransfer.load_config(out / "config.yaml")
+    assert (config.data.dataset, config.gan.width, config.train.epochs) == (str(npz), 0.125, 2)
+
+
+def _bad(runner, args, expected, tmp_path=None):
+    result = runner.invoke(cli, args)
+    assert result.exit_code != 0, result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    last = result.output.strip().splitlines()[-1]
+    assert expected in last, result.output
+    return result
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["train-gan", "--dataset", "fashon_mnist"], "expected one of cifar10, cifar100, digits"),
+    (["train-gan", "--dataset", "/no/such/folder"], "/no/such/folder"),
+    (["train-gan", "--config", "/no/such.yaml"], "does not exist"),
+    (["train-gan", "--set", "gan.latnt_dim=4"], "did you mean 'latent_dim'"),
+    (["train-gan", "--set", "train.epochs=many"], "train.epochs: received 'many'"),
+    (["train-gan", "--set", "oops"], "expected section.key=value"),
+    (["train-gan", "--image-size", "30"], "data.image_size: received 30"),
+    (["train-gan", "--epochs", "0"], "train.epochs: received 0"),
+    (["train-gan", "--epochs", "abc"], "'abc' is not a valid integer"),
+    (["train-gan", "--batch-size", "0"], "train.batch_size: received 0"),
+    (["train-gan", "--resume"], "--resume needs --output-dir"),
+    (["train-gan", "--no-such-flag"], "No such option '--no-such-flag'"),
+])
+def test_bad_input_is_one_clear_line(runner, args, expected):
+    _bad(runner, args, expected)
+
+
+def test_bad_config_file(runner, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("gan:\n  width: wide\n")
+    _bad(runner, ["train-gan", "--config", str(path)], "gan.width: received 'wide'")
+
+
+def test_resume_of_a_folder_that_is_not_a_run(runner, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    _bad(runner, ["train-gan", "--resume", "--output-dir", str(tmp_path)], "is not a run folder")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_existing_folder_is_kept(runner, tmp_path, npz):
+    (tmp_path / "notes.txt").write_text("mine")
+    _bad(runner, ["train-gan", "--dataset", str(npz), "--output-dir", str(tmp_path)],
+         "already exists; pass --resume")
+    _bad(runner, ["train-gan", "--dataset", str(npz), "--output-dir", str(tmp_path), "--overwrite"],
+         "does not look like a run folder")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_resume_and_overwrite_together(runner, tmp_path):
+    (tmp_path / "config.yaml").write_text("{}\n")
+    _bad(runner, ["train-gan", "--output-dir", str(tmp_path), "--resume", "--overwrite"],
+         "contradict each other")
+
+
+def test_empty_image_folder(runner, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = _bad(runner, ["train-gan", "--dataset", str(tmp_path / "empty"),
+                           "--output-dir", str(tmp_path / "run")], "empty")
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+
+
+def test_npz_with_mismatched_labels(runner, tmp_path):
+    path = tmp_path / "bad.npz"
+    np.savez(path, x=np.zeros((5, 8, 8), "uint8"), y=np.zeros(4, "int64"))
+    _bad(runner, ["train-gan", "--dataset", str(path), "--output-dir", str(tmp_path / "run")], "5")

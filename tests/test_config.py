@@ -1,0 +1,106 @@
+"""Config loading, validation and overrides."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gantransfer.config import Config, config_from_dict, load_config, parse_override, save_config
+from gantransfer.errors import ConfigError
+
+CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+
+
+def test_defaults_are_the_paper_settings():
+    config = Config()
+    assert config.data.dataset == "digits"
+    assert (config.gan.latent_dim, config.gan.learning_rate, config.gan.beta_1) == (100, 2e-4, 0.5)
+    assert config.train.batch_size == 128
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_shipped_configs_load(path):
+    config = load_config(path)
+    assert isinstance(config, Config)
+    assert config.data.dataset == path.stem
+
+
+def test_shipped_configs_include_digits_and_fashion_mnist():
+    assert {"digits", "fashion_mnist"} <= {p.stem for p in CONFIGS}
+
+
+def test_overrides_parse_yaml_values():
+    config = load_config(None, ["gan.latent_dim=64", "gan.width=0.5", "data.channels=null",
+                                "train.deterministic=true", "data.dataset=/tmp/my images"])
+    assert config.gan.latent_dim == 64
+    assert config.gan.width == 0.5
+    assert config.data.channels is None
+    assert config.train.deterministic is True
+    assert config.data.dataset == "/tmp/my images"
+
+
+def test_override_beats_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  epochs: 3\n  seed: 7\n")
+    config = load_config(path, ["train.epochs=9"])
+    assert (config.train.epochs, config.train.seed) == (9, 7)
+
+
+def test_int_accepted_for_float_but_not_bool_for_int():
+    assert load_config(None, ["gan.width=1"]).gan.width == 1.0
+    with pytest.raises(ConfigError, match=r"train.epochs: received True"):
+        load_config(None, ["train.epochs=true"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("gan.latnt_dim=3", r"unknown config key 'gan.latnt_dim' \(did you mean 'latent_dim'\?\)"),
+    ("model.width=3", r"unknown config key 'model.width'"),
+    ("train.epochs=ten", r"train.epochs: received 'ten' \(str\), expected an integer"),
+    ("train.epochs=0", r"train.epochs: received 0, expected an integer >= 1"),
+    ("data.image_size=30", r"data.image_size: received 30, expected 28, 32, 64"),
+    ("data.channels=2", r"data.channels: received 2, expected 1, 3 or null"),
+    ("data.validation_split=1.5", r"data.validation_split: received 1.5"),
+    ("gan.learning_rate=-1", r"gan.learning_rate: received -1.0, expected a number in \(0, 1\)"),
+    ("train.verbose=5", r"train.verbose: received 5"),
+    ("epochs=3", r"expected section.key=value"),
+    ("train.epochs", r"expected section.key=value"),
+])
+def test_bad_values_name_key_value_and_allowed(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_unknown_key_in_file_is_rejected(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  epoch: 3\n")
+    with pytest.raises(ConfigError, match=r"unknown config key 'train.epoch'.*did you mean 'epochs'"):
+        load_config(path)
+
+
+def test_unknown_section_is_rejected():
+    with pytest.raises(ConfigError, match=r"unknown config key 'trian'.*did you mean 'train'"):
+        config_from_dict({"trian": {}})
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match=r"does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"not valid YAML at line"):
+        load_config(bad)
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match=r"expected a mapping"):
+        load_config(listy)
+
+
+def test_resolved_config_round_trips(tmp_path):
+    config = load_config(None, ["gan.latent_dim=12", "data.dataset=fashion_mnist"])
+    save_config(config, tmp_path / "config.yaml")
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["gan"]["latent_dim"] == 12
+    assert load_config(tmp_path / "config.yaml") == config
+
+
+def test_parse_override_keeps_strings():
+    assert parse_override("data.dataset=digits") == (["data", "dataset"], "digits")

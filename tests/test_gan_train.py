@@ -1,0 +1,154 @@
+"""DCGAN training: the train step, train_gan's run folder, resume equivalence, the NaN guard."""
+
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from gantransfer.config import load_config
+from gantransfer.errors import RunFolderError, TrainingDiverged
+from gantransfer.gan.checkpoint import latest_checkpoint, list_checkpoints
+from gantransfer.gan.dcgan import DCGAN
+from gantransfer.gan.models import build_discriminator, build_generator
+from gantransfer.gan.train import build_dcgan, train_gan
+
+
+@pytest.fixture
+def blobs_npz(tmp_path):
+    """48 tiny 16x16 grey images of bright squares at random places: a real, learnable signal."""
+    rng = np.random.default_rng(0)
+    x = np.zeros((48, 16, 16), "uint8")
+    for image in x:
+        top, left = rng.integers(0, 10, size=2)
+        image[top:top + 6, left:left + 6] = 255
+    path = tmp_path / "blobs.npz"
+    np.savez(path, x=x)
+    return path
+
+
+def _config(tiny_overrides, dataset, *extra):
+    return load_config(None, [*tiny_overrides, f"data.dataset={dataset}", "data.image_size=32",
+                              "train.deterministic=true", *extra])
+
+
+def test_one_fit_step_gives_finite_losses_and_moves_both_networks():
+    keras.utils.set_random_seed(0)
+    gan = DCGAN(build_generator(32, 1, latent_dim=8, width=0.125, kernel_size=3),
+                build_discriminator(32, 1, width=0.125, kernel_size=3), seed=0)
+    gan.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
+                g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+    g_before = [w.numpy().copy() for w in gan.generator.trainable_weights]
+    d_before = [w.numpy().copy() for w in gan.discriminator.trainable_weights]
+    real = np.random.default_rng(0).uniform(-1, 1, (8, 32, 32, 1)).astype("float32")
+    history = gan.fit(real, batch_size=8, epochs=1, verbose=0).history
+    for key in ("d_loss", "g_loss", "d_real", "d_fake"):
+        assert np.isfinite(history[key][0]), key
+    assert 0 < history["d_real"][0] < 1 and 0 < history["d_fake"][0] < 1
+    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(g_before, gan.generator.trainable_weights))
+    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(d_before, gan.discriminator.trainable_weights))
+
+
+def test_train_step_names_supported_backends(monkeypatch):
+    gan = DCGAN(build_generator(32, 1, latent_dim=4, width=0.125),
+                build_discriminator(32, 1, width=0.125))
+    monkeypatch.setattr(keras.config, "backend", lambda: "torch")
+    with pytest.raises(NotImplementedError, match="supports the tensorflow backend; received "
+                                                  "KERAS_BACKEND='torch'"):
+        gan.train_step(np.zeros((2, 32, 32, 1), "float32"))
+
+
+def test_train_gan_writes_the_whole_run_folder(tmp_path, tiny_overrides, blobs_npz):
+    config = _config(tiny_overrides, blobs_npz, "train.epochs=2", "data.test_split=0")
+    result = train_gan(config, tmp_path / "run")
+    run = result.run_dir
+    for name in ("config.yaml", "generator.keras", "discriminator.keras", "history.csv",
+                 "losses.png", "run.json", "samples/epoch_001.png", "samples/epoch_002.png",
+                 "checkpoints/epoch_002.npz"):
+        assert (run / name).is_file(), name
+    assert load_config(run / "config.yaml") == config
+    generator = keras.saving.load_model(run / "generator.keras")
+    discriminator = keras.saving.load_model(run / "discriminator.keras")
+    z = np.zeros((1, 8), "float32")
+    np.testing.assert_allclose(generator(z), result.gan.generator(z), atol=1e-6)
+    assert discriminator.get_layer("block2_conv").kernel.shape == (3, 3, 8, 16)
+    manifest = json.loads((run / "run.json").read_text())
+    assert manifest["dataset"]["images"] == 48 and manifest["seed"] == 0
+    assert manifest["images_per_second"] > 0 and manifest["wall_time_s"] > 0
+    assert {"keras", "tensorflow", "numpy"} <= set(manifest["versions"])
+    with (run / "history.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert {"d_loss", "g_loss", "d_real", "d_fake", "images_per_s"} <= set(rows[0])
+    grid = np.asarray(Image.open(run / "samples/epoch_002.png"))
+    assert grid.ndim == 2 and grid.shape[0] >= 64 and grid.std() > 0  # 2x2 grid of 32px, upscaled
+
+
+def test_existing_run_folder_is_never_overwritten_without_asking(tmp_path, tiny_overrides, blobs_npz):
+    config = _config(tiny_overrides, blobs_npz, "train.epochs=1")
+    train_gan(config, tmp_path / "run")
+    before = (tmp_path / "run/checkpoints/epoch_001.npz").read_bytes()
+    with pytest.raises(RunFolderError, match="already exists; pass --resume"):
+        train_gan(config, tmp_path / "run")
+    assert (tmp_path / "run/checkpoints/epoch_001.npz").read_bytes() == before
+    train_gan(config, tmp_path / "run", overwrite=True)
+    assert len(list_checkpoints(tmp_path / "run/checkpoints")) == 1
+
+
+@pytest.mark.slow
+def test_resume_is_equivalent_to_training_straight(tmp_path, tiny_overrides, blobs_npz):
+    straight = train_gan(_config(tiny_overrides, blobs_npz, "train.epochs=2"), tmp_path / "straight")
+    train_gan(_config(tiny_overrides, blobs_npz, "train.epochs=1"), tmp_path / "resumed")
+    resumed = train_gan(_config(tiny_overrides, blobs_npz, "train.epochs=2"), tmp_path / "resumed",
+                        resume=True)
+    for a, b in zip(straight.gan.generator.weights + straight.gan.discriminator.weights,
+                    resumed.gan.generator.weights + resumed.gan.discriminator.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
+    for name in ("epoch_001.png", "epoch_002.png"):  # the same fixed noise, the same pictures
+        a = np.asarray(Image.open(tmp_path / "straight/samples" / name), "int16")
+        b = np.asarray(Image.open(tmp_path / "resumed/samples" / name), "int16")
+        assert np.abs(a - b).max() <= 1, name
+    with (tmp_path / "resumed/history.csv").open() as handle:
+        assert [int(r["epoch"]) for r in csv.DictReader(handle)] == [0, 1]
+    manifest = json.loads((tmp_path / "resumed/run.json").read_text())
+    assert [s["epochs"] for s in manifest["sessions"]] == [[1, 1], [2, 2]]
+
+
+def test_resume_past_the_last_epoch_is_refused(tmp_path, tiny_overrides, blobs_npz):
+    config = _config(tiny_overrides, blobs_npz, "train.epochs=1")
+    train_gan(config, tmp_path / "run")
+    with pytest.raises(RunFolderError, match="already has 1 epochs; pass --epochs larger than 1"):
+        train_gan(config, tmp_path / "run", resume=True)
+
+
+class _PoisonAtEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            kernel = self.model.discriminator.get_layer("head_dense").kernel
+            kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+
+
+def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_overrides, blobs_npz):
+    config = _config(tiny_overrides, blobs_npz, "train.epochs=4")
+    with pytest.raises(TrainingDiverged, match=r"non-finite at epoch 2, batch 1.*last good "
+                                               r"checkpoint \(epoch 1\)"):
+        train_gan(config, tmp_path / "run", callbacks=[_PoisonAtEpoch(1)])
+    assert [p.name for p in list_checkpoints(tmp_path / "run/checkpoints")] == ["epoch_001.npz"]
+    checkpoint = latest_checkpoint(tmp_path / "run/checkpoints")
+    assert all(np.isfinite(v).all() for group in checkpoint.variables.values() for v in group)
+    assert not (tmp_path / "run/samples/epoch_002.png").exists()
+    assert not (tmp_path / "run/generator.keras").exists()
+
+
+def test_build_dcgan_follows_the_config(tiny_overrides):
+    gan = build_dcgan(load_config(None, tiny_overrides), 28, 3)
+    assert gan.generator.output_shape == (None, 28, 28, 3)
+    assert gan.latent_dim == 8
+    assert float(gan.d_optimizer.learning_rate) == pytest.approx(2e-4)
+    assert float(gan.g_optimizer.beta_1) == pytest.approx(0.5)
