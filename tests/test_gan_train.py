@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from gantransfer.config import load_config
-from gantransfer.errors import RunFolderError, TrainingDiverged
+from gantransfer.errors import ConfigError, RunFolderError, TrainingDiverged
 from gantransfer.gan.checkpoint import latest_checkpoint, list_checkpoints
 from gantransfer.gan.dcgan import DCGAN
 from gantransfer.gan.models import build_discriminator, build_generator
@@ -152,3 +152,43 @@ def test_build_dcgan_follows_the_config(tiny_overrides):
     assert gan.latent_dim == 8
     assert float(gan.d_optimizer.learning_rate) == pytest.approx(2e-4)
     assert float(gan.g_optimizer.beta_1) == pytest.approx(0.5)
+
+
+def test_tensorboard_without_the_package_is_a_clear_error(tmp_path, tiny_overrides, blobs_npz,
+                                                          monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "tensorboard" else real_find_spec(name, *a))
+    with pytest.raises(ConfigError, match=r"train.tensorboard needs the tensorboard package"):
+        train_gan(_config(tiny_overrides, blobs_npz, "train.tensorboard=true"), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_tensorboard_logs_on_request(tmp_path, tiny_overrides, blobs_npz):
+    train_gan(_config(tiny_overrides, blobs_npz, "train.epochs=1", "train.tensorboard=true"),
+              tmp_path / "run")
+    events = list((tmp_path / "run/tensorboard").rglob("events.out.tfevents.*"))
+    assert events and all(p.stat().st_size > 0 for p in events)
+
+
+@pytest.mark.slow
+def test_real_fashion_mnist_run(tmp_path, tiny_overrides):
+    """A few real steps on Fashion-MNIST from Debian's dataset-fashion-mnist package."""
+    from gantransfer.data import load_dataset
+    from gantransfer.data import sources
+
+    if not (sources.FASHION_MNIST_DEBIAN_DIR / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("Fashion-MNIST is not installed: apt-get install dataset-fashion-mnist")
+    data = load_dataset("fashion_mnist", image_size=32, validation_split=0.0, seed=0)
+    assert len(data.train) == 60000 and data.num_classes == 10
+    data.train = data.train.subset(np.arange(256))
+    config = _config(tiny_overrides, "fashion_mnist", "train.epochs=2", "train.batch_size=64")
+    result = train_gan(config, tmp_path / "run", dataset=data)
+    history = result.history
+    assert len(history["d_loss"]) == 2 and all(np.isfinite(history["d_loss"] + history["g_loss"]))
+    grid = np.asarray(Image.open(tmp_path / "run/samples/epoch_002.png"))
+    assert grid.std() > 0
+    manifest = json.loads((tmp_path / "run/run.json").read_text())
+    assert "/usr/share/datasets/fashion-mnist" in manifest["dataset"]["source"]

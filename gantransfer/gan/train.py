@@ -10,6 +10,7 @@ It loads the data, builds the DCGAN, restores the last checkpoint when resuming,
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import logging
@@ -23,7 +24,7 @@ import numpy as np
 
 from gantransfer.config import Config, save_config
 from gantransfer.data import Dataset, ImageBatches, load_dataset
-from gantransfer.errors import DataError, RunFolderError, TrainingDiverged
+from gantransfer.errors import ConfigError, DataError, RunFolderError, TrainingDiverged
 from gantransfer.gan.callbacks import (GANCheckpoint, LossPlot, NonFiniteGuard, SampleGrid,
                                        Throughput, plot_history)
 from gantransfer.gan.checkpoint import latest_checkpoint, restore_checkpoint
@@ -138,6 +139,9 @@ def train_gan(config: Config, run_dir: str | Path, *, resume: bool = False, over
     # Check the folder first (fail fast), load the data, and only then touch the folder: bad data
     # never leaves an empty run folder behind or costs an old run under --overwrite.
     check_run_dir(Path(run_dir), resume=resume, overwrite=overwrite)
+    if config.train.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise ConfigError("train.tensorboard needs the tensorboard package: pip install "
+                          "'gantransfer[tensorboard]' (or set train.tensorboard=false)")
     seed_everything(config.train.seed, config.train.deterministic)
     data = dataset if dataset is not None else _load_gan_data(config)
     images = data.train
