@@ -34,6 +34,13 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _default_file_mode() -> int:
+    """The mode ``open()`` would give a new file: 0o666 less the process umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Writes a file atomically: ``write`` fills a temporary file that then replaces ``path``.
 
@@ -56,6 +63,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, _default_file_mode())  # mkstemp makes 0o600 files; outputs are for sharing
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -87,6 +95,7 @@ def atomic_save(path: Path, save: Callable[[str], None]) -> None:
         save(tmp)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, _default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -81,7 +81,7 @@ def test_train_gan_writes_the_whole_run_folder(tmp_path, tiny_overrides, blobs_n
     with (run / "history.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["epoch"]) for r in rows] == [0, 1]
-    assert {"d_loss", "g_loss", "d_real", "d_fake", "images_per_s"} <= set(rows[0])
+    assert set(rows[0]) == {"epoch", "d_loss", "g_loss", "d_real", "d_fake", "images_per_s"}
     grid = np.asarray(Image.open(run / "samples/epoch_002.png"))
     assert grid.ndim == 2 and grid.shape[0] >= 64 and grid.std() > 0  # 2x2 grid of 32px, upscaled
 

@@ -145,6 +145,22 @@ class NonFiniteGuard(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class HistoryCSV(keras.callbacks.CSVLogger):
+    """Keras's ``CSVLogger`` without the empty ``val_*`` columns it adds when there is no validation.
+
+    A GAN has no validation data; the plain logger would still write ``val_d_loss``... full of NA.
+
+    Args:
+        filename: The CSV file.
+        append: Append to an existing file (a resumed run) instead of starting a new one.
+    """
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.keys is None and logs:
+            self.keys = sorted(logs)
+        super().on_epoch_end(epoch, logs)
+
+
 class LossPlot(keras.callbacks.Callback):
     """Redraws ``losses.png`` from ``history.csv`` after every epoch (place it after the CSVLogger).
 

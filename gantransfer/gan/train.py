@@ -25,8 +25,8 @@ import numpy as np
 from gantransfer.config import Config, save_config
 from gantransfer.data import Dataset, ImageBatches, load_dataset
 from gantransfer.errors import ConfigError, DataError, RunFolderError, TrainingDiverged
-from gantransfer.gan.callbacks import (GANCheckpoint, LossPlot, NonFiniteGuard, SampleGrid,
-                                       Throughput, plot_history)
+from gantransfer.gan.callbacks import (GANCheckpoint, HistoryCSV, LossPlot, NonFiniteGuard,
+                                       SampleGrid, Throughput, plot_history)
 from gantransfer.gan.checkpoint import latest_checkpoint, restore_checkpoint
 from gantransfer.gan.dcgan import DCGAN
 from gantransfer.gan.models import build_discriminator, build_generator
@@ -178,7 +178,7 @@ def train_gan(config: Config, run_dir: str | Path, *, resume: bool = False, over
         guard, throughput,
         SampleGrid(fixed_noise, run_dir / "samples"),
         saver,
-        keras.callbacks.CSVLogger(str(history_csv), append=initial_epoch > 0),
+        HistoryCSV(str(history_csv), append=initial_epoch > 0),
         LossPlot(history_csv, run_dir / "losses.png"),
     ]
     if config.train.tensorboard:

@@ -1,0 +1,59 @@
+"""Run folders and atomic writes."""
+
+import os
+import stat
+
+import pytest
+
+from gantransfer.errors import RunFolderError
+from gantransfer.runs import (atomic_save, atomic_write_json, atomic_write_text, check_run_dir,
+                              default_run_name, package_versions, prepare_run_dir)
+
+
+def test_atomic_write_replaces_whole_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "a.txt"
+    atomic_write_text(target, "old")
+    atomic_write_text(target, "new")
+    assert target.read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
+
+
+def test_failed_write_keeps_the_old_file(tmp_path):
+    target = tmp_path / "a.json"
+    atomic_write_json(target, {"ok": 1})
+
+    def explode(name):
+        with open(name, "w") as handle:
+            handle.write("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_save(target, explode)
+    assert target.read_text().strip().startswith("{") and '"ok": 1' in target.read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_run_folder_rules(tmp_path):
+    run = prepare_run_dir(tmp_path / "run")
+    (run / "config.yaml").write_text("{}")
+    with pytest.raises(RunFolderError, match="already exists"):
+        check_run_dir(run)
+    check_run_dir(run, resume=True)
+    prepare_run_dir(run, overwrite=True)
+    assert run.is_dir() and not any(run.iterdir())
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RunFolderError, match="is a file"):
+        check_run_dir(tmp_path / "file")
+
+
+def test_default_run_name_is_a_safe_folder_name():
+    name = default_run_name("train-gan", "/data/my images/")
+    assert name.startswith("my_images-train-gan-") and "/" not in name
+
+
+def test_package_versions_name_the_stack():
+    versions = package_versions()
+    assert versions["keras"].startswith("3.") and "tensorflow" in versions
