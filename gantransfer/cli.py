@@ -22,6 +22,8 @@ from gantransfer.runs import DEFAULT_OUTPUT_ROOT, default_run_name
 
 logger = logging.getLogger("gantransfer")
 
+DEFAULT_PRESET = "digits"  # the embedded dataset: runs offline, in minutes
+
 
 def _user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Reports library and OS errors as one line and a non-zero exit, never a traceback."""
@@ -71,6 +73,9 @@ def _import_backend_quietly() -> None:
         import tensorflow as tf
 
         tf.config.list_physical_devices()
+        # "N out of the last M calls triggered tf.function retracing": expected when many small
+        # models are trained and evaluated one after another, as a comparison does.
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
     finally:
         sys.stderr.flush()
         os.dup2(saved, 2)
@@ -92,14 +97,16 @@ def cli() -> None:
 
     \b
     Example:
-      gantransfer train-gan --epochs 5
-      gantransfer train-gan --config configs/fashion_mnist.yaml --set gan.latent_dim=64
+      gantransfer compare
+      gantransfer train-gan --config fashion_mnist --set gan.latent_dim=64
+      gantransfer transfer --gan-run outputs/fmnist-gan --dataset fashion_mnist
     """
 
 
 @cli.command("train-gan")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False),
-              help="YAML config (see configs/). With --resume, defaults to the run's config.yaml.")
+@click.option("--config", "config_file",
+              help="YAML config or preset name (digits, fashion_mnist, cifar10; default digits). "
+              "With --resume, defaults to the run's config.yaml.")
 @click.option("--dataset", help="Dataset name (digits, mnist, fashion_mnist, cifar10, cifar100) or a "
               "path to an image folder, .npz or IDX files.")
 @click.option("--image-size", type=int, help="Image side: 28, 32, 64 or a larger power of two.")
@@ -135,7 +142,7 @@ def train_gan_command(config_file: str | None, dataset: str | None, image_size: 
                                    "config.yaml); pass the folder of an earlier run")
     flags = _overrides(dataset=dataset, image_size=image_size, epochs=epochs, batch_size=batch_size,
                        seed=seed)
-    config = load_config(config_file, [*flags, *overrides])
+    config = load_config(config_file or DEFAULT_PRESET, [*flags, *overrides])
     if quiet:
         config.train.verbose = 0
     if output_dir is None:
@@ -155,6 +162,137 @@ def _print_summary(run_dir: Path, manifest: dict[str, Any]) -> None:
     for name in ("generator.keras", "discriminator.keras", "samples/", "losses.png", "history.csv",
                  "checkpoints/", "config.yaml", "run.json"):
         click.echo(f"  {run_dir / name}")
+
+
+def _transfer_overrides(strategies: str | None, labels_per_class: str | None, seeds: int | None,
+                        backbone: str | None, backbone_alpha: float | None,
+                        backbone_input_size: int | None, backbone_weights: str | None) -> list[str]:
+    pairs = {"transfer.strategies": strategies, "transfer.labels_per_class": labels_per_class,
+             "transfer.seeds": seeds, "transfer.backbone": backbone,
+             "transfer.backbone_alpha": backbone_alpha,
+             "transfer.backbone_input_size": backbone_input_size,
+             "transfer.backbone_weights": backbone_weights}
+    return [f"{key}={value}" for key, value in pairs.items() if value is not None]
+
+
+def _transfer_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options ``transfer`` and ``compare`` share."""
+    options = [
+        click.option("--config", "config_file",
+                     help="YAML config or preset name (digits, fashion_mnist, cifar10; default "
+                     "digits)."),
+        click.option("--dataset", help="Target dataset: a name or a path (a labeled image folder, "
+                     ".npz or IDX files)."),
+        click.option("--strategies", help="Comma-separated: scratch, gan-frozen, gan-finetune, "
+                     "gan-linear-probe, imagenet-frozen, imagenet-finetune, random-frozen, "
+                     "random-linear-probe, pixels-linear."),
+        click.option("--labels-per-class", help="Comma-separated label budgets, e.g. 10,100,all."),
+        click.option("--seeds", type=int, help="Number of seeds per budget."),
+        click.option("--backbone", help="ImageNet backbone: mobilenet, mobilenet_v2, resnet50, "
+                     "efficientnet_b0."),
+        click.option("--backbone-alpha", type=float, help="MobileNet width multiplier, e.g. 0.25."),
+        click.option("--backbone-input-size", type=int, help="Backbone input side, e.g. 224."),
+        click.option("--backbone-weights", help="imagenet, a weights file, or none."),
+        click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
+                     help="Run folder (default: outputs/<dataset>-<command>-<time>)."),
+        click.option("--overwrite", is_flag=True, help="Replace an existing --output-dir."),
+        click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                     help="Override any config key, e.g. --set transfer.max_epochs=50."),
+        click.option("--quiet", is_flag=True, help="Only warnings and errors."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _print_report(result: Any) -> None:
+    click.echo(f"run folder: {result.run_dir}")
+    ok = [r for r in result.results if r.get("status") == "ok"]
+    click.echo(f"  {len(ok)} models trained, {len(result.results) - len(ok)} skipped")
+    for name in ("report.html", "report.md", "results.csv", "results.json"):
+        if name in result.files:
+            click.echo(f"  {result.files[name]}")
+    click.echo(f"  {result.run_dir / 'models'}")
+
+
+@cli.command("transfer")
+@click.option("--gan-run", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A train-gan run folder: its discriminator seeds the gan-* strategies.")
+@click.option("--discriminator", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A discriminator .keras file, instead of --gan-run.")
+@_transfer_options
+@_user_errors
+def transfer_command(gan_run: Path | None, discriminator: Path | None, config_file: str | None,
+                     dataset: str | None, strategies: str | None, labels_per_class: str | None,
+                     seeds: int | None, backbone: str | None, backbone_alpha: float | None,
+                     backbone_input_size: int | None, backbone_weights: str | None,
+                     output_dir: Path | None, overwrite: bool, overrides: tuple[str, ...],
+                     quiet: bool) -> None:
+    """Compare transfer strategies on a labeled target dataset.
+
+    --gan-run or --discriminator is needed only when a gan-* strategy is asked for. The target
+    images are brought to the GAN's image size and channels.
+
+    \b
+    Example:
+      gantransfer transfer --gan-run outputs/fmnist-gan --dataset fashion_mnist \\
+          --strategies scratch,gan-frozen,gan-linear-probe --labels-per-class 10,100 --seeds 3
+      gantransfer transfer --dataset digits --strategies scratch,imagenet-frozen \\
+          --backbone mobilenet --backbone-alpha 0.25 --backbone-weights none
+    """
+    _setup_logging(quiet)
+    if gan_run is not None and discriminator is not None:
+        raise GantransferError("pass --gan-run or --discriminator, not both")
+    flags = _overrides(dataset=dataset)
+    flags += _transfer_overrides(strategies, labels_per_class, seeds, backbone, backbone_alpha,
+                                 backbone_input_size, backbone_weights)
+    config = load_config(config_file or DEFAULT_PRESET, [*flags, *overrides])
+    if output_dir is None:
+        output_dir = DEFAULT_OUTPUT_ROOT / default_run_name("transfer", config.data.dataset)
+    _import_backend_quietly()
+    from gantransfer.experiment import transfer
+
+    result = transfer(config, output_dir, discriminator=gan_run or discriminator,
+                      overwrite=overwrite, verbose=not quiet)
+    _print_report(result)
+
+
+@cli.command("compare")
+@click.option("--epochs", type=int, help="GAN training epochs.")
+@_transfer_options
+@_user_errors
+def compare_command(epochs: int | None, config_file: str | None, dataset: str | None,
+                    strategies: str | None, labels_per_class: str | None, seeds: int | None,
+                    backbone: str | None, backbone_alpha: float | None,
+                    backbone_input_size: int | None, backbone_weights: str | None,
+                    output_dir: Path | None, overwrite: bool, overrides: tuple[str, ...],
+                    quiet: bool) -> None:
+    """Train a DCGAN on the unlabeled images, then compare every strategy: the main job.
+
+    With no arguments it runs on the embedded digits dataset, offline, in minutes. ImageNet
+    strategies are skipped, with the reason in the report, when their weights are neither cached
+    nor downloadable.
+
+    \b
+    Example:
+      gantransfer compare
+      gantransfer compare --config fashion_mnist --output-dir outputs/fmnist-compare
+      gantransfer compare --labels-per-class 10,all --seeds 5 --set transfer.augment_shift=0.1
+    """
+    _setup_logging(quiet)
+    flags = _overrides(dataset=dataset, epochs=epochs)
+    flags += _transfer_overrides(strategies, labels_per_class, seeds, backbone, backbone_alpha,
+                                 backbone_input_size, backbone_weights)
+    config = load_config(config_file or DEFAULT_PRESET, [*flags, *overrides])
+    if quiet:
+        config.train.verbose = 0
+    if output_dir is None:
+        output_dir = DEFAULT_OUTPUT_ROOT / default_run_name("compare", config.data.dataset)
+    _import_backend_quietly()
+    from gantransfer.experiment import compare
+
+    result = compare(config, output_dir, overwrite=overwrite, verbose=not quiet)
+    _print_report(result)
 
 
 def main() -> None:

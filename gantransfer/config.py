@@ -138,6 +138,102 @@ class TrainConfig:
         _check("train.verbose", self.verbose, self.verbose in (0, 1, 2), "0, 1 or 2")
 
 
+def _strategy_names() -> tuple[str, ...]:
+    from gantransfer.transfer.names import STRATEGY_NAMES
+
+    return STRATEGY_NAMES
+
+
+@dataclasses.dataclass
+class TransferConfig:
+    """The comparison: which strategies, which label budgets, how many seeds, and how to train.
+
+    Every strategy trains the same way (validation-based learning-rate choice and early stopping,
+    the same optional augmentation), so no baseline is a strawman.
+
+    Attributes:
+        strategies: Strategy names (see ``gantransfer transfer --help``).
+        labels_per_class: Label budgets per class; ``all`` uses every label.
+        seeds: Seeds 0..seeds-1; each draws its own budget, validation split and initialisation.
+        validation_fraction: Share of each class's budget held out for validation.
+        learning_rates: Adam rates tried for heads and from-scratch models, chosen on validation.
+        finetune_learning_rate_factor: Fine-tuning runs at the chosen head rate times this.
+        max_epochs: Upper bound on epochs per fit.
+        patience: Early-stopping patience in epochs (and the epochs before it may stop).
+        batch_size: Images per step.
+        dropout: Head dropout rate.
+        l2: Head L2 weight decay.
+        augment_flip: Random horizontal flips while training (not for digits or text).
+        augment_shift: Random shifts as a fraction of the side; 0 is off.
+        probe: Linear-probe classifier: logistic or svm (the DCGAN paper's L2-SVM).
+        probe_c: Inverse regularisation strengths tried for linear probes.
+        bn_images: At most this many real training images re-estimate BatchNorm statistics.
+        backbone: ImageNet backbone: mobilenet, mobilenet_v2, resnet50 or efficientnet_b0.
+        backbone_alpha: MobileNet width multiplier.
+        backbone_input_size: Side the images are resized to inside the backbone.
+        backbone_weights: imagenet, a weights file, or none.
+    """
+
+    strategies: list[str] = dataclasses.field(default_factory=lambda: list(_strategy_names()))
+    labels_per_class: list[int | str] = dataclasses.field(default_factory=lambda: [10, 100])
+    seeds: int = 3
+    validation_fraction: float = 0.2
+    learning_rates: list[float] = dataclasses.field(default_factory=lambda: [1e-2, 1e-3])
+    finetune_learning_rate_factor: float = 0.1
+    max_epochs: int = 100
+    patience: int = 15
+    batch_size: int = 32
+    dropout: float = 0.0
+    l2: float = 0.0
+    augment_flip: bool = False
+    augment_shift: float = 0.0
+    probe: str = "logistic"
+    probe_c: list[float] = dataclasses.field(default_factory=lambda: [0.001, 0.01, 0.1, 1.0])
+    bn_images: int = 10000
+    backbone: str = "mobilenet"
+    backbone_alpha: float = 0.25
+    backbone_input_size: int = 224
+    backbone_weights: str = "imagenet"
+
+    def __post_init__(self) -> None:
+        names = _strategy_names()
+        for name in self.strategies:
+            _check("transfer.strategies", name, name in names, f"some of {', '.join(names)}")
+        for budget in self.labels_per_class:
+            _check("transfer.labels_per_class", budget,
+                   budget == "all" or (isinstance(budget, int) and budget >= 2),
+                   "integers >= 2 or 'all'")
+        _check("transfer.seeds", self.seeds, self.seeds >= 1, "an integer >= 1")
+        _check("transfer.validation_fraction", self.validation_fraction,
+               0 < self.validation_fraction < 1, "a fraction in (0, 1)")
+        for rate in self.learning_rates:
+            _check("transfer.learning_rates", rate, 0 < rate < 1, "numbers in (0, 1)")
+        _check("transfer.finetune_learning_rate_factor", self.finetune_learning_rate_factor,
+               0 < self.finetune_learning_rate_factor <= 1, "a number in (0, 1]")
+        _check("transfer.max_epochs", self.max_epochs, self.max_epochs >= 1, "an integer >= 1")
+        _check("transfer.patience", self.patience, self.patience >= 1, "an integer >= 1")
+        _check("transfer.batch_size", self.batch_size, self.batch_size >= 1, "an integer >= 1")
+        _check("transfer.dropout", self.dropout, 0 <= self.dropout < 1, "a rate in [0, 1)")
+        _check("transfer.l2", self.l2, self.l2 >= 0, "a number >= 0")
+        _check("transfer.augment_shift", self.augment_shift, 0 <= self.augment_shift < 0.5,
+               "a fraction in [0, 0.5)")
+        _check("transfer.probe", self.probe, self.probe in ("logistic", "svm"), "logistic or svm")
+        for c in self.probe_c:
+            _check("transfer.probe_c", c, c > 0, "numbers > 0")
+        _check("transfer.bn_images", self.bn_images, self.bn_images >= 1, "an integer >= 1")
+        _check("transfer.backbone_alpha", self.backbone_alpha, 0 < self.backbone_alpha <= 2,
+               "a number in (0, 2]")
+        _check("transfer.backbone_input_size", self.backbone_input_size,
+               self.backbone_input_size >= 32, "an integer >= 32")
+
+    def settings(self) -> Any:
+        """The training settings every strategy shares (a ``TransferSettings``)."""
+        from gantransfer.transfer.strategies import TransferSettings
+
+        keep = {f.name for f in dataclasses.fields(TransferSettings)}
+        return TransferSettings(**{k: v for k, v in dataclasses.asdict(self).items() if k in keep})
+
+
 @dataclasses.dataclass
 class Config:
     """A whole run's configuration: one typed section per concern.
@@ -150,6 +246,7 @@ class Config:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     gan: GANConfig = dataclasses.field(default_factory=GANConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    transfer: TransferConfig = dataclasses.field(default_factory=TransferConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the config as plain nested dicts, ready for YAML."""
@@ -161,8 +258,21 @@ def _fields(cls: type) -> dict[str, dataclasses.Field]:
 
 
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
-    """Checks ``value`` against a field annotation, allowing int where float is expected."""
+    """Checks ``value`` against a field annotation, allowing int where float is expected.
+
+    A list field also takes a comma-separated string (``"10,100,all"``), as typed on a command line.
+    """
     hint = annotation
+    if typing.get_origin(hint) is list:
+        (item,) = typing.get_args(hint)
+        if isinstance(value, str):
+            value = [yaml.safe_load(part) for part in value.split(",") if part.strip()]
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]  # one budget or rate, as typed on a command line
+        if not isinstance(value, list) or not value:
+            raise ConfigError(f"{key}: received {value!r}, expected a non-empty list of "
+                              f"{_type_name(typing.get_args(item) or (item,))} (e.g. [1, 2] or 1,2)")
+        return [_coerce(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
     options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
     if value is None:
         _check(key, value, type(None) in options, _type_name(options))
@@ -197,7 +307,7 @@ def config_from_dict(raw: dict[str, Any] | None) -> Config:
     """Builds a validated :class:`Config` from nested dicts, as read from YAML.
 
     Args:
-        raw: ``{"data": {...}, "gan": {...}, "train": {...}}``; missing keys take their defaults.
+        raw: ``{"data": {...}, "gan": {...}, "train": {...}, "transfer": {...}}``; missing keys take their defaults.
 
     Returns:
         The validated config.
@@ -254,12 +364,34 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return path, parsed
 
 
+PRESETS_DIR = Path(__file__).parent / "configs"
+
+
+def presets() -> list[str]:
+    """Names of the configs shipped with the package (``gantransfer/configs/*.yaml``)."""
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """A config file path, or the shipped preset of that name (``digits``, ``fashion_mnist``...).
+
+    Example:
+        >>> resolve_config_path("digits").name
+        'digits.yaml'
+    """
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    preset = PRESETS_DIR / f"{name_or_path}.yaml"
+    if not path.suffix and preset.is_file():
+        return preset
+    raise ConfigError(f"config file {str(path)!r} does not exist; pass an existing YAML file or a "
+                      f"preset name ({', '.join(presets())})")
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Reads a YAML config file into nested dicts, with a one-line error on failure."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist; pass an existing YAML file "
-                          "(see configs/ for examples)")
+    """Reads a YAML config file (or a preset by name) into nested dicts; one-line errors."""
+    path = resolve_config_path(path)
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:

@@ -67,6 +67,22 @@ def block_filters(num_blocks: int, width: float = 1.0) -> list[int]:
     return [base * 2**i for i in range(num_blocks)]
 
 
+def discriminator_blocks(x, num_blocks: int, *, width: float = 1.0, kernel_size: int = 5,
+                         leaky_relu_slope: float = 0.2):
+    """Applies the discriminator's conv blocks to a tensor; shared by the GAN and its transfer trunk.
+
+    Block ``i`` is ``block{i}_conv`` (stride 2, 'same', no bias), ``block{i}_bn`` (not in block 1,
+    the input block) and ``block{i}_lrelu``.
+    """
+    for i, filters in enumerate(block_filters(num_blocks, width), start=1):
+        x = layers.Conv2D(filters, kernel_size, strides=2, padding="same", use_bias=False,
+                          kernel_initializer=_weight_init(), name=f"block{i}_conv")(x)
+        if i > 1:
+            x = _batchnorm(f"block{i}_bn")(x)
+        x = layers.LeakyReLU(negative_slope=leaky_relu_slope, name=f"block{i}_lrelu")(x)
+    return x
+
+
 def build_discriminator(image_size: int = 32, channels: int = 1, *, width: float = 1.0,
                         kernel_size: int = 5, leaky_relu_slope: float = 0.2,
                         name: str = "discriminator") -> keras.Model:
@@ -93,19 +109,18 @@ def build_discriminator(image_size: int = 32, channels: int = 1, *, width: float
         ((None, 1), ['block1_conv', 'block1_lrelu', 'block2_conv'])
     """
     _, num_blocks = spatial_plan(image_size)
-    if channels not in (1, 3):
-        raise ConfigError(f"channels: received {channels}, expected 1 or 3")
+    _check_channels(channels)
     inputs = keras.Input(shape=(image_size, image_size, channels), name="image")
-    x = inputs
-    for i, filters in enumerate(block_filters(num_blocks, width), start=1):
-        x = layers.Conv2D(filters, kernel_size, strides=2, padding="same", use_bias=False,
-                          kernel_initializer=_weight_init(), name=f"block{i}_conv")(x)
-        if i > 1:
-            x = _batchnorm(f"block{i}_bn")(x)
-        x = layers.LeakyReLU(negative_slope=leaky_relu_slope, name=f"block{i}_lrelu")(x)
+    x = discriminator_blocks(inputs, num_blocks, width=width, kernel_size=kernel_size,
+                             leaky_relu_slope=leaky_relu_slope)
     x = layers.Flatten(name="head_flatten")(x)
     logits = layers.Dense(1, kernel_initializer=_weight_init(), name="head_dense")(x)
     return keras.Model(inputs, logits, name=name)
+
+
+def _check_channels(channels: int) -> None:
+    if channels not in (1, 3):
+        raise ConfigError(f"channels: received {channels}, expected 1 or 3")
 
 
 def build_generator(image_size: int = 32, channels: int = 1, *, latent_dim: int = 100,
@@ -133,8 +148,7 @@ def build_generator(image_size: int = 32, channels: int = 1, *, latent_dim: int 
         (None, 28, 28, 1)
     """
     start, num_blocks = spatial_plan(image_size)
-    if channels not in (1, 3):
-        raise ConfigError(f"channels: received {channels}, expected 1 or 3")
+    _check_channels(channels)
     filters = block_filters(num_blocks, width)[::-1]  # widest first, mirroring D
     inputs = keras.Input(shape=(latent_dim,), name="z")
     x = layers.Dense(start * start * filters[0], use_bias=False, kernel_initializer=_weight_init(),

@@ -1,0 +1,254 @@
+"""The report's figures, drawn with Matplotlib's Agg renderer and returned as PNG bytes.
+
+Figures are built on ``matplotlib.figure.Figure`` directly, not ``pyplot``: nothing global changes
+(no backend switch, no open-figure registry), so drawing works in threads and headless machines.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from gantransfer.evaluation.summary import budget_label, budget_sort_key, is_ok, normalize_budget
+
+DPI = 110
+# Class names label the confusion-matrix axes up to this many classes; cell values up to _ANNOTATE.
+MAX_NAMED_CLASSES = 20
+_ANNOTATE = 12
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def strategy_styles(strategies: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """A colour and line style per strategy, the same in every figure of a report.
+
+    GAN trunks draw solid lines, random-trunk controls dashed, ImageNet dash-dotted, others dotted.
+
+    Example:
+        >>> strategy_styles(["scratch", "gan-frozen"])["gan-frozen"]["linestyle"]
+        '-'
+    """
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+               "#17becf", "#7f7f7f", "#bcbd22"]
+    styles = {}
+    for index, name in enumerate(strategies):
+        if name.startswith("gan-"):
+            linestyle = "-"
+        elif name.startswith("random-"):
+            linestyle = "--"
+        elif name.startswith("imagenet-"):
+            linestyle = "-."
+        else:
+            linestyle = ":"
+        styles[name] = {"color": palette[index % len(palette)], "linestyle": linestyle}
+    return styles
+
+
+def _budget_positions(budgets: Sequence[Any]) -> tuple[dict[Any, float], bool]:
+    """x positions of budgets: numbers at their value (log axis), ``"all"`` and names after them."""
+    numeric = sorted(b for b in budgets if isinstance(b, int) and b > 0)
+    named = sorted((b for b in budgets if b not in numeric), key=budget_sort_key)
+    if not numeric:
+        return {b: float(i + 1) for i, b in enumerate(named)}, False
+    positions = {b: float(b) for b in numeric}
+    # Named budgets continue the numeric ones' spacing (at least a factor 2 on the log axis).
+    ratio = (numeric[-1] / numeric[0]) ** (1.0 / (len(numeric) - 1)) if len(numeric) > 1 else 3.0
+    step = max(ratio, 2.0)
+    for index, budget in enumerate(named):
+        positions[budget] = numeric[-1] * step ** (index + 1)
+    return positions, True
+
+
+def accuracy_figure(summary: list[dict[str, Any]], strategies: Sequence[str]) -> bytes | None:
+    """Mean test accuracy against labels per class, one line per strategy, std error bars.
+
+    Args:
+        summary: Rows from :func:`gantransfer.evaluation.summary.summarize`.
+        strategies: Strategy names in display order (they fix the colours).
+
+    Returns:
+        The PNG bytes, or ``None`` when ``summary`` is empty.
+    """
+    if not summary:
+        return None
+    styles = strategy_styles(strategies)
+    budgets = sorted({row["labels_per_class"] for row in summary}, key=budget_sort_key)
+    positions, log_axis = _budget_positions(budgets)
+    drawn = [s for s in strategies if any(row["strategy"] == s for row in summary)]
+
+    figure = Figure(figsize=(8.0, 4.4), layout="constrained")
+    axes = figure.add_subplot()
+    for index, strategy in enumerate(drawn):
+        rows = sorted((r for r in summary if r["strategy"] == strategy),
+                      key=lambda r: budget_sort_key(r["labels_per_class"]))
+        # Nudge strategies apart along x so their error bars do not hide one another.
+        offset = (index - (len(drawn) - 1) / 2.0) * 0.012
+        xs = [positions[r["labels_per_class"]] * (10 ** offset if log_axis else 1.0)
+              + (0.0 if log_axis else offset * 4) for r in rows]
+        ys = [100.0 * r["test_accuracy_mean"] for r in rows]
+        errors = [100.0 * (r["test_accuracy_std"] or 0.0) for r in rows]
+        axes.errorbar(xs, ys, yerr=errors, label=strategy, marker="o", markersize=4, capsize=3,
+                      linewidth=1.6, elinewidth=1.0, **styles[strategy])
+    if log_axis:
+        axes.set_xscale("log")
+    axes.set_xticks([positions[b] for b in budgets], [str(b) for b in budgets])
+    axes.minorticks_off()
+    axes.set_xlabel("Labels per class" + (" (log scale)" if log_axis else ""))
+    axes.set_ylabel("Test accuracy (%)")
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
+    axes.set_title("Test accuracy by label budget (mean ± std over seeds)", fontsize=11)
+    return _png(figure)
+
+
+def _history_keys(history: dict[str, Any]) -> tuple[str, str | None, str]:
+    """The train key, its validation key and the y label: accuracy when logged, else loss."""
+    train_keys = [k for k in history if not str(k).startswith("val_") and history.get(k)]
+    accuracy = [k for k in train_keys if "acc" in str(k)]
+    key = accuracy[0] if accuracy else ("loss" if "loss" in train_keys else
+                                        (train_keys[0] if train_keys else None))
+    if key is None:  # Only validation curves were logged.
+        val_only = [k for k in history if history.get(k)]
+        return val_only[0], None, str(val_only[0])
+    val_key = f"val_{key}" if history.get(f"val_{key}") else None
+    return key, val_key, "accuracy (%)" if "acc" in str(key) else str(key)
+
+
+def pick_history_records(results: list[dict[str, Any]],
+                         strategies: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per strategy, the record whose history to draw: the lowest seed at its largest budget.
+
+    Only ok records with a non-empty ``history`` are considered; strategies without one are left
+    out.
+    """
+    chosen: dict[str, dict[str, Any]] = {}
+    for strategy in strategies:
+        records = [r for r in results if is_ok(r) and str(r.get("strategy")) == strategy
+                   and isinstance(r.get("history"), dict) and any(r["history"].values())]
+        if not records:
+            continue
+        largest = max((normalize_budget(r.get("labels_per_class")) for r in records),
+                      key=budget_sort_key)
+        at_largest = [r for r in records if normalize_budget(r.get("labels_per_class")) == largest]
+        chosen[strategy] = min(at_largest, key=_seed_key)
+    return chosen
+
+
+def _seed_key(record: dict[str, Any]) -> tuple[int, float, str]:
+    seed = record.get("seed")
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return (0, float(seed), "")
+    return (1, 0.0, str(seed))
+
+
+def learning_curves_figure(records: dict[str, dict[str, Any]],
+                           strategies: Sequence[str]) -> bytes | None:
+    """Small multiples of train/validation curves per epoch, one panel per strategy.
+
+    Args:
+        records: ``{strategy: record}``, as chosen by :func:`pick_history_records`.
+        strategies: All strategy names in display order (they fix the colours).
+
+    Returns:
+        The PNG bytes, or ``None`` when no record has a history.
+    """
+    if not records:
+        return None
+    styles = strategy_styles(strategies)
+    names = [s for s in strategies if s in records]
+    columns = min(4, len(names))
+    rows = -(-len(names) // columns)
+    figure = Figure(figsize=(3.1 * columns + 0.4, 2.5 * rows + 0.3), layout="constrained")
+    for index, strategy in enumerate(names):
+        record = records[strategy]
+        history = record["history"]
+        axes = figure.add_subplot(rows, columns, index + 1)
+        key, val_key, label = _history_keys(history)
+        scale = 100.0 if "acc" in str(key) else 1.0
+        color = styles[strategy]["color"]
+        for name, linestyle, legend in ((key, "-", "train"), (val_key, "--", "validation")):
+            if name is None:
+                continue
+            values = np.asarray([np.nan if v is None else v for v in history[name]], dtype="float64")
+            axes.plot(np.arange(1, len(values) + 1), values * scale, linestyle=linestyle,
+                      color=color, linewidth=1.5, label=legend)
+        axes.set_title(f"{strategy}\n{budget_label(record.get('labels_per_class'))}, "
+                       f"seed {record.get('seed')}", fontsize=9)
+        axes.set_xlabel("epoch", fontsize=8)
+        axes.set_ylabel(label, fontsize=8)
+        axes.tick_params(labelsize=7)
+        axes.grid(True, alpha=0.3)
+        axes.legend(fontsize=7, frameon=False)
+    return _png(figure)
+
+
+def normalized_confusion(matrices: Sequence[Any], num_classes: int) -> np.ndarray | None:
+    """Sums confusion matrices and divides each row by its total (empty rows stay zero).
+
+    Matrices whose shape is not ``(num_classes, num_classes)`` are ignored.
+
+    Example:
+        >>> normalized_confusion([[[1, 1], [0, 2]], [[2, 0], [0, 0]]], 2).tolist()
+        [[0.75, 0.25], [0.0, 1.0]]
+    """
+    total = np.zeros((num_classes, num_classes), dtype="float64")
+    used = 0
+    for matrix in matrices:
+        array = np.asarray(matrix, dtype="float64")
+        if array.shape == (num_classes, num_classes) and np.all(np.isfinite(array)):
+            total += array
+            used += 1
+    if not used:
+        return None
+    sums = total.sum(axis=1, keepdims=True)
+    return np.divide(total, sums, out=np.zeros_like(total), where=sums > 0)
+
+
+def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], title: str) -> bytes:
+    """A row-normalised confusion matrix: rows true classes, columns predictions.
+
+    Class names label the axes when there are at most ``MAX_NAMED_CLASSES`` classes; cells show
+    their value in percent (blank when it rounds to 0) up to 12 classes.
+
+    Args:
+        matrix: ``(K, K)`` row-normalised matrix (rows sum to 1 or 0).
+        class_names: ``K`` names.
+        title: Panel title.
+
+    Returns:
+        The PNG bytes.
+    """
+    count = matrix.shape[0]
+    side = float(np.clip(0.28 * count + 1.9, 3.2, 7.5))
+    figure = Figure(figsize=(side, side * 0.95), layout="constrained")
+    axes = figure.add_subplot()
+    image = axes.imshow(matrix, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
+    if count <= MAX_NAMED_CLASSES:
+        names = [str(n) if len(str(n)) <= 18 else str(n)[:17] + "…" for n in class_names]
+        axes.set_xticks(range(count), names, rotation=45, ha="right", rotation_mode="anchor",
+                        fontsize=8)
+        axes.set_yticks(range(count), names, fontsize=8)
+    else:
+        axes.set_xticks([])
+        axes.set_yticks([])
+    if count <= _ANNOTATE:
+        for row in range(count):
+            for column in range(count):
+                value = matrix[row, column]
+                if round(100 * value) == 0:
+                    continue  # blank cells read faster than a sea of zeros
+                axes.text(column, row, f"{100 * value:.0f}", ha="center", va="center", fontsize=7.5,
+                          color="white" if value > 0.5 else "#333333")
+    else:
+        figure.colorbar(image, ax=axes, shrink=0.8)
+    axes.set_xlabel("Predicted class", fontsize=9)
+    axes.set_ylabel("True class", fontsize=9)
+    axes.set_title(title, fontsize=10)
+    return _png(figure)

@@ -1,0 +1,192 @@
+"""``transfer`` and ``compare``: the library behind ``gantransfer transfer`` and ``gantransfer compare``.
+
+``transfer`` runs the strategies on a labeled target dataset, with a GAN's discriminator when one is
+given; ``compare`` first trains that GAN on the target's unlabeled training images, then transfers.
+Both write a run folder with the trained classifiers, ``results.csv``/``results.json`` and a
+``report.md``/``report.html``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from gantransfer.config import Config, save_config
+from gantransfer.data import Dataset, load_dataset
+from gantransfer.gan.train import TrainGanResult, seed_everything, train_gan
+from gantransfer.runs import (atomic_write_json, check_run_dir, machine_description,
+                              package_versions, prepare_run_dir)
+from gantransfer.transfer.protocol import run_transfer
+from gantransfer.transfer.trunks import TrunkArchitecture, architecture_of, load_discriminator
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TransferResult:
+    """What :func:`transfer` and :func:`compare` return.
+
+    Attributes:
+        run_dir: The run folder.
+        results: One record per (strategy, labels per class, seed).
+        files: The report files by name (results.csv, results.json, report.md, report.html).
+        gan: The GAN training result, for ``compare``.
+    """
+
+    run_dir: Path
+    results: list[dict[str, Any]] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)
+    gan: TrainGanResult | None = None
+
+
+def _target_data(config: Config, disc_model: keras.Model | None
+                 ) -> tuple[Dataset, TrunkArchitecture, list[str]]:
+    """Loads the target, at the discriminator's image size and channels when there is one."""
+    d, g = config.data, config.gan
+    notes = []
+    size, channels = d.image_size, d.channels
+    if disc_model is not None:
+        given = architecture_of(disc_model)
+        if size != given.image_size or channels not in (None, given.channels):
+            notes.append(f"target images brought to the GAN's {given.image_size}x{given.image_size}"
+                         f"x{given.channels} (the config asked for {size} px, channels {channels})")
+        size, channels = given.image_size, given.channels
+    data = load_dataset(d.dataset, image_size=size, channels=channels, validation_split=0.0,
+                        test_split=d.test_split, seed=config.train.seed,
+                        max_in_memory_mb=d.max_in_memory_mb)
+    if disc_model is not None:
+        architecture = architecture_of(disc_model)
+    else:
+        architecture = TrunkArchitecture(data.image_size, data.channels, width=g.width,
+                                         kernel_size=g.kernel_size,
+                                         leaky_relu_slope=g.leaky_relu_slope)
+    notes.append(f"{data.name}: {len(data.train)} labeled training images to draw budgets from, "
+                 f"{len(data.test)} test images, {data.num_classes} classes ({data.source})")
+    return data, architecture, notes
+
+
+def _gan_context(gan_dir: Path | None) -> dict[str, Any] | None:
+    if gan_dir is None:
+        return None
+    samples = sorted((gan_dir / "samples").glob("epoch_*.png")) if gan_dir.is_dir() else []
+    info: dict[str, Any] = {"run_dir": str(gan_dir),
+                            "samples_png": str(samples[-1]) if samples else None}
+    manifest = gan_dir / "run.json"
+    if manifest.is_file():
+        import json
+
+        data = json.loads(manifest.read_text())
+        info.update({"epochs": data.get("epochs"), "source_dataset": data.get("dataset", {}).get("name"),
+                     "images": data.get("dataset", {}).get("images"),
+                     "wall_time_s": data.get("wall_time_s")})
+    return info
+
+
+def _run_dir_of(discriminator: str | Path | keras.Model | None) -> Path | None:
+    if discriminator is None or isinstance(discriminator, keras.Model):
+        return None
+    path = Path(discriminator)
+    return path if path.is_dir() else (path.parent if (path.parent / "run.json").is_file() else None)
+
+
+def transfer(config: Config, run_dir: str | Path, *,
+             discriminator: str | Path | keras.Model | None = None, overwrite: bool = False,
+             verbose: bool = True, _prepared: bool = False,
+             gan_dir: Path | None = None) -> TransferResult:
+    """Compares the configured strategies on the configured (labeled) dataset.
+
+    Args:
+        config: The run's configuration; ``config.transfer`` picks strategies, budgets and seeds.
+        run_dir: The run folder (must not exist unless ``overwrite``).
+        discriminator: A trained discriminator (model, ``.keras`` file or train-gan run folder);
+            needed by the ``gan-*`` strategies only. Its architecture fixes the trunk, and the
+            target data is brought to its image size and channels.
+        overwrite: Replace an existing run folder.
+        verbose: Show a progress bar per model.
+
+    Returns:
+        A :class:`TransferResult`.
+
+    Example:
+        >>> import gantransfer as gt
+        >>> config = gt.load_config(None, ["transfer.strategies=scratch,pixels-linear"])
+        >>> result = gt.transfer(config, "outputs/digits-transfer")  # doctest: +SKIP
+        >>> sorted(result.files)  # doctest: +SKIP
+        ['report.html', 'report.md', 'results.csv', 'results.json']
+    """
+    from gantransfer.evaluation.report import write_report
+
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    if not _prepared:
+        check_run_dir(run_dir, overwrite=overwrite)
+    seed_everything(config.train.seed, config.train.deterministic)
+    disc_model = load_discriminator(discriminator) if discriminator is not None else None
+    data, architecture, notes = _target_data(config, disc_model)
+    if not _prepared:
+        run_dir = prepare_run_dir(run_dir, overwrite=overwrite)
+        save_config(config, run_dir / "config.yaml")
+    gan_dir = gan_dir or _run_dir_of(discriminator)
+    t = config.transfer
+    context: dict[str, Any] = {
+        "title": f"gantransfer: transfer strategies on {data.name}",
+        "dataset": data.name, "class_names": data.class_names, "num_classes": data.num_classes,
+        "gan": _gan_context(gan_dir), "config": config.to_dict(), "skipped": [], "notes": notes,
+    }
+    partial: list[dict[str, Any]] = []
+
+    def keep(record: dict[str, Any]) -> None:  # results so far survive a crash
+        partial.append(record)
+        atomic_write_json(run_dir / "results.partial.json", {"results": partial})
+
+    run = run_transfer(data, t.strategies, t.labels_per_class, t.seeds, t.settings(),
+                       discriminator=disc_model, architecture=architecture,
+                       validation_fraction=t.validation_fraction, models_dir=run_dir / "models",
+                       verbose=verbose, on_result=keep)
+    context["skipped"] = run.skipped
+    files = write_report(run.results, run_dir, context)
+    (run_dir / "results.partial.json").unlink(missing_ok=True)
+    atomic_write_json(run_dir / "run.json", {
+        "command": "transfer", "versions": package_versions(), "machine": machine_description(),
+        "dataset": data.name, "strategies": t.strategies, "labels_per_class": t.labels_per_class,
+        "seeds": t.seeds, "models": len([r for r in run.results if r.get("status") == "ok"]),
+        "wall_time_s": round(time.perf_counter() - started, 2),
+        "discriminator": str(discriminator) if isinstance(discriminator, (str, Path)) else None,
+    })
+    return TransferResult(run_dir=run_dir, results=run.results, files=files)
+
+
+def compare(config: Config, run_dir: str | Path, *, overwrite: bool = False,
+            verbose: bool = True) -> TransferResult:
+    """Trains a DCGAN on the target's unlabeled training images, then runs every strategy.
+
+    The run folder holds the GAN's own run folder in ``gan/``, the trained classifiers in
+    ``models/``, and the results and report.
+
+    Args:
+        config: The run's configuration (``data``, ``gan``, ``train`` for the GAN, ``transfer``).
+        run_dir: The run folder (must not exist unless ``overwrite``).
+        overwrite: Replace an existing run folder.
+        verbose: Show progress.
+
+    Returns:
+        A :class:`TransferResult` with ``gan`` set.
+
+    Example:
+        >>> import gantransfer as gt
+        >>> result = gt.compare(gt.load_config("configs/digits.yaml"), "outputs/digits")  # doctest: +SKIP
+    """
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir, overwrite=overwrite)
+    run_dir = prepare_run_dir(run_dir, overwrite=overwrite)
+    save_config(config, run_dir / "config.yaml")
+    gan = train_gan(config, run_dir / "gan")
+    result = transfer(config, run_dir, discriminator=gan.gan.discriminator, verbose=verbose,
+                      _prepared=True, gan_dir=run_dir / "gan")
+    result.gan = gan
+    return result

@@ -1,0 +1,1 @@
+"""Transfer to few-label classification: trunks, heads, ImageNet backbones, strategies."""

@@ -1,0 +1,215 @@
+"""Classifier heads, classifiers around a trunk, and training with validation-based selection.
+
+Every classifier takes raw pixels in [0, 255] and returns class logits. Its trunk (a GAN trunk, an
+ImageNet backbone) is a nested model named by the trunk; its head is a nested model named ``head``:
+global average pooling, optional dropout, then ``Dense(num_classes)`` with optional L2 weight decay.
+Because the head is its own model, it can be trained on cached trunk features and then put back on
+the trunk unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import keras
+import numpy as np
+from keras import layers
+
+logger = logging.getLogger(__name__)
+
+
+def build_head(feature_shape: tuple[int, ...], num_classes: int, *, dropout: float = 0.0,
+               l2: float = 0.0, name: str = "head") -> keras.Model:
+    """Global average pooling, optional dropout, then a linear layer to class logits.
+
+    Example:
+        >>> build_head((4, 4, 32), 10, dropout=0.5).output_shape
+        (None, 10)
+    """
+    inputs = keras.Input(feature_shape, name="features")
+    x = layers.GlobalAveragePooling2D(name="head_pool")(inputs) if len(feature_shape) == 3 else inputs
+    if dropout > 0:
+        x = layers.Dropout(dropout, name="head_dropout")(x)
+    regularizer = keras.regularizers.L2(l2) if l2 > 0 else None
+    outputs = layers.Dense(num_classes, kernel_regularizer=regularizer, name="head_dense")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def augmentation(flip: bool = False, shift: float = 0.0) -> keras.Sequential | None:
+    """Random horizontal flips and shifts (a fraction of the side), active only while training."""
+    steps: list[keras.layers.Layer] = []
+    if flip:
+        steps.append(layers.RandomFlip("horizontal", name="augment_flip"))
+    if shift > 0:
+        steps.append(layers.RandomTranslation(shift, shift, fill_mode="constant",
+                                              name="augment_shift"))
+    return keras.Sequential(steps, name="augment") if steps else None
+
+
+def build_classifier(trunk: keras.Model, num_classes: int, *, head: keras.Model | None = None,
+                     dropout: float = 0.0, l2: float = 0.0, trunk_training: bool | None = None,
+                     augment: keras.Sequential | None = None, name: str = "classifier") -> keras.Model:
+    """Puts a head on a trunk.
+
+    Args:
+        trunk: Raw pixels to a feature map.
+        num_classes: Number of classes.
+        head: A trained head to reuse; a new one is built when None.
+        dropout: Head dropout rate.
+        l2: Head L2 weight decay.
+        trunk_training: False calls the trunk in inference mode always (transfer: BatchNorm keeps
+            its statistics even when fine-tuned, as in the Keras transfer-learning guide); None lets
+            ``fit`` decide (training from scratch).
+        augment: Augmentation layers applied to the pixels before the trunk.
+        name: Model name.
+
+    Returns:
+        A ``keras.Model`` from pixels to logits.
+
+    Example:
+        >>> from gantransfer.transfer.trunks import TrunkArchitecture, build_gan_trunk
+        >>> model = build_classifier(build_gan_trunk(TrunkArchitecture(32, 1, width=0.125)), 10)
+        >>> model.output_shape
+        (None, 10)
+    """
+    inputs = keras.Input(trunk.input_shape[1:], name="pixels")
+    x = augment(inputs) if augment is not None else inputs
+    features = trunk(x, training=False) if trunk_training is False else trunk(x)
+    head = head or build_head(tuple(trunk.output_shape[1:]), num_classes, dropout=dropout, l2=l2)
+    return keras.Model(inputs, head(features), name=name)
+
+
+def count_parameters(model: keras.Model) -> tuple[int, int]:
+    """Returns ``(trainable, total)`` parameter counts."""
+    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    return trainable, int(model.count_params())
+
+
+class ValidationScore(keras.callbacks.Callback):
+    """Adds ``val_score`` = val accuracy, ties broken by lower val loss, for early stopping.
+
+    With a few labels per class, validation accuracy moves in coarse steps and often ties; the small
+    loss term prefers the more confident of two equally accurate epochs.
+    """
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if logs is not None and "val_accuracy" in logs:
+            logs["val_score"] = float(logs["val_accuracy"]) - 1e-3 * float(logs.get("val_loss", 0.0))
+
+
+class EpochBar(keras.callbacks.Callback):
+    """One progress bar per model: epochs done out of the maximum, with the validation figures."""
+
+    def __init__(self, max_epochs: int, label: str = "") -> None:
+        super().__init__()
+        self.max_epochs = max_epochs
+        self.label = label
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        if self.label:
+            logger.info("%s", self.label)
+        self.bar = keras.utils.Progbar(self.max_epochs, unit_name="epoch",
+                                       stateful_metrics=["loss", "val_loss", "val_accuracy"])
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs or {}
+        shown = [(k, float(logs[k])) for k in ("loss", "val_loss", "val_accuracy") if k in logs]
+        self.bar.update(epoch + 1, values=shown, finalize=epoch + 1 >= self.max_epochs)
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self.bar._seen_so_far < self.max_epochs:
+            self.bar.update(self.bar._seen_so_far, finalize=True)
+
+
+@dataclass
+class FitOutcome:
+    """The model a validation-selected fit kept, and how it got there."""
+
+    model: keras.Model
+    learning_rate: float
+    epochs: int
+    best_epoch: int
+    val_accuracy: float
+    val_loss: float
+    history: dict[str, list[float]] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+
+    @property
+    def score(self) -> float:
+        return self.val_accuracy - 1e-3 * self.val_loss
+
+
+def fit_selected(build: Callable[[], keras.Model], train: tuple[np.ndarray, np.ndarray],
+                 val: tuple[np.ndarray, np.ndarray], *, learning_rates: list[float],
+                 max_epochs: int, patience: int, batch_size: int, seed: int,
+                 progress: str | None = None) -> FitOutcome:
+    """Trains one model per learning rate with early stopping on validation; keeps the best.
+
+    Each candidate starts from the same seed, trains until validation stops improving for
+    ``patience`` epochs, and rolls back to its best epoch. The candidate with the best validation
+    accuracy (ties: lower validation loss) wins.
+
+    Args:
+        build: Returns a fresh, uncompiled model (or one to continue from, for fine-tuning).
+        train: ``(x, y)`` training inputs and integer labels.
+        val: ``(x, y)`` validation inputs and labels, from the labeled budget.
+        learning_rates: Adam learning rates to try.
+        max_epochs: Upper bound on epochs.
+        patience: Epochs without improvement before stopping.
+        batch_size: Images per step.
+        seed: Seed of initialisation, shuffling and dropout.
+        progress: A label to show a per-model progress bar under, or None for silence.
+
+    Returns:
+        The winning :class:`FitOutcome`.
+    """
+    best: FitOutcome | None = None
+    for learning_rate in learning_rates:
+        started = time.perf_counter()
+        keras.utils.set_random_seed(seed)
+        model = build()
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+        callbacks: list[keras.callbacks.Callback] = [
+            ValidationScore(),
+            # No stopping in the first `patience` epochs: with a few labels an epoch is a few steps.
+            keras.callbacks.EarlyStopping(monitor="val_score", mode="max", patience=patience,
+                                          restore_best_weights=True, start_from_epoch=patience),
+        ]
+        if progress is not None:
+            callbacks.append(EpochBar(max_epochs, f"{progress}, learning rate {learning_rate:g}"))
+        history = model.fit(train[0], train[1], validation_data=val, epochs=max_epochs,
+                            batch_size=batch_size, callbacks=callbacks, verbose=0).history
+        scores = history["val_score"]
+        best_index = int(np.argmax(scores))
+        outcome = FitOutcome(model=model, learning_rate=learning_rate, epochs=len(scores),
+                             best_epoch=best_index + 1,
+                             val_accuracy=float(history["val_accuracy"][best_index]),
+                             val_loss=float(history["val_loss"][best_index]),
+                             history={k: [float(v) for v in history[k]]
+                                      for k in ("loss", "accuracy", "val_loss", "val_accuracy")},
+                             wall_time_s=time.perf_counter() - started)
+        if best is None or outcome.score > best.score:
+            if best is not None:
+                outcome.wall_time_s += best.wall_time_s
+            best = outcome
+        else:
+            best.wall_time_s += outcome.wall_time_s
+    assert best is not None, "learning_rates must not be empty"
+    return best
+
+
+def predict_classes(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Arg-max class predictions, in batches."""
+    logits = model.predict(x, batch_size=batch_size, verbose=0)
+    return np.argmax(logits, axis=-1)
+
+
+def finite(value: float) -> float | None:
+    """A float, or None for NaN/inf (JSON-safe)."""
+    return float(value) if value is not None and math.isfinite(float(value)) else None

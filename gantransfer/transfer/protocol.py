@@ -1,0 +1,200 @@
+"""The comparison protocol: label budgets x seeds x strategies on one target dataset.
+
+For each budget (labels per class) and seed, the labeled images are drawn from the training split,
+and a fraction of them per class is held out for validation: validation comes from the labeled
+budget only. Every strategy trains on the same split and touches the test set once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import joblib
+import keras
+import numpy as np
+
+from gantransfer.data import Dataset, select_labels_per_class
+from gantransfer.errors import ConfigError, DataError
+from gantransfer.evaluation.metrics import classification_metrics
+from gantransfer.runs import atomic_save
+from gantransfer.transfer.names import GAN_STRATEGIES, IMAGENET_STRATEGIES, STRATEGY_NAMES
+from gantransfer.transfer.strategies import (STRATEGIES, Split, StrategyContext, StrategySkipped,
+                                             TransferSettings)
+from gantransfer.transfer.trunks import TrunkArchitecture, architecture_of, load_discriminator
+
+logger = logging.getLogger(__name__)
+
+Budget = int | str  # a number of labels per class, or "all"
+
+
+def check_strategies(names: list[str]) -> list[str]:
+    """Checks strategy names, listing the valid ones on a mistake."""
+    unknown = [n for n in names if n not in STRATEGIES]
+    if unknown or not names:
+        raise ConfigError(f"strategies: received {', '.join(unknown) or 'none'}, expected some of "
+                          f"{', '.join(STRATEGY_NAMES)}")
+    return list(dict.fromkeys(names))
+
+
+def budget_split(y: np.ndarray, budget: Budget, seed: int, validation_fraction: float,
+                 num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Draws a label budget and splits it per class into train and validation indices.
+
+    Every class keeps at least one training and one validation image.
+
+    Example:
+        >>> y = np.repeat(np.arange(3), 20)
+        >>> train, val = budget_split(y, 10, seed=0, validation_fraction=0.2, num_classes=3)
+        >>> len(train), len(val), sorted(np.bincount(y[val]))
+        (24, 6, [2, 2, 2])
+    """
+    if budget == "all":
+        chosen = np.arange(len(y))
+    else:
+        chosen = select_labels_per_class(y, int(budget), seed)
+    rng = np.random.default_rng([seed, 7])
+    train, val = [], []
+    for cls in range(num_classes):
+        members = chosen[y[chosen] == cls]
+        if len(members) < 2:
+            raise DataError(f"class {cls} has {len(members)} labeled image(s) in the budget; each "
+                            "class needs at least 2 (one to train, one to validate)")
+        members = rng.permutation(members)
+        n_val = min(len(members) - 1, max(1, int(round(validation_fraction * len(members)))))
+        val.append(members[:n_val])
+        train.append(members[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+@dataclass
+class TransferRun:
+    """What :func:`run_transfer` produced."""
+
+    results: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    architecture: TrunkArchitecture | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _pixels(images: np.ndarray) -> np.ndarray:
+    return np.asarray(images, dtype="float32")
+
+
+def model_path(folder: Path, strategy: str, budget: Budget, seed: int, suffix: str) -> Path:
+    """Where one trained classifier is saved."""
+    return Path(folder) / f"{strategy}_lpc-{budget}_seed-{seed}{suffix}"
+
+
+def _save_model(model: Any, folder: Path, strategy: str, budget: Budget, seed: int) -> str:
+    if isinstance(model, keras.Model):
+        path = model_path(folder, strategy, budget, seed, ".keras")
+        atomic_save(path, model.save)
+    else:  # scikit-learn linear probes
+        path = model_path(folder, strategy, budget, seed, ".joblib")
+        atomic_save(path, lambda name: joblib.dump(model, name))
+    return str(path)
+
+
+def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list[Budget],
+                 seeds: int, settings: TransferSettings, *,
+                 discriminator: str | Path | keras.Model | None = None,
+                 architecture: TrunkArchitecture | None = None,
+                 validation_fraction: float = 0.2, models_dir: str | Path | None = None,
+                 verbose: bool = False,
+                 on_result: Callable[[dict[str, Any]], None] | None = None) -> TransferRun:
+    """Runs every strategy at every budget and seed on a labeled dataset.
+
+    Args:
+        dataset: The target data, already at the trunk's image size and channels, with its own test
+            split; its validation split is not used (validation comes from the budget).
+        strategies: Names from :data:`gantransfer.transfer.strategies.STRATEGIES`.
+        labels_per_class: Budgets, e.g. ``[10, 100, "all"]``.
+        seeds: Seeds 0..seeds-1 draw the budget, the validation split and initialisations.
+        settings: How every strategy trains.
+        discriminator: The GAN's discriminator (model, ``.keras`` file or run folder); needed by
+            the ``gan-*`` strategies only.
+        architecture: The trunk architecture when no discriminator is given.
+        validation_fraction: Share of each class's budget held out for validation.
+        models_dir: Where trained classifiers are saved, or None to not save them.
+        verbose: Show a progress bar per model.
+        on_result: Called with each record as soon as it is ready.
+
+    Returns:
+        A :class:`TransferRun` with one record per (strategy, budget, seed).
+    """
+    strategies = check_strategies(strategies)
+    if dataset.num_classes is None or not dataset.train.labeled:
+        raise DataError(f"dataset {dataset.name!r} has no labels; transfer needs a labeled dataset "
+                        "(a folder with one subfolder per class, or labels in the npz/IDX files)")
+    if len(dataset.test) == 0:
+        raise DataError(f"dataset {dataset.name!r} has no test images; set data.test_split > 0")
+    disc_model = load_discriminator(discriminator) if discriminator is not None else None
+    if disc_model is not None:
+        architecture = architecture_of(disc_model)
+    elif any(name in GAN_STRATEGIES for name in strategies):
+        raise ConfigError(f"strategies {', '.join(n for n in strategies if n in GAN_STRATEGIES)} "
+                          "need a trained GAN: pass --gan-run RUN_DIR or --discriminator FILE")
+    if architecture is None:
+        raise ConfigError("run_transfer needs a discriminator or a trunk architecture")
+    if (architecture.image_size, architecture.channels) != (dataset.image_size, dataset.channels):
+        raise DataError(f"the trunk takes {architecture.image_size}x{architecture.image_size}x"
+                        f"{architecture.channels} images but the dataset has {dataset.image_size}x"
+                        f"{dataset.image_size}x{dataset.channels}; load it at the GAN's size")
+
+    run = TransferRun(architecture=architecture)
+    pool, test = dataset.train, dataset.test
+    y_pool = pool.y
+    x_test = _pixels(test.load(np.arange(len(test))))
+    unlabeled_all = pool.load(np.arange(len(pool)))
+    total = len(labels_per_class) * seeds * len(strategies)
+    done = 0
+    skipped_reasons: dict[str, str] = {}
+    for budget in labels_per_class:
+        for seed in range(seeds):
+            train_idx, val_idx = budget_split(y_pool, budget, seed, validation_fraction,
+                                              dataset.num_classes)
+            order = np.random.default_rng([seed, 11]).permutation(len(unlabeled_all))
+            split = Split(x_train=_pixels(pool.load(train_idx)), y_train=y_pool[train_idx],
+                          x_val=_pixels(pool.load(val_idx)), y_val=y_pool[val_idx],
+                          x_test=x_test, y_test=test.y, unlabeled=_pixels(unlabeled_all[order]),
+                          num_classes=dataset.num_classes, seed=seed)
+            for name in strategies:
+                done += 1
+                label = f"[{done}/{total}] {name}, {budget} labels/class, seed {seed}"
+                base = {"strategy": name, "labels_per_class": budget, "seed": seed,
+                        "train_images": len(train_idx), "val_images": len(val_idx)}
+                if name in skipped_reasons:
+                    record = {**base, "status": "skipped", "reason": skipped_reasons[name]}
+                else:
+                    logger.info("%s", label)
+                    context = StrategyContext(split=split, settings=settings,
+                                              architecture=architecture, discriminator=disc_model,
+                                              verbose=verbose, label=label)
+                    try:
+                        outcome = STRATEGIES[name](context)
+                    except StrategySkipped as reason:
+                        # ImageNet strategies share one backbone: if it cannot be had, skip all.
+                        group = IMAGENET_STRATEGIES if name in IMAGENET_STRATEGIES else (name,)
+                        for member in group:
+                            if member in strategies and member not in skipped_reasons:
+                                skipped_reasons[member] = str(reason)
+                                run.skipped.append({"strategy": member, "reason": str(reason)})
+                        logger.warning("skipping %s: %s", name, reason)
+                        record = {**base, "status": "skipped", "reason": str(reason)}
+                    else:
+                        record = {**base, **outcome.record,
+                                  **classification_metrics(test.y, outcome.predictions,
+                                                           dataset.num_classes)}
+                        if models_dir is not None:
+                            record["model_file"] = _save_model(outcome.model, Path(models_dir),
+                                                               name, budget, seed)
+                        logger.info("  %s: test accuracy %.4f, %.1f s", name,
+                                    record["test_accuracy"], record["train_time_s"])
+                run.results.append(record)
+                if on_result is not None:
+                    on_result(record)
+    return run

@@ -1,0 +1,336 @@
+"""The transfer strategies: a registry of names to functions that train and evaluate one model.
+
+Each strategy gets the same care: the same labeled budget split into train and validation, learning
+rates chosen and early stopping done on validation, optional augmentation, and one touch of the test
+set at the end. Frozen strategies without augmentation compute the frozen trunk's features once and
+train the head on them (:func:`cached_features`), which gives the same model much faster.
+
+A strategy returns a :class:`StrategyOutcome`: the model, its test predictions and a record for the
+results files (see :mod:`gantransfer.evaluation.report` for the fields).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import keras
+import numpy as np
+
+from gantransfer.errors import GantransferError
+from gantransfer.transfer.classifiers import (augmentation, build_classifier, build_head,
+                                              count_parameters, fit_selected)
+from gantransfer.transfer.probe import fit_probe, pixel_features, probe_features
+from gantransfer.transfer.trunks import (TrunkArchitecture, build_gan_trunk, reestimate_batchnorm,
+                                         trunk_from_discriminator)
+
+logger = logging.getLogger(__name__)
+
+
+class StrategySkipped(GantransferError):
+    """A strategy cannot run here (e.g. no ImageNet weights); the comparison goes on without it."""
+
+
+@dataclass
+class TransferSettings:
+    """How every strategy trains: the same for all of them, so no baseline is a strawman.
+
+    Attributes:
+        learning_rates: Adam learning rates tried for heads and from-scratch models.
+        finetune_learning_rate_factor: Phase 2 of fine-tuning runs at the chosen head rate times this.
+        max_epochs: Upper bound on epochs per fit.
+        patience: Early-stopping patience, in epochs without validation improvement.
+        batch_size: Images per step.
+        dropout: Head dropout rate.
+        l2: Head L2 weight decay.
+        augment_flip: Random horizontal flips while training.
+        augment_shift: Random shifts, as a fraction of the side (0 is off).
+        probe: Linear probe classifier: "logistic" or "svm".
+        probe_c: Inverse regularisation strengths tried for linear probes.
+        bn_images: At most this many real training images re-estimate BatchNorm statistics.
+        backbone: ImageNet backbone name (see gantransfer.transfer.backbones).
+        backbone_alpha: Width multiplier of MobileNet backbones.
+        backbone_input_size: Side the images are resized to inside the backbone.
+        backbone_weights: "imagenet", a weights file path, or "none".
+    """
+
+    learning_rates: list[float] = field(default_factory=lambda: [1e-3, 1e-4])
+    finetune_learning_rate_factor: float = 0.1
+    max_epochs: int = 100
+    patience: int = 10
+    batch_size: int = 32
+    dropout: float = 0.0
+    l2: float = 0.0
+    augment_flip: bool = False
+    augment_shift: float = 0.0
+    probe: str = "logistic"
+    probe_c: list[float] = field(default_factory=lambda: [0.001, 0.01, 0.1, 1.0])
+    bn_images: int = 10000
+    backbone: str = "mobilenet"
+    backbone_alpha: float = 0.25
+    backbone_input_size: int = 224
+    backbone_weights: str = "imagenet"
+
+    @property
+    def augments(self) -> bool:
+        return self.augment_flip or self.augment_shift > 0
+
+
+@dataclass
+class Split:
+    """One labeled budget drawn with one seed, plus the test set and real unlabeled images.
+
+    Pixels are float32 in [0, 255], shaped for the trunk.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    unlabeled: np.ndarray
+    num_classes: int
+    seed: int
+
+
+@dataclass
+class StrategyContext:
+    """What every strategy may draw on."""
+
+    split: Split
+    settings: TransferSettings
+    architecture: TrunkArchitecture
+    discriminator: keras.Model | None = None
+    verbose: bool = False
+    label: str = ""
+
+
+@dataclass
+class StrategyOutcome:
+    """A trained model, its test predictions, and its record for the results."""
+
+    model: Any
+    predictions: np.ndarray
+    record: dict[str, Any]
+
+
+def _record(**values: Any) -> dict[str, Any]:
+    base = {"status": "ok", "reason": None, "learning_rate": None, "C": None, "phase_kept": None,
+            "history": {}, "notes": [], "epochs": 0}
+    base.update(values)
+    return base
+
+
+def _progress(ctx: StrategyContext, what: str) -> str | None:
+    return f"{ctx.label} {what}".strip() if ctx.verbose else None
+
+
+def _prepared_trunk(ctx: StrategyContext, pretrained: bool, notes: list[str]) -> keras.Model:
+    """A GAN-architecture trunk, trained or random, with BatchNorm statistics of real images."""
+    if pretrained:
+        if ctx.discriminator is None:
+            raise StrategySkipped("no GAN discriminator was given (--gan-run or --discriminator)")
+        trunk, report = trunk_from_discriminator(ctx.discriminator)
+        notes.append(f"weights of {len(report.copied)} layers imported from the discriminator "
+                     f"({', '.join(report.copied)}); its head ({', '.join(report.skipped)}) left out")
+    else:
+        keras.utils.set_random_seed(ctx.split.seed)
+        trunk = build_gan_trunk(ctx.architecture)
+        notes.append("the discriminator's architecture, randomly initialised (seeded)")
+    images = ctx.split.unlabeled[:ctx.settings.bn_images]
+    updated = reestimate_batchnorm(trunk, images)
+    if updated:
+        notes.append(f"BatchNorm statistics of {updated} layers re-estimated on {len(images)} real "
+                     "training images of the target data")
+    return trunk
+
+
+def cached_features(trunk: keras.Model, split: Split,
+                    batch_size: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The frozen trunk's features of the train, validation and test images, computed once."""
+    return tuple(trunk.predict(x, batch_size=batch_size, verbose=0)  # type: ignore[return-value]
+                 for x in (split.x_train, split.x_val, split.x_test))
+
+
+def _train_frozen(ctx: StrategyContext, trunk: keras.Model, notes: list[str]
+                  ) -> tuple[keras.Model, Any, np.ndarray, float]:
+    """Trains a head on a frozen trunk; returns (classifier, outcome, test predictions, time)."""
+    s, split = ctx.settings, ctx.split
+    trunk.trainable = False
+    started = time.perf_counter()
+    if not s.augments:
+        f_train, f_val, f_test = cached_features(trunk, split)
+        notes.append("frozen trunk features cached: computed once, the head trained on them")
+        outcome = fit_selected(
+            lambda: build_head(f_train.shape[1:], split.num_classes, dropout=s.dropout, l2=s.l2),
+            (f_train, split.y_train), (f_val, split.y_val), learning_rates=s.learning_rates,
+            max_epochs=s.max_epochs, patience=s.patience, batch_size=s.batch_size, seed=split.seed,
+            progress=_progress(ctx, "head on cached features"))
+        classifier = build_classifier(trunk, split.num_classes, head=outcome.model,
+                                      trunk_training=False)
+        predictions = np.argmax(outcome.model.predict(f_test, verbose=0), axis=-1)
+    else:
+        augment = augmentation(s.augment_flip, s.augment_shift)
+        outcome = fit_selected(
+            lambda: build_classifier(trunk, split.num_classes, dropout=s.dropout, l2=s.l2,
+                                     trunk_training=False, augment=augment),
+            (split.x_train, split.y_train), (split.x_val, split.y_val),
+            learning_rates=s.learning_rates, max_epochs=s.max_epochs, patience=s.patience,
+            batch_size=s.batch_size, seed=split.seed, progress=_progress(ctx, "head"))
+        classifier = outcome.model
+        predictions = np.argmax(classifier.predict(split.x_test, verbose=0), axis=-1)
+    return classifier, outcome, predictions, time.perf_counter() - started
+
+
+def _frozen_outcome(ctx: StrategyContext, trunk: keras.Model, notes: list[str]) -> StrategyOutcome:
+    classifier, outcome, predictions, seconds = _train_frozen(ctx, trunk, notes)
+    trainable, total = count_parameters(classifier)
+    return StrategyOutcome(classifier, predictions, _record(
+        learning_rate=outcome.learning_rate, epochs=outcome.epochs, history=outcome.history,
+        train_time_s=seconds, trainable_params=trainable, total_params=total, notes=notes))
+
+
+def _finetune_outcome(ctx: StrategyContext, trunk: keras.Model, notes: list[str]) -> StrategyOutcome:
+    """Head first on the frozen trunk, then everything at a lower rate; keeps the better phase."""
+    s, split = ctx.settings, ctx.split
+    classifier, head_outcome, head_predictions, head_seconds = _train_frozen(ctx, trunk, notes)
+    head_weights = classifier.get_weights()
+    trunk.trainable = True  # BatchNorm stays in inference mode: the trunk is called with training=False
+    started = time.perf_counter()
+    rate = head_outcome.learning_rate * s.finetune_learning_rate_factor
+    outcome = fit_selected(lambda: classifier, (split.x_train, split.y_train),
+                           (split.x_val, split.y_val),
+                           learning_rates=[rate], max_epochs=s.max_epochs, patience=s.patience,
+                           batch_size=s.batch_size, seed=split.seed,
+                           progress=_progress(ctx, "fine-tuning everything"))
+    seconds = head_seconds + time.perf_counter() - started
+    history = {f"head_{k}": v for k, v in head_outcome.history.items()}
+    history.update(outcome.history)
+    if outcome.score > head_outcome.score:
+        phase, predictions = "finetune", np.argmax(classifier.predict(split.x_test, verbose=0), -1)
+        learning_rate, epochs = rate, head_outcome.epochs + outcome.epochs
+    else:
+        classifier.set_weights(head_weights)
+        trunk.trainable = False
+        phase, predictions = "head", head_predictions
+        learning_rate, epochs = head_outcome.learning_rate, head_outcome.epochs + outcome.epochs
+        notes.append("fine-tuning did not improve validation accuracy; the head-only phase is kept")
+    trainable, total = count_parameters(classifier)
+    return StrategyOutcome(classifier, predictions, _record(
+        learning_rate=learning_rate, epochs=epochs, history=history, phase_kept=phase,
+        train_time_s=seconds, trainable_params=trainable, total_params=total, notes=notes))
+
+
+def _probe_outcome(ctx: StrategyContext, features: Callable[[np.ndarray], np.ndarray],
+                   notes: list[str], total_params: int = 0) -> StrategyOutcome:
+    s, split = ctx.settings, ctx.split
+    started = time.perf_counter()
+    f_train, f_val, f_test = (features(x) for x in (split.x_train, split.x_val, split.x_test))
+    outcome = fit_probe((f_train, split.y_train), (f_val, split.y_val), kind=s.probe,
+                        Cs=s.probe_c, seed=split.seed)
+    predictions = outcome.model.predict(f_test)
+    coefficients = outcome.model[-1].coef_
+    trainable = int(coefficients.size + np.size(outcome.model[-1].intercept_))
+    notes.append(f"{s.probe} probe on {f_train.shape[1]} features, C chosen on validation")
+    return StrategyOutcome(outcome.model, predictions, _record(
+        C=outcome.C, epochs=0, train_time_s=time.perf_counter() - started,
+        trainable_params=trainable, total_params=trainable + total_params, notes=notes))
+
+
+def run_scratch(ctx: StrategyContext) -> StrategyOutcome:
+    """The discriminator's architecture, randomly initialised, all of it trained."""
+    s, split = ctx.settings, ctx.split
+    started = time.perf_counter()
+    augment = augmentation(s.augment_flip, s.augment_shift)
+    outcome = fit_selected(
+        lambda: build_classifier(build_gan_trunk(ctx.architecture), split.num_classes,
+                                 dropout=s.dropout, l2=s.l2, trunk_training=None, augment=augment),
+        (split.x_train, split.y_train), (split.x_val, split.y_val), learning_rates=s.learning_rates,
+        max_epochs=s.max_epochs, patience=s.patience, batch_size=s.batch_size, seed=split.seed,
+        progress=_progress(ctx, "from scratch"))
+    predictions = np.argmax(outcome.model.predict(split.x_test, verbose=0), axis=-1)
+    trainable, total = count_parameters(outcome.model)
+    return StrategyOutcome(outcome.model, predictions, _record(
+        learning_rate=outcome.learning_rate, epochs=outcome.epochs, history=outcome.history,
+        train_time_s=time.perf_counter() - started, trainable_params=trainable, total_params=total,
+        notes=["the discriminator's architecture, randomly initialised, all of it trained"]))
+
+
+def run_gan_frozen(ctx: StrategyContext) -> StrategyOutcome:
+    """The trunk from the discriminator, frozen in inference mode; only the head trains."""
+    notes: list[str] = []
+    return _frozen_outcome(ctx, _prepared_trunk(ctx, True, notes), notes)
+
+
+def run_gan_finetune(ctx: StrategyContext) -> StrategyOutcome:
+    """The trunk from the discriminator: head first, then everything at a lower rate."""
+    notes: list[str] = []
+    return _finetune_outcome(ctx, _prepared_trunk(ctx, True, notes), notes)
+
+
+def run_gan_linear_probe(ctx: StrategyContext) -> StrategyOutcome:
+    """The DCGAN paper's protocol: all conv features max-pooled to 4x4, a linear classifier."""
+    notes: list[str] = []
+    trunk = _prepared_trunk(ctx, True, notes)
+    return _probe_outcome(ctx, lambda x: probe_features(trunk, x), notes, trunk.count_params())
+
+
+def run_random_frozen(ctx: StrategyContext) -> StrategyOutcome:
+    """Control: the discriminator's architecture, randomly initialised and frozen; the head trains."""
+    notes: list[str] = []
+    return _frozen_outcome(ctx, _prepared_trunk(ctx, False, notes), notes)
+
+
+def run_random_linear_probe(ctx: StrategyContext) -> StrategyOutcome:
+    """Control: the linear-probe protocol on a random trunk of the same architecture."""
+    notes: list[str] = []
+    trunk = _prepared_trunk(ctx, False, notes)
+    return _probe_outcome(ctx, lambda x: probe_features(trunk, x), notes, trunk.count_params())
+
+
+def run_pixels_linear(ctx: StrategyContext) -> StrategyOutcome:
+    """Control: the same linear classifier on raw pixels."""
+    return _probe_outcome(ctx, pixel_features, ["raw pixels, no trunk"])
+
+
+def _backbone(ctx: StrategyContext, notes: list[str]) -> keras.Model:
+    from gantransfer.transfer.backbones import BackboneWeightsUnavailable, build_backbone
+
+    s = ctx.settings
+    try:
+        trunk = build_backbone(s.backbone, image_size=ctx.architecture.image_size,
+                               channels=ctx.architecture.channels, weights=s.backbone_weights,
+                               input_size=s.backbone_input_size, alpha=s.backbone_alpha)
+    except BackboneWeightsUnavailable as error:
+        raise StrategySkipped(str(error)) from None
+    notes.append(f"{s.backbone} (alpha {s.backbone_alpha:g}) with {s.backbone_weights} weights, "
+                 f"inputs resized to {s.backbone_input_size} px inside the model")
+    return trunk
+
+
+def run_imagenet_frozen(ctx: StrategyContext) -> StrategyOutcome:
+    """An ImageNet backbone, frozen in inference mode; only the head trains."""
+    notes: list[str] = []
+    return _frozen_outcome(ctx, _backbone(ctx, notes), notes)
+
+
+def run_imagenet_finetune(ctx: StrategyContext) -> StrategyOutcome:
+    """An ImageNet backbone: head first, then everything at a lower rate."""
+    notes: list[str] = []
+    return _finetune_outcome(ctx, _backbone(ctx, notes), notes)
+
+
+STRATEGIES: dict[str, Callable[[StrategyContext], StrategyOutcome]] = {
+    "scratch": run_scratch,
+    "gan-frozen": run_gan_frozen,
+    "gan-finetune": run_gan_finetune,
+    "gan-linear-probe": run_gan_linear_probe,
+    "imagenet-frozen": run_imagenet_frozen,
+    "imagenet-finetune": run_imagenet_finetune,
+    "random-frozen": run_random_frozen,
+    "random-linear-probe": run_random_linear_probe,
+    "pixels-linear": run_pixels_linear,
+}

@@ -1,0 +1,150 @@
+"""Every strategy on tiny real data, cached features, fine-tuning phases, the budget protocol."""
+
+import keras
+import numpy as np
+import pytest
+
+from gantransfer.data import load_dataset
+from gantransfer.gan.models import build_discriminator
+from gantransfer.transfer.classifiers import build_classifier, build_head
+from gantransfer.transfer.names import STRATEGY_NAMES
+from gantransfer.transfer.probe import adaptive_max_pool, probe_features
+from gantransfer.transfer.protocol import budget_split, run_transfer
+from gantransfer.transfer.strategies import (STRATEGIES, Split, StrategyContext, TransferSettings,
+                                             cached_features)
+from gantransfer.transfer.trunks import TrunkArchitecture, build_gan_trunk
+
+ARCH = TrunkArchitecture(32, 1, width=0.125, kernel_size=3)
+FAST = TransferSettings(learning_rates=[1e-2], max_epochs=4, patience=2, batch_size=16,
+                        probe_c=[0.1], bn_images=200, backbone_weights="none",
+                        backbone_input_size=32)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", image_size=32, validation_split=0.0, seed=0)
+
+
+@pytest.fixture(scope="module")
+def split(digits):
+    train, val = budget_split(digits.train.y, 5, seed=0, validation_fraction=0.2, num_classes=10)
+    pixels = lambda ims, idx: ims.load(idx).astype("float32")
+    return Split(x_train=pixels(digits.train, train), y_train=digits.train.y[train],
+                 x_val=pixels(digits.train, val), y_val=digits.train.y[val],
+                 x_test=pixels(digits.test, np.arange(100)), y_test=digits.test.y[:100],
+                 unlabeled=pixels(digits.train, np.arange(300)), num_classes=10, seed=0)
+
+
+def _context(split, **overrides):
+    settings = TransferSettings(**{**FAST.__dict__, **overrides})
+    keras.utils.set_random_seed(0)
+    return StrategyContext(split=split, settings=settings, architecture=ARCH,
+                           discriminator=build_discriminator(32, 1, width=0.125, kernel_size=3))
+
+
+def test_registry_matches_the_names_users_type():
+    assert tuple(STRATEGIES) == STRATEGY_NAMES
+
+
+@pytest.mark.parametrize("name", STRATEGY_NAMES)
+def test_each_strategy_trains_and_predicts(name, split):
+    outcome = STRATEGIES[name](_context(split))
+    record = outcome.record
+    assert outcome.predictions.shape == (100,)
+    assert set(np.unique(outcome.predictions)) <= set(range(10))
+    assert record["status"] == "ok" and record["train_time_s"] > 0
+    assert 0 < record["trainable_params"] <= record["total_params"]
+    if name.endswith("linear") or name.endswith("probe"):
+        assert record["C"] == 0.1 and record["history"] == {}
+    else:
+        assert record["learning_rate"] is not None and record["epochs"] >= 1
+        assert len(record["history"]["val_accuracy"]) >= 1
+    if name.endswith("finetune"):
+        assert record["phase_kept"] in ("head", "finetune")
+    if name.startswith("gan-") or name.startswith("random-"):
+        assert any("BatchNorm statistics of 2 layers re-estimated on 200" in n for n in record["notes"])
+    if name.endswith("-frozen"):  # only the head trains
+        assert record["trainable_params"] == outcome.model.get_layer("head").count_params()
+        assert record["total_params"] > record["trainable_params"]
+
+
+def test_frozen_trunk_keeps_its_weights(split):
+    context = _context(split)
+    outcome = STRATEGIES["gan-frozen"](context)
+    trunk = outcome.model.get_layer("gan_trunk")
+    assert not trunk.trainable
+    reference = build_gan_trunk(ARCH)
+    from gantransfer.transfer.trunks import import_discriminator_weights
+    import_discriminator_weights(reference, context.discriminator)
+    np.testing.assert_array_equal(trunk.get_layer("block1_conv").kernel.numpy(),
+                                  reference.get_layer("block1_conv").kernel.numpy())
+
+
+def test_cached_feature_head_gives_the_same_predictions_as_the_full_frozen_model(split):
+    trunk = build_gan_trunk(ARCH)
+    trunk.trainable = False
+    f_train, _, f_test = cached_features(trunk, split)
+    keras.utils.set_random_seed(0)
+    head = build_head(f_train.shape[1:], 10)
+    head.compile(keras.optimizers.Adam(1e-2),
+                 keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    head.fit(f_train, split.y_train, epochs=3, batch_size=16, verbose=0)
+    full = build_classifier(trunk, 10, head=head, trunk_training=False)
+    from_cache = head.predict(f_test, verbose=0)
+    from_pixels = full.predict(split.x_test, verbose=0)
+    np.testing.assert_allclose(from_cache, from_pixels, rtol=1e-4, atol=1e-4)
+    assert (np.argmax(from_cache, -1) == np.argmax(from_pixels, -1)).all()
+
+
+def test_augmentation_trains_the_frozen_model_on_pixels(split):
+    outcome = STRATEGIES["random-frozen"](_context(split, augment_shift=0.1))
+    assert not any("cached" in note for note in outcome.record["notes"])
+    assert outcome.model.get_layer("augment") is not None
+
+
+def test_probe_features_pool_every_block_to_four_by_four(split):
+    trunk = build_gan_trunk(ARCH)
+    features = probe_features(trunk, split.x_test[:3])
+    assert features.shape == (3, 16 * (8 + 16 + 32))
+    pooled = adaptive_max_pool(np.arange(49, dtype="float32").reshape(1, 7, 7, 1))
+    assert pooled[0, :, :, 0].tolist() == [[8, 10, 12, 13], [22, 24, 26, 27], [36, 38, 40, 41],
+                                           [43, 45, 47, 48]]
+
+
+def test_budget_split_is_per_class_and_deterministic():
+    y = np.repeat(np.arange(4), 30)
+    train, val = budget_split(y, 10, seed=3, validation_fraction=0.2, num_classes=4)
+    assert np.bincount(y[train]).tolist() == [8] * 4 and np.bincount(y[val]).tolist() == [2] * 4
+    assert not set(train) & set(val)
+    again = budget_split(y, 10, seed=3, validation_fraction=0.2, num_classes=4)
+    assert (again[0] == train).all() and (again[1] == val).all()
+    other = budget_split(y, 10, seed=4, validation_fraction=0.2, num_classes=4)
+    assert not (other[0] == train).all()
+    all_train, all_val = budget_split(y, "all", seed=0, validation_fraction=0.2, num_classes=4)
+    assert len(all_train) + len(all_val) == 120
+
+
+def test_run_transfer_skips_imagenet_when_weights_cannot_be_had(digits, monkeypatch, tmp_path):
+    from gantransfer.transfer import backbones
+
+    def unavailable(*args, **kwargs):
+        raise backbones.BackboneWeightsUnavailable("put x.h5 into /somewhere/ and run again")
+
+    monkeypatch.setattr(backbones, "build_backbone", unavailable)
+    small = digits.with_label_budget(6, seed=0)
+    run = run_transfer(small, ["pixels-linear", "imagenet-frozen", "imagenet-finetune"], [3], 2,
+                       FAST, architecture=ARCH, models_dir=tmp_path)
+    by_status = {(r["strategy"], r["seed"]): r["status"] for r in run.results}
+    assert by_status[("pixels-linear", 0)] == "ok" and by_status[("pixels-linear", 1)] == "ok"
+    assert by_status[("imagenet-frozen", 1)] == "skipped"
+    assert by_status[("imagenet-finetune", 0)] == "skipped"
+    assert [s["strategy"] for s in run.skipped] == ["imagenet-frozen", "imagenet-finetune"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pixels-linear_lpc-3_seed-0.joblib",
+                                                          "pixels-linear_lpc-3_seed-1.joblib"]
+
+
+def test_gan_strategies_need_a_discriminator(digits):
+    from gantransfer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="gan-frozen need a trained GAN: pass --gan-run"):
+        run_transfer(digits, ["gan-frozen"], [5], 1, FAST, architecture=ARCH)
