@@ -41,6 +41,19 @@ _EXPORTS = {
     "build_dcgan": "gantransfer.gan",
     "train_gan": "gantransfer.gan",
     "TrainGanResult": "gantransfer.gan",
+    "transfer": "gantransfer.experiment",
+    "compare": "gantransfer.experiment",
+    "TransferResult": "gantransfer.experiment",
+    "build_classifier": "gantransfer.transfer.classifiers",
+    "build_head": "gantransfer.transfer.classifiers",
+    "build_gan_trunk": "gantransfer.transfer.trunks",
+    "import_discriminator_weights": "gantransfer.transfer.trunks",
+    "trunk_from_discriminator": "gantransfer.transfer.trunks",
+    "reestimate_batchnorm": "gantransfer.transfer.trunks",
+    "build_backbone": "gantransfer.transfer.backbones",
+    "BACKBONES": "gantransfer.transfer.backbones",
+    "STRATEGIES": "gantransfer.transfer.strategies",
+    "write_report": "gantransfer.evaluation.report",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

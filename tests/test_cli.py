@@ -119,3 +119,76 @@ def test_npz_with_mismatched_labels(runner, tmp_path):
     path = tmp_path / "bad.npz"
     np.savez(path, x=np.zeros((5, 8, 8), "uint8"), y=np.zeros(4, "int64"))
     _bad(runner, ["train-gan", "--dataset", str(path), "--output-dir", str(tmp_path / "run")], "5")
+
+
+@pytest.mark.parametrize("command", ["transfer", "compare"])
+def test_transfer_and_compare_help_have_examples(runner, command):
+    result = runner.invoke(cli, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Example:" in result.output and f"gantransfer {command}" in result.output
+
+
+FAST_TRANSFER = ["--set", "transfer.max_epochs=3", "--set", "transfer.patience=1",
+                 "--set", "transfer.learning_rates=0.01", "--set", "transfer.probe_c=0.1",
+                 "--set", "transfer.bn_images=100", "--set", "gan.width=0.125",
+                 "--set", "gan.kernel_size=3", "--quiet"]
+
+
+@pytest.mark.slow
+def test_compare_end_to_end_then_transfer_from_its_gan(runner, tmp_path):
+    out = tmp_path / "cmp"
+    result = runner.invoke(cli, ["compare", "--epochs", "1", "--labels-per-class", "3",
+                                 "--seeds", "1", "--strategies",
+                                 "scratch,gan-frozen,gan-linear-probe,random-linear-probe",
+                                 "--output-dir", str(out), *FAST_TRANSFER])
+    assert result.exit_code == 0, result.output
+    for name in ("config.yaml", "gan/discriminator.keras", "gan/samples/epoch_001.png",
+                 "results.csv", "results.json", "report.md", "report.html", "run.json",
+                 "models/gan-frozen_lpc-3_seed-0.keras"):
+        assert (out / name).exists(), name
+    import json
+
+    results = json.loads((out / "results.json").read_text())["results"]
+    assert sorted(r["strategy"] for r in results) == ["gan-frozen", "gan-linear-probe",
+                                                      "random-linear-probe", "scratch"]
+    assert all(0 <= r["test_accuracy"] <= 1 for r in results)
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html  # the GAN's sample grid and figures are embedded
+    import keras
+
+    model = keras.saving.load_model(out / "models/gan-frozen_lpc-3_seed-0.keras")
+    assert model.output_shape == (None, 10)
+
+    again = tmp_path / "tr"
+    result = runner.invoke(cli, ["transfer", "--gan-run", str(out / "gan"), "--dataset", "digits",
+                                 "--strategies", "gan-frozen", "--labels-per-class", "3",
+                                 "--seeds", "1", "--output-dir", str(again), *FAST_TRANSFER])
+    assert result.exit_code == 0, result.output
+    assert (again / "report.html").is_file()
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["transfer", "--strategies", "scratch,gan-frozn"], "transfer.strategies: received 'gan-frozn'"),
+    (["transfer", "--strategies", "gan-frozen"], "need a trained GAN: pass --gan-run"),
+    (["transfer", "--labels-per-class", "ten"], "transfer.labels_per_class: received 'ten'"),
+    (["transfer", "--seeds", "0"], "transfer.seeds: received 0"),
+    (["transfer", "--gan-run", "/no/such/run"], "does not exist"),
+    (["transfer", "--backbone-alpha", "-1"], "transfer.backbone_alpha: received -1.0"),
+    (["compare", "--config", "nope"], "preset name (cifar10, digits, fashion_mnist)"),
+    (["compare", "--dataset", "fashon_mnist"], "expected one of cifar10, cifar100, digits"),
+])
+def test_transfer_and_compare_bad_input(runner, args, expected):
+    _bad(runner, args, expected)
+
+
+def test_transfer_needs_labels(runner, tmp_path):
+    path = tmp_path / "unlabeled.npz"
+    np.savez(path, x=np.zeros((30, 8, 8), "uint8"))
+    _bad(runner, ["transfer", "--dataset", str(path), "--strategies", "pixels-linear",
+                  "--output-dir", str(tmp_path / "run")], "has no labels")
+
+
+def test_transfer_and_gan_both_given(runner, tmp_path):
+    (tmp_path / "d.keras").write_bytes(b"x")
+    _bad(runner, ["transfer", "--gan-run", str(tmp_path), "--discriminator",
+                  str(tmp_path / "d.keras")], "not both")

@@ -7,7 +7,9 @@ import pytest
 
 MODULES = ["gantransfer.config", "gantransfer.runs", "gantransfer.images", "gantransfer.gan.models",
            "gantransfer.gan.dcgan", "gantransfer.gan.train", "gantransfer.data",
-           "gantransfer.data.batches", "gantransfer.data.sources"]
+           "gantransfer.data.batches", "gantransfer.data.sources", "gantransfer.transfer.trunks",
+           "gantransfer.transfer.classifiers", "gantransfer.transfer.probe",
+           "gantransfer.transfer.protocol"]
 
 
 @pytest.mark.parametrize("name", MODULES)

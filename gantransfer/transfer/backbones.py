@@ -187,7 +187,7 @@ def get_backbone_spec(name: str) -> BackboneSpec:
         >>> get_backbone_spec("MobileNet-V2").application.__name__
         'MobileNetV2'
     """
-    key = name.strip().lower().replace("-", "_") if isinstance(name, str) else name
+    key = name.strip().lower().replace("-", "_") if isinstance(name, str) else None
     if key not in BACKBONES:
         raise ConfigError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}")
     return BACKBONES[key]
@@ -447,7 +447,7 @@ def _imagenet_base(spec: BackboneSpec, alpha: float, input_size: int) -> keras.M
                                         include_top=True)
     folder = imagenet_cache_dir()
     if not (folder / file_name).is_file() and (folder / top_name).is_file():
-        return _base_from_top_file(spec, alpha, input_size, folder / top_name)
+        return _base_from_top_file(spec, alpha, input_size, folder / top_name, file_name)
     try:
         keras.utils.get_file(file_name, url, cache_subdir="models")
     except Exception as error:  # No network, a proxy, a refused URL: the fix is the same.
@@ -460,8 +460,8 @@ def _imagenet_base(spec: BackboneSpec, alpha: float, input_size: int) -> keras.M
     return _application(spec, alpha, input_size, weights="imagenet")
 
 
-def _base_from_top_file(spec: BackboneSpec, alpha: float, input_size: int,
-                        top_path: Path) -> keras.Model:
+def _base_from_top_file(spec: BackboneSpec, alpha: float, input_size: int, top_path: Path,
+                        missing_file: str) -> keras.Model:
     # The with-top application holds the no-top one as a prefix: cut it at the last feature layer,
     # then rebuild that graph on the requested input side (convolutions do not depend on it) and
     # copy the weights over, shapes checked.
@@ -477,9 +477,8 @@ def _base_from_top_file(spec: BackboneSpec, alpha: float, input_size: int,
     head = [layer.name for layer in top.layers[len(cut.layers):]]
     logger.warning("ImageNet weights for %s: %s is not cached, so the backbone was cut out of the "
                    "with-top file %s (%d arrays copied; head dropped: %s)",
-                   _describe(spec, alpha, size), imagenet_weights_file(
-                       spec.name, alpha=alpha, input_size=input_size)[0], top_path,
-                   len(source), ", ".join(head))
+                   _describe(spec, alpha, size), missing_file, top_path, len(source),
+                   ", ".join(head))
     return base
 
 
