@@ -23,7 +23,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from gantransfer.data import load_dataset  # noqa: E402
-from gantransfer.transfer.classifiers import build_classifier, build_head  # noqa: E402
+from gantransfer.transfer.classifiers import (STEPS_PER_EXECUTION, build_classifier,  # noqa: E402
+                                              build_head, make_dataset)
 from gantransfer.transfer.trunks import (TrunkArchitecture, build_gan_trunk,  # noqa: E402
                                          reestimate_batchnorm)
 
@@ -41,7 +42,8 @@ class EpochTimes(keras.callbacks.Callback):
 
 def _compile(model, rate):
     model.compile(keras.optimizers.Adam(rate),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
+                  steps_per_execution=STEPS_PER_EXECUTION)
 
 
 def main() -> None:
@@ -75,7 +77,7 @@ def main() -> None:
     full = build_classifier(trunk, data.num_classes, head=head, trunk_training=False)
     _compile(full, 1e-3)
     clock_full = EpochTimes()
-    full.fit(x, y, epochs=args.epochs, batch_size=args.batch_size, callbacks=[clock_full],
+    full.fit(make_dataset(x, y, args.batch_size), epochs=args.epochs, callbacks=[clock_full],
              verbose=0, shuffle=False)
     accuracy_full = float(np.mean(np.argmax(full.predict(x_test, verbose=0), -1) == y_test))
 
@@ -87,8 +89,8 @@ def main() -> None:
     keras.utils.set_random_seed(2)
     _compile(head, 1e-3)
     clock_cached = EpochTimes()
-    head.fit(features, y, epochs=args.epochs, batch_size=args.batch_size, callbacks=[clock_cached],
-             verbose=0, shuffle=False)
+    head.fit(make_dataset(features, y, args.batch_size), epochs=args.epochs,
+             callbacks=[clock_cached], verbose=0, shuffle=False)
     accuracy_cached = float(np.mean(np.argmax(
         head.predict(trunk.predict(x_test, batch_size=256, verbose=0), verbose=0), -1) == y_test))
 

