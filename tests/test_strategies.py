@@ -148,3 +148,23 @@ def test_gan_strategies_need_a_discriminator(digits):
 
     with pytest.raises(ConfigError, match="gan-frozen need a trained GAN: pass --gan-run"):
         run_transfer(digits, ["gan-frozen"], [5], 1, FAST, architecture=ARCH)
+
+
+def test_a_gan_from_another_dataset_transfers_with_converted_images(tmp_path):
+    """A colour 32x32 GAN's discriminator on grey digits: the target is brought to 3 channels."""
+    from gantransfer.config import load_config
+    from gantransfer.experiment import transfer
+
+    config = load_config("digits", ["transfer.strategies=gan-linear-probe,pixels-linear",
+                                    "transfer.labels_per_class=3", "transfer.seeds=1",
+                                    "transfer.probe_c=0.1", "transfer.bn_images=50",
+                                    "data.image_size=64"])
+    colour = build_discriminator(32, 3, width=0.125, kernel_size=3)
+    result = transfer(config, tmp_path / "run", discriminator=colour, verbose=False)
+    assert [r["status"] for r in result.results] == ["ok", "ok"]
+    import json
+
+    context = json.loads((tmp_path / "run/results.json").read_text())["context"]
+    assert any("brought to the GAN's 32x32x3 (the config asked for 64 px, channels 1)" in note
+               for note in context["notes"])
+    assert not (tmp_path / "run/results.partial.json").exists()

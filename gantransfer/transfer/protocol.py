@@ -152,6 +152,7 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
     unlabeled_all = pool.load(np.arange(len(pool)))
     total = len(labels_per_class) * seeds * len(strategies)
     done = 0
+    overall = keras.utils.Progbar(total, unit_name="model") if verbose else None
     skipped_reasons: dict[str, str] = {}
     for budget in labels_per_class:
         for seed in range(seeds):
@@ -197,4 +198,6 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
                 run.results.append(record)
                 if on_result is not None:
                     on_result(record)
+                if overall is not None:
+                    overall.update(done, finalize=done == total)
     return run
