@@ -16,7 +16,7 @@ from typing import Any, Callable
 import click
 
 import gantransfer
-from gantransfer.config import Config, load_config
+from gantransfer.config import load_config
 from gantransfer.errors import GantransferError
 from gantransfer.runs import DEFAULT_OUTPUT_ROOT, default_run_name
 

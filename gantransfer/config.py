@@ -226,12 +226,10 @@ class TransferConfig:
         _check("transfer.backbone_input_size", self.backbone_input_size,
                self.backbone_input_size >= 32, "an integer >= 32")
 
-    def settings(self) -> Any:
-        """The training settings every strategy shares (a ``TransferSettings``)."""
-        from gantransfer.transfer.strategies import TransferSettings
-
-        keep = {f.name for f in dataclasses.fields(TransferSettings)}
-        return TransferSettings(**{k: v for k, v in dataclasses.asdict(self).items() if k in keep})
+    @property
+    def augments(self) -> bool:
+        """Whether any augmentation is on."""
+        return self.augment_flip or self.augment_shift > 0
 
 
 @dataclasses.dataclass

@@ -144,7 +144,7 @@ def transfer(config: Config, run_dir: str | Path, *,
         partial.append(record)
         atomic_write_json(run_dir / "results.partial.json", {"results": partial})
 
-    run = run_transfer(data, t.strategies, t.labels_per_class, t.seeds, t.settings(),
+    run = run_transfer(data, t.strategies, t.labels_per_class, t.seeds, t,
                        discriminator=disc_model, architecture=architecture,
                        validation_fraction=t.validation_fraction, models_dir=run_dir / "models",
                        verbose=verbose, on_result=keep)

@@ -10,12 +10,12 @@ from gantransfer.transfer.classifiers import build_classifier, build_head
 from gantransfer.transfer.names import STRATEGY_NAMES
 from gantransfer.transfer.probe import adaptive_max_pool, probe_features
 from gantransfer.transfer.protocol import budget_split, run_transfer
-from gantransfer.transfer.strategies import (STRATEGIES, Split, StrategyContext, TransferSettings,
-                                             cached_features)
+from gantransfer.config import TransferConfig
+from gantransfer.transfer.strategies import STRATEGIES, Split, StrategyContext, cached_features
 from gantransfer.transfer.trunks import TrunkArchitecture, build_gan_trunk
 
 ARCH = TrunkArchitecture(32, 1, width=0.125, kernel_size=3)
-FAST = TransferSettings(learning_rates=[1e-2], max_epochs=4, patience=2, batch_size=16,
+FAST = TransferConfig(learning_rates=[1e-2], max_epochs=4, patience=2, batch_size=16,
                         probe_c=[0.1], bn_images=200, backbone_weights="none",
                         backbone_input_size=32)
 
@@ -36,7 +36,7 @@ def split(digits):
 
 
 def _context(split, **overrides):
-    settings = TransferSettings(**{**FAST.__dict__, **overrides})
+    settings = TransferConfig(**{**FAST.__dict__, **overrides})
     keras.utils.set_random_seed(0)
     return StrategyContext(split=split, settings=settings, architecture=ARCH,
                            discriminator=build_discriminator(32, 1, width=0.125, kernel_size=3))

@@ -24,6 +24,7 @@ import logging
 import math
 import numbers
 import os
+import tempfile
 import pickle
 import tarfile
 from collections.abc import Callable
@@ -91,10 +92,26 @@ class SourceArrays:
     source: str = ""
 
 
+def keras_home() -> Path:
+    """The folder Keras caches downloads in: ``$KERAS_HOME``, by default ``~/.keras``.
+
+    Keras reads ``KERAS_HOME`` once, when it is imported, and falls back to ``/tmp/.keras`` when
+    that folder is not writable; this returns the folder it settled on.
+    """
+    try:
+        from keras.src.backend.config import keras_home as keras_own_home
+
+        home = keras_own_home()
+    except ImportError:  # A Keras without the private accessor: mirror its rule.
+        home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    base = os.path.expanduser(home)
+    if os.path.isdir(base) and not os.access(base, os.W_OK):
+        base = os.path.join(tempfile.gettempdir(), ".keras")
+    return Path(base)
+
+
 def keras_datasets_dir() -> Path:
     """The folder Keras caches datasets in: ``$KERAS_HOME/datasets``, by default ``~/.keras/datasets``.
-
-    Keras reads ``KERAS_HOME`` once, when it is imported; this returns the folder it settled on.
 
     Returns:
         The folder (it may not exist yet).
@@ -103,13 +120,7 @@ def keras_datasets_dir() -> Path:
         >>> keras_datasets_dir().name
         'datasets'
     """
-    try:
-        from keras.src.backend.config import keras_home
-
-        home = keras_home()
-    except ImportError:  # A Keras without the private accessor: mirror its rule.
-        home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(os.path.expanduser(home)) / "datasets"
+    return keras_home() / "datasets"
 
 
 def _first_line(error: BaseException) -> str:

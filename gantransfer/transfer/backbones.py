@@ -34,7 +34,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -196,9 +195,7 @@ def get_backbone_spec(name: str) -> BackboneSpec:
 def imagenet_cache_dir() -> Path:
     """The folder Keras caches ImageNet weight files in, ``$KERAS_HOME/models``.
 
-    Mirrors ``keras.utils.get_file(..., cache_subdir="models")``: Keras reads ``KERAS_HOME`` once,
-    when it is imported (default ``~/.keras``), and falls back to ``/tmp/.keras`` when that folder
-    is not writable.
+    Mirrors ``keras.utils.get_file(..., cache_subdir="models")``.
 
     Returns:
         The folder (it may not exist yet).
@@ -207,16 +204,9 @@ def imagenet_cache_dir() -> Path:
         >>> imagenet_cache_dir().name
         'models'
     """
-    try:
-        from keras.src.backend.config import keras_home
+    from gantransfer.data.sources import keras_home
 
-        home = keras_home()
-    except ImportError:  # A Keras without the private accessor: mirror its rule.
-        home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    base = os.path.expanduser(home)
-    if not os.access(base, os.W_OK):
-        base = os.path.join("/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir(), ".keras")
-    return Path(base) / "models"
+    return keras_home() / "models"
 
 
 def imagenet_weights_file(name: str, *, alpha: float = 1.0, input_size: int = 224,

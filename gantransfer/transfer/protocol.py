@@ -8,7 +8,6 @@ budget only. Every strategy trains on the same split and touches the test set on
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -17,13 +16,13 @@ import joblib
 import keras
 import numpy as np
 
+from gantransfer.config import TransferConfig
 from gantransfer.data import Dataset, select_labels_per_class
 from gantransfer.errors import ConfigError, DataError
 from gantransfer.evaluation.metrics import classification_metrics
 from gantransfer.runs import atomic_save
 from gantransfer.transfer.names import GAN_STRATEGIES, IMAGENET_STRATEGIES, STRATEGY_NAMES
-from gantransfer.transfer.strategies import (STRATEGIES, Split, StrategyContext, StrategySkipped,
-                                             TransferSettings)
+from gantransfer.transfer.strategies import STRATEGIES, Split, StrategyContext, StrategySkipped
 from gantransfer.transfer.trunks import TrunkArchitecture, architecture_of, load_discriminator
 
 logger = logging.getLogger(__name__)
@@ -100,7 +99,7 @@ def _save_model(model: Any, folder: Path, strategy: str, budget: Budget, seed: i
 
 
 def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list[Budget],
-                 seeds: int, settings: TransferSettings, *,
+                 seeds: int, settings: TransferConfig, *,
                  discriminator: str | Path | keras.Model | None = None,
                  architecture: TrunkArchitecture | None = None,
                  validation_fraction: float = 0.2, models_dir: str | Path | None = None,

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import keras
 import numpy as np
 
+from gantransfer.config import TransferConfig
 from gantransfer.errors import GantransferError
 from gantransfer.transfer.classifiers import (augmentation, build_classifier, build_head,
                                               count_parameters, fit_selected)
@@ -31,51 +32,6 @@ logger = logging.getLogger(__name__)
 
 class StrategySkipped(GantransferError):
     """A strategy cannot run here (e.g. no ImageNet weights); the comparison goes on without it."""
-
-
-@dataclass
-class TransferSettings:
-    """How every strategy trains: the same for all of them, so no baseline is a strawman.
-
-    Attributes:
-        learning_rates: Adam learning rates tried for heads and from-scratch models.
-        finetune_learning_rate_factor: Phase 2 of fine-tuning runs at the chosen head rate times this.
-        max_epochs: Upper bound on epochs per fit.
-        patience: Early-stopping patience, in epochs without validation improvement.
-        batch_size: Images per step.
-        dropout: Head dropout rate.
-        l2: Head L2 weight decay.
-        augment_flip: Random horizontal flips while training.
-        augment_shift: Random shifts, as a fraction of the side (0 is off).
-        probe: Linear probe classifier: "logistic" or "svm".
-        probe_c: Inverse regularisation strengths tried for linear probes.
-        bn_images: At most this many real training images re-estimate BatchNorm statistics.
-        backbone: ImageNet backbone name (see gantransfer.transfer.backbones).
-        backbone_alpha: Width multiplier of MobileNet backbones.
-        backbone_input_size: Side the images are resized to inside the backbone.
-        backbone_weights: "imagenet", a weights file path, or "none".
-    """
-
-    learning_rates: list[float] = field(default_factory=lambda: [1e-3, 1e-4])
-    finetune_learning_rate_factor: float = 0.1
-    max_epochs: int = 100
-    patience: int = 10
-    batch_size: int = 32
-    dropout: float = 0.0
-    l2: float = 0.0
-    augment_flip: bool = False
-    augment_shift: float = 0.0
-    probe: str = "logistic"
-    probe_c: list[float] = field(default_factory=lambda: [0.001, 0.01, 0.1, 1.0])
-    bn_images: int = 10000
-    backbone: str = "mobilenet"
-    backbone_alpha: float = 0.25
-    backbone_input_size: int = 224
-    backbone_weights: str = "imagenet"
-
-    @property
-    def augments(self) -> bool:
-        return self.augment_flip or self.augment_shift > 0
 
 
 @dataclass
@@ -101,7 +57,7 @@ class StrategyContext:
     """What every strategy may draw on."""
 
     split: Split
-    settings: TransferSettings
+    settings: TransferConfig  # the config's transfer section: the same for every strategy
     architecture: TrunkArchitecture
     discriminator: keras.Model | None = None
     verbose: bool = False
