@@ -139,8 +139,8 @@ def test_run_transfer_skips_imagenet_when_weights_cannot_be_had(digits, monkeypa
     assert by_status[("imagenet-frozen", 1)] == "skipped"
     assert by_status[("imagenet-finetune", 0)] == "skipped"
     assert [s["strategy"] for s in run.skipped] == ["imagenet-frozen", "imagenet-finetune"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["pixels-linear_lpc-3_seed-0.joblib",
-                                                          "pixels-linear_lpc-3_seed-1.joblib"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pixels-linear_lpc-3_seed-0.keras",
+                                                          "pixels-linear_lpc-3_seed-1.keras"]
 
 
 def test_gan_strategies_need_a_discriminator(digits):
@@ -168,3 +168,25 @@ def test_a_gan_from_another_dataset_transfers_with_converted_images(tmp_path):
     assert any("brought to the GAN's 32x32x3 (the config asked for 64 px, channels 1)" in note
                for note in context["notes"])
     assert not (tmp_path / "run/results.partial.json").exists()
+
+
+@pytest.mark.parametrize("kind, with_trunk, size", [("logistic", True, 32), ("svm", True, 28),
+                                                    ("logistic", False, 32)])
+def test_linear_probe_exports_to_keras_with_the_same_predictions(split, tmp_path, kind, with_trunk,
+                                                                 size):
+    from gantransfer.transfer.probe import fit_probe, pixel_features, probe_as_keras
+
+    images = split.x_train if size == 32 else split.x_train[:, 2:30, 2:30]
+    tests = split.x_test if size == 32 else split.x_test[:, 2:30, 2:30]
+    trunk = build_gan_trunk(TrunkArchitecture(size, 1, width=0.125, kernel_size=3)) \
+        if with_trunk else None
+    features = (lambda x: probe_features(trunk, x)) if with_trunk else pixel_features
+    probe = fit_probe((features(images), split.y_train), (features(tests), split.y_test),
+                      kind=kind, Cs=[0.1]).model
+    model = probe_as_keras(probe, images.shape[1:], 10, trunk)
+    model.save(tmp_path / "probe.keras")
+    loaded = keras.saving.load_model(tmp_path / "probe.keras")
+    expected = probe.predict(features(tests))
+    assert (np.argmax(loaded.predict(tests, verbose=0), -1) == expected).all()
+    np.testing.assert_allclose(loaded.predict(tests, verbose=0), probe.decision_function(
+        features(tests)), rtol=1e-3, atol=1e-3)

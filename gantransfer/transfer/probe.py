@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import keras
 import numpy as np
+from keras import layers, ops
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -36,13 +37,43 @@ def adaptive_max_pool(features: np.ndarray, grid: int = 4) -> np.ndarray:
                [13., 15.]], dtype=float32)
     """
     _, height, width, _ = features.shape
-    rows = [(i * height // grid, -(-(i + 1) * height // grid)) for i in range(grid)]
-    cols = [(j * width // grid, -(-(j + 1) * width // grid)) for j in range(grid)]
+    rows, cols = _windows(height, grid), _windows(width, grid)
     pooled = np.empty((features.shape[0], grid, grid, features.shape[-1]), features.dtype)
     for i, (r0, r1) in enumerate(rows):
         for j, (c0, c1) in enumerate(cols):
             pooled[:, i, j] = features[:, r0:r1, c0:c1].max(axis=(1, 2))
     return pooled
+
+
+def _windows(size: int, grid: int) -> list[tuple[int, int]]:
+    return [(i * size // grid, -(-(i + 1) * size // grid)) for i in range(grid)]
+
+
+@keras.saving.register_keras_serializable(package="gantransfer")
+class GridMaxPooling(layers.Layer):
+    """Max-pools a feature map to ``grid x grid`` with the windows of :func:`adaptive_max_pool`.
+
+    Args:
+        grid: Side of the pooled grid.
+    """
+
+    def __init__(self, grid: int = 4, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.grid = grid
+
+    def call(self, x):
+        rows = []
+        for r0, r1 in _windows(x.shape[1], self.grid):
+            cells = [ops.max(x[:, r0:r1, c0:c1, :], axis=(1, 2))
+                     for c0, c1 in _windows(x.shape[2], self.grid)]
+            rows.append(ops.stack(cells, axis=1))
+        return ops.stack(rows, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.grid, self.grid, input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "grid": self.grid}
 
 
 def conv_feature_layers(trunk: keras.Model) -> list[str]:
@@ -134,3 +165,49 @@ def fit_probe(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.nd
     assert best is not None, "Cs must not be empty"
     best.wall_time_s = time.perf_counter() - started
     return best
+
+
+def probe_as_keras(probe: Pipeline, input_shape: tuple[int, ...], num_classes: int,
+                   trunk: keras.Model | None = None, grid: int = 4,
+                   name: str = "linear_probe") -> keras.Model:
+    """The fitted probe as one Keras model from pixels to class scores, to save as ``.keras``.
+
+    The trunk's per-block features are pooled by :class:`GridMaxPooling` and concatenated (or, with
+    no trunk, the pixels are scaled and flattened), standardised with the fitted scaler's statistics,
+    and mapped by a ``Dense`` layer holding the linear classifier's weights. Its arg-max equals the
+    pipeline's predictions.
+
+    Args:
+        probe: A fitted pipeline from :func:`make_probe`.
+        input_shape: ``(H, W, C)`` of the pixels.
+        num_classes: Number of classes.
+        trunk: The trunk the probe's features came from, or None for raw pixels.
+        grid: The pooled grid side used for the features.
+        name: Model name.
+
+    Returns:
+        A ``keras.Model``.
+    """
+    scaler, linear = probe[0], probe[-1]
+    inputs = keras.Input(input_shape, name="pixels")
+    if trunk is None:
+        x = layers.Flatten(name="flatten")(layers.Rescaling(1 / 255.0, name="to_unit")(inputs))
+    else:
+        names = conv_feature_layers(trunk)
+        extractor = keras.Model(trunk.input, [trunk.get_layer(n).output for n in names],
+                                name=f"{trunk.name}_features")
+        outputs = extractor(inputs, training=False)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        pooled = [layers.Flatten(name=f"flatten_{n}")(GridMaxPooling(grid, name=f"pool_{n}")(o))
+                  for n, o in zip(names, outputs)]
+        x = layers.Concatenate(name="features")(pooled) if len(pooled) > 1 else pooled[0]
+    # sklearn's scale_ is 1 where a feature never varied; Normalization's sqrt(variance) matches it.
+    x = layers.Normalization(mean=scaler.mean_, variance=scaler.scale_**2, name="standardise")(x)
+    coef, intercept = np.atleast_2d(linear.coef_), np.atleast_1d(linear.intercept_)
+    if coef.shape[0] == 1 and num_classes == 2:  # binary: one score for class 1
+        coef, intercept = np.concatenate([-coef / 2, coef / 2]), np.concatenate([-intercept / 2,
+                                                                                 intercept / 2])
+    dense = layers.Dense(num_classes, name="probe_dense")
+    outputs = dense(x)
+    dense.set_weights([coef.T.astype("float32"), intercept.astype("float32")])
+    return keras.Model(inputs, outputs, name=name)

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import joblib
 import keras
 import numpy as np
 
@@ -88,13 +87,9 @@ def model_path(folder: Path, strategy: str, budget: Budget, seed: int, suffix: s
     return Path(folder) / f"{strategy}_lpc-{budget}_seed-{seed}{suffix}"
 
 
-def _save_model(model: Any, folder: Path, strategy: str, budget: Budget, seed: int) -> str:
-    if isinstance(model, keras.Model):
-        path = model_path(folder, strategy, budget, seed, ".keras")
-        atomic_save(path, model.save)
-    else:  # scikit-learn linear probes
-        path = model_path(folder, strategy, budget, seed, ".joblib")
-        atomic_save(path, lambda name: joblib.dump(model, name))
+def _save_model(model: keras.Model, folder: Path, strategy: str, budget: Budget, seed: int) -> str:
+    path = model_path(folder, strategy, budget, seed, ".keras")
+    atomic_save(path, model.save)
     return str(path)
 
 

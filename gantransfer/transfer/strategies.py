@@ -23,7 +23,8 @@ from gantransfer.config import TransferConfig
 from gantransfer.errors import GantransferError
 from gantransfer.transfer.classifiers import (augmentation, build_classifier, build_head,
                                               count_parameters, fit_selected)
-from gantransfer.transfer.probe import fit_probe, pixel_features, probe_features
+from gantransfer.transfer.probe import (fit_probe, pixel_features, probe_as_keras,
+                                        probe_features)
 from gantransfer.transfer.trunks import (TrunkArchitecture, build_gan_trunk, reestimate_batchnorm,
                                          trunk_from_discriminator)
 
@@ -180,20 +181,25 @@ def _finetune_outcome(ctx: StrategyContext, trunk: keras.Model, notes: list[str]
         train_time_s=seconds, trainable_params=trainable, total_params=total, notes=notes))
 
 
-def _probe_outcome(ctx: StrategyContext, features: Callable[[np.ndarray], np.ndarray],
-                   notes: list[str], total_params: int = 0) -> StrategyOutcome:
+def _probe_outcome(ctx: StrategyContext, trunk: keras.Model | None,
+                   notes: list[str]) -> StrategyOutcome:
+    """Fits a linear probe on the trunk's pooled features (or on pixels when trunk is None)."""
     s, split = ctx.settings, ctx.split
     started = time.perf_counter()
+    features = pixel_features if trunk is None else (lambda x: probe_features(trunk, x))
     f_train, f_val, f_test = (features(x) for x in (split.x_train, split.x_val, split.x_test))
     outcome = fit_probe((f_train, split.y_train), (f_val, split.y_val), kind=s.probe,
                         Cs=s.probe_c, seed=split.seed)
     predictions = outcome.model.predict(f_test)
     coefficients = outcome.model[-1].coef_
     trainable = int(coefficients.size + np.size(outcome.model[-1].intercept_))
-    notes.append(f"{s.probe} probe on {f_train.shape[1]} features, C chosen on validation")
-    return StrategyOutcome(outcome.model, predictions, _record(
-        C=outcome.C, epochs=0, train_time_s=time.perf_counter() - started,
-        trainable_params=trainable, total_params=trainable + total_params, notes=notes))
+    seconds = time.perf_counter() - started
+    notes.append(f"{s.probe} probe on {f_train.shape[1]} features, C chosen on validation; saved "
+                 "as a Keras model (features, standardisation, linear layer)")
+    model = probe_as_keras(outcome.model, split.x_train.shape[1:], split.num_classes, trunk)
+    return StrategyOutcome(model, predictions, _record(
+        C=outcome.C, epochs=0, train_time_s=seconds, trainable_params=trainable,
+        total_params=model.count_params(), notes=notes))
 
 
 def run_scratch(ctx: StrategyContext) -> StrategyOutcome:
@@ -230,8 +236,7 @@ def run_gan_finetune(ctx: StrategyContext) -> StrategyOutcome:
 def run_gan_linear_probe(ctx: StrategyContext) -> StrategyOutcome:
     """The DCGAN paper's protocol: all conv features max-pooled to 4x4, a linear classifier."""
     notes: list[str] = []
-    trunk = _prepared_trunk(ctx, True, notes)
-    return _probe_outcome(ctx, lambda x: probe_features(trunk, x), notes, trunk.count_params())
+    return _probe_outcome(ctx, _prepared_trunk(ctx, True, notes), notes)
 
 
 def run_random_frozen(ctx: StrategyContext) -> StrategyOutcome:
@@ -243,13 +248,12 @@ def run_random_frozen(ctx: StrategyContext) -> StrategyOutcome:
 def run_random_linear_probe(ctx: StrategyContext) -> StrategyOutcome:
     """Control: the linear-probe protocol on a random trunk of the same architecture."""
     notes: list[str] = []
-    trunk = _prepared_trunk(ctx, False, notes)
-    return _probe_outcome(ctx, lambda x: probe_features(trunk, x), notes, trunk.count_params())
+    return _probe_outcome(ctx, _prepared_trunk(ctx, False, notes), notes)
 
 
 def run_pixels_linear(ctx: StrategyContext) -> StrategyOutcome:
     """Control: the same linear classifier on raw pixels."""
-    return _probe_outcome(ctx, pixel_features, ["raw pixels, no trunk"])
+    return _probe_outcome(ctx, None, ["raw pixels, no trunk"])
 
 
 def _backbone(ctx: StrategyContext, notes: list[str]) -> keras.Model:
