@@ -100,6 +100,7 @@ def cli() -> None:
       gantransfer compare
       gantransfer train-gan --config fashion_mnist --set gan.latent_dim=64
       gantransfer transfer --gan-run outputs/fmnist-gan --dataset fashion_mnist
+      gantransfer sample outputs/fmnist-gan --num-images 64 --grid samples.png
     """
 
 
@@ -293,6 +294,62 @@ def compare_command(epochs: int | None, config_file: str | None, dataset: str | 
 
     result = compare(config, output_dir, overwrite=overwrite, verbose=not quiet)
     _print_report(result)
+
+
+@cli.command("sample")
+@click.argument("source", type=click.Path(exists=True, path_type=Path), metavar="RUN_DIR|GENERATOR_FILE")
+@click.option("--num-images", type=int, default=64, show_default=True, help="Images to draw.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the noise: the same seed gives the same images.")
+@click.option("--grid", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the images as one PNG grid here (default: samples.png, unless --out-dir).")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write one PNG per image into this folder.")
+@click.option("--interpolate", "steps", type=int,
+              help="Instead: K-step latent interpolations between random pairs, one row per pair "
+              "(--num-images rows).")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@_user_errors
+def sample_command(source: Path, num_images: int, seed: int, grid: Path | None,
+                   out_dir: Path | None, steps: int | None, overwrite: bool) -> None:
+    """Draw images from a trained generator (a run folder or a generator .keras file).
+
+    \b
+    Example:
+      gantransfer sample outputs/fmnist-gan --num-images 64 --seed 1 --grid fmnist.png
+      gantransfer sample outputs/fmnist-gan/generator.keras --num-images 10 --out-dir samples/
+      gantransfer sample outputs/fmnist-gan --num-images 6 --interpolate 10 --grid walk.png
+    """
+    _setup_logging(quiet=True)
+    if num_images < 1:
+        raise GantransferError(f"--num-images: received {num_images}, expected an integer >= 1")
+    if grid is None and out_dir is None:
+        grid = Path("samples.png")
+    targets = [grid] if grid is not None else []
+    if out_dir is not None:
+        count = num_images * (steps or 1)
+        targets += [out_dir / f"sample_{i:04d}.png" for i in range(count)]
+    existing = [str(p) for p in targets if p.exists()]
+    if existing and not overwrite:
+        raise GantransferError(f"{existing[0]} already exists; pass --overwrite to replace it or "
+                               "choose another --grid/--out-dir")
+    _import_backend_quietly()
+    from gantransfer.gan.sampling import interpolate, sample
+    from gantransfer.images import make_grid, save_png
+
+    if steps is not None:
+        rows = interpolate(source, pairs=num_images, steps=steps, seed=seed)
+        images, columns = rows.reshape(-1, *rows.shape[2:]), steps
+    else:
+        images, columns = sample(source, num_images=num_images, seed=seed), None
+    if grid is not None:
+        tiled = make_grid(images, columns=columns)
+        save_png(tiled, grid, scale=max(1, 256 // tiled.shape[1]))
+        click.echo(f"wrote {grid} ({len(images)} images)")
+    if out_dir is not None:
+        for i, image in enumerate(images):
+            save_png(image, out_dir / f"sample_{i:04d}.png")
+        click.echo(f"wrote {len(images)} images to {out_dir}")
 
 
 def main() -> None:
