@@ -41,6 +41,7 @@ _EXPORTS = {
     "build_dcgan": "gantransfer.gan",
     "train_gan": "gantransfer.gan",
     "TrainGanResult": "gantransfer.gan",
+    "conv_output_size": "gantransfer.shapes",
     "sample": "gantransfer.gan.sampling",
     "interpolate": "gantransfer.gan.sampling",
     "load_generator": "gantransfer.gan.sampling",
