@@ -352,6 +352,34 @@ def sample_command(source: Path, num_images: int, seed: int, grid: Path | None,
         click.echo(f"wrote {len(images)} images to {out_dir}")
 
 
+@cli.command("evaluate-gan")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--num-images", type=int, default=2000, show_default=True,
+              help="Real and generated images compared.")
+@click.option("--extractor", type=click.Choice(["auto", "classifier", "inception"]), default="auto",
+              show_default=True, help="Feature extractor: InceptionV3 (cached weights), a small "
+              "classifier trained on the dataset's labels, or auto (Inception when cached).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@_user_errors
+def evaluate_gan_command(run_dir: Path, num_images: int, extractor: str, seed: int) -> None:
+    """Score a train-gan run's generator with FID and KID, offline.
+
+    \b
+    Example:
+      gantransfer evaluate-gan outputs/fmnist-gan
+      gantransfer evaluate-gan outputs/fmnist-gan --num-images 5000 --extractor classifier
+    """
+    _setup_logging(quiet=False)
+    _import_backend_quietly()
+    from gantransfer.evaluation.gan_metrics import evaluate_gan
+
+    scores = evaluate_gan(run_dir, num_images=num_images, extractor=extractor, seed=seed)
+    click.echo(f"FID {scores['fid']:.3f}, KID {scores['kid']:.5f} ± {scores['kid_std']:.5f} "
+               f"({scores['extractor']} features, {scores['real_images']} real vs "
+               f"{scores['generated_images']} generated images)")
+    click.echo(f"  {run_dir / 'gan_metrics.json'}")
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="gantransfer")

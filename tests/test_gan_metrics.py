@@ -1,0 +1,91 @@
+"""FID and KID: their defining properties, on Gaussian features and on real digits."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from gantransfer.cli import cli
+from gantransfer.data import load_dataset
+from gantransfer.errors import GantransferError
+from gantransfer.evaluation.gan_metrics import (features, frechet_distance,
+                                                kernel_inception_distance, train_feature_extractor)
+
+
+def test_identical_distributions_score_about_zero_and_kid_is_unbiased():
+    rng = np.random.default_rng(0)
+    kids, fids = [], []
+    for _ in range(12):
+        a, b = rng.normal(size=(400, 16)), rng.normal(size=(400, 16))
+        kids.append(kernel_inception_distance(a, b, subsets=5, subset_size=400)[0])
+        fids.append(frechet_distance(a, b))
+    assert abs(np.mean(kids)) < 0.02
+    assert min(kids) < 0 < max(kids)  # unbiased: below zero about half the time
+    assert min(fids) > 0 and np.mean(fids) < 1.0  # FID is biased upwards, but small
+
+
+def test_both_grow_with_the_distance_between_distributions():
+    rng = np.random.default_rng(1)
+    real = rng.normal(size=(500, 8))
+    shifts = [0.0, 0.25, 0.5, 1.0, 2.0]
+    fid = [frechet_distance(real, rng.normal(size=(500, 8)) + s) for s in shifts]
+    kid = [kernel_inception_distance(real, rng.normal(size=(500, 8)) + s, seed=2)[0]
+           for s in shifts]
+    assert fid == sorted(fid) and kid == sorted(kid)
+    assert fid[-1] == pytest.approx(8 * 2.0**2, rel=0.1)  # |mu difference|^2 dominates
+
+
+def test_bad_feature_sets():
+    with pytest.raises(GantransferError, match="FID needs two"):
+        frechet_distance(np.zeros((5, 3)), np.zeros((5, 4)))
+    with pytest.raises(GantransferError, match="KID needs two"):
+        kernel_inception_distance(np.zeros((1, 3)), np.zeros((5, 3)))
+
+
+@pytest.fixture(scope="module")
+def digits_extractor():
+    data = load_dataset("digits", image_size=32, validation_split=0.0, seed=0)
+    extractor, accuracy = train_feature_extractor(data.train.x, data.train.y, 10, seed=0)
+    return data, extractor, accuracy
+
+
+@pytest.mark.slow
+def test_on_real_digits_noise_raises_both_monotonically(digits_extractor):
+    data, extractor, accuracy = digits_extractor
+    assert accuracy > 0.8  # the features mean something
+    x = data.train.x.astype("float32")
+    half = len(x) // 2
+    real = features(extractor, x[:half])
+    rng = np.random.default_rng(0)
+    fids, kids = [], []
+    for sigma in (0, 20, 40, 80, 160):
+        noisy = np.clip(x[half:2 * half] + rng.normal(0, sigma, x[half:2 * half].shape), 0, 255)
+        fake = features(extractor, noisy)
+        fids.append(frechet_distance(real, fake))
+        kids.append(kernel_inception_distance(real, fake, subset_size=500)[0])
+    assert fids == sorted(fids) and kids == sorted(kids)
+    # An independent sample of real digits is far closer than any noisy one.
+    assert fids[0] < 0.2 * fids[2] and abs(kids[0]) < 0.2 * kids[2]
+
+
+@pytest.mark.slow
+def test_evaluate_gan_command(tmp_path):
+    runner = CliRunner()
+    run = tmp_path / "gan"
+    result = runner.invoke(cli, ["train-gan", "--epochs", "1", "--output-dir", str(run),
+                                 "--set", "gan.width=0.125", "--set", "gan.kernel_size=3", "--quiet"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, ["evaluate-gan", str(run), "--num-images", "200",
+                                 "--extractor", "classifier"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads((run / "gan_metrics.json").read_text())
+    assert scores["extractor"] == "classifier" and scores["real_images"] == 200
+    assert scores["fid"] > 0 and np.isfinite(scores["kid"])
+    assert (run / "metrics/feature_extractor.keras").is_file()
+    again = runner.invoke(cli, ["evaluate-gan", str(run), "--num-images", "200",
+                                "--extractor", "classifier"])
+    assert again.exit_code == 0
+    assert json.loads((run / "gan_metrics.json").read_text())["fid"] == pytest.approx(scores["fid"])
+    bad = runner.invoke(cli, ["evaluate-gan", str(tmp_path)])
+    assert bad.exit_code == 1 and "is not a finished train-gan run folder" in bad.output
