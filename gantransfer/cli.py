@@ -380,6 +380,98 @@ def evaluate_gan_command(run_dir: Path, num_images: int, extractor: str, seed: i
     click.echo(f"  {run_dir / 'gan_metrics.json'}")
 
 
+@cli.command("visualize")
+@click.argument("source", type=click.Path(exists=True, path_type=Path), metavar="MODEL|RUN_DIR")
+@click.option("--dataset", help="Images to look at (and, when labeled, embed): a name or a path. "
+              "Default: the run's own dataset, or digits.")
+@click.option("--image", "image_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="One image file for the feature maps and Grad-CAM (default: a test image).")
+@click.option("--index", type=int, default=0, show_default=True,
+              help="Which test image, without --image.")
+@click.option("--layer", "layer_names", multiple=True,
+              help="Conv layers whose feature maps to show (repeatable; default the first two).")
+@click.option("--class", "class_index", type=int, help="Class for Grad-CAM (default the predicted).")
+@click.option("--embedding", type=click.Choice(["pca", "tsne"]), default="pca", show_default=True)
+@click.option("--embedding-images", type=int, default=1000, show_default=True)
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the PNGs go (default: outputs/visualize-<time>).")
+@click.option("--overwrite", is_flag=True, help="Replace existing PNGs in --out-dir.")
+@_user_errors
+def visualize_command(source: Path, dataset: str | None, image_file: Path | None, index: int,
+                      layer_names: tuple[str, ...], class_index: int | None, embedding: str,
+                      embedding_images: int, out_dir: Path | None, overwrite: bool) -> None:
+    """Show what a network learned: filters, feature maps, Grad-CAM and a 2-D embedding.
+
+    MODEL is a .keras discriminator, trunk or classifier; a train-gan run folder means its
+    discriminator. Grad-CAM needs a classifier (e.g. from compare's models/).
+
+    \b
+    Example:
+      gantransfer visualize outputs/fmnist-gan --out-dir outputs/fmnist-pictures
+      gantransfer visualize outputs/cmp/models/gan-finetune_lpc-10_seed-0.keras --index 3 --embedding tsne
+    """
+    _setup_logging(quiet=False)
+    _import_backend_quietly()
+    import numpy as np
+
+    from gantransfer import visualize as vis
+    from gantransfer.data import load_dataset
+    from gantransfer.runs import atomic_write_json
+
+    model_file = source / "discriminator.keras" if source.is_dir() else source
+    if not model_file.is_file():
+        raise GantransferError(f"{str(source)!r} is neither a .keras model nor a train-gan run folder")
+    if dataset is None and source.is_dir() and (source / "config.yaml").is_file():
+        dataset = load_config(source / "config.yaml").data.dataset
+    dataset = dataset or "digits"
+    out_dir = out_dir or DEFAULT_OUTPUT_ROOT / default_run_name("visualize", dataset)
+    names = ["filters.png", "feature_maps.png", "gradcam.png", "embedding.png"]
+    if out_dir.exists() and not overwrite and any((out_dir / n).exists() for n in names):
+        raise GantransferError(f"{str(out_dir)!r} already holds pictures; pass --overwrite or "
+                               "another --out-dir")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    from gantransfer.transfer.trunks import load_discriminator
+
+    model = load_discriminator(model_file)
+    _, size, _, channels = model.input_shape
+    data = load_dataset(dataset, image_size=int(size), channels=int(channels), seed=0)
+    pool = data.test if len(data.test) else data.train
+    if image_file is not None:
+        from PIL import Image
+
+        picture = np.asarray(Image.open(image_file).convert("RGB" if channels == 3 else "L"))
+        picture = picture[..., None] if picture.ndim == 2 else picture
+    else:
+        if not 0 <= index < len(pool):
+            raise GantransferError(f"--index: received {index}, expected 0..{len(pool) - 1}")
+        picture = pool.load(np.array([index]))[0]
+    x = vis.model_input(model, picture[None])[0]
+    written = {"filters": str(vis.save_grid_png(vis.filter_grid(model), out_dir / "filters.png"))}
+    convs = [layer.name for layer in vis._conv_layers(model)]
+    layers_shown = list(layer_names) or convs[:2]
+    maps = [vis.feature_maps(model, x, name) for name in layers_shown]
+    width = max(m.shape[1] for m in maps)
+    stacked = np.concatenate([np.pad(m, ((0, 4), (0, width - m.shape[1]), (0, 0))) for m in maps])
+    written["feature_maps"] = str(vis.save_grid_png(stacked, out_dir / "feature_maps.png"))
+    if model.output_shape[-1] > 1:
+        heatmap, predicted = vis.grad_cam(model, x, class_index)
+        overlay = vis.grad_cam_overlay(x, heatmap)  # a classifier's input is [0, 255] pixels
+        written["gradcam"] = str(vis.save_grid_png(overlay, out_dir / "gradcam.png"))
+        written["gradcam_class"] = predicted
+    if pool.labeled:
+        chosen = np.random.default_rng(0).permutation(len(pool))[:embedding_images]
+        chosen.sort()
+        points = vis.embed(vis.trunk_features(model, pool.load(chosen)), embedding)
+        vis.embedding_figure({model.name: (points, pool.y[chosen])}, out_dir / "embedding.png",
+                             data.class_names, embedding)
+        written["embedding"] = str(out_dir / "embedding.png")
+    atomic_write_json(out_dir / "visualize.json", {"model": str(model_file), "dataset": dataset,
+                                                   "layers": layers_shown, **written})
+    for key, value in written.items():
+        if key != "gradcam_class":
+            click.echo(f"{key}: {value}")
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="gantransfer")

@@ -30,7 +30,7 @@ def test_version(runner):
     assert gantransfer.__version__ in result.output
 
 
-@pytest.mark.parametrize("command", [[], ["train-gan"], ["sample"]])
+@pytest.mark.parametrize("command", [[], ["train-gan"], ["sample"], ["evaluate-gan"], ["visualize"]])
 def test_help_has_an_example(runner, command):
     result = runner.invoke(cli, [*command, "--help"])
     assert result.exit_code == 0

@@ -7,6 +7,7 @@ import pytest
 
 MODULES = ["gantransfer.config", "gantransfer.runs", "gantransfer.images", "gantransfer.gan.models",
            "gantransfer.gan.sampling", "gantransfer.shapes", "gantransfer.evaluation.gan_metrics",
+           "gantransfer.visualize",
            "gantransfer.gan.dcgan", "gantransfer.gan.train", "gantransfer.data",
            "gantransfer.data.batches", "gantransfer.data.sources", "gantransfer.transfer.trunks",
            "gantransfer.transfer.classifiers", "gantransfer.transfer.probe",

@@ -1,0 +1,255 @@
+"""What did the networks learn? Filters, feature maps, Grad-CAM and embeddings as pictures.
+
+Each function returns a uint8 image (or writes a PNG) that a person can look at:
+
+- :func:`filter_grid`: the first conv layer's kernels, one tile each.
+- :func:`feature_maps`: a conv layer's activations for one input image, one tile per channel.
+- :func:`grad_cam`: where a classifier looked for its decision (Selvaraju et al. 2017).
+- :func:`embedding_figure`: a 2-D PCA (or t-SNE) of trunk features coloured by class, side by side
+  for several trunks: which one separates the classes before any label is used?
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from gantransfer.errors import GantransferError
+from gantransfer.images import make_grid, save_png
+
+
+def _normalise(values: np.ndarray) -> np.ndarray:
+    """Scales an array to uint8 [0, 255] over its own range (a flat array becomes mid-grey)."""
+    values = np.asarray(values, "float32")
+    low, high = float(values.min()), float(values.max())
+    if high - low < 1e-12:
+        return np.full(values.shape, 128, "uint8")
+    return np.round((values - low) / (high - low) * 255).astype("uint8")
+
+
+def _conv_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found += _conv_layers(layer)
+        elif isinstance(layer, keras.layers.Conv2D):
+            found.append(layer)
+    return found
+
+
+def _find_layer(model: keras.Model, name: str) -> tuple[keras.Model, keras.layers.Layer]:
+    """A layer by name, looking inside nested models; returns (its model, the layer)."""
+    for layer in model.layers:
+        if layer.name == name:
+            return model, layer
+        if isinstance(layer, keras.Model):
+            try:
+                return _find_layer(layer, name)
+            except GantransferError:
+                continue
+    names = [layer.name for layer in _conv_layers(model)]
+    raise GantransferError(f"no layer {name!r} in model {model.name!r}; its conv layers are: "
+                           f"{', '.join(names) or 'none'}")
+
+
+def filter_grid(model: keras.Model, layer: str | None = None) -> np.ndarray:
+    """The kernels of a conv layer (the first by default) as one tiled uint8 image.
+
+    Each filter is scaled over its own range. Grey inputs give grey tiles, RGB inputs colour tiles;
+    other input depths show the channel mean.
+
+    Example:
+        >>> from gantransfer.gan.models import build_discriminator
+        >>> filter_grid(build_discriminator(32, 1, width=0.125)).shape
+        (19, 19, 1)
+    """
+    convs = _conv_layers(model)
+    if not convs:
+        raise GantransferError(f"model {model.name!r} has no conv layer to show")
+    conv = _find_layer(model, layer)[1] if layer else convs[0]
+    kernel = np.asarray(conv.kernel)  # (kh, kw, in, out)
+    if kernel.shape[2] not in (1, 3):
+        kernel = kernel.mean(axis=2, keepdims=True)
+    tiles = np.stack([_normalise(kernel[..., i]) for i in range(kernel.shape[-1])])
+    return make_grid(tiles, padding=1)
+
+
+def feature_maps(model: keras.Model, image: np.ndarray, layer: str | None = None,
+                 max_maps: int = 64) -> np.ndarray:
+    """A conv layer's activations for one image (pixels as the model takes them), tiled.
+
+    Args:
+        model: A discriminator, trunk or classifier.
+        image: ``(H, W, C)`` input, in the model's input range.
+        layer: A layer name (looked up inside nested models too); the first conv layer by default.
+        max_maps: At most this many channels are shown.
+
+    Returns:
+        A uint8 ``(rows, cols, 1)`` grid, each map scaled over its own range.
+    """
+    name = layer or _conv_layers(model)[0].name
+    owner, target = _find_layer(model, name)
+    # A nested trunk takes the same pixels as its classifier (augmentation is off at inference).
+    probe = keras.Model(owner.inputs, target.output)
+    x = np.asarray(image, "float32")[None]
+    maps = np.asarray(probe(x, training=False))[0]
+    tiles = np.stack([_normalise(maps[..., i])[..., None] for i in range(min(max_maps,
+                                                                             maps.shape[-1]))])
+    return make_grid(tiles, padding=1)
+
+
+def grad_cam(classifier: keras.Model, image: np.ndarray, class_index: int | None = None,
+             layer: str | None = None) -> tuple[np.ndarray, int]:
+    """Grad-CAM: a map of where the classifier's evidence for a class lies in the image.
+
+    The last conv layer's activations are weighted by the mean gradient of the class score with
+    respect to each channel, summed, passed through ReLU and scaled to [0, 1]. The gradient is the
+    only backend-specific step.
+
+    Args:
+        classifier: A model from pixels to class logits (e.g. from ``gantransfer compare``).
+        image: ``(H, W, C)`` pixels in the classifier's input range.
+        class_index: The class to explain; the predicted one by default.
+        layer: The conv layer; the last one by default.
+
+    Returns:
+        ``(heatmap, class_index)``: an ``(H, W)`` float map in [0, 1] at the image's size.
+    """
+    if keras.config.backend() != "tensorflow":
+        raise NotImplementedError(f"grad_cam supports the tensorflow backend; received "
+                                  f"KERAS_BACKEND={keras.config.backend()!r}")
+    import tensorflow as tf
+
+    convs = _conv_layers(classifier)
+    if not convs:
+        raise GantransferError(f"model {classifier.name!r} has no conv layer for Grad-CAM")
+    name = layer or convs[-1].name
+    owner, target = _find_layer(classifier, name)
+    x = tf.convert_to_tensor(np.asarray(image, "float32")[None])
+    if owner is classifier:
+        split = keras.Model(classifier.inputs, [target.output, classifier.output])
+        with tf.GradientTape() as tape:
+            activations, logits = split(x, training=False)
+            tape.watch(activations)
+            index = int(tf.argmax(logits[0])) if class_index is None else class_index
+            score = logits[:, index]
+        grads = tape.gradient(score, activations)
+    else:  # the conv layer lives in a nested trunk: split the graph at the trunk's output
+        inner = keras.Model(owner.inputs, [target.output, owner.output])
+        head_layers = classifier.layers[classifier.layers.index(owner) + 1:]
+        with tf.GradientTape() as tape:
+            activations, trunk_out = inner(x, training=False)
+            tape.watch(activations)
+            h = trunk_out
+            for head_layer in head_layers:
+                h = head_layer(h, training=False)
+            logits = h
+            index = int(tf.argmax(logits[0])) if class_index is None else class_index
+            score = logits[:, index]
+        grads = tape.gradient(score, activations)
+    if grads is None:
+        raise GantransferError(f"no gradient reaches layer {name!r} from the class score")
+    weights = tf.reduce_mean(grads, axis=(1, 2))[:, None, None, :]
+    cam = tf.nn.relu(tf.reduce_sum(weights * activations, axis=-1))[0]
+    cam = tf.image.resize(cam[..., None], image.shape[:2])[..., 0].numpy()
+    peak = cam.max()
+    return (cam / peak if peak > 0 else cam).astype("float32"), index
+
+
+def grad_cam_overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """The image (uint8-range pixels) with the Grad-CAM heatmap laid over it in colour."""
+    from matplotlib import colormaps
+
+    base = np.asarray(image, "float32")
+    base = np.repeat(base, 3, axis=-1) if base.shape[-1] == 1 else base
+    colour = colormaps["jet"](heatmap)[..., :3] * 255.0
+    return np.clip((1 - alpha) * base + alpha * colour, 0, 255).astype("uint8")
+
+
+def embed(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
+    """2-D coordinates of ``(N, ...)`` features by PCA or t-SNE (scikit-learn)."""
+    flat = np.asarray(features, "float32").reshape(len(features), -1)
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=2, random_state=seed).fit_transform(flat)
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        perplexity = float(min(30, max(2, (len(flat) - 1) // 3)))
+        return TSNE(n_components=2, random_state=seed, perplexity=perplexity,
+                    init="pca").fit_transform(flat)
+    raise GantransferError(f"embedding method: received {method!r}, expected pca or tsne")
+
+
+def embedding_figure(embeddings: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path,
+                     class_names: list[str] | None = None, method: str = "pca") -> Path:
+    """Scatter plots of 2-D embeddings coloured by class, one panel per trunk, written as PNG.
+
+    Args:
+        embeddings: Panel title -> ``(coordinates (N, 2), labels (N,))``.
+        path: The PNG file.
+        class_names: Legend names by class index.
+        method: Shown in the titles.
+    """
+    from matplotlib.figure import Figure
+
+    from gantransfer.runs import atomic_save
+
+    panels = len(embeddings)
+    columns = min(3, panels)
+    rows = math.ceil(panels / columns)
+    figure = Figure(figsize=(4.2 * columns, 3.8 * rows), dpi=100)
+    for i, (title, (points, labels)) in enumerate(embeddings.items()):
+        axes = figure.add_subplot(rows, columns, i + 1)
+        scatter = axes.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=6,
+                               vmin=0, vmax=9 if labels.max() < 10 else labels.max())
+        axes.set_title(f"{title} ({method.upper()})", fontsize=10)
+        axes.set_xticks([])
+        axes.set_yticks([])
+        if i == 0 and class_names and len(class_names) <= 10:
+            handles = scatter.legend_elements()[0]
+            axes.legend(handles, class_names[:len(handles)], fontsize=6, loc="best",
+                        markerscale=0.7)
+    figure.tight_layout()
+    atomic_save(Path(path), lambda name: figure.savefig(name))
+    return Path(path)
+
+
+def save_grid_png(grid: np.ndarray, path: str | Path, min_width: int = 256) -> Path:
+    """Writes a tiled uint8 image, upscaled (nearest) to at least ``min_width`` pixels wide."""
+    save_png(grid, Path(path), scale=max(1, math.ceil(min_width / grid.shape[1])))
+    return Path(path)
+
+
+def model_input(model: keras.Model, pixels: np.ndarray) -> np.ndarray:
+    """Brings uint8 pixels to a model's input: a discriminator takes [-1, 1], the rest [0, 255].
+
+    Images are resized and their channels converted to the model's input shape first.
+    """
+    from gantransfer.data import prepare_images
+
+    _, size, _, channels = model.input_shape
+    x = prepare_images(np.asarray(pixels, "uint8"), int(size), int(channels))
+    if model.layers[0].name == "image":  # a gantransfer discriminator: the GAN's range
+        return x.astype("float32") / 127.5 - 1.0
+    return x.astype("float32")
+
+
+def trunk_features(model: keras.Model, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """The last conv layer's activations (flattened) for uint8 pixels: what a trunk 'sees'."""
+    last = _conv_layers(model)[-1]
+    owner, target = _find_layer(model, last.name)
+    after = owner.layers[owner.layers.index(target) + 1:]
+    # Prefer the activation right after the conv (and its BatchNorm), as the trunk passes it on.
+    for layer in after[:2]:
+        if isinstance(layer, (keras.layers.LeakyReLU, keras.layers.ReLU, keras.layers.Activation)):
+            target = layer
+            break
+    probe = keras.Model(owner.inputs, target.output)
+    x = model_input(model, pixels)
+    out = probe.predict(x, batch_size=batch_size, verbose=0)
+    return out.reshape(len(out), -1)

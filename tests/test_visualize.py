@@ -1,0 +1,100 @@
+"""Pictures of what networks learned: each is a non-empty image of the expected size."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from gantransfer import visualize as vis
+from gantransfer.cli import cli
+from gantransfer.data import load_dataset
+from gantransfer.gan.models import build_discriminator
+from gantransfer.transfer.classifiers import build_classifier
+from gantransfer.transfer.trunks import TrunkArchitecture, build_gan_trunk
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", image_size=32, seed=0)
+
+
+@pytest.fixture(scope="module")
+def classifier(digits):
+    """A small GAN-trunk classifier trained for a few epochs on real digits."""
+    keras.utils.set_random_seed(0)
+    model = build_classifier(build_gan_trunk(TrunkArchitecture(32, 1, width=0.25, kernel_size=3)),
+                             10, trunk_training=False)
+    model.compile(keras.optimizers.Adam(3e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.fit(digits.train.x.astype("float32"), digits.train.y, epochs=5, batch_size=32, verbose=0)
+    return model
+
+
+def test_filter_grid_tiles_every_first_layer_kernel():
+    grid = vis.filter_grid(build_discriminator(32, 1, width=0.25, kernel_size=5))
+    # 16 filters of 5x5 in a 4x4 grid with 1-pixel borders: 4 * 6 + 1 = 25.
+    assert grid.shape == (25, 25, 1) and grid.dtype == np.uint8 and grid.std() > 0
+    colour = vis.filter_grid(build_discriminator(32, 3, width=0.125, kernel_size=3))
+    assert colour.shape[-1] == 3
+
+
+def test_feature_maps_of_a_discriminator_and_of_a_nested_trunk(classifier, digits):
+    d = build_discriminator(32, 1, width=0.125)
+    x = vis.model_input(d, digits.test.x[:1])[0]
+    assert x.min() >= -1 and x.max() <= 1  # a discriminator takes the GAN's range
+    maps = vis.feature_maps(d, x, "block2_conv")
+    assert maps.shape == (4 * 9 + 1, 4 * 9 + 1, 1) and maps.std() > 0  # 16 maps of 8x8
+    inner = vis.feature_maps(classifier, digits.test.x[0].astype("float32"), "block1_conv")
+    assert inner.shape == (4 * 17 + 1, 4 * 17 + 1, 1)  # 16 maps of 16x16
+
+
+def test_grad_cam_points_somewhere_for_the_predicted_class(classifier, digits):
+    image = digits.test.x[3].astype("float32")
+    heatmap, predicted = vis.grad_cam(classifier, image)
+    assert heatmap.shape == (32, 32) and heatmap.max() == pytest.approx(1.0)
+    assert heatmap.min() >= 0 and (heatmap > 0.05).mean() < 0.95  # not flat everywhere
+    assert predicted == int(np.argmax(classifier.predict(image[None], verbose=0)))
+    other, index = vis.grad_cam(classifier, image, class_index=(predicted + 1) % 10)
+    assert index == (predicted + 1) % 10 and not np.allclose(other, heatmap)
+    overlay = vis.grad_cam_overlay(image, heatmap)
+    assert overlay.shape == (32, 32, 3) and overlay.dtype == np.uint8
+
+
+@pytest.mark.parametrize("method", ["pca", "tsne"])
+def test_embedding_figure(tmp_path, classifier, digits, method):
+    pixels = digits.test.x[:150]
+    points = vis.embed(vis.trunk_features(classifier, pixels), method)
+    assert points.shape == (150, 2)
+    path = vis.embedding_figure({"gan trunk": (points, digits.test.y[:150]),
+                                 "pixels": (vis.embed(pixels, method), digits.test.y[:150])},
+                                tmp_path / "e.png", digits.class_names, method)
+    image = np.asarray(Image.open(path))
+    assert image.shape[1] == 2 * 420 and image.shape[0] == 380 and image.std() > 0
+
+
+def test_visualize_command(tmp_path, classifier):
+    run = tmp_path / "run"
+    run.mkdir()
+    build_discriminator(32, 1, width=0.125).save(run / "discriminator.keras")
+    (run / "config.yaml").write_text("data:\n  dataset: digits\n")
+    result = CliRunner().invoke(cli, ["visualize", str(run), "--out-dir", str(tmp_path / "pics"),
+                                      "--embedding-images", "100"])
+    assert result.exit_code == 0, result.output
+    made = json.loads((tmp_path / "pics/visualize.json").read_text())
+    assert {"filters", "feature_maps", "embedding"} <= set(made) and "gradcam" not in made
+    for name in ("filters.png", "feature_maps.png", "embedding.png"):
+        assert np.asarray(Image.open(tmp_path / "pics" / name)).size > 0
+    classifier.save(tmp_path / "clf.keras")
+    result = CliRunner().invoke(cli, ["visualize", str(tmp_path / "clf.keras"), "--index", "3",
+                                      "--out-dir", str(tmp_path / "pics2"),
+                                      "--embedding-images", "100"])
+    assert result.exit_code == 0, result.output
+    assert np.asarray(Image.open(tmp_path / "pics2/gradcam.png")).shape[-1] == 3
+    again = CliRunner().invoke(cli, ["visualize", str(run), "--out-dir", str(tmp_path / "pics")])
+    assert again.exit_code == 1 and "already holds pictures" in again.output
+    bad = CliRunner().invoke(cli, ["visualize", str(run), "--layer", "nope",
+                                   "--out-dir", str(tmp_path / "pics3")])
+    assert bad.exit_code == 1 and "no layer 'nope'" in bad.output and "block1_conv" in bad.output
