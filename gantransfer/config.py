@@ -116,6 +116,8 @@ class TrainConfig:
         sample_images: Images in each epoch's sample grid (a square number fills the grid).
         tensorboard: Also write TensorBoard logs into the run folder.
         verbose: Keras progress display: 0 silent, 1 progress bar, 2 one line per epoch.
+        metrics_every: Log FID and KID every this many epochs (and after the last); 0 is off.
+        metrics_images: Real and generated images those metrics compare.
     """
 
     epochs: int = 25
@@ -126,8 +128,14 @@ class TrainConfig:
     sample_images: int = 64
     tensorboard: bool = False
     verbose: int = 1
+    metrics_every: int = 0
+    metrics_images: int = 1000
 
     def __post_init__(self) -> None:
+        _check("train.metrics_every", self.metrics_every, self.metrics_every >= 0,
+               "an integer >= 0 (0 is off)")
+        _check("train.metrics_images", self.metrics_images, self.metrics_images >= 2,
+               "an integer >= 2")
         _check("train.epochs", self.epochs, self.epochs >= 1, "an integer >= 1")
         _check("train.batch_size", self.batch_size, self.batch_size >= 1, "an integer >= 1")
         _check("train.seed", self.seed, 0 <= self.seed < 2**32, "an integer in [0, 2**32)")

@@ -192,3 +192,22 @@ def test_real_fashion_mnist_run(tmp_path, tiny_overrides):
     assert grid.std() > 0
     manifest = json.loads((tmp_path / "run/run.json").read_text())
     assert "/usr/share/datasets/fashion-mnist" in manifest["dataset"]["source"]
+
+
+@pytest.mark.slow
+def test_fid_and_kid_logged_every_n_epochs(tmp_path, tiny_overrides):
+    config = _config(tiny_overrides, "digits", "train.epochs=3", "train.metrics_every=2",
+                     "train.metrics_images=100")
+    train_gan(config, tmp_path / "run")
+    with (tmp_path / "run/history.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["fid"] == "NA" for r in rows] == [True, False, False]  # epochs 2 and 3 (the last)
+    assert all(float(r["fid"]) > 0 and np.isfinite(float(r["kid"])) for r in rows[1:])
+    assert (tmp_path / "run/checkpoints/epoch_003.npz").is_file()  # NA metrics are no divergence
+
+
+def test_metrics_on_unlabeled_data_without_inception_is_a_clear_error(tmp_path, tiny_overrides,
+                                                                      blobs_npz):
+    with pytest.raises(ConfigError, match="train.metrics_every needs labels"):
+        train_gan(_config(tiny_overrides, blobs_npz, "train.metrics_every=1"), tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -23,11 +23,15 @@ from gantransfer.runs import atomic_save
 logger = logging.getLogger(__name__)
 
 LOSS_KEYS = ("d_loss", "g_loss")
+TRAINING_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
+METRIC_KEYS = ("fid", "kid")
 
 
 def logs_finite(logs: dict[str, Any] | None) -> bool:
-    """True when every number in ``logs`` is finite."""
-    for value in (logs or {}).values():
+    """True when every training number in ``logs`` (losses, D outputs) is finite."""
+    for key, value in (logs or {}).items():
+        if key not in TRAINING_KEYS:
+            continue
         try:
             if not math.isfinite(float(value)):
                 return False
@@ -153,12 +157,57 @@ class HistoryCSV(keras.callbacks.CSVLogger):
     Args:
         filename: The CSV file.
         append: Append to an existing file (a resumed run) instead of starting a new one.
+        extra_keys: Columns that only some epochs fill (e.g. ``fid``); the others write NA.
     """
+
+    def __init__(self, filename: str, append: bool = False, extra_keys: tuple[str, ...] = ()) -> None:
+        super().__init__(filename, append=append)
+        self.extra_keys = tuple(extra_keys)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.keys is None and logs:
-            self.keys = sorted(logs)
+            self.keys = sorted(set(logs) | set(self.extra_keys))
         super().on_epoch_end(epoch, logs)
+
+
+class GANMetrics(keras.callbacks.Callback):
+    """Adds ``fid`` and ``kid`` to the epoch logs every ``every`` epochs and after the last one.
+
+    Args:
+        extractor: Pixels in [0, 255] to features (see :mod:`gantransfer.evaluation.gan_metrics`).
+        real_images: Real uint8 images to compare against (features computed once).
+        every: Epoch interval.
+        epochs: The run's last epoch, always scored.
+        seed: Seed of the generated noise and the KID subsets; the same every time, so the curve
+            shows the generator changing, not the noise.
+    """
+
+    def __init__(self, extractor: keras.Model, real_images: np.ndarray, every: int, epochs: int,
+                 seed: int = 0) -> None:
+        super().__init__()
+        from gantransfer.evaluation.gan_metrics import features
+
+        self.extractor = extractor
+        self.real_features = features(extractor, real_images)
+        self.count = len(real_images)
+        self.every = every
+        self.epochs = epochs
+        self.seed = seed
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if logs is None or not logs_finite(logs):
+            return
+        if (epoch + 1) % self.every and epoch + 1 != self.epochs:
+            return
+        from gantransfer.evaluation.gan_metrics import (features, frechet_distance,
+                                                        kernel_inception_distance)
+        from gantransfer.gan.sampling import generate, latent_noise
+
+        generated = generate(self.model.generator, latent_noise(self.model.generator, self.count,
+                                                                self.seed))
+        fake = features(self.extractor, generated)
+        logs["fid"] = frechet_distance(self.real_features, fake)
+        logs["kid"] = kernel_inception_distance(self.real_features, fake, seed=self.seed)[0]
 
 
 class LossPlot(keras.callbacks.Callback):
@@ -203,7 +252,14 @@ def plot_history(history_csv: str | Path, path: str | Path) -> None:
     if not history.get("epoch"):
         return
     epochs = [e + 1 for e in history["epoch"]]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    has_fid = any(math.isfinite(v) for v in history.get("fid", []))
+    figure, axes = plt.subplots(1, 3 if has_fid else 2, figsize=(15 if has_fid else 10, 3.6))
+    left, right = axes[0], axes[1]
+    if has_fid:
+        points = [(e, v) for e, v in zip(epochs, history["fid"]) if math.isfinite(v)]
+        axes[2].plot([p[0] for p in points], [p[1] for p in points], marker="o", color="tab:green")
+        axes[2].set_xlabel("epoch")
+        axes[2].set_ylabel("FID (lower is better)")
     for key, label in (("d_loss", "discriminator loss"), ("g_loss", "generator loss")):
         if key in history:
             left.plot(epochs, history[key], marker="o", label=label)

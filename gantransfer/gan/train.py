@@ -25,8 +25,8 @@ import numpy as np
 from gantransfer.config import Config, save_config
 from gantransfer.data import Dataset, ImageBatches, load_dataset
 from gantransfer.errors import ConfigError, DataError, RunFolderError, TrainingDiverged
-from gantransfer.gan.callbacks import (GANCheckpoint, HistoryCSV, LossPlot, NonFiniteGuard,
-                                       SampleGrid, Throughput, plot_history)
+from gantransfer.gan.callbacks import (METRIC_KEYS, GANCheckpoint, GANMetrics, HistoryCSV, LossPlot,
+                                       NonFiniteGuard, SampleGrid, Throughput, plot_history)
 from gantransfer.gan.checkpoint import latest_checkpoint, restore_checkpoint
 from gantransfer.gan.dcgan import DCGAN
 from gantransfer.gan.models import build_discriminator, build_generator
@@ -107,6 +107,27 @@ def _load_gan_data(config: Config) -> Dataset:
                         max_in_memory_mb=d.max_in_memory_mb)
 
 
+def _metrics_callback(config: Config, data: Dataset) -> list[keras.callbacks.Callback]:
+    """FID/KID logging when ``train.metrics_every`` asks for it (InceptionV3 if cached, else a
+    classifier trained on the dataset's labels)."""
+    t = config.train
+    if not t.metrics_every:
+        return []
+    from gantransfer.evaluation.gan_metrics import inception_extractor, train_feature_extractor
+
+    extractor = inception_extractor(data.image_size, data.channels)
+    if extractor is None:
+        if not data.train.labeled:
+            raise ConfigError("train.metrics_every needs labels to train the metrics' feature "
+                              "classifier (or cached InceptionV3 weights); this dataset has none")
+        chosen = np.sort(np.random.default_rng(t.seed).permutation(len(data.train))[:20000])
+        extractor, _ = train_feature_extractor(data.train.load(chosen), data.train.y[chosen],
+                                               data.num_classes, seed=t.seed)
+    pool = data.test if len(data.test) >= 2 else data.train
+    chosen = np.sort(np.random.default_rng(t.seed).permutation(len(pool))[:t.metrics_images])
+    return [GANMetrics(extractor, pool.load(chosen), t.metrics_every, t.epochs, seed=t.seed)]
+
+
 def train_gan(config: Config, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
               dataset: Dataset | None = None,
               callbacks: list[keras.callbacks.Callback] | None = None) -> TrainGanResult:
@@ -147,6 +168,7 @@ def train_gan(config: Config, run_dir: str | Path, *, resume: bool = False, over
     images = data.train
     if len(images) == 0:
         raise DataError("the dataset's training split is empty; nothing to train on")
+    metrics = _metrics_callback(config, data)  # may train a feature classifier; fails early
     run_dir = prepare_run_dir(Path(run_dir), resume=resume, overwrite=overwrite)
 
     checkpoint = latest_checkpoint(run_dir / "checkpoints") if resume else None
@@ -178,7 +200,9 @@ def train_gan(config: Config, run_dir: str | Path, *, resume: bool = False, over
         guard, throughput,
         SampleGrid(fixed_noise, run_dir / "samples"),
         saver,
-        HistoryCSV(str(history_csv), append=initial_epoch > 0),
+        *metrics,
+        HistoryCSV(str(history_csv), append=initial_epoch > 0,
+                   extra_keys=METRIC_KEYS if config.train.metrics_every else ()),
         LossPlot(history_csv, run_dir / "losses.png"),
     ]
     if config.train.tensorboard:
