@@ -180,6 +180,10 @@ class TransferConfig:
         backbone_alpha: MobileNet width multiplier.
         backbone_input_size: Side the images are resized to inside the backbone.
         backbone_weights: imagenet, a weights file, or none.
+        gan_metrics: In ``compare``, score the GAN with FID and KID for the report.
+        report_pictures: Add what the networks learned to the report: first-layer filters, feature
+            maps, a Grad-CAM and a 2-D embedding of each trunk's features.
+        embedding: pca, or tsne (slower) for those embeddings.
     """
 
     strategies: list[str] = dataclasses.field(default_factory=lambda: list(_strategy_names()))
@@ -202,9 +206,14 @@ class TransferConfig:
     backbone_alpha: float = 0.25
     backbone_input_size: int = 224
     backbone_weights: str = "imagenet"
+    gan_metrics: bool = True
+    report_pictures: bool = False
+    embedding: str = "pca"
 
     def __post_init__(self) -> None:
         names = _strategy_names()
+        _check("transfer.embedding", self.embedding, self.embedding in ("pca", "tsne"),
+               "pca or tsne")
         for name in self.strategies:
             _check("transfer.strategies", name, name in names, f"some of {', '.join(names)}")
         for budget in self.labels_per_class:

@@ -47,7 +47,7 @@ class TransferResult:
 def _target_data(config: Config, disc_model: keras.Model | None
                  ) -> tuple[Dataset, TrunkArchitecture, list[str]]:
     """Loads the target, at the discriminator's image size and channels when there is one."""
-    d, g = config.data, config.gan
+    d = config.data
     notes = []
     size, channels = d.image_size, d.channels
     if disc_model is not None:
@@ -59,12 +59,7 @@ def _target_data(config: Config, disc_model: keras.Model | None
     data = load_dataset(d.dataset, image_size=size, channels=channels, validation_split=0.0,
                         test_split=d.test_split, seed=config.train.seed,
                         max_in_memory_mb=d.max_in_memory_mb)
-    if disc_model is not None:
-        architecture = architecture_of(disc_model)
-    else:
-        architecture = TrunkArchitecture(data.image_size, data.channels, width=g.width,
-                                         kernel_size=g.kernel_size,
-                                         leaky_relu_slope=g.leaky_relu_slope)
+    architecture = _architecture_for(config, data, disc_model)
     notes.append(f"{data.name}: {len(data.train)} labeled training images to draw budgets from, "
                  f"{len(data.test)} test images, {data.num_classes} classes ({data.source})")
     return data, architecture, notes
@@ -94,10 +89,95 @@ def _run_dir_of(discriminator: str | Path | keras.Model | None) -> Path | None:
     return path if path.is_dir() else (path.parent if (path.parent / "run.json").is_file() else None)
 
 
+def _gan_metrics(config: Config, gan_dir: Path) -> dict[str, Any]:
+    """FID and KID of the comparison's GAN for the report, or a note of why there are none."""
+    from gantransfer.errors import GantransferError
+    from gantransfer.evaluation.gan_metrics import evaluate_gan
+
+    try:
+        scores = evaluate_gan(gan_dir, num_images=min(2000, config.train.metrics_images * 2),
+                              seed=config.train.seed)
+    except GantransferError as error:
+        return {"gan_metrics": f"not computed: {error}"}
+    return {"FID": round(scores["fid"], 3), "KID": round(scores["kid"], 5),
+            "FID/KID features": f"{scores['extractor']}, {scores['real_images']} real vs "
+                                f"{scores['generated_images']} generated test-split images"}
+
+
+def _learned_pictures(config: Config, run_dir: Path, disc_model: keras.Model | None,
+                      data: Dataset, results: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Filters, feature maps, a Grad-CAM and trunk embeddings, as PNGs in ``pictures/``."""
+    import numpy as np
+
+    from gantransfer import visualize as vis
+    from gantransfer.transfer.trunks import build_gan_trunk, reestimate_batchnorm
+    from gantransfer.transfer.trunks import trunk_from_discriminator
+
+    folder = run_dir / "pictures"
+    figures: list[dict[str, str]] = []
+    test = data.test
+    chosen = np.sort(np.random.default_rng(0).permutation(len(test))[:1000])
+    pixels, labels = test.load(chosen), test.y[chosen]
+    real = data.train.load(np.arange(min(len(data.train), config.transfer.bn_images)))
+    trunks: dict[str, keras.Model] = {}
+    if disc_model is not None:
+        path = vis.save_grid_png(vis.filter_grid(disc_model), folder / "filters.png")
+        figures.append({"png": str(path), "title": "First-layer filters of the discriminator",
+                        "caption": "Each tile is one 5x5 (or kernel-size) filter, scaled to its "
+                                   "own range."})
+        x = vis.model_input(disc_model, pixels[:1])[0]
+        convs = [layer.name for layer in vis._conv_layers(disc_model)][:2]
+        maps = [vis.feature_maps(disc_model, x, name) for name in convs]
+        width = max(m.shape[1] for m in maps)
+        stacked = np.concatenate([np.pad(m, ((0, 4), (0, width - m.shape[1]), (0, 0))) for m in maps])
+        path = vis.save_grid_png(stacked, folder / "feature_maps.png")
+        figures.append({"png": str(path), "title": "Discriminator feature maps",
+                        "caption": f"{', '.join(convs)} for the first test image."})
+        trunks["GAN trunk"], _ = trunk_from_discriminator(disc_model)
+        reestimate_batchnorm(trunks["GAN trunk"], real)
+    architecture = _architecture_for(config, data, disc_model)
+    keras.utils.set_random_seed(0)
+    trunks["random trunk"] = build_gan_trunk(architecture, name="random_trunk")
+    reestimate_batchnorm(trunks["random trunk"], real)
+    models = [r for r in results if r.get("status") == "ok" and r.get("model_file")
+              and r["strategy"] in ("gan-finetune", "gan-frozen", "scratch")]
+    if models:
+        best = max(models, key=lambda r: (r["strategy"] != "scratch", str(r["labels_per_class"]),
+                                          -int(r["seed"])))
+        classifier = keras.saving.load_model(best["model_file"], compile=False)
+        heatmap, predicted = vis.grad_cam(classifier, pixels[0].astype("float32"))
+        overlay = vis.grad_cam_overlay(pixels[0], heatmap)
+        path = vis.save_grid_png(overlay, folder / "gradcam.png")
+        name = (data.class_names or [])[predicted] if data.class_names else predicted
+        figures.append({"png": str(path), "title": f"Grad-CAM of {best['strategy']}",
+                        "caption": f"Where {best['strategy']} ({best['labels_per_class']} labels/"
+                                   f"class, seed {best['seed']}) found its evidence for class "
+                                   f"{name} in the first test image."})
+    panels = {name: (vis.embed(trunk.predict(pixels.astype("float32"), verbose=0),
+                               config.transfer.embedding), labels)
+              for name, trunk in trunks.items()}
+    panels["pixels"] = (vis.embed(pixels, config.transfer.embedding), labels)
+    path = vis.embedding_figure(panels, folder / "embedding.png", data.class_names,
+                                config.transfer.embedding)
+    figures.append({"png": str(path), "title": "Which trunk separates the classes before any label?",
+                    "caption": f"{config.transfer.embedding.upper()} of {len(pixels)} test images' "
+                               "trunk features, coloured by class (no labels were used)."})
+    return figures
+
+
+def _architecture_for(config: Config, data: Dataset,
+                      disc_model: keras.Model | None) -> TrunkArchitecture:
+    if disc_model is not None:
+        return architecture_of(disc_model)
+    g = config.gan
+    return TrunkArchitecture(data.image_size, data.channels, width=g.width,
+                             kernel_size=g.kernel_size, leaky_relu_slope=g.leaky_relu_slope)
+
+
 def transfer(config: Config, run_dir: str | Path, *,
              discriminator: str | Path | keras.Model | None = None, overwrite: bool = False,
-             verbose: bool = True, _prepared: bool = False,
-             gan_dir: Path | None = None) -> TransferResult:
+             verbose: bool = True, _prepared: bool = False, gan_dir: Path | None = None,
+             gan_metrics: dict[str, Any] | None = None) -> TransferResult:
     """Compares the configured strategies on the configured (labeled) dataset.
 
     Args:
@@ -149,6 +229,10 @@ def transfer(config: Config, run_dir: str | Path, *,
                        validation_fraction=t.validation_fraction, models_dir=run_dir / "models",
                        verbose=verbose, on_result=keep)
     context["skipped"] = run.skipped
+    if gan_metrics and context["gan"] is not None:
+        context["gan"].update(gan_metrics)
+    if t.report_pictures:
+        context["figures"] = _learned_pictures(config, run_dir, disc_model, data, run.results)
     files = write_report(run.results, run_dir, context)
     (run_dir / "results.partial.json").unlink(missing_ok=True)
     atomic_write_json(run_dir / "run.json", {
@@ -186,7 +270,8 @@ def compare(config: Config, run_dir: str | Path, *, overwrite: bool = False,
     run_dir = prepare_run_dir(run_dir, overwrite=overwrite)
     save_config(config, run_dir / "config.yaml")
     gan = train_gan(config, run_dir / "gan")
+    scores = _gan_metrics(config, run_dir / "gan") if config.transfer.gan_metrics else None
     result = transfer(config, run_dir, discriminator=gan.gan.discriminator, verbose=verbose,
-                      _prepared=True, gan_dir=run_dir / "gan")
+                      _prepared=True, gan_dir=run_dir / "gan", gan_metrics=scores)
     result.gan = gan
     return result

@@ -141,8 +141,15 @@ def test_compare_end_to_end_then_transfer_from_its_gan(runner, tmp_path):
     result = runner.invoke(cli, ["compare", "--epochs", "1", "--labels-per-class", "3",
                                  "--seeds", "1", "--strategies",
                                  "scratch,gan-frozen,gan-linear-probe,random-linear-probe",
-                                 "--output-dir", str(out), *FAST_TRANSFER])
+                                 "--output-dir", str(out), "--set", "transfer.report_pictures=true",
+                                 "--set", "train.metrics_images=100", *FAST_TRANSFER])
     assert result.exit_code == 0, result.output
+    for name in ("filters.png", "feature_maps.png", "gradcam.png", "embedding.png"):
+        assert (out / "pictures" / name).is_file(), name
+    markdown = (out / "report.md").read_text()
+    assert "## What the networks learned" in markdown and "Grad-CAM of gan-frozen" in markdown
+    assert "FID:" in markdown and "classifier, 200 real vs 200 generated" in markdown
+    assert (out / "gan/gan_metrics.json").is_file()
     for name in ("config.yaml", "gan/discriminator.keras", "gan/samples/epoch_001.png",
                  "results.csv", "results.json", "report.md", "report.html", "run.json",
                  "models/gan-frozen_lpc-3_seed-0.keras"):

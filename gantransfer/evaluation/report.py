@@ -356,6 +356,8 @@ def _resolve_context(context: dict[str, Any] | None,
         "config": context.get("config"),
         "skipped": [s for s in (context.get("skipped") or []) if isinstance(s, dict)],
         "notes": [str(n) for n in (context.get("notes") or [])],
+        "figures": [f for f in (context.get("figures") or [])
+                    if isinstance(f, dict) and f.get("png")],
     }
 
 
@@ -563,6 +565,19 @@ def _blocks(results: list[dict[str, Any]], ctx: dict[str, Any], summary: list[di
                                  "Images drawn by the GAN's generator.", css_class="samples"))
         elif problem:
             blocks.append(_Paragraph(problem))
+
+    pictures = []
+    for index, figure in enumerate(ctx["figures"]):
+        path = Path(figure["png"])
+        if not path.is_file():
+            logger.warning("figure %s not found; the report leaves it out", path)
+            continue
+        pictures.append(_Image(f"figures/learned_{index}_{path.name}", path.read_bytes(),
+                               str(figure.get("title", path.stem)),
+                               str(figure.get("caption", ""))))
+    if pictures:
+        blocks.append(_Heading("What the networks learned"))
+        blocks.extend(pictures)
 
     if summary:
         blocks.append(_Heading("Costs"))
