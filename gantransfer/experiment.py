@@ -36,6 +36,10 @@ class TransferResult:
         results: One record per (strategy, labels per class, seed).
         files: The report files by name (results.csv, results.json, report.md, report.html).
         gan: The GAN training result, for ``compare``.
+
+    Example:
+        >>> result = compare(config, "outputs/cmp")  # doctest: +SKIP
+        >>> [r["test_accuracy"] for r in result.results if r["status"] == "ok"]  # doctest: +SKIP
     """
 
     run_dir: Path

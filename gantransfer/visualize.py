@@ -89,6 +89,12 @@ def feature_maps(model: keras.Model, image: np.ndarray, layer: str | None = None
 
     Returns:
         A uint8 ``(rows, cols, 1)`` grid, each map scaled over its own range.
+
+    Example:
+        >>> from gantransfer.gan.models import build_discriminator
+        >>> d = build_discriminator(32, 1, width=0.125)
+        >>> feature_maps(d, np.zeros((32, 32, 1), "float32"), "block2_conv").shape
+        (37, 37, 1)
     """
     name = layer or _conv_layers(model)[0].name
     owner, target = _find_layer(model, name)
@@ -117,6 +123,14 @@ def grad_cam(classifier: keras.Model, image: np.ndarray, class_index: int | None
 
     Returns:
         ``(heatmap, class_index)``: an ``(H, W)`` float map in [0, 1] at the image's size.
+
+    Example:
+        >>> from gantransfer.transfer.classifiers import build_classifier
+        >>> from gantransfer.transfer.trunks import TrunkArchitecture, build_gan_trunk
+        >>> model = build_classifier(build_gan_trunk(TrunkArchitecture(32, 1, width=0.125)), 10)
+        >>> heatmap, index = grad_cam(model, np.full((32, 32, 1), 128, "float32"), class_index=3)
+        >>> heatmap.shape, index
+        ((32, 32), 3)
     """
     if keras.config.backend() != "tensorflow":
         raise NotImplementedError(f"grad_cam supports the tensorflow backend; received "
@@ -160,7 +174,12 @@ def grad_cam(classifier: keras.Model, image: np.ndarray, class_index: int | None
 
 
 def grad_cam_overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """The image (uint8-range pixels) with the Grad-CAM heatmap laid over it in colour."""
+    """The image (uint8-range pixels) with the Grad-CAM heatmap laid over it in colour.
+
+    Example:
+        >>> grad_cam_overlay(np.zeros((8, 8, 1)), np.ones((8, 8))).shape
+        (8, 8, 3)
+    """
     from matplotlib import colormaps
 
     base = np.asarray(image, "float32")
@@ -170,7 +189,12 @@ def grad_cam_overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45
 
 
 def embed(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
-    """2-D coordinates of ``(N, ...)`` features by PCA or t-SNE (scikit-learn)."""
+    """2-D coordinates of ``(N, ...)`` features by PCA or t-SNE (scikit-learn).
+
+    Example:
+        >>> embed(np.random.default_rng(0).normal(size=(50, 4, 4, 2))).shape
+        (50, 2)
+    """
     flat = np.asarray(features, "float32").reshape(len(features), -1)
     if method == "pca":
         from sklearn.decomposition import PCA
@@ -194,6 +218,11 @@ def embedding_figure(embeddings: dict[str, tuple[np.ndarray, np.ndarray]], path:
         path: The PNG file.
         class_names: Legend names by class index.
         method: Shown in the titles.
+
+    Example:
+        >>> points = np.random.default_rng(0).normal(size=(30, 2))
+        >>> embedding_figure({"pixels": (points, np.arange(30) % 3)}, "e.png").name
+        'e.png'
     """
     from matplotlib.figure import Figure
 

@@ -21,6 +21,11 @@ def load_generator(source: str | Path | keras.Model) -> keras.Model:
 
     Raises:
         RunFolderError: If the path is missing, is not a run folder, or holds no generator.
+
+    Example:
+        >>> generator = load_generator("outputs/fmnist-gan")  # doctest: +SKIP
+        >>> generator.input_shape  # doctest: +SKIP
+        (None, 100)
     """
     if isinstance(source, keras.Model):
         return source

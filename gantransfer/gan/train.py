@@ -46,6 +46,10 @@ class TrainGanResult:
         history: Per-epoch metrics of this call's epochs.
         images_per_second: Mean training throughput over this call's epochs.
         manifest: The contents of ``run.json``.
+
+    Example:
+        >>> result = train_gan(config, "outputs/run")  # doctest: +SKIP
+        >>> result.run_dir / "generator.keras", result.images_per_second  # doctest: +SKIP
     """
 
     run_dir: Path

@@ -218,6 +218,11 @@ def reestimate_batchnorm(trunk: keras.Model, images: np.ndarray, batch_size: int
 
     Returns:
         The number of BatchNorm layers updated.
+
+    Example:
+        >>> trunk = build_gan_trunk(TrunkArchitecture(32, 1, width=0.125))
+        >>> reestimate_batchnorm(trunk, np.random.default_rng(0).uniform(0, 255, (20, 32, 32, 1)))
+        2
     """
     count = 0
     for layer in trunk.layers:
