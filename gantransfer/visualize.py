@@ -99,7 +99,7 @@ def feature_maps(model: keras.Model, image: np.ndarray, layer: str | None = None
     name = layer or _conv_layers(model)[0].name
     owner, target = _find_layer(model, name)
     # A nested trunk takes the same pixels as its classifier (augmentation is off at inference).
-    probe = keras.Model(owner.inputs, target.output)
+    probe = keras.Model(owner.input, target.output)
     x = np.asarray(image, "float32")[None]
     maps = np.asarray(probe(x, training=False))[0]
     tiles = np.stack([_normalise(maps[..., i])[..., None] for i in range(min(max_maps,
@@ -144,7 +144,7 @@ def grad_cam(classifier: keras.Model, image: np.ndarray, class_index: int | None
     owner, target = _find_layer(classifier, name)
     x = tf.convert_to_tensor(np.asarray(image, "float32")[None])
     if owner is classifier:
-        split = keras.Model(classifier.inputs, [target.output, classifier.output])
+        split = keras.Model(classifier.input, [target.output, classifier.output])
         with tf.GradientTape() as tape:
             activations, logits = split(x, training=False)
             tape.watch(activations)
@@ -152,7 +152,7 @@ def grad_cam(classifier: keras.Model, image: np.ndarray, class_index: int | None
             score = logits[:, index]
         grads = tape.gradient(score, activations)
     else:  # the conv layer lives in a nested trunk: split the graph at the trunk's output
-        inner = keras.Model(owner.inputs, [target.output, owner.output])
+        inner = keras.Model(owner.input, [target.output, owner.output])
         head_layers = classifier.layers[classifier.layers.index(owner) + 1:]
         with tf.GradientTape() as tape:
             activations, trunk_out = inner(x, training=False)
@@ -278,7 +278,7 @@ def trunk_features(model: keras.Model, pixels: np.ndarray, batch_size: int = 256
         if isinstance(layer, (keras.layers.LeakyReLU, keras.layers.ReLU, keras.layers.Activation)):
             target = layer
             break
-    probe = keras.Model(owner.inputs, target.output)
+    probe = keras.Model(owner.input, target.output)
     x = model_input(model, pixels)
     out = probe.predict(x, batch_size=batch_size, verbose=0)
     return out.reshape(len(out), -1)
