@@ -447,12 +447,9 @@ def visualize_command(source: Path, dataset: str | None, image_file: Path | None
         picture = pool.load(np.array([index]))[0]
     x = vis.model_input(model, picture[None])[0]
     written = {"filters": str(vis.save_grid_png(vis.filter_grid(model), out_dir / "filters.png"))}
-    convs = [layer.name for layer in vis._conv_layers(model)]
-    layers_shown = list(layer_names) or convs[:2]
-    maps = [vis.feature_maps(model, x, name) for name in layers_shown]
-    width = max(m.shape[1] for m in maps)
-    stacked = np.concatenate([np.pad(m, ((0, 4), (0, width - m.shape[1]), (0, 0))) for m in maps])
-    written["feature_maps"] = str(vis.save_grid_png(stacked, out_dir / "feature_maps.png"))
+    layers_shown = list(layer_names) or [layer.name for layer in vis._conv_layers(model)][:2]
+    written["feature_maps"] = str(vis.save_grid_png(vis.feature_map_panel(model, x, layers_shown),
+                                                    out_dir / "feature_maps.png"))
     if model.output_shape[-1] > 1:
         heatmap, predicted = vis.grad_cam(model, x, class_index)
         overlay = vis.grad_cam_overlay(x, heatmap)  # a classifier's input is [0, 255] pixels

@@ -130,13 +130,10 @@ def _learned_pictures(config: Config, run_dir: Path, disc_model: keras.Model | N
                         "caption": "Each tile is one 5x5 (or kernel-size) filter, scaled to its "
                                    "own range."})
         x = vis.model_input(disc_model, pixels[:1])[0]
-        convs = [layer.name for layer in vis._conv_layers(disc_model)][:2]
-        maps = [vis.feature_maps(disc_model, x, name) for name in convs]
-        width = max(m.shape[1] for m in maps)
-        stacked = np.concatenate([np.pad(m, ((0, 4), (0, width - m.shape[1]), (0, 0))) for m in maps])
-        path = vis.save_grid_png(stacked, folder / "feature_maps.png")
+        path = vis.save_grid_png(vis.feature_map_panel(disc_model, x), folder / "feature_maps.png")
         figures.append({"png": str(path), "title": "Discriminator feature maps",
-                        "caption": f"{', '.join(convs)} for the first test image."})
+                        "caption": "The first two conv blocks' activations for the first test "
+                                   "image, one tile per channel."})
         trunks["GAN trunk"], _ = trunk_from_discriminator(disc_model)
         reestimate_batchnorm(trunks["GAN trunk"], real)
     architecture = _architecture_for(config, data, disc_model)

@@ -107,6 +107,21 @@ def feature_maps(model: keras.Model, image: np.ndarray, layer: str | None = None
     return make_grid(tiles, padding=1)
 
 
+def feature_map_panel(model: keras.Model, image: np.ndarray,
+                      layers: list[str] | tuple[str, ...] = ()) -> np.ndarray:
+    """:func:`feature_maps` of several conv layers (the first two by default), stacked vertically.
+
+    Example:
+        >>> from gantransfer.gan.models import build_discriminator
+        >>> feature_map_panel(build_discriminator(32, 1, width=0.125), np.zeros((32, 32, 1))).shape
+        (97, 52, 1)
+    """
+    names = list(layers) or [layer.name for layer in _conv_layers(model)][:2]
+    maps = [feature_maps(model, image, name) for name in names]
+    width = max(m.shape[1] for m in maps)
+    return np.concatenate([np.pad(m, ((0, 4), (0, width - m.shape[1]), (0, 0))) for m in maps])
+
+
 def grad_cam(classifier: keras.Model, image: np.ndarray, class_index: int | None = None,
              layer: str | None = None) -> tuple[np.ndarray, int]:
     """Grad-CAM: a map of where the classifier's evidence for a class lies in the image.
