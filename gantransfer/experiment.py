@@ -154,6 +154,18 @@ def _learned_pictures(config: Config, run_dir: Path, disc_model: keras.Model | N
                         "caption": f"Where {best['strategy']} ({best['labels_per_class']} labels/"
                                    f"class, seed {best['seed']}) found its evidence for class "
                                    f"{name} in the first test image."})
+    t = config.transfer
+    if any(name.startswith("imagenet-") for name in t.strategies):
+        from gantransfer.errors import GantransferError
+        from gantransfer.transfer.backbones import build_backbone
+
+        try:
+            trunks[f"ImageNet {t.backbone}"] = build_backbone(
+                t.backbone, image_size=data.image_size, channels=data.channels,
+                weights=t.backbone_weights, input_size=t.backbone_input_size,
+                alpha=t.backbone_alpha)
+        except GantransferError as error:  # no weights here: the panel is left out, and says so
+            logger.warning("no ImageNet panel in the embedding figure: %s", error)
     panels = {name: (vis.embed(trunk.predict(pixels.astype("float32"), verbose=0),
                                config.transfer.embedding), labels)
               for name, trunk in trunks.items()}
@@ -162,7 +174,9 @@ def _learned_pictures(config: Config, run_dir: Path, disc_model: keras.Model | N
                                 config.transfer.embedding)
     figures.append({"png": str(path), "title": "Which trunk separates the classes before any label?",
                     "caption": f"{config.transfer.embedding.upper()} of {len(pixels)} test images' "
-                               "trunk features, coloured by class (no labels were used)."})
+                               "trunk features, coloured by class, before any label was used: the "
+                               "trunks of the gan-*, random-* (and scratch, at its start), "
+                               "imagenet-* and pixels-linear strategies."})
     return figures
 
 

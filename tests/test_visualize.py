@@ -98,3 +98,20 @@ def test_visualize_command(tmp_path, classifier):
     bad = CliRunner().invoke(cli, ["visualize", str(run), "--layer", "nope",
                                    "--out-dir", str(tmp_path / "pics3")])
     assert bad.exit_code == 1 and "no layer 'nope'" in bad.output and "block1_conv" in bad.output
+
+
+def test_compare_pictures_embed_every_kind_of_trunk(tmp_path, digits):
+    from gantransfer.config import load_config
+    from gantransfer.experiment import _learned_pictures
+
+    config = load_config("digits", ["transfer.strategies=gan-frozen,imagenet-frozen",
+                                    "transfer.backbone_weights=none",
+                                    "transfer.backbone_input_size=32", "transfer.bn_images=50"])
+    disc = build_discriminator(32, 1, width=0.125)
+    figures = _learned_pictures(config, tmp_path, disc, digits, results=[])
+    titles = [f["title"] for f in figures]
+    assert titles == ["First-layer filters of the discriminator", "Discriminator feature maps",
+                      "Which trunk separates the classes before any label?"]
+    embedding = np.asarray(Image.open(figures[-1]["png"]))
+    # GAN trunk, random trunk, ImageNet backbone and pixels: four panels, three per row.
+    assert embedding.shape[:2] == (2 * 380, 3 * 420)
