@@ -17,6 +17,7 @@ say which one was used.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +46,12 @@ def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
                                f"{real.shape} and {fake.shape}")
     mu_r, mu_f = real.mean(0), fake.mean(0)
     cov_r, cov_f = np.cov(real, rowvar=False), np.cov(fake, rowvar=False)
-    covmean, _ = linalg.sqrtm(np.atleast_2d(cov_r) @ np.atleast_2d(cov_f), disp=False)
-    if not np.isfinite(covmean).all():  # nearly singular product: nudge both diagonals
-        offset = np.eye(len(np.atleast_2d(cov_r))) * 1e-6
-        covmean = linalg.sqrtm((cov_r + offset) @ (cov_f + offset))
+    with warnings.catch_warnings():  # dead (constant) features make the product singular
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean, _ = linalg.sqrtm(np.atleast_2d(cov_r) @ np.atleast_2d(cov_f), disp=False)
+        if not np.isfinite(covmean).all():  # nudge both diagonals and try again
+            offset = np.eye(len(np.atleast_2d(cov_r))) * 1e-6
+            covmean = linalg.sqrtm((cov_r + offset) @ (cov_f + offset))
     covmean = np.real(covmean)
     return float(np.sum((mu_r - mu_f) ** 2) + np.trace(cov_r) + np.trace(cov_f)
                  - 2.0 * np.trace(covmean))
