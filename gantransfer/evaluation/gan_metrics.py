@@ -136,9 +136,9 @@ def inception_extractor(image_size: int, channels: int) -> keras.Model | None:
 
     Only a cached weights file is used: this never downloads.
     """
-    from gantransfer.data.sources import keras_home
+    from gantransfer.transfer.backbones import imagenet_cache_dir
 
-    cached = keras_home() / "models" / "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    cached = imagenet_cache_dir() / "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
     if not cached.is_file():
         return None
     inputs = keras.Input((image_size, image_size, channels), name="pixels")

@@ -166,14 +166,15 @@ def _finetune_outcome(ctx: StrategyContext, trunk: keras.Model, notes: list[str]
     seconds = head_seconds + time.perf_counter() - started
     history = {f"head_{k}": v for k, v in head_outcome.history.items()}
     history.update(outcome.history)
+    epochs = head_outcome.epochs + outcome.epochs
     if outcome.score > head_outcome.score:
         phase, predictions = "finetune", np.argmax(classifier.predict(split.x_test, verbose=0), -1)
-        learning_rate, epochs = rate, head_outcome.epochs + outcome.epochs
+        learning_rate = rate
     else:
         classifier.set_weights(head_weights)
         trunk.trainable = False
         phase, predictions = "head", head_predictions
-        learning_rate, epochs = head_outcome.learning_rate, head_outcome.epochs + outcome.epochs
+        learning_rate = head_outcome.learning_rate
         notes.append("fine-tuning did not improve validation accuracy; the head-only phase is kept")
     trainable, total = count_parameters(classifier)
     return StrategyOutcome(classifier, predictions, _record(
