@@ -23,9 +23,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from gantransfer.data import load_dataset  # noqa: E402
-from gantransfer.transfer.classifiers import (STEPS_PER_EXECUTION, build_classifier,  # noqa: E402
+from gantransfer.transfer_learning.classifiers import (STEPS_PER_EXECUTION, build_classifier,  # noqa: E402
                                               build_head, make_dataset)
-from gantransfer.transfer.trunks import (TrunkArchitecture, build_gan_trunk,  # noqa: E402
+from gantransfer.transfer_learning.trunks import (TrunkArchitecture, build_gan_trunk,  # noqa: E402
                                          reestimate_batchnorm)
 
 

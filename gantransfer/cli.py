@@ -251,7 +251,7 @@ def transfer_command(gan_run: Path | None, discriminator: Path | None, config_fi
     if output_dir is None:
         output_dir = DEFAULT_OUTPUT_ROOT / default_run_name("transfer", config.data.dataset)
     _import_backend_quietly()
-    from gantransfer.experiment import transfer
+    from gantransfer.workflows.experiment import transfer
 
     result = transfer(config, output_dir, discriminator=gan_run or discriminator,
                       overwrite=overwrite, verbose=not quiet)
@@ -290,7 +290,7 @@ def compare_command(epochs: int | None, config_file: str | None, dataset: str | 
     if output_dir is None:
         output_dir = DEFAULT_OUTPUT_ROOT / default_run_name("compare", config.data.dataset)
     _import_backend_quietly()
-    from gantransfer.experiment import compare
+    from gantransfer.workflows.experiment import compare
 
     result = compare(config, output_dir, overwrite=overwrite, verbose=not quiet)
     _print_report(result)
@@ -371,7 +371,7 @@ def evaluate_gan_command(run_dir: Path, num_images: int, extractor: str, seed: i
     """
     _setup_logging(quiet=False)
     _import_backend_quietly()
-    from gantransfer.evaluation.gan_metrics import evaluate_gan
+    from gantransfer.workflows.scoring import evaluate_gan
 
     scores = evaluate_gan(run_dir, num_images=num_images, extractor=extractor, seed=seed)
     click.echo(f"FID {scores['fid']:.3f}, KID {scores['kid']:.5f} ± {scores['kid_std']:.5f} "
@@ -430,7 +430,7 @@ def visualize_command(source: Path, dataset: str | None, image_file: Path | None
         raise GantransferError(f"{str(out_dir)!r} already holds pictures; pass --overwrite or "
                                "another --out-dir")
     out_dir.mkdir(parents=True, exist_ok=True)
-    from gantransfer.transfer.trunks import load_discriminator
+    from gantransfer.transfer_learning.trunks import load_discriminator
 
     model = load_discriminator(model_file)
     _, size, _, channels = model.input_shape

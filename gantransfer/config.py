@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from gantransfer.errors import ConfigError
+from gantransfer.registry import STRATEGIES
 
 
 def _check(key: str, value: Any, ok: bool, allowed: str) -> None:
@@ -147,9 +148,7 @@ class TrainConfig:
 
 
 def _strategy_names() -> tuple[str, ...]:
-    from gantransfer.transfer.names import STRATEGY_NAMES
-
-    return STRATEGY_NAMES
+    return tuple(STRATEGIES)
 
 
 @dataclasses.dataclass

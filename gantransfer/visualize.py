@@ -140,8 +140,8 @@ def grad_cam(classifier: keras.Model, image: np.ndarray, class_index: int | None
         ``(heatmap, class_index)``: an ``(H, W)`` float map in [0, 1] at the image's size.
 
     Example:
-        >>> from gantransfer.transfer.classifiers import build_classifier
-        >>> from gantransfer.transfer.trunks import TrunkArchitecture, build_gan_trunk
+        >>> from gantransfer.transfer_learning.classifiers import build_classifier
+        >>> from gantransfer.transfer_learning.trunks import TrunkArchitecture, build_gan_trunk
         >>> model = build_classifier(build_gan_trunk(TrunkArchitecture(32, 1, width=0.125)), 10)
         >>> heatmap, index = grad_cam(model, np.full((32, 32, 1), 128, "float32"), class_index=3)
         >>> heatmap.shape, index
@@ -235,9 +235,11 @@ def embedding_figure(embeddings: dict[str, tuple[np.ndarray, np.ndarray]], path:
         method: Shown in the titles.
 
     Example:
+        >>> import tempfile
         >>> points = np.random.default_rng(0).normal(size=(30, 2))
-        >>> embedding_figure({"pixels": (points, np.arange(30) % 3)}, "e.png").name
-        'e.png'
+        >>> path = Path(tempfile.mkdtemp()) / "embedding.png"
+        >>> embedding_figure({"pixels": (points, np.arange(30) % 3)}, path).name
+        'embedding.png'
     """
     from matplotlib.figure import Figure
 

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from gantransfer.cli import cli
 from gantransfer.data import load_dataset
 from gantransfer.errors import GantransferError
-from gantransfer.evaluation.gan_metrics import (features, frechet_distance,
-                                                kernel_inception_distance, train_feature_extractor)
+from gantransfer.evaluation.gan_metrics import features, frechet_distance, kernel_inception_distance
+from gantransfer.gan.extractors import train_feature_extractor
 
 
 def test_identical_distributions_score_about_zero_and_kid_is_unbiased():

@@ -1,13 +1,12 @@
 """classification_metrics against small cases worked out by hand, and against scikit-learn."""
 
-import doctest
 import json
 
 import numpy as np
 import pytest
 from sklearn import metrics as sk_metrics
 
-from gantransfer.evaluation import classification_metrics, metrics
+from gantransfer.evaluation import classification_metrics
 
 KEYS = {"test_accuracy", "macro_f1", "per_class_accuracy", "confusion_matrix"}
 
@@ -89,8 +88,3 @@ def test_agrees_with_scikit_learn_on_random_predictions():
 def test_bad_inputs_raise_clear_errors(y_true, y_pred, num_classes, message):
     with pytest.raises(ValueError, match=message):
         classification_metrics(y_true, y_pred, num_classes=num_classes)
-
-
-def test_docstring_examples():
-    result = doctest.testmod(metrics)
-    assert result.failed == 0 and result.attempted > 0

@@ -6,13 +6,15 @@ import pytest
 
 from gantransfer.data import load_dataset
 from gantransfer.gan.models import build_discriminator
-from gantransfer.transfer.classifiers import build_classifier, build_head
-from gantransfer.transfer.names import STRATEGY_NAMES
-from gantransfer.transfer.probe import adaptive_max_pool, probe_features
-from gantransfer.transfer.protocol import budget_split, run_transfer
+from gantransfer.transfer_learning.classifiers import build_classifier, build_head
+from gantransfer.registry import STRATEGIES as REGISTRY
+
+STRATEGY_NAMES = tuple(REGISTRY)
+from gantransfer.transfer_learning.probe import adaptive_max_pool, probe_features
+from gantransfer.transfer_learning.protocol import budget_split, run_transfer
 from gantransfer.config import TransferConfig
-from gantransfer.transfer.strategies import STRATEGIES, Split, StrategyContext, cached_features
-from gantransfer.transfer.trunks import TrunkArchitecture, build_gan_trunk
+from gantransfer.transfer_learning.strategies import STRATEGIES, Split, StrategyContext, cached_features
+from gantransfer.transfer_learning.trunks import TrunkArchitecture, build_gan_trunk
 
 ARCH = TrunkArchitecture(32, 1, width=0.125, kernel_size=3)
 FAST = TransferConfig(learning_rates=[1e-2], max_epochs=4, patience=2, batch_size=16,
@@ -74,7 +76,7 @@ def test_frozen_trunk_keeps_its_weights(split):
     trunk = outcome.model.get_layer("gan_trunk")
     assert not trunk.trainable
     reference = build_gan_trunk(ARCH)
-    from gantransfer.transfer.trunks import import_discriminator_weights
+    from gantransfer.transfer_learning.trunks import import_discriminator_weights
     import_discriminator_weights(reference, context.discriminator)
     np.testing.assert_array_equal(trunk.get_layer("block1_conv").kernel.numpy(),
                                   reference.get_layer("block1_conv").kernel.numpy())
@@ -125,7 +127,7 @@ def test_budget_split_is_per_class_and_deterministic():
 
 
 def test_run_transfer_skips_imagenet_when_weights_cannot_be_had(digits, monkeypatch, tmp_path):
-    from gantransfer.transfer import backbones
+    from gantransfer.transfer_learning import backbones
 
     def unavailable(*args, **kwargs):
         raise backbones.BackboneWeightsUnavailable("put x.h5 into /somewhere/ and run again")
@@ -153,7 +155,7 @@ def test_gan_strategies_need_a_discriminator(digits):
 def test_a_gan_from_another_dataset_transfers_with_converted_images(tmp_path):
     """A colour 32x32 GAN's discriminator on grey digits: the target is brought to 3 channels."""
     from gantransfer.config import load_config
-    from gantransfer.experiment import transfer
+    from gantransfer.workflows.experiment import transfer
 
     config = load_config("digits", ["transfer.strategies=gan-linear-probe,pixels-linear",
                                     "transfer.labels_per_class=3", "transfer.seeds=1",
@@ -174,7 +176,7 @@ def test_a_gan_from_another_dataset_transfers_with_converted_images(tmp_path):
                                                     ("logistic", False, 32)])
 def test_linear_probe_exports_to_keras_with_the_same_predictions(split, tmp_path, kind, with_trunk,
                                                                  size):
-    from gantransfer.transfer.probe import fit_probe, pixel_features, probe_as_keras
+    from gantransfer.transfer_learning.probe import fit_probe, pixel_features, probe_as_keras
 
     images = split.x_train if size == 32 else split.x_train[:, 2:30, 2:30]
     tests = split.x_test if size == 32 else split.x_test[:, 2:30, 2:30]

@@ -6,7 +6,7 @@ import pytest
 
 from gantransfer.errors import RunFolderError
 from gantransfer.gan.models import build_discriminator
-from gantransfer.transfer.trunks import (TrunkArchitecture, WeightImportError, architecture_of,
+from gantransfer.transfer_learning.trunks import (TrunkArchitecture, WeightImportError, architecture_of,
                                          build_gan_trunk, import_discriminator_weights,
                                          reestimate_batchnorm, trunk_from_discriminator)
 

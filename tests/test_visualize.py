@@ -12,8 +12,8 @@ from gantransfer import visualize as vis
 from gantransfer.cli import cli
 from gantransfer.data import load_dataset
 from gantransfer.gan.models import build_discriminator
-from gantransfer.transfer.classifiers import build_classifier
-from gantransfer.transfer.trunks import TrunkArchitecture, build_gan_trunk
+from gantransfer.transfer_learning.classifiers import build_classifier
+from gantransfer.transfer_learning.trunks import TrunkArchitecture, build_gan_trunk
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def test_visualize_command(tmp_path, classifier):
 
 def test_compare_pictures_embed_every_kind_of_trunk(tmp_path, digits):
     from gantransfer.config import load_config
-    from gantransfer.experiment import _learned_pictures
+    from gantransfer.workflows.experiment import _learned_pictures
 
     config = load_config("digits", ["transfer.strategies=gan-frozen,imagenet-frozen",
                                     "transfer.backbone_weights=none",

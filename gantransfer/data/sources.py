@@ -123,6 +123,21 @@ def keras_datasets_dir() -> Path:
     return keras_home() / "datasets"
 
 
+def imagenet_cache_dir() -> Path:
+    """The folder Keras caches ImageNet weight files in, ``$KERAS_HOME/models``.
+
+    Mirrors ``keras.utils.get_file(..., cache_subdir="models")``.
+
+    Returns:
+        The folder (it may not exist yet).
+
+    Example:
+        >>> imagenet_cache_dir().name
+        'models'
+    """
+    return keras_home() / "models"
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__

@@ -1,8 +1,10 @@
-"""Evaluation: classification metrics, summaries over seeds, verdicts and the comparison report."""
+"""Evaluation: pure metrics. Classification metrics, FID/KID math, and statistics over seeds.
+
+Nothing here loads configs, data or models from disk; the workflows above do that and hand the
+numbers down.
+"""
 
 from gantransfer.evaluation.metrics import classification_metrics
-from gantransfer.evaluation.report import to_json_safe, write_report
-from gantransfer.evaluation.summary import compare, render_comparison, summarize, verdict
+from gantransfer.evaluation.summary import comparisons, render_comparison, summarize, verdict
 
-__all__ = ["classification_metrics", "compare", "render_comparison", "summarize", "to_json_safe",
-           "verdict", "write_report"]
+__all__ = ["classification_metrics", "comparisons", "render_comparison", "summarize", "verdict"]

@@ -8,22 +8,19 @@ Both compare the feature distributions of real and generated images:
   ``k(x, y) = (x.y / d + 1)^3``, averaged over random subsets. Being unbiased, it can go below 0
   when the two sets come from one distribution.
 
-The features come from InceptionV3's pool layer when its ImageNet weights are cached (the standard
-FID), and otherwise from a small classifier trained on the labeled data of the same dataset, the way
-"FID on MNIST" is usually reported. Values from different extractors are not comparable; results
-say which one was used.
+The feature extractors themselves (InceptionV3, or a classifier trained on the dataset's labels) are
+built in :mod:`gantransfer.gan.extractors`; scoring a run folder is
+:func:`gantransfer.workflows.scoring.evaluate_gan`.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
-from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
-from keras import layers
 from scipy import linalg
 
 from gantransfer.errors import GantransferError
@@ -89,67 +86,6 @@ def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, subsets: int =
     return float(np.mean(values)), float(np.std(values))
 
 
-def build_feature_classifier(image_size: int, channels: int, num_classes: int,
-                             feature_dim: int = 128) -> keras.Model:
-    """A small CNN classifier whose ``features`` layer serves as the metric's feature extractor.
-
-    Input: raw pixels in [0, 255]. Output: class logits.
-
-    Example:
-        >>> build_feature_classifier(28, 1, 10).get_layer("features").output.shape
-        (None, 128)
-    """
-    inputs = keras.Input((image_size, image_size, channels), name="pixels")
-    x = layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
-    for i, filters in enumerate((32, 64, 128), start=1):
-        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i}")(x)
-        x = layers.MaxPooling2D(2, name=f"pool{i}")(x) if i < 3 else x
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    features = layers.Dense(feature_dim, activation="relu", name="features")(x)
-    logits = layers.Dense(num_classes, name="logits")(layers.Dropout(0.3)(features))
-    return keras.Model(inputs, logits, name="feature_classifier")
-
-
-def train_feature_extractor(images: np.ndarray, labels: np.ndarray, num_classes: int, *,
-                            epochs: int = 10, batch_size: int = 32, seed: int = 0
-                            ) -> tuple[keras.Model, float]:
-    """Trains :func:`build_feature_classifier` on labeled real images.
-
-    Returns:
-        ``(extractor, train_accuracy)``: a model from pixels to the ``features`` layer, and the
-        classifier's accuracy on its last epoch (a sanity check that the features mean something).
-    """
-    keras.utils.set_random_seed(seed)
-    classifier = build_feature_classifier(images.shape[1], images.shape[-1], num_classes)
-    classifier.compile(keras.optimizers.Adam(1e-3),
-                       keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                       metrics=["accuracy"])
-    history = classifier.fit(images.astype("float32"), labels, epochs=epochs,
-                             batch_size=batch_size, verbose=0)
-    extractor = keras.Model(classifier.input, classifier.get_layer("features").output,
-                            name="feature_extractor")
-    return extractor, float(history.history["accuracy"][-1])
-
-
-def inception_extractor(image_size: int, channels: int) -> keras.Model | None:
-    """InceptionV3's 2048-d pool features (resized to 299, grey to RGB), or None without weights.
-
-    Only a cached weights file is used: this never downloads.
-    """
-    from gantransfer.transfer.backbones import imagenet_cache_dir
-
-    cached = imagenet_cache_dir() / "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
-    if not cached.is_file():
-        return None
-    inputs = keras.Input((image_size, image_size, channels), name="pixels")
-    x = layers.Resizing(299, 299)(inputs)
-    if channels == 1:
-        x = layers.Concatenate()([x, x, x])
-    x = layers.Rescaling(1 / 127.5, offset=-1.0)(x)  # InceptionV3's preprocess_input
-    base = keras.applications.InceptionV3(include_top=False, weights=str(cached), pooling="avg")
-    return keras.Model(inputs, base(x), name="inception_features")
-
-
 def features(extractor: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """The extractor's features of uint8 or float pixels in [0, 255]."""
     return np.asarray(extractor.predict(np.asarray(images, "float32"), batch_size=batch_size,
@@ -163,88 +99,3 @@ def gan_scores(extractor: keras.Model, real: np.ndarray, generated: np.ndarray,
     kid, kid_std = kernel_inception_distance(f_real, f_fake, seed=seed)
     return {"fid": frechet_distance(f_real, f_fake), "kid": kid, "kid_std": kid_std,
             "real_images": len(real), "generated_images": len(generated)}
-
-
-def save_extractor(extractor: keras.Model, path: Path) -> None:
-    """Saves a feature extractor atomically, to reuse across evaluations of one run."""
-    from gantransfer.runs import atomic_save
-
-    atomic_save(Path(path), extractor.save)
-
-
-EXTRACTORS = ("auto", "classifier", "inception")
-
-
-def evaluate_gan(run_dir: str | Path, *, num_images: int = 2000, extractor: str = "auto",
-                 seed: int = 0) -> dict[str, Any]:
-    """FID and KID of a train-gan run's generator against real images of its dataset.
-
-    Real images are the dataset's test split (the GAN never saw them), at most ``num_images``; as
-    many images are generated. The scores go into ``<run_dir>/gan_metrics.json``.
-
-    Args:
-        run_dir: A train-gan run folder (``config.yaml`` and ``generator.keras``).
-        num_images: Images per side.
-        extractor: "inception" (cached InceptionV3 weights), "classifier" (a small CNN trained on
-            the dataset's labeled training images, kept in ``metrics/`` for later calls), or
-            "auto": InceptionV3 when cached, else the classifier.
-        seed: Seed of the generated noise, the classifier and the KID subsets.
-
-    Returns:
-        The scores: ``fid``, ``kid``, ``kid_std``, ``extractor`` and the image counts.
-
-    Example:
-        >>> scores = evaluate_gan("outputs/fmnist-gan")  # doctest: +SKIP
-        >>> scores["fid"], scores["kid"]  # doctest: +SKIP
-    """
-    from gantransfer.config import load_config
-    from gantransfer.data import load_dataset
-    from gantransfer.gan.sampling import sample
-    from gantransfer.runs import atomic_write_json
-
-    if extractor not in EXTRACTORS:
-        raise GantransferError(f"extractor: received {extractor!r}, expected one of "
-                               f"{', '.join(EXTRACTORS)}")
-    if num_images < 2:
-        raise GantransferError(f"num_images: received {num_images}, expected an integer >= 2")
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file() or not (run_dir / "generator.keras").is_file():
-        raise GantransferError(f"{str(run_dir)!r} is not a finished train-gan run folder (it needs "
-                               "config.yaml and generator.keras)")
-    config = load_config(run_dir / "config.yaml")
-    d = config.data
-    data = load_dataset(d.dataset, image_size=d.image_size, channels=d.channels,
-                        validation_split=0.0, test_split=d.test_split, seed=config.train.seed,
-                        max_in_memory_mb=d.max_in_memory_mb)
-    pool = data.test if len(data.test) >= 2 else data.train
-    order = np.random.default_rng(seed).permutation(len(pool))[:num_images]
-    real = pool.load(np.sort(order))
-    model, name, info = None, extractor, {}
-    if extractor in ("auto", "inception"):
-        model = inception_extractor(data.image_size, data.channels)
-        name = "inception_v3"
-        if model is None and extractor == "inception":
-            raise GantransferError("InceptionV3 ImageNet weights are not cached: put "
-                                   "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5 into "
-                                   "$KERAS_HOME/models/, or use --extractor classifier")
-    if model is None:
-        if not data.train.labeled:
-            raise GantransferError(f"dataset {data.name!r} has no labels to train the feature "
-                                   "classifier, and InceptionV3 weights are not cached")
-        cached = run_dir / "metrics" / "feature_extractor.keras"
-        if cached.is_file():
-            model = keras.saving.load_model(cached, compile=False)
-            info = {"cached": str(cached)}
-        else:
-            train = data.train  # at most 20k images: enough for features, minutes on a CPU
-            chosen = np.sort(np.random.default_rng(seed).permutation(len(train))[:20000])
-            model, accuracy = train_feature_extractor(train.load(chosen), train.y[chosen],
-                                                      data.num_classes, seed=seed)
-            save_extractor(model, cached)
-            info = {"train_accuracy": round(accuracy, 4)}
-        name = "classifier"
-    generated = sample(run_dir, num_images=len(real), seed=seed)
-    scores = gan_scores(model, real, generated, seed=seed)
-    scores.update({"extractor": name, "extractor_info": info, "dataset": data.name, "seed": seed})
-    atomic_write_json(run_dir / "gan_metrics.json", scores)
-    return scores

@@ -223,7 +223,7 @@ def _difference(results: list[dict[str, Any]], first: str, second: str,
             "difference": difference, "difference_std": difference_std, "paired": paired}
 
 
-def compare(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def comparisons(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The comparisons behind the verdict, as data (all accuracies are fractions, not percent).
 
     For each budget, in order:
@@ -246,13 +246,13 @@ def compare(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         The comparisons; only strategies present in ``results`` are compared.
     """
     summary = summarize(results)
-    comparisons: list[dict[str, Any]] = []
+    found: list[dict[str, Any]] = []
     for budget in budget_order(results):
         rows = [r for r in summary if r["labels_per_class"] == budget]
         ranked = sorted(rows, key=lambda r: -r["test_accuracy_mean"])  # stable: ties keep order
         if len(ranked) == 1:
             only = ranked[0]
-            comparisons.append({"kind": "winner", "labels_per_class": budget,
+            found.append({"kind": "winner", "labels_per_class": budget,
                                 "strategy": only["strategy"], "other": None,
                                 "mean": only["test_accuracy_mean"], "std": only["test_accuracy_std"],
                                 "n": only["n_seeds"], "other_mean": None, "other_std": None,
@@ -260,7 +260,7 @@ def compare(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                 "paired": False})
         elif ranked:
             item = _difference(results, ranked[0]["strategy"], ranked[1]["strategy"], budget)
-            comparisons.append({"kind": "winner", **item})
+            found.append({"kind": "winner", **item})
         present = {r["strategy"] for r in rows}
         for row in rows:
             name = row["strategy"]
@@ -268,14 +268,14 @@ def compare(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 continue
             control = RANDOM_PREFIX + name[len(GAN_PREFIX):]
             if control in present:
-                comparisons.append({"kind": "control",
+                found.append({"kind": "control",
                                     **_difference(results, name, control, budget)})
         if SCRATCH in present:
             for row in rows:
                 if row["strategy"].startswith(GAN_PREFIX):
-                    comparisons.append({"kind": "scratch",
+                    found.append({"kind": "scratch",
                                         **_difference(results, row["strategy"], SCRATCH, budget)})
-    return comparisons
+    return found
 
 
 def _pct(value: float) -> str:
@@ -313,7 +313,7 @@ def _within_spread(item: dict[str, Any]) -> bool:
 
 
 def render_comparison(item: dict[str, Any]) -> str:
-    """One comparison from :func:`compare` as a plain sentence.
+    """One comparison from :func:`comparisons` as a plain sentence.
 
     Example:
         >>> render_comparison({"kind": "winner", "labels_per_class": 10, "strategy": "gan-frozen",
@@ -355,7 +355,7 @@ def verdict(results: list[dict[str, Any]]) -> list[str]:
         results: Result records, one per trained model.
 
     Returns:
-        One sentence per comparison from :func:`compare`, in the same order; empty when no
+        One sentence per comparison from :func:`comparisons`, in the same order; empty when no
         record has results.
 
     Example:
@@ -369,4 +369,4 @@ def verdict(results: list[dict[str, Any]]) -> list[str]:
         At 10 labels/class gan-frozen vs scratch: +9.5 points
             (± 0.7 over 2 seeds; gan-frozen 70.5% vs scratch 61.0%).
     """
-    return [render_comparison(item) for item in compare(results)]
+    return [render_comparison(item) for item in comparisons(results)]

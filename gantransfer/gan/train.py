@@ -117,7 +117,7 @@ def _metrics_callback(config: Config, data: Dataset) -> list[keras.callbacks.Cal
     t = config.train
     if not t.metrics_every:
         return []
-    from gantransfer.evaluation.gan_metrics import inception_extractor, train_feature_extractor
+    from gantransfer.gan.extractors import inception_extractor, train_feature_extractor
 
     extractor = inception_extractor(data.image_size, data.channels)
     if extractor is None:

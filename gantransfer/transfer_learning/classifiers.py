@@ -71,7 +71,7 @@ def build_classifier(trunk: keras.Model, num_classes: int, *, head: keras.Model 
         A ``keras.Model`` from pixels to logits.
 
     Example:
-        >>> from gantransfer.transfer.trunks import TrunkArchitecture, build_gan_trunk
+        >>> from gantransfer.transfer_learning.trunks import TrunkArchitecture, build_gan_trunk
         >>> model = build_classifier(build_gan_trunk(TrunkArchitecture(32, 1, width=0.125)), 10)
         >>> model.output_shape
         (None, 10)

@@ -6,7 +6,7 @@ set at the end. Frozen strategies without augmentation compute the frozen trunk'
 train the head on them (:func:`cached_features`), which gives the same model much faster.
 
 A strategy returns a :class:`StrategyOutcome`: the model, its test predictions and a record for the
-results files (see :mod:`gantransfer.evaluation.report` for the fields).
+results files (see :mod:`gantransfer.reporting.report` for the fields).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import numpy as np
 
 from gantransfer.config import TransferConfig
 from gantransfer.errors import GantransferError
-from gantransfer.transfer.classifiers import (augmentation, build_classifier, build_head,
+from gantransfer.transfer_learning.classifiers import (augmentation, build_classifier, build_head,
                                               count_parameters, fit_selected)
-from gantransfer.transfer.probe import (fit_probe, pixel_features, probe_as_keras,
+from gantransfer.transfer_learning.probe import (fit_probe, pixel_features, probe_as_keras,
                                         probe_features)
-from gantransfer.transfer.trunks import (TrunkArchitecture, build_gan_trunk, reestimate_batchnorm,
+from gantransfer.transfer_learning.trunks import (TrunkArchitecture, build_gan_trunk, reestimate_batchnorm,
                                          trunk_from_discriminator)
 
 logger = logging.getLogger(__name__)
@@ -258,7 +258,7 @@ def run_pixels_linear(ctx: StrategyContext) -> StrategyOutcome:
 
 
 def _backbone(ctx: StrategyContext, notes: list[str]) -> keras.Model:
-    from gantransfer.transfer.backbones import BackboneWeightsUnavailable, build_backbone
+    from gantransfer.transfer_learning.backbones import BackboneWeightsUnavailable, build_backbone
 
     s = ctx.settings
     try:

@@ -20,9 +20,10 @@ from gantransfer.data import Dataset, select_labels_per_class
 from gantransfer.errors import ConfigError, DataError
 from gantransfer.evaluation.metrics import classification_metrics
 from gantransfer.runs import atomic_save
-from gantransfer.transfer.names import GAN_STRATEGIES, IMAGENET_STRATEGIES, STRATEGY_NAMES
-from gantransfer.transfer.strategies import STRATEGIES, Split, StrategyContext, StrategySkipped
-from gantransfer.transfer.trunks import TrunkArchitecture, architecture_of, load_discriminator
+from gantransfer.registry import STRATEGIES as REGISTRY
+from gantransfer.registry import in_family
+from gantransfer.transfer_learning.strategies import STRATEGIES, Split, StrategyContext, StrategySkipped
+from gantransfer.transfer_learning.trunks import TrunkArchitecture, architecture_of, load_discriminator
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def check_strategies(names: list[str]) -> list[str]:
     unknown = [n for n in names if n not in STRATEGIES]
     if unknown or not names:
         raise ConfigError(f"strategies: received {', '.join(unknown) or 'none'}, expected some of "
-                          f"{', '.join(STRATEGY_NAMES)}")
+                          f"{', '.join(REGISTRY)}")
     return list(dict.fromkeys(names))
 
 
@@ -105,7 +106,7 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
     Args:
         dataset: The target data, already at the trunk's image size and channels, with its own test
             split; its validation split is not used (validation comes from the budget).
-        strategies: Names from :data:`gantransfer.transfer.strategies.STRATEGIES`.
+        strategies: Names from :data:`gantransfer.transfer_learning.strategies.STRATEGIES`.
         labels_per_class: Budgets, e.g. ``[10, 100, "all"]``.
         seeds: Seeds 0..seeds-1 draw the budget, the validation split and initialisations.
         settings: How every strategy trains.
@@ -129,8 +130,9 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
     disc_model = load_discriminator(discriminator) if discriminator is not None else None
     if disc_model is not None:
         architecture = architecture_of(disc_model)
-    elif any(name in GAN_STRATEGIES for name in strategies):
-        raise ConfigError(f"strategies {', '.join(n for n in strategies if n in GAN_STRATEGIES)} "
+    elif any("discriminator" in REGISTRY[name].needs for name in strategies):
+        needy = [n for n in strategies if "discriminator" in REGISTRY[n].needs]
+        raise ConfigError(f"strategies {', '.join(needy)} "
                           "need a trained GAN: pass --gan-run RUN_DIR or --discriminator FILE")
     if architecture is None:
         raise ConfigError("run_transfer needs a discriminator or a trunk architecture")
@@ -173,7 +175,8 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
                         outcome = STRATEGIES[name](context)
                     except StrategySkipped as reason:
                         # ImageNet strategies share one backbone: if it cannot be had, skip all.
-                        group = IMAGENET_STRATEGIES if name in IMAGENET_STRATEGIES else (name,)
+                        family = REGISTRY[name].family
+                        group = in_family(family) if family == "imagenet" else (name,)
                         for member in group:
                             if member in strategies and member not in skipped_reasons:
                                 skipped_reasons[member] = str(reason)

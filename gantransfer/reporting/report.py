@@ -26,15 +26,15 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from gantransfer.evaluation import figures
-from gantransfer.evaluation.summary import (budget_label, budget_order, budget_sort_key, compare,
+from gantransfer.evaluation.summary import (budget_label, budget_order, budget_sort_key, comparisons,
                                             is_ok, normalize_budget, render_comparison,
                                             strategy_order, summarize, verdict)
+from gantransfer.reporting import figures
 from gantransfer.runs import atomic_write, atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CSV_COLUMNS", "compare", "summarize", "to_json_safe", "verdict", "write_report"]
+__all__ = ["CSV_COLUMNS", "to_json_safe", "write_report"]
 
 # results.csv starts with these columns, in this order; other scalar keys of the records follow.
 CSV_COLUMNS = ["strategy", "labels_per_class", "seed", "status", "reason", "test_accuracy",
@@ -681,8 +681,8 @@ def write_report(results: list[dict[str, Any]], run_dir: str | Path,
     run_dir.mkdir(parents=True, exist_ok=True)
     ctx = _resolve_context(context, results)
     summary = summarize(results)
-    comparisons = compare(results)
-    blocks = _blocks(results, ctx, summary, comparisons)
+    compared = comparisons(results)
+    blocks = _blocks(results, ctx, summary, compared)
 
     for block in blocks:
         for image in block.images if isinstance(block, _Gallery) else (
@@ -696,8 +696,8 @@ def write_report(results: list[dict[str, Any]], run_dir: str | Path,
                                                               ("dataset", "class_names",
                                                                "num_classes", "title")}},
                              "results": results, "summary": summary,
-                             "verdict": [render_comparison(item) for item in comparisons],
-                             "comparisons": comparisons})
+                             "verdict": [render_comparison(item) for item in compared],
+                             "comparisons": compared})
     json.dumps(document, allow_nan=False)  # Fails loudly here rather than writing invalid JSON.
     paths["results.json"] = run_dir / "results.json"
     atomic_write_json(paths["results.json"], document)

@@ -21,8 +21,8 @@ from gantransfer.data import Dataset, load_dataset
 from gantransfer.gan.train import TrainGanResult, seed_everything, train_gan
 from gantransfer.runs import (atomic_write_json, check_run_dir, machine_description,
                               package_versions, prepare_run_dir)
-from gantransfer.transfer.protocol import run_transfer
-from gantransfer.transfer.trunks import TrunkArchitecture, architecture_of, load_discriminator
+from gantransfer.transfer_learning.protocol import run_transfer
+from gantransfer.transfer_learning.trunks import TrunkArchitecture, architecture_of, load_discriminator
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def _run_dir_of(discriminator: str | Path | keras.Model | None) -> Path | None:
 def _gan_metrics(config: Config, gan_dir: Path) -> dict[str, Any]:
     """FID and KID of the comparison's GAN for the report, or a note of why there are none."""
     from gantransfer.errors import GantransferError
-    from gantransfer.evaluation.gan_metrics import evaluate_gan
+    from gantransfer.workflows.scoring import evaluate_gan
 
     try:
         scores = evaluate_gan(gan_dir, num_images=min(2000, config.train.metrics_images * 2),
@@ -114,8 +114,8 @@ def _learned_pictures(config: Config, run_dir: Path, disc_model: keras.Model | N
     import numpy as np
 
     from gantransfer import visualize as vis
-    from gantransfer.transfer.trunks import build_gan_trunk, reestimate_batchnorm
-    from gantransfer.transfer.trunks import trunk_from_discriminator
+    from gantransfer.transfer_learning.trunks import build_gan_trunk, reestimate_batchnorm
+    from gantransfer.transfer_learning.trunks import trunk_from_discriminator
 
     folder = run_dir / "pictures"
     figures: list[dict[str, str]] = []
@@ -157,7 +157,7 @@ def _learned_pictures(config: Config, run_dir: Path, disc_model: keras.Model | N
     t = config.transfer
     if any(name.startswith("imagenet-") for name in t.strategies):
         from gantransfer.errors import GantransferError
-        from gantransfer.transfer.backbones import build_backbone
+        from gantransfer.transfer_learning.backbones import build_backbone
 
         try:
             trunks[f"ImageNet {t.backbone}"] = build_backbone(
@@ -214,7 +214,7 @@ def transfer(config: Config, run_dir: str | Path, *,
         >>> sorted(result.files)  # doctest: +SKIP
         ['report.html', 'report.md', 'results.csv', 'results.json']
     """
-    from gantransfer.evaluation.report import write_report
+    from gantransfer.reporting.report import write_report
 
     started = time.perf_counter()
     run_dir = Path(run_dir)

@@ -43,6 +43,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from gantransfer.data.sources import imagenet_cache_dir
 from gantransfer.errors import ConfigError, GantransferError
 
 logger = logging.getLogger(__name__)
@@ -190,23 +191,6 @@ def get_backbone_spec(name: str) -> BackboneSpec:
     if key not in BACKBONES:
         raise ConfigError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}")
     return BACKBONES[key]
-
-
-def imagenet_cache_dir() -> Path:
-    """The folder Keras caches ImageNet weight files in, ``$KERAS_HOME/models``.
-
-    Mirrors ``keras.utils.get_file(..., cache_subdir="models")``.
-
-    Returns:
-        The folder (it may not exist yet).
-
-    Example:
-        >>> imagenet_cache_dir().name
-        'models'
-    """
-    from gantransfer.data.sources import keras_home
-
-    return keras_home() / "models"
 
 
 def imagenet_weights_file(name: str, *, alpha: float = 1.0, input_size: int = 224,

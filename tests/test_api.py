@@ -1,0 +1,48 @@
+"""The public API: every name in ``gt.__all__`` is what it says, whatever was imported before."""
+
+import json
+import pkgutil
+import subprocess
+import sys
+
+import gantransfer as gt
+
+
+def test_no_public_name_is_also_a_submodule_name():
+    # Importing gantransfer.X binds the submodule to the attribute X of the package, silently
+    # replacing a public function of the same name: such a pair must never exist.
+    submodules = {info.name for info in pkgutil.iter_modules(gt.__path__)}
+    assert not set(gt.__all__) & submodules
+
+
+def test_every_public_name_survives_importing_every_module():
+    script = """
+import importlib, inspect, json, pkgutil, types
+import gantransfer as gt
+gt.trunk_from_discriminator  # the README's order, which once turned gt.transfer into a module
+for info in pkgutil.walk_packages(gt.__path__, "gantransfer."):
+    if info.name != "gantransfer.__main__":
+        importlib.import_module(info.name)
+wrong = {}
+for name in gt.__all__:
+    value = getattr(gt, name)
+    if isinstance(value, types.ModuleType):
+        wrong[name] = "a module"
+    elif name != "__version__" and not (callable(value) or isinstance(value, dict)):
+        wrong[name] = type(value).__name__
+print(json.dumps({"wrong": wrong, "transfer": callable(gt.transfer), "compare": callable(gt.compare)}))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found == {"wrong": {}, "transfer": True, "compare": True}
+
+
+def test_loading_a_config_imports_no_backend():
+    script = ("import gantransfer, sys; gantransfer.load_config(None); "
+              "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, "
+              "sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))[:5]")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
