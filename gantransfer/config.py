@@ -41,18 +41,14 @@ class DataConfig:
             image folder, a ``.npz`` file or MNIST-format IDX files.
         image_size: Side length the images are resized to: 28, 32, 64 or a larger power of two.
         channels: 1 or 3 to convert, or null to keep the source's channels.
-        validation_split: Fraction of the training split held out for validation.
         test_split: Fraction held out for testing, for sources without their own test split.
-        labels_per_class: Per-class label budget drawn from the labeled training split, or null for all.
         max_in_memory_mb: Image folders larger than this (decoded) are streamed from disk.
     """
 
     dataset: str = "digits"
     image_size: int = 32
     channels: int | None = None
-    validation_split: float = 0.1
     test_split: float = 0.2
-    labels_per_class: int | None = None
     max_in_memory_mb: float = 2048.0
 
     def __post_init__(self) -> None:
@@ -60,11 +56,7 @@ class DataConfig:
         _check("data.image_size", self.image_size, _valid_image_size(self.image_size),
                "28, 32, 64 or a larger power of two")
         _check("data.channels", self.channels, self.channels in (None, 1, 3), "1, 3 or null")
-        _check("data.validation_split", self.validation_split, 0 <= self.validation_split < 1,
-               "a fraction in [0, 1)")
         _check("data.test_split", self.test_split, 0 <= self.test_split < 1, "a fraction in [0, 1)")
-        _check("data.labels_per_class", self.labels_per_class,
-               self.labels_per_class is None or self.labels_per_class >= 1, "an integer >= 1 or null")
         _check("data.max_in_memory_mb", self.max_in_memory_mb, self.max_in_memory_mb > 0,
                "a number of megabytes > 0")
 
@@ -267,6 +259,15 @@ class Config:
         return dataclasses.asdict(self)
 
 
+# Keys that earlier versions accepted but no code ever read. Each names where its job is done now, so
+# a config that still sets one fails with a pointer instead of being silently ignored.
+RETIRED_KEYS = {
+    "data.labels_per_class": "label budgets are set once, in transfer.labels_per_class",
+    "data.validation_split": "validation images come from each label budget: "
+                             "transfer.validation_fraction; the GAN uses no validation split",
+}
+
+
 def _fields(cls: type) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(cls)}
 
@@ -351,6 +352,9 @@ def config_from_dict(raw: dict[str, Any] | None) -> Config:
         field_hints = typing.get_type_hints(cls)
         kwargs = {}
         for key, value in values.items():
+            if f"{name}.{key}" in RETIRED_KEYS:
+                raise ConfigError(f"config key '{name}.{key}' was removed: "
+                                  f"{RETIRED_KEYS[f'{name}.{key}']}; delete it from the config")
             if key not in field_hints:
                 raise _unknown_key(f"{name}.{key}", list(field_hints))
             kwargs[key] = _coerce(f"{name}.{key}", value, field_hints[key])
