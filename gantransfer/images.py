@@ -11,7 +11,7 @@ from PIL import Image
 from gantransfer.runs import atomic_write
 
 
-def to_uint8(images: np.ndarray, value_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
+def to_uint8(images: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
     """Maps images from ``value_range`` to uint8 [0, 255], clipping anything outside it."""
     low, high = value_range
     scaled = (np.asarray(images, dtype="float32") - low) / (high - low)
@@ -49,7 +49,7 @@ def save_png(image: np.ndarray, path: Path, scale: int = 1) -> None:
     atomic_write(Path(path), lambda handle: pil.save(handle, format="PNG"))
 
 
-def save_image_grid(images: np.ndarray, path: Path, *, value_range: tuple[float, float] = (-1.0, 1.0),
+def save_image_grid(images: np.ndarray, path: Path, *, value_range: tuple[float, float],
                     columns: int | None = None) -> np.ndarray:
     """Saves a batch of images as one PNG grid and returns the grid.
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from gantransfer.data.transforms import GAN_RANGE
 from gantransfer.errors import GantransferError
 from gantransfer.images import make_grid, save_png
 
@@ -274,15 +275,15 @@ def save_grid_png(grid: np.ndarray, path: str | Path, min_width: int = 256) -> P
 def model_input(model: keras.Model, pixels: np.ndarray) -> np.ndarray:
     """Brings uint8 pixels to a model's input: a discriminator takes [-1, 1], the rest [0, 255].
 
-    Images are resized and their channels converted to the model's input shape first.
+    Images are resized and their channels converted to the model's input shape first; the range is
+    the model's declared one (:func:`gantransfer.gan.models.input_range`).
     """
-    from gantransfer.data import prepare_images
+    from gantransfer.data import prepare_images, to_gan_range
+    from gantransfer.gan.models import input_range
 
     _, size, _, channels = model.input_shape
     x = prepare_images(np.asarray(pixels, "uint8"), int(size), int(channels))
-    if model.layers[0].name == "image":  # a gantransfer discriminator: the GAN's range
-        return x.astype("float32") / 127.5 - 1.0
-    return x.astype("float32")
+    return to_gan_range(x) if input_range(model) == GAN_RANGE else x.astype("float32")
 
 
 def trunk_features(model: keras.Model, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:

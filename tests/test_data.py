@@ -15,10 +15,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gantransfer.data import (DATASETS, Dataset, ImageBatches, ImageSet, convert_channels,
-                              from_gan_range, load_dataset, resize_images,
+from gantransfer.data import (DATASETS, GAN_RANGE, Dataset, ImageBatches, ImageSet,
+                              convert_channels, gan_range_layer, load_dataset, resize_images,
                               select_labels_per_class, to_gan_range)
 from gantransfer.data import sources
+from gantransfer.data.sources import to_uint8_images
+from gantransfer.images import to_uint8
 from gantransfer.data.core import holdout_indices
 from gantransfer.data.idx import read_idx
 from gantransfer.errors import DataError
@@ -205,9 +207,16 @@ def test_gan_range_round_trip():
     scaled = to_gan_range(x)
     assert scaled.dtype == np.float32
     assert scaled.min() == -1.0 and scaled.max() == 1.0
-    np.testing.assert_array_equal(from_gan_range(scaled), x)
-    assert from_gan_range(np.array([-3.0, 0.0, 5.0])).tolist() == [0, 128, 255]
-    assert from_gan_range(np.array([0.5])).dtype == np.uint8
+    np.testing.assert_array_equal(to_uint8(scaled, GAN_RANGE), x)
+    assert to_uint8(np.array([-3.0, 0.0, 5.0]), GAN_RANGE).tolist() == [0, 128, 255]
+    # The layer inside trunks and the NumPy function are the same arithmetic, bit for bit.
+    inside = np.asarray(gan_range_layer()(x.astype("float32")))
+    np.testing.assert_array_equal(inside, scaled)
+
+
+def test_gan_range_floats_in_npz_files_come_back_as_the_same_pixels():
+    x = np.arange(256, dtype="uint8").reshape(1, 16, 16, 1)
+    np.testing.assert_array_equal(to_uint8_images(to_gan_range(x), "x"), x)
 
 
 def test_resize_images():
@@ -604,7 +613,7 @@ def test_image_set_basics():
 
 
 def _values(batch: np.ndarray) -> list[int]:
-    return from_gan_range(batch)[:, 0, 0, 0].tolist()
+    return to_uint8(batch, GAN_RANGE)[:, 0, 0, 0].tolist()
 
 
 def test_image_batches_shapes_range_and_coverage():

@@ -22,7 +22,7 @@ def test_output_shapes(size, channels):
 def test_discriminator_layer_names_are_stable():
     d = build_discriminator(32, 1, width=0.125)
     names = [layer.name for layer in d.layers]
-    assert names == ["image", "block1_conv", "block1_lrelu", "block2_conv", "block2_bn",
+    assert names == ["gan_range_image", "block1_conv", "block1_lrelu", "block2_conv", "block2_bn",
                      "block2_lrelu", "block3_conv", "block3_bn", "block3_lrelu", "head_flatten",
                      "head_dense"]
 
@@ -67,3 +67,22 @@ def test_keras_round_trip(tmp_path):
     g2 = keras.saving.load_model(tmp_path / "g.keras")
     np.testing.assert_allclose(d2(x, training=False), d(x, training=False), atol=1e-6)
     np.testing.assert_allclose(g2(z, training=False), g(z, training=False), atol=1e-6)
+
+
+def test_input_range_is_declared_not_guessed_from_a_shared_name():
+    import keras
+    from keras import layers
+
+    from gantransfer.gan.models import discriminator_blocks, input_range
+    from gantransfer.transfer_learning.backbones import build_backbone
+
+    assert input_range(build_discriminator(32, 1, width=0.125)) == (-1.0, 1.0)
+    # An ImageNet backbone's input is also called "image"; it takes [0, 255] pixels.
+    backbone = build_backbone("mobilenet", image_size=32, channels=1, weights="none", alpha=0.25,
+                              input_size=32)
+    assert backbone.layers[0].name == "image" and input_range(backbone) == (0.0, 255.0)
+    # A discriminator saved by gantransfer 0.1 (input "image") is still known for what it is.
+    inputs = keras.Input((32, 32, 1), name="image")
+    x = layers.Flatten(name="head_flatten")(discriminator_blocks(inputs, 3, width=0.125))
+    legacy = keras.Model(inputs, layers.Dense(1, name="head_dense")(x))
+    assert input_range(legacy) == (-1.0, 1.0)

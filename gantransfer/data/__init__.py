@@ -15,16 +15,17 @@ Example:
 from gantransfer.data.batches import ImageBatches
 from gantransfer.data.core import Dataset, ImageSet, select_labels_per_class
 from gantransfer.data.sources import DATASETS, load_dataset
-from gantransfer.data.transforms import (convert_channels, from_gan_range, prepare_images,
-                                         resize_images, to_gan_range)
+from gantransfer.data.transforms import (GAN_RANGE, convert_channels, gan_range_layer,
+                                         prepare_images, resize_images, to_gan_range)
 
 __all__ = [
     "DATASETS",
+    "GAN_RANGE",
     "Dataset",
     "ImageBatches",
     "ImageSet",
     "convert_channels",
-    "from_gan_range",
+    "gan_range_layer",
     "load_dataset",
     "prepare_images",
     "resize_images",

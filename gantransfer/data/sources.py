@@ -37,7 +37,7 @@ import numpy as np
 from gantransfer.data import folders
 from gantransfer.data.core import Dataset, ImageSet, holdout_indices
 from gantransfer.data.idx import IDX_NAME, find_idx_file, labels_file_for, read_idx
-from gantransfer.data.transforms import prepare_images
+from gantransfer.data.transforms import GAN_OFFSET, GAN_RANGE, GAN_SCALE, prepare_images
 from gantransfer.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -435,7 +435,7 @@ def to_uint8_images(x: Any, where: str) -> np.ndarray:
 
     uint8 passes through; booleans map to 0/255; other integers must lie in 0..255. Floats are
     read by their range: within [0, 1] they are scaled by 255, else within [-1, 1] they are taken as
-    GAN range (``(x + 1) * 127.5``), else within [0, 255] they are rounded as they are. (A [-1, 1]
+    GAN range (the inverse of :func:`~gantransfer.data.transforms.to_gan_range`), else within [0, 255] they are rounded as they are. (A [-1, 1]
     array with no negative value is therefore read as [0, 1].)
 
     Args:
@@ -477,8 +477,8 @@ def to_uint8_images(x: Any, where: str) -> np.ndarray:
         raise DataError(f"{where} contains NaN or infinite values; clean the array first")
     if low >= 0 and high <= 1:
         offset, scale = 0.0, 255.0
-    elif low >= -1 and high <= 1:
-        offset, scale = 1.0, 127.5
+    elif low >= GAN_RANGE[0] and high <= GAN_RANGE[1]:
+        offset, scale = -GAN_OFFSET, 1.0 / GAN_SCALE
     elif low >= 0 and high <= 255:
         offset, scale = 0.0, 1.0
     else:

@@ -12,10 +12,21 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from PIL import Image
 
 from gantransfer.errors import DataError
+
+# The GAN's range is its generator's tanh range. The one mapping from [0, 255] pixels into it is
+# ``pixels * GAN_SCALE + GAN_OFFSET``; its inverse, ``(x - GAN_OFFSET) / GAN_SCALE``, is what
+# ``images.to_uint8(x, GAN_RANGE)`` computes. Everything that crosses between the two ranges uses
+# these numbers, through :func:`to_gan_range` (NumPy) or :func:`gan_range_layer` (inside a model).
+GAN_RANGE = (-1.0, 1.0)
+PIXEL_RANGE = (0.0, 255.0)
+GAN_SCALE = 1.0 / 127.5
+GAN_OFFSET = -1.0
 
 # ITU-R BT.601 luma weights, the same ones Pillow's RGB -> L conversion uses.
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype="float32")
@@ -31,37 +42,34 @@ def to_gan_range(x_uint8: np.ndarray) -> np.ndarray:
         x_uint8: Images with values in [0, 255], any shape.
 
     Returns:
-        float32 array of the same shape: ``x / 127.5 - 1``.
+        float32 array of the same shape: ``x * GAN_SCALE + GAN_OFFSET``, the same arithmetic as
+        :func:`gan_range_layer`.
 
     Example:
         >>> to_gan_range(np.array([0, 255], "uint8"))
         array([-1.,  1.], dtype=float32)
     """
-    return np.asarray(x_uint8, dtype="float32") / np.float32(127.5) - np.float32(1.0)
+    return np.asarray(x_uint8, dtype="float32") * np.float32(GAN_SCALE) + np.float32(GAN_OFFSET)
 
 
-def from_gan_range(x: np.ndarray) -> np.ndarray:
-    """Maps values in [-1, 1] back to uint8 pixels, rounding and clipping what falls outside.
-
-    Args:
-        x: Images in the GAN range, any shape (NumPy array or anything ``np.asarray`` accepts).
-
-    Returns:
-        uint8 array of the same shape; ``from_gan_range(to_gan_range(x)) == x`` for uint8 ``x``.
+def gan_range_layer(name: str = "to_gan_range") -> Any:
+    """A Keras layer that maps [0, 255] pixels into the GAN's range inside a model.
 
     Example:
-        >>> from_gan_range(np.array([-1.0, 0.0, 1.0, 3.0]))
-        array([  0, 128, 255, 255], dtype=uint8)
+        >>> layer = gan_range_layer()
+        >>> np.asarray(layer(np.array([[0.0, 255.0]], "float32"))).tolist()
+        [[-1.0, 1.0]]
     """
-    x = np.asarray(x, dtype="float32")
-    return np.clip(np.rint((x + 1.0) * 127.5), 0, 255).astype("uint8")
+    from keras import layers
+
+    return layers.Rescaling(GAN_SCALE, offset=GAN_OFFSET, name=name)
 
 
 def _as_uint8_batch(x: np.ndarray, what: str) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype != np.uint8:
         raise DataError(f"{what} expects uint8 images, received dtype {x.dtype}; convert floats in "
-                        "[-1, 1] with from_gan_range first")
+                        "[-1, 1] with gantransfer.images.to_uint8(x, GAN_RANGE) first")
     if x.ndim == 3:  # (N, H, W) greyscale
         x = x[..., None]
     if x.ndim != 4:

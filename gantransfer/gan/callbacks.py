@@ -16,6 +16,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from gantransfer.data.transforms import GAN_RANGE
 from gantransfer.gan.checkpoint import prune_checkpoints, save_checkpoint
 from gantransfer.images import save_image_grid
 from gantransfer.runs import atomic_save
@@ -55,7 +56,7 @@ class SampleGrid(keras.callbacks.Callback):
     """
 
     def __init__(self, fixed_noise: np.ndarray, folder: str | Path,
-                 value_range: tuple[float, float] = (-1.0, 1.0)) -> None:
+                 value_range: tuple[float, float] = GAN_RANGE) -> None:
         super().__init__()
         self.fixed_noise = np.asarray(fixed_noise, dtype="float32")
         self.folder = Path(folder)

@@ -15,6 +15,7 @@ import numpy as np
 from keras import layers
 
 from gantransfer.data.sources import imagenet_cache_dir
+from gantransfer.data.transforms import gan_range_layer
 from gantransfer.runs import atomic_save
 
 
@@ -29,7 +30,7 @@ def build_feature_classifier(image_size: int, channels: int, num_classes: int,
         (None, 128)
     """
     inputs = keras.Input((image_size, image_size, channels), name="pixels")
-    x = layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
+    x = gan_range_layer("rescale")(inputs)
     for i, filters in enumerate((32, 64, 128), start=1):
         x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i}")(x)
         x = layers.MaxPooling2D(2, name=f"pool{i}")(x) if i < 3 else x
@@ -72,7 +73,7 @@ def inception_extractor(image_size: int, channels: int) -> keras.Model | None:
     x = layers.Resizing(299, 299)(inputs)
     if channels == 1:
         x = layers.Concatenate()([x, x, x])
-    x = layers.Rescaling(1 / 127.5, offset=-1.0)(x)  # InceptionV3's preprocess_input
+    x = gan_range_layer("inception_preprocess")(x)  # InceptionV3 takes [-1, 1] too
     base = keras.applications.InceptionV3(include_top=False, weights=str(cached), pooling="avg")
     return keras.Model(inputs, base(x), name="inception_features")
 

@@ -17,11 +17,18 @@ import math
 import keras
 from keras import layers
 
+from gantransfer.data.transforms import GAN_RANGE, PIXEL_RANGE
 from gantransfer.errors import ConfigError
 
 BASE_FILTERS = 64
 BATCHNORM_MOMENTUM = 0.9  # PyTorch's 0.1 in Keras terms: the DCGAN reference setting.
 BATCHNORM_EPSILON = 1e-5
+
+
+# The discriminator is the one network that takes images in the GAN's range; every other model the
+# toolkit builds (trunks, classifiers, probes, backbones) takes [0, 255] pixels. Its input layer's
+# name declares that, and :func:`input_range` reads it.
+DISCRIMINATOR_INPUT = "gan_range_image"
 
 
 def _weight_init() -> keras.initializers.Initializer:
@@ -110,12 +117,33 @@ def build_discriminator(image_size: int = 32, channels: int = 1, *, width: float
     """
     _, num_blocks = spatial_plan(image_size)
     _check_channels(channels)
-    inputs = keras.Input(shape=(image_size, image_size, channels), name="image")
+    inputs = keras.Input(shape=(image_size, image_size, channels), name=DISCRIMINATOR_INPUT)
     x = discriminator_blocks(inputs, num_blocks, width=width, kernel_size=kernel_size,
                              leaky_relu_slope=leaky_relu_slope)
     x = layers.Flatten(name="head_flatten")(x)
     logits = layers.Dense(1, kernel_initializer=_weight_init(), name="head_dense")(x)
     return keras.Model(inputs, logits, name=name)
+
+
+def input_range(model: keras.Model) -> tuple[float, float]:
+    """The value range a model takes its images in: the GAN's [-1, 1] for a discriminator, else [0, 255].
+
+    A discriminator says so by its input layer's name, :data:`DISCRIMINATOR_INPUT`. Discriminators
+    saved by gantransfer 0.1, whose input was called ``image`` (a name backbones use too), are known
+    by their one-logit ``head_dense`` after ``block1_conv``.
+
+    Example:
+        >>> input_range(build_discriminator(32, 1, width=0.125))
+        (-1.0, 1.0)
+        >>> input_range(keras.Sequential([keras.Input((8, 8, 1)), layers.Flatten()]))
+        (0.0, 255.0)
+    """
+    names = [layer.name for layer in model.layers]
+    if names and names[0] == DISCRIMINATOR_INPUT:
+        return GAN_RANGE
+    legacy = (names[:2] == ["image", "block1_conv"] and "head_dense" in names
+              and tuple(model.output_shape) == (None, 1))
+    return GAN_RANGE if legacy else PIXEL_RANGE
 
 
 def _check_channels(channels: int) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from gantransfer.data.transforms import GAN_RANGE
 from gantransfer.errors import GantransferError, RunFolderError
 from gantransfer.images import to_uint8
 
@@ -62,7 +63,7 @@ def latent_noise(generator: keras.Model, num_images: int, seed: int = 0) -> np.n
 def generate(generator: keras.Model, noise: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Runs the generator in inference mode; returns uint8 ``(N, H, W, C)`` images."""
     images = generator.predict(noise, batch_size=batch_size, verbose=0)
-    return to_uint8(images, (-1.0, 1.0))
+    return to_uint8(images, GAN_RANGE)
 
 
 def sample(source: str | Path | keras.Model, num_images: int = 64, seed: int = 0) -> np.ndarray:

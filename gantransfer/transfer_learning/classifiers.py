@@ -10,7 +10,6 @@ the trunk unchanged.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -222,13 +221,3 @@ def fit_selected(build: Callable[[], keras.Model], train: tuple[np.ndarray, np.n
     assert best is not None, "learning_rates must not be empty"
     return best
 
-
-def predict_classes(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Arg-max class predictions, in batches."""
-    logits = model.predict(x, batch_size=batch_size, verbose=0)
-    return np.argmax(logits, axis=-1)
-
-
-def finite(value: float) -> float | None:
-    """A float, or None for NaN/inf (JSON-safe)."""
-    return float(value) if value is not None and math.isfinite(float(value)) else None

@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import keras
 import numpy as np
 from keras import layers
 
+from gantransfer.data.transforms import gan_range_layer
 from gantransfer.errors import GantransferError, RunFolderError
 from gantransfer.gan.models import discriminator_blocks, spatial_plan
 
@@ -79,7 +79,7 @@ def build_gan_trunk(architecture: TrunkArchitecture, name: str = "gan_trunk") ->
     """
     a = architecture
     inputs = keras.Input((a.image_size, a.image_size, a.channels), name="pixels")
-    x = layers.Rescaling(1 / 127.5, offset=-1.0, name="to_gan_range")(inputs)
+    x = gan_range_layer("to_gan_range")(inputs)
     x = discriminator_blocks(x, a.num_blocks, width=a.width, kernel_size=a.kernel_size,
                              leaky_relu_slope=a.leaky_relu_slope)
     return keras.Model(inputs, x, name=name)
@@ -245,7 +245,3 @@ def reestimate_batchnorm(trunk: keras.Model, images: np.ndarray, batch_size: int
         count += 1
     return count
 
-
-def describe(report: ImportReport) -> dict[str, Any]:
-    """The import report as plain data for results files."""
-    return {"source": report.source, "copied": report.copied, "skipped": report.skipped}
