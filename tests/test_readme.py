@@ -1,13 +1,240 @@
-"""The README's end-to-end script runs exactly as written."""
+"""Every code block in the README runs.
 
+Blocks run as written, except where a block names a large dataset or a long training run: there the
+test runs the same command with tiny settings instead. Each such substitution is listed in
+``RUN_AS`` below with the reason, and a README command that the table no longer matches fails the
+test, so the table and the README cannot drift apart.
+"""
+
+import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from click.testing import CliRunner
+from PIL import Image
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+from gantransfer.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
+
+# Tiny models and short fits: what "tiny settings" means below.
+TINY_GAN = "--set gan.width=0.125 --set gan.latent_dim=8 --set gan.kernel_size=3 " \
+           "--set train.sample_images=4 --quiet"
+TINY_TRANSFER = "--set transfer.max_epochs=3 --set transfer.patience=1 " \
+                "--set transfer.learning_rates=0.01 --set transfer.bn_images=200"
+TINY_COMPARE = f"--epochs 1 --seeds 1 --strategies scratch,gan-finetune,gan-linear-probe " \
+               f"{TINY_GAN} {TINY_TRANSFER}"
+
+# README command -> (what the test runs instead, why). Every other command runs as written.
+RUN_AS = {
+    "python3 -m venv .venv && .venv/bin/pip install -q -e . && .venv/bin/gantransfer compare": (
+        f"gantransfer compare --labels-per-class 10 {TINY_COMPARE}",
+        "the test already runs in an installed environment (.ci/run builds a fresh one); the "
+        "comparison itself is made tiny"),
+    "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && .venv/bin/pytest -q": (
+        None, "the test suite cannot run itself; .ci/run runs this exact line"),
+    "gantransfer compare": (
+        f"gantransfer compare --labels-per-class 10 --output-dir outputs/cmp {TINY_COMPARE}",
+        "tiny; its folder is the one the visualize example below reads"),
+    "gantransfer compare --config fashion_mnist --output-dir outputs/fmnist-compare": (
+        f"gantransfer compare --config digits --output-dir outputs/fmnist-compare "
+        f"--labels-per-class 10 {TINY_COMPARE}", "digits stands in for Fashion-MNIST; tiny"),
+    "gantransfer compare --labels-per-class 10,all --seeds 5 --set transfer.augment_shift=0.1": (
+        f"gantransfer compare --labels-per-class 10,all --set transfer.augment_shift=0.1 "
+        f"{TINY_COMPARE}", "one seed instead of five; tiny"),
+    "gantransfer transfer --gan-run outputs/fmnist-gan --dataset fashion_mnist --strategies "
+    "scratch,gan-frozen,gan-linear-probe,random-linear-probe --labels-per-class 10,100": (
+        "gantransfer transfer --gan-run outputs/fmnist-gan --dataset digits --strategies "
+        f"scratch,gan-frozen,gan-linear-probe,random-linear-probe --labels-per-class 10,100 "
+        f"--seeds 1 {TINY_TRANSFER} --quiet", "digits stands in for Fashion-MNIST; one seed"),
+    "gantransfer transfer --discriminator outputs/mnist-gan/discriminator.keras --dataset "
+    "~/my_labeled_photos": (
+        "gantransfer transfer --discriminator outputs/fmnist-gan/discriminator.keras --dataset "
+        f"my_labeled_photos --labels-per-class 4 --seeds 1 --strategies scratch,gan-frozen "
+        f"{TINY_TRANSFER} --quiet",
+        "a small labeled folder made by the test and the GAN trained above; tiny"),
+    "gantransfer transfer --dataset digits --strategies scratch,imagenet-frozen --backbone-weights "
+    "none": (
+        "gantransfer transfer --dataset digits --strategies scratch,imagenet-frozen "
+        f"--backbone-weights none --backbone-input-size 32 --labels-per-class 10 --seeds 1 "
+        f"{TINY_TRANSFER} --quiet", "MobileNet at 32 px, one budget and seed"),
+    "gantransfer train-gan": (f"gantransfer train-gan --epochs 1 {TINY_GAN}", "tiny"),
+    "gantransfer train-gan --config configs/fashion_mnist.yaml --output-dir outputs/fmnist-gan": (
+        f"gantransfer train-gan --config digits --epochs 1 --output-dir outputs/fmnist-gan "
+        f"{TINY_GAN}", "digits stands in for Fashion-MNIST; tiny"),
+    "gantransfer train-gan --output-dir outputs/fmnist-gan --resume --epochs 20": (
+        "gantransfer train-gan --output-dir outputs/fmnist-gan --resume --epochs 2 --quiet",
+        "on to epoch 2, not 20"),
+    "gantransfer train-gan --dataset ~/photos/unlabeled --image-size 64 --set gan.width=0.5": (
+        f"gantransfer train-gan --dataset unlabeled_photos --image-size 64 --epochs 1 {TINY_GAN}",
+        "a small unlabeled folder made by the test; tiny"),
+    "gantransfer train-gan --config fashion_mnist --set train.metrics_every=2": (
+        f"gantransfer train-gan --config digits --epochs 2 --set train.metrics_every=2 "
+        f"--set train.metrics_images=100 {TINY_GAN}", "digits stands in for Fashion-MNIST; tiny"),
+    "gantransfer visualize outputs/cmp/models/gan-finetune_lpc-10_seed-0.keras --index 3 "
+    "--embedding tsne": (
+        "gantransfer visualize outputs/cmp/models/gan-finetune_lpc-10_seed-0.keras --index 3 "
+        "--embedding tsne --embedding-images 200", "t-SNE of 200 test images, not 1000"),
+    "gantransfer train-gan --config configs/fashion_mnist.yaml --epochs 5 --set gan.width=0.5 "
+    "--output-dir outputs/fashion-mnist-docs": (
+        f"gantransfer train-gan --config digits --epochs 1 --output-dir outputs/fashion-mnist-docs "
+        f"{TINY_GAN}", "digits stands in for Fashion-MNIST; tiny"),
+    "python benchmarks/bench_train_gan.py": (
+        f"{sys.executable} {ROOT}/benchmarks/bench_train_gan.py --dataset digits --images 256 "
+        "--epochs 2 --width 0.125 --large-images 32 --rounds 1", "digits, tiny"),
+    "python benchmarks/bench_cached_features.py": (
+        f"{sys.executable} {ROOT}/benchmarks/bench_cached_features.py --dataset digits "
+        "--labels-per-class 10 --epochs 2 --width 0.125 --test-images 100", "digits, tiny"),
+    "bash benchmarks/bench_fashion_mnist.sh outputs/fashion-mnist-benchmark": (
+        f"bash {ROOT}/benchmarks/bench_fashion_mnist.sh {{cwd}}/outputs/fashion-mnist-benchmark "
+        "--config digits --labels-per-class 10 --seeds 1 --strategies scratch,gan-linear-probe "
+        f"{TINY_GAN} {TINY_TRANSFER}", "digits stands in for Fashion-MNIST; one GAN epoch; tiny"),
+}
+# A command that needs another's output runs after it: train-gan examples make outputs/fmnist-gan.
+FIRST = ("gantransfer train-gan --config configs/fashion_mnist.yaml --output-dir outputs/fmnist-gan",
+         "gantransfer train-gan --output-dir outputs/fmnist-gan --resume --epochs 20")
+
+
+def blocks() -> list[tuple[str, str]]:
+    return [(lang, text) for lang, text in BLOCK.findall(README.read_text())]
+
+
+def bash_commands() -> list[str]:
+    """Every command line of the README's bash blocks: continuations joined, comments dropped."""
+    commands = []
+    for lang, text in blocks():
+        if lang != "bash":
+            continue
+        for line in text.replace("\\\n", " ").splitlines():
+            line = re.sub(r"\s+#\s.*$", "", line).strip()
+            if line:
+                commands.append(" ".join(line.split()))
+    return commands
+
+
+def kind(lang: str, text: str) -> str:
+    if lang == "python":
+        return "python"
+    if lang == "bash":
+        return "bash"
+    if text.startswith("$ gantransfer"):
+        return "transcript"
+    if text.startswith("gantransfer "):
+        return "synopsis"
+    return "unknown"
+
+
+def test_every_block_is_of_a_kind_this_file_runs():
+    kinds = [kind(lang, text) for lang, text in blocks()]
+    assert "unknown" not in kinds, [text[:60] for (lang, text), k in zip(blocks(), kinds)
+                                    if k == "unknown"]
+    assert kinds.count("python") == 2  # the end-to-end script and the pieces
+
+
+def test_the_substitution_table_matches_the_readme():
+    commands = set(bash_commands())
+    stale = [command for command in RUN_AS if command not in commands]
+    assert not stale, f"RUN_AS entries the README no longer has: {stale}"
+    assert set(FIRST) <= commands
+
+
+def test_the_test_command_is_what_ci_runs():
+    command = "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && .venv/bin/pytest -q"
+    assert command in bash_commands()
+    assert command in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.parametrize("synopsis", [text for lang, text in blocks()
+                                      if kind(lang, text) == "synopsis"])
+def test_every_flag_in_a_synopsis_exists(synopsis):
+    command = synopsis.split()[1]
+    result = CliRunner().invoke(cli, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    flags = set(re.findall(r"--[a-z][a-z-]*", synopsis))
+    assert flags and all(flag in result.output for flag in flags), \
+        sorted(f for f in flags if f not in result.output)
+
+
+def test_the_error_transcript_is_what_the_command_says():
+    (text,) = [text for lang, text in blocks() if kind(lang, text) == "transcript"]
+    command, expected = text.splitlines()[:2]
+    result = CliRunner().invoke(cli, shlex.split(command)[2:])
+    assert result.exit_code == 1
+    shown = expected.removesuffix("...")
+    assert result.output.startswith(shown), (result.output, shown)
+
+
+def _make_folders(cwd: Path) -> None:
+    rng = np.random.default_rng(0)
+    for name, labeled in (("unlabeled_photos", False), ("my_labeled_photos", True)):
+        for i in range(24):
+            folder = cwd / name / (f"class_{i % 3}" if labeled else "")
+            folder.mkdir(parents=True, exist_ok=True)
+            pixels = rng.integers(0, 256, (20, 20, 3), dtype="uint8")
+            pixels[..., i % 3] = 40 * (i % 3 + 1)  # a colour per class, so there is a signal
+            Image.fromarray(pixels).save(folder / f"photo_{i:02d}.png")
+
+
+def _run(command: str, cwd: Path) -> None:
+    argv = shlex.split(command.replace("{cwd}", str(cwd)))
+    if argv[0] == "gantransfer":
+        result = CliRunner().invoke(cli, argv[1:], catch_exceptions=False)
+        assert result.exit_code == 0, f"{command}\n{result.output[-3000:]}"
+        return
+    env = {**os.environ, "KERAS_HOME": str(cwd / "keras-home"),
+           "GANTRANSFER": str(Path(sys.executable).parent / "gantransfer"),
+           "EPOCHS": "1", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{command}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+
+
+@pytest.mark.slow
+def test_every_bash_command_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _make_folders(tmp_path)
+    commands = bash_commands()
+    ordered = list(FIRST) + [c for c in commands if c not in FIRST]
+    ran = []
+    for command in ordered:
+        instead, _why = RUN_AS.get(command, (command, "as written"))
+        if instead is None:
+            continue
+        _run(instead, tmp_path)
+        ran.append(command)
+    assert len(ran) == len(commands) - 1  # all but the test suite's own command
+    assert (tmp_path / "outputs/fmnist-pictures/filters.png").is_file()
+    assert (tmp_path / "walk.png").is_file() and (tmp_path / "my-samples").is_dir()
+    assert (tmp_path / "outputs/fmnist-gan/gan_metrics.json").is_file()
+
+
+PIECES_AS = [  # the pieces block names Fashion-MNIST and full-length training: made tiny here
+    ('gt.load_dataset("fashion_mnist", image_size=32', 'gt.load_dataset("digits", image_size=32'),
+    ('gt.load_config("fashion_mnist")',
+     'gt.load_config("digits", ["train.epochs=1", "gan.width=0.125", "gan.latent_dim=8", '
+     '"train.verbose=0", "train.sample_images=4", "transfer.strategies=scratch,gan-frozen", '
+     '"transfer.labels_per_class=10", "transfer.seeds=1", "transfer.max_epochs=2"])'),
+    ('weights="imagenet")', 'weights="none")'),  # offline: no ImageNet download
+]
+
+
+@pytest.mark.slow
+def test_the_pieces_block_runs(tmp_path):
+    (pieces,) = [text for lang, text in blocks() if lang == "python" and "readme-script" not in text
+                 and "gt.compare(config" not in text]
+    for old, new in PIECES_AS:
+        assert old in pieces, f"the pieces block no longer says {old!r}"
+        pieces = pieces.replace(old, new)
+    result = subprocess.run([sys.executable, "-c", pieces], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "outputs/fmnist-transfer/report.html").is_file()
 
 
 def readme_script() -> str:
@@ -33,3 +260,4 @@ def test_readme_script_runs(tmp_path):
     assert "(16, 32, 32, 1)" in out and "'block1_conv'" in out and "['head_dense']" in out
     assert "conv: 16" in out
     assert (tmp_path / "outputs/readme-compare/report.html").is_file()
+
