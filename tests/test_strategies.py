@@ -6,15 +6,16 @@ import pytest
 
 from gantransfer.data import load_dataset
 from gantransfer.gan.models import build_discriminator
+from gantransfer.config import TransferConfig
+from gantransfer.registry import STRATEGIES
 from gantransfer.transfer_learning.classifiers import build_classifier, build_head
-from gantransfer.registry import STRATEGIES as REGISTRY
-
-STRATEGY_NAMES = tuple(REGISTRY)
 from gantransfer.transfer_learning.probe import adaptive_max_pool, probe_features
 from gantransfer.transfer_learning.protocol import budget_split, run_transfer
-from gantransfer.config import TransferConfig
-from gantransfer.transfer_learning.strategies import STRATEGIES, Split, StrategyContext, cached_features
+from gantransfer.transfer_learning.strategies import (RUNNERS, Split, StrategyContext,
+                                                      cached_features)
 from gantransfer.transfer_learning.trunks import TrunkArchitecture, build_gan_trunk
+
+STRATEGY_NAMES = tuple(STRATEGIES)
 
 ARCH = TrunkArchitecture(32, 1, width=0.125, kernel_size=3)
 FAST = TransferConfig(learning_rates=[1e-2], max_epochs=4, patience=2, batch_size=16,
@@ -44,35 +45,37 @@ def _context(split, **overrides):
                            discriminator=build_discriminator(32, 1, width=0.125, kernel_size=3))
 
 
-def test_registry_matches_the_names_users_type():
-    assert tuple(STRATEGIES) == STRATEGY_NAMES
+def test_every_registry_entry_has_exactly_one_runner():
+    assert sorted(RUNNERS) == sorted(STRATEGY_NAMES)
+    assert len(set(RUNNERS.values())) == len(RUNNERS)
 
 
 @pytest.mark.parametrize("name", STRATEGY_NAMES)
 def test_each_strategy_trains_and_predicts(name, split):
-    outcome = STRATEGIES[name](_context(split))
+    outcome = RUNNERS[name](_context(split))
     record = outcome.record
+    info = STRATEGIES[name]
     assert outcome.predictions.shape == (100,)
     assert set(np.unique(outcome.predictions)) <= set(range(10))
     assert record["status"] == "ok" and record["train_time_s"] > 0
     assert 0 < record["trainable_params"] <= record["total_params"]
-    if name.endswith("linear") or name.endswith("probe"):
+    if info.method == "linear-probe":
         assert record["C"] == 0.1 and record["history"] == {}
     else:
         assert record["learning_rate"] is not None and record["epochs"] >= 1
         assert len(record["history"]["val_accuracy"]) >= 1
-    if name.endswith("finetune"):
+    if info.method == "finetune":
         assert record["phase_kept"] in ("head", "finetune")
-    if name.startswith("gan-") or name.startswith("random-"):
+    if info.family in ("gan", "random"):
         assert any("BatchNorm statistics of 2 layers re-estimated on 200" in n for n in record["notes"])
-    if name.endswith("-frozen"):  # only the head trains
+    if info.method == "frozen":  # only the head trains
         assert record["trainable_params"] == outcome.model.get_layer("head").count_params()
         assert record["total_params"] > record["trainable_params"]
 
 
 def test_frozen_trunk_keeps_its_weights(split):
     context = _context(split)
-    outcome = STRATEGIES["gan-frozen"](context)
+    outcome = RUNNERS["gan-frozen"](context)
     trunk = outcome.model.get_layer("gan_trunk")
     assert not trunk.trainable
     reference = build_gan_trunk(ARCH)
@@ -99,7 +102,7 @@ def test_cached_feature_head_gives_the_same_predictions_as_the_full_frozen_model
 
 
 def test_augmentation_trains_the_frozen_model_on_pixels(split):
-    outcome = STRATEGIES["random-frozen"](_context(split, augment_shift=0.1))
+    outcome = RUNNERS["random-frozen"](_context(split, augment_shift=0.1))
     assert not any("cached" in note for note in outcome.record["notes"])
     assert outcome.model.get_layer("augment") is not None
 

@@ -19,10 +19,9 @@ from gantransfer.config import TransferConfig
 from gantransfer.data import Dataset, select_labels_per_class
 from gantransfer.errors import ConfigError, DataError
 from gantransfer.evaluation.metrics import classification_metrics
+from gantransfer.registry import STRATEGIES, in_family
 from gantransfer.runs import atomic_save
-from gantransfer.registry import STRATEGIES as REGISTRY
-from gantransfer.registry import in_family
-from gantransfer.transfer_learning.strategies import STRATEGIES, Split, StrategyContext, StrategySkipped
+from gantransfer.transfer_learning.strategies import RUNNERS, Split, StrategyContext, StrategySkipped
 from gantransfer.transfer_learning.trunks import TrunkArchitecture, architecture_of, load_discriminator
 
 logger = logging.getLogger(__name__)
@@ -31,11 +30,16 @@ Budget = int | str  # a number of labels per class, or "all"
 
 
 def check_strategies(names: list[str]) -> list[str]:
-    """Checks strategy names, listing the valid ones on a mistake."""
+    """Checks strategy names against the registry, listing the valid ones on a mistake.
+
+    Example:
+        >>> check_strategies(["scratch", "pixels-linear", "scratch"])
+        ['scratch', 'pixels-linear']
+    """
     unknown = [n for n in names if n not in STRATEGIES]
     if unknown or not names:
         raise ConfigError(f"strategies: received {', '.join(unknown) or 'none'}, expected some of "
-                          f"{', '.join(REGISTRY)}")
+                          f"{', '.join(STRATEGIES)}")
     return list(dict.fromkeys(names))
 
 
@@ -106,12 +110,12 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
     Args:
         dataset: The target data, already at the trunk's image size and channels, with its own test
             split; its validation split is not used (validation comes from the budget).
-        strategies: Names from :data:`gantransfer.transfer_learning.strategies.STRATEGIES`.
+        strategies: Names from the registry, :data:`gantransfer.registry.STRATEGIES`.
         labels_per_class: Budgets, e.g. ``[10, 100, "all"]``.
         seeds: Seeds 0..seeds-1 draw the budget, the validation split and initialisations.
         settings: How every strategy trains.
         discriminator: The GAN's discriminator (model, ``.keras`` file or run folder); needed by
-            the ``gan-*`` strategies only.
+            the strategies that need a ``discriminator`` (the registry's ``gan`` family).
         architecture: The trunk architecture when no discriminator is given.
         validation_fraction: Share of each class's budget held out for validation.
         models_dir: Where trained classifiers are saved, or None to not save them.
@@ -130,8 +134,8 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
     disc_model = load_discriminator(discriminator) if discriminator is not None else None
     if disc_model is not None:
         architecture = architecture_of(disc_model)
-    elif any("discriminator" in REGISTRY[name].needs for name in strategies):
-        needy = [n for n in strategies if "discriminator" in REGISTRY[n].needs]
+    elif any("discriminator" in STRATEGIES[name].needs for name in strategies):
+        needy = [n for n in strategies if "discriminator" in STRATEGIES[n].needs]
         raise ConfigError(f"strategies {', '.join(needy)} "
                           "need a trained GAN: pass --gan-run RUN_DIR or --discriminator FILE")
     if architecture is None:
@@ -172,10 +176,10 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
                                               architecture=architecture, discriminator=disc_model,
                                               verbose=verbose, label=label)
                     try:
-                        outcome = STRATEGIES[name](context)
+                        outcome = RUNNERS[name](context)
                     except StrategySkipped as reason:
                         # ImageNet strategies share one backbone: if it cannot be had, skip all.
-                        family = REGISTRY[name].family
+                        family = STRATEGIES[name].family
                         group = in_family(family) if family == "imagenet" else (name,)
                         for member in group:
                             if member in strategies and member not in skipped_reasons:
