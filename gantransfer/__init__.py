@@ -66,6 +66,7 @@ _EXPORTS = {
     "build_backbone": "gantransfer.transfer_learning.backbones",
     "BACKBONES": "gantransfer.transfer_learning.backbones",
     "STRATEGIES": "gantransfer.registry",
+    "StrategyResult": "gantransfer.evaluation.results",
     "write_report": "gantransfer.reporting.report",
 }
 

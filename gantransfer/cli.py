@@ -207,7 +207,7 @@ def _transfer_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def _print_report(result: Any) -> None:
     click.echo(f"run folder: {result.run_dir}")
-    ok = [r for r in result.results if r.get("status") == "ok"]
+    ok = [r for r in result.results if r.status == "ok"]
     click.echo(f"  {len(ok)} models trained, {len(result.results) - len(ok)} skipped")
     for name in ("report.html", "report.md", "results.csv", "results.json"):
         if name in result.files:

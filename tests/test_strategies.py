@@ -7,6 +7,7 @@ import pytest
 from gantransfer.data import load_dataset
 from gantransfer.gan.models import build_discriminator
 from gantransfer.config import TransferConfig
+from gantransfer.evaluation.results import StrategyResult
 from gantransfer.registry import STRATEGIES
 from gantransfer.transfer_learning.classifiers import build_classifier, build_head
 from gantransfer.transfer_learning.probe import adaptive_max_pool, probe_features
@@ -139,11 +140,15 @@ def test_run_transfer_skips_imagenet_when_weights_cannot_be_had(digits, monkeypa
     small = digits.with_label_budget(6, seed=0)
     run = run_transfer(small, ["pixels-linear", "imagenet-frozen", "imagenet-finetune"], [3], 2,
                        FAST, architecture=ARCH, models_dir=tmp_path)
-    by_status = {(r["strategy"], r["seed"]): r["status"] for r in run.results}
+    assert all(isinstance(r, StrategyResult) for r in run.results)
+    by_status = {(r.strategy, r.seed): r.status for r in run.results}
     assert by_status[("pixels-linear", 0)] == "ok" and by_status[("pixels-linear", 1)] == "ok"
     assert by_status[("imagenet-frozen", 1)] == "skipped"
     assert by_status[("imagenet-finetune", 0)] == "skipped"
     assert [s["strategy"] for s in run.skipped] == ["imagenet-frozen", "imagenet-finetune"]
+    ok = next(r for r in run.results if r.status == "ok")
+    assert ok.model_file.endswith("pixels-linear_lpc-3_seed-0.keras") and ok.train_images + ok.val_images == 30
+    assert ok.C == 0.1 and ok.test_accuracy is not None and len(ok.confusion_matrix) == 10
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pixels-linear_lpc-3_seed-0.keras",
                                                           "pixels-linear_lpc-3_seed-1.keras"]
 
@@ -166,7 +171,7 @@ def test_a_gan_from_another_dataset_transfers_with_converted_images(tmp_path):
                                     "data.image_size=64"])
     colour = build_discriminator(32, 3, width=0.125, kernel_size=3)
     result = transfer(config, tmp_path / "run", discriminator=colour, verbose=False)
-    assert [r["status"] for r in result.results] == ["ok", "ok"]
+    assert [r.status for r in result.results] == ["ok", "ok"]
     import json
 
     context = json.loads((tmp_path / "run/results.json").read_text())["context"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import keras
 import numpy as np
@@ -19,6 +19,7 @@ from gantransfer.config import TransferConfig
 from gantransfer.data import Dataset, select_labels_per_class
 from gantransfer.errors import ConfigError, DataError
 from gantransfer.evaluation.metrics import classification_metrics
+from gantransfer.evaluation.results import StrategyResult
 from gantransfer.registry import STRATEGIES, in_family
 from gantransfer.runs import atomic_save
 from gantransfer.transfer_learning.strategies import RUNNERS, Split, StrategyContext, StrategySkipped
@@ -77,7 +78,7 @@ def budget_split(y: np.ndarray, budget: Budget, seed: int, validation_fraction: 
 class TransferRun:
     """What :func:`run_transfer` produced."""
 
-    results: list[dict[str, Any]] = field(default_factory=list)
+    results: list[StrategyResult] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
     architecture: TrunkArchitecture | None = None
     notes: list[str] = field(default_factory=list)
@@ -104,7 +105,7 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
                  architecture: TrunkArchitecture | None = None,
                  validation_fraction: float = 0.2, models_dir: str | Path | None = None,
                  verbose: bool = False,
-                 on_result: Callable[[dict[str, Any]], None] | None = None) -> TransferRun:
+                 on_result: Callable[[StrategyResult], None] | None = None) -> TransferRun:
     """Runs every strategy at every budget and seed on a labeled dataset.
 
     Args:
@@ -120,10 +121,10 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
         validation_fraction: Share of each class's budget held out for validation.
         models_dir: Where trained classifiers are saved, or None to not save them.
         verbose: Show a progress bar per model.
-        on_result: Called with each record as soon as it is ready.
+        on_result: Called with each result as soon as it is ready.
 
     Returns:
-        A :class:`TransferRun` with one record per (strategy, budget, seed).
+        A :class:`TransferRun` with one :class:`StrategyResult` per (strategy, budget, seed).
     """
     strategies = check_strategies(strategies)
     if dataset.num_classes is None or not dataset.train.labeled:
@@ -169,7 +170,7 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
                 base = {"strategy": name, "labels_per_class": budget, "seed": seed,
                         "train_images": len(train_idx), "val_images": len(val_idx)}
                 if name in skipped_reasons:
-                    record = {**base, "status": "skipped", "reason": skipped_reasons[name]}
+                    record = StrategyResult(**base, status="skipped", reason=skipped_reasons[name])
                 else:
                     logger.info("%s", label)
                     context = StrategyContext(split=split, settings=settings,
@@ -186,16 +187,15 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
                                 skipped_reasons[member] = str(reason)
                                 run.skipped.append({"strategy": member, "reason": str(reason)})
                         logger.warning("skipping %s: %s", name, reason)
-                        record = {**base, "status": "skipped", "reason": str(reason)}
+                        record = StrategyResult(**base, status="skipped", reason=str(reason))
                     else:
-                        record = {**base, **outcome.record,
-                                  **classification_metrics(test.y, outcome.predictions,
-                                                           dataset.num_classes)}
-                        if models_dir is not None:
-                            record["model_file"] = _save_model(outcome.model, Path(models_dir),
-                                                               name, budget, seed)
+                        model_file = None if models_dir is None else _save_model(
+                            outcome.model, Path(models_dir), name, budget, seed)
+                        record = StrategyResult(**base, **outcome.record, model_file=model_file,
+                                                **classification_metrics(test.y, outcome.predictions,
+                                                                         dataset.num_classes))
                         logger.info("  %s: test accuracy %.4f, %.1f s", name,
-                                    record["test_accuracy"], record["train_time_s"])
+                                    record.test_accuracy, record.train_time_s)
                 run.results.append(record)
                 if on_result is not None:
                     on_result(record)
