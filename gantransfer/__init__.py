@@ -65,7 +65,8 @@ _EXPORTS = {
     "reestimate_batchnorm": "gantransfer.transfer_learning.trunks",
     "build_backbone": "gantransfer.transfer_learning.backbones",
     "BACKBONES": "gantransfer.transfer_learning.backbones",
-    "STRATEGIES": "gantransfer.transfer_learning.strategies",
+    "STRATEGIES": "gantransfer.registry",
+    "StrategyResult": "gantransfer.evaluation.results",
     "write_report": "gantransfer.reporting.report",
 }
 

@@ -18,6 +18,7 @@ import click
 import gantransfer
 from gantransfer.config import load_config
 from gantransfer.errors import GantransferError
+from gantransfer.registry import STRATEGIES
 from gantransfer.runs import DEFAULT_OUTPUT_ROOT, default_run_name
 
 logger = logging.getLogger("gantransfer")
@@ -184,9 +185,7 @@ def _transfer_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      "digits)."),
         click.option("--dataset", help="Target dataset: a name or a path (a labeled image folder, "
                      ".npz or IDX files)."),
-        click.option("--strategies", help="Comma-separated: scratch, gan-frozen, gan-finetune, "
-                     "gan-linear-probe, imagenet-frozen, imagenet-finetune, random-frozen, "
-                     "random-linear-probe, pixels-linear."),
+        click.option("--strategies", help=f"Comma-separated: {', '.join(STRATEGIES)}."),
         click.option("--labels-per-class", help="Comma-separated label budgets, e.g. 10,100,all."),
         click.option("--seeds", type=int, help="Number of seeds per budget."),
         click.option("--backbone", help="ImageNet backbone: mobilenet, mobilenet_v2, resnet50, "
@@ -208,7 +207,7 @@ def _transfer_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def _print_report(result: Any) -> None:
     click.echo(f"run folder: {result.run_dir}")
-    ok = [r for r in result.results if r.get("status") == "ok"]
+    ok = [r for r in result.results if r.status == "ok"]
     click.echo(f"  {len(ok)} models trained, {len(result.results) - len(ok)} skipped")
     for name in ("report.html", "report.md", "results.csv", "results.json"):
         if name in result.files:

@@ -27,6 +27,9 @@ FAMILIES = ("scratch", "gan", "imagenet", "random", "pixels")
 METHODS = ("full", "frozen", "finetune", "linear-probe")
 # What a strategy may need that a run might not have.
 NEEDS = ("discriminator", "backbone_weights")
+# The family of a name outside the registry (a results file from elsewhere, a test's made-up name):
+# summarised and drawn like any other strategy, compared with nothing by family.
+OTHER = "other"
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,19 @@ def strategy(name: str) -> StrategyInfo:
     close = difflib.get_close_matches(str(name), list(STRATEGIES), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise ConfigError(f"unknown strategy {name!r}{hint}; expected one of {', '.join(STRATEGIES)}")
+
+
+def family_of(name: str) -> str:
+    """The family of a strategy, or :data:`OTHER` for a name outside the registry.
+
+    Reports and figures use this, so results from elsewhere are still summarised and drawn.
+
+    Example:
+        >>> family_of("random-frozen"), family_of("my-own-method")
+        ('random', 'other')
+    """
+    info = STRATEGIES.get(name)
+    return OTHER if info is None else info.family
 
 
 def in_family(family: str) -> tuple[str, ...]:

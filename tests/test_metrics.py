@@ -88,3 +88,13 @@ def test_agrees_with_scikit_learn_on_random_predictions():
 def test_bad_inputs_raise_clear_errors(y_true, y_pred, num_classes, message):
     with pytest.raises(ValueError, match=message):
         classification_metrics(y_true, y_pred, num_classes=num_classes)
+
+
+def test_the_metrics_are_fields_of_a_strategy_result():
+    from gantransfer.evaluation import StrategyResult
+
+    m = classification_metrics([0, 1, 1], [0, 1, 0], num_classes=3)
+    result = StrategyResult("scratch", 10, **m)
+    assert result.to_row()["confusion_matrix"] == m["confusion_matrix"]
+    assert result.to_row()["per_class_accuracy"] == m["per_class_accuracy"]
+    assert result.test_accuracy == m["test_accuracy"] and result.macro_f1 == m["macro_f1"]

@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gantransfer.evaluation import classification_metrics, comparisons, summarize, verdict
+from gantransfer.evaluation import (StrategyResult, classification_metrics, comparisons, summarize,
+                                    verdict)
+from gantransfer.registry import family_of
+from gantransfer.reporting.figures import strategy_styles
 from gantransfer.reporting.report import CSV_COLUMNS, write_report
 
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
@@ -50,7 +53,12 @@ def _history(epochs: int, final: float, seed: int) -> dict:
     return history
 
 
-def make_results() -> list[dict]:
+def result(strategy: str, labels_per_class, **fields) -> StrategyResult:
+    """One result, as the protocol would make it."""
+    return StrategyResult(strategy=strategy, labels_per_class=labels_per_class, **fields)
+
+
+def make_results() -> list[StrategyResult]:
     results = []
     for strategy, budgets in ACCURACY.items():
         for budget, accuracies in budgets.items():
@@ -59,7 +67,7 @@ def make_results() -> list[dict]:
                 probe = strategy.endswith("linear-probe")
                 epochs = 8 + 2 * seed + budget // 25
                 record = {
-                    "strategy": strategy, "labels_per_class": budget, "seed": seed, "status": "ok",
+                    "seed": seed, "status": "ok",
                     "reason": None, **classification_metrics(y_true, y_pred, num_classes=10),
                     "train_time_s": np.float64(1.5 + budget / 20 + seed),
                     "trainable_params": np.int64(1290 if probe or "frozen" in strategy else 85_000),
@@ -69,13 +77,13 @@ def make_results() -> list[dict]:
                     "C": 0.1 if probe else None, "phase_kept": None,
                     "history": {} if probe else _history(epochs, accuracy, seed),
                     "notes": (["BatchNorm statistics re-estimated on 1437 real training images"]
-                              if strategy.startswith("gan-") else []),
+                              if family_of(strategy) == "gan" else []),
                 }
-                results.append(record)
+                results.append(result(strategy, budget, **record))
     for budget in (10, 100):
         for seed in range(3):
-            results.append({"strategy": "imagenet-frozen", "labels_per_class": budget, "seed": seed,
-                            "status": "skipped", "reason": SKIP_REASON})
+            results.append(result("imagenet-frozen", budget, seed=seed, status="skipped",
+                                  reason=SKIP_REASON))
     return results
 
 
@@ -156,8 +164,8 @@ def test_results_csv_has_one_flat_row_per_record(report):
     assert "history" not in columns and "confusion_matrix" not in columns
     first = rows[0]
     assert (first["strategy"], first["labels_per_class"], first["seed"]) == ("scratch", "10", "0")
-    assert float(first["test_accuracy"]) == report["results"][0]["test_accuracy"]
-    assert json.loads(first["per_class_accuracy"]) == report["results"][0]["per_class_accuracy"]
+    assert float(first["test_accuracy"]) == report["results"][0].test_accuracy
+    assert json.loads(first["per_class_accuracy"]) == list(report["results"][0].per_class_accuracy)
     assert json.loads(first["notes"]) == []
     skipped = [row for row in rows if row["status"] == "skipped"]
     assert len(skipped) == 6 and all(row["reason"] == SKIP_REASON for row in skipped)
@@ -171,9 +179,9 @@ def test_results_json_parses_and_round_trips_numbers(report):
     assert set(document) >= {"context", "results", "summary", "verdict"}
     for written, original in zip(document["results"], report["results"]):
         for key in ("test_accuracy", "macro_f1", "train_time_s", "trainable_params", "seed"):
-            if key in original:
-                assert written[key] == original[key]
-        assert written.get("confusion_matrix") == original.get("confusion_matrix")
+            assert written[key] == getattr(original, key)
+        assert written == original.to_row()
+        assert StrategyResult.from_row(written).confusion_matrix == original.confusion_matrix
     history = document["results"][0]["history"]
     assert history["val_loss"][1] is None and history["val_loss"][0] == pytest.approx(2.6)
     assert document["verdict"] == verdict(report["results"])
@@ -198,8 +206,7 @@ def test_summarize_gives_mean_and_sample_std_per_strategy_and_budget():
 
 
 def test_budgets_sort_numerically_with_all_last():
-    records = [{"strategy": "scratch", "labels_per_class": b, "seed": 0, "test_accuracy": 0.5}
-               for b in ("all", 100, "5", 25)]
+    records = [result("scratch", b, seed=0, test_accuracy=0.5) for b in ("all", 100, "5", 25)]
     assert [r["labels_per_class"] for r in summarize(records)] == [5, 25, 100, "all"]
     assert verdict(records)[-1].startswith("With all labels only scratch has results")
 
@@ -219,8 +226,8 @@ def test_verdict_names_the_winner_its_margin_and_the_gan_controls(report):
     assert len(lines) == 2 * (1 + 1 + 2)  # per budget: winner, one control, two gan-* vs scratch
 
 
-def _records(table: dict) -> list[dict]:
-    return [{"strategy": s, "labels_per_class": 10, "seed": seed, "test_accuracy": acc}
+def _records(table: dict) -> list[StrategyResult]:
+    return [result(s, 10, seed=seed, test_accuracy=acc)
             for s, seeds in table.items() for seed, acc in seeds.items()]
 
 
@@ -294,10 +301,9 @@ def test_html_is_self_contained_and_holds_the_same_content(report):
 
 
 def test_user_strings_are_escaped_in_html(tmp_path):
-    results = [{"strategy": "<img src=x onerror=alert(1)>", "labels_per_class": 10, "seed": 0,
-                "test_accuracy": 0.5, "notes": ["a <b>bold</b> & note"]},
-               {"strategy": "x|y", "labels_per_class": 10, "seed": 0, "status": "skipped",
-                "reason": "<script>alert(2)</script>"}]
+    results = [result("<img src=x onerror=alert(1)>", 10, seed=0, test_accuracy=0.5,
+                      notes=["a <b>bold</b> & note"]),
+               result("x|y", 10, seed=0, status="skipped", reason="<script>alert(2)</script>")]
     context = {"title": "Tom & Jerry <script>alert(3)</script>", "dataset": "d<1>",
                "config": {"note": "</pre><script>alert(4)</script>"}}
     paths = write_report(results, tmp_path, context)
@@ -310,9 +316,9 @@ def test_user_strings_are_escaped_in_html(tmp_path):
 
 
 def test_minimal_records_and_missing_optional_keys(tmp_path):
-    results = [{"strategy": "pixels-linear", "labels_per_class": "all", "test_accuracy": 0.4},
-               {"strategy": "pixels-linear", "labels_per_class": 5, "test_accuracy": float("nan")},
-               {"strategy": "scratch", "labels_per_class": 5, "status": "failed"}]
+    results = [result("pixels-linear", "all", test_accuracy=0.4),
+               result("pixels-linear", 5, test_accuracy=float("nan")),
+               result("scratch", 5, status="failed")]
     paths = write_report(results, tmp_path / "minimal", None)
     document = json.loads(paths["results.json"].read_text())
     assert document["results"][1]["test_accuracy"] is None
@@ -323,20 +329,56 @@ def test_minimal_records_and_missing_optional_keys(tmp_path):
 
 
 def test_missing_gan_sample_grid_is_a_note_not_an_error(tmp_path):
-    results = [{"strategy": "gan-frozen", "labels_per_class": 10, "seed": 0, "test_accuracy": 0.5}]
+    results = [result("gan-frozen", 10, seed=0, test_accuracy=0.5)]
     paths = write_report(results, tmp_path, {"gan": {"samples_png": str(tmp_path / "missing.png")}})
     assert "GAN sample grid was not found" in paths["report.md"].read_text()
 
 
 @pytest.mark.parametrize("results, message", [
-    ({"strategy": "scratch"}, "list of result records"),
-    (["scratch"], "must be a dict"),
-    ([{"labels_per_class": 10}], "no 'strategy'"),
-    ([{"strategy": "scratch"}], "no 'labels_per_class'"),
+    ({"strategy": "scratch"}, "takes a list of StrategyResult. Received: dict"),
+    (["scratch"], r"results\[0\] must be a StrategyResult. Received: str"),
+    ([{"strategy": "scratch", "labels_per_class": 10}],
+     r"must be a StrategyResult \(StrategyResult.from_row\(row\) reads a row of results.json\)"),
 ])
 def test_bad_results_raise_clear_errors(tmp_path, results, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(TypeError, match=message):
         write_report(results, tmp_path, {})
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_every_family_and_method_of_the_registry_has_a_style():
+    from gantransfer.registry import FAMILIES, METHODS, OTHER, STRATEGIES
+    from gantransfer.reporting.figures import FAMILY_COLOURS, METHOD_MARKERS
+
+    assert set(FAMILY_COLOURS) == {*FAMILIES, OTHER} and set(METHOD_MARKERS) == set(METHODS)
+    styles = strategy_styles(list(STRATEGIES))
+    assert len({(s["color"], s["linestyle"], s["marker"]) for s in styles.values()}) == len(styles)
+    # A strategy looks the same whichever others are in the report.
+    assert strategy_styles(["gan-frozen"]) == {"gan-frozen": styles["gan-frozen"]}
+
+
+def test_strategies_outside_the_registry_are_summarised_and_drawn_in_grey(tmp_path):
+    results = _records({"my-method": {0: 0.6, 1: 0.7}, "gan-frozen": {0: 0.5, 1: 0.55},
+                        "random-frozen": {0: 0.4, 1: 0.45}, "scratch": {0: 0.3, 1: 0.35}})
+    assert [row["strategy"] for row in summarize(results)] == ["my-method", "gan-frozen",
+                                                                "random-frozen", "scratch"]
+    kinds = [(item["kind"], item["strategy"], item["other"]) for item in comparisons(results)]
+    assert kinds == [("winner", "my-method", "gan-frozen"),
+                     ("control", "gan-frozen", "random-frozen"),
+                     ("scratch", "gan-frozen", "scratch")]
+    styles = strategy_styles([row["strategy"] for row in summarize(results)])
+    assert styles["my-method"] == {"color": "#7f7f7f", "linestyle": ":", "marker": "o"}
+    assert styles["gan-frozen"]["marker"] == styles["random-frozen"]["marker"] == "s"
+    assert styles["gan-frozen"]["color"] != styles["random-frozen"]["color"]
+    paths = write_report(results, tmp_path, {})
+    markdown = paths["report.md"].read_text()
+    # The strategies table is grouped by the registry's families, unknown names last.
+    section = markdown.split("## Strategies\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")][1:]
+    assert [line.split(" | ")[:2] for line in rows] == [
+        ["| scratch", "scratch"], ["| gan-frozen", "gan"], ["| random-frozen", "random"],
+        ["| my-method", "other"]]
+    assert "| my-method | other | not in the strategy registry |" in markdown
 
 
 # ----------------------------------------------------------------------------------------------
@@ -390,7 +432,7 @@ def test_report_renders_in_headless_chromium(report):
     assert all(u == url or u.startswith("data:") for u in requests), requests
     assert len(state["images"]) == IMAGES
     assert all(width > 0 and height > 0 and shown > 0 for width, height, shown in state["images"])
-    assert state["tables"] == [SUMMARY_ROWS, 2, SUMMARY_ROWS]  # results, skipped, costs
+    assert state["tables"] == [SUMMARY_ROWS, 2, SUMMARY_ROWS, 5]  # results, skipped, costs, strategies
     assert state["firstRow"][:2] == ["10", "scratch"] and state["firstRow"][4] == "3"
     assert state["bold"] == 2 * 3  # per budget: the winner's name and accuracy, the best macro-F1
     assert state["verdict"] == len(verdict(report["results"]))

@@ -6,15 +6,17 @@ import pytest
 
 from gantransfer.data import load_dataset
 from gantransfer.gan.models import build_discriminator
+from gantransfer.config import TransferConfig
+from gantransfer.evaluation.results import StrategyResult
+from gantransfer.registry import STRATEGIES
 from gantransfer.transfer_learning.classifiers import build_classifier, build_head
-from gantransfer.registry import STRATEGIES as REGISTRY
-
-STRATEGY_NAMES = tuple(REGISTRY)
 from gantransfer.transfer_learning.probe import adaptive_max_pool, probe_features
 from gantransfer.transfer_learning.protocol import budget_split, run_transfer
-from gantransfer.config import TransferConfig
-from gantransfer.transfer_learning.strategies import STRATEGIES, Split, StrategyContext, cached_features
+from gantransfer.transfer_learning.strategies import (RUNNERS, Split, StrategyContext,
+                                                      cached_features)
 from gantransfer.transfer_learning.trunks import TrunkArchitecture, build_gan_trunk
+
+STRATEGY_NAMES = tuple(STRATEGIES)
 
 ARCH = TrunkArchitecture(32, 1, width=0.125, kernel_size=3)
 FAST = TransferConfig(learning_rates=[1e-2], max_epochs=4, patience=2, batch_size=16,
@@ -44,35 +46,37 @@ def _context(split, **overrides):
                            discriminator=build_discriminator(32, 1, width=0.125, kernel_size=3))
 
 
-def test_registry_matches_the_names_users_type():
-    assert tuple(STRATEGIES) == STRATEGY_NAMES
+def test_every_registry_entry_has_exactly_one_runner():
+    assert sorted(RUNNERS) == sorted(STRATEGY_NAMES)
+    assert len(set(RUNNERS.values())) == len(RUNNERS)
 
 
 @pytest.mark.parametrize("name", STRATEGY_NAMES)
 def test_each_strategy_trains_and_predicts(name, split):
-    outcome = STRATEGIES[name](_context(split))
+    outcome = RUNNERS[name](_context(split))
     record = outcome.record
+    info = STRATEGIES[name]
     assert outcome.predictions.shape == (100,)
     assert set(np.unique(outcome.predictions)) <= set(range(10))
     assert record["status"] == "ok" and record["train_time_s"] > 0
     assert 0 < record["trainable_params"] <= record["total_params"]
-    if name.endswith("linear") or name.endswith("probe"):
+    if info.method == "linear-probe":
         assert record["C"] == 0.1 and record["history"] == {}
     else:
         assert record["learning_rate"] is not None and record["epochs"] >= 1
         assert len(record["history"]["val_accuracy"]) >= 1
-    if name.endswith("finetune"):
+    if info.method == "finetune":
         assert record["phase_kept"] in ("head", "finetune")
-    if name.startswith("gan-") or name.startswith("random-"):
+    if info.family in ("gan", "random"):
         assert any("BatchNorm statistics of 2 layers re-estimated on 200" in n for n in record["notes"])
-    if name.endswith("-frozen"):  # only the head trains
+    if info.method == "frozen":  # only the head trains
         assert record["trainable_params"] == outcome.model.get_layer("head").count_params()
         assert record["total_params"] > record["trainable_params"]
 
 
 def test_frozen_trunk_keeps_its_weights(split):
     context = _context(split)
-    outcome = STRATEGIES["gan-frozen"](context)
+    outcome = RUNNERS["gan-frozen"](context)
     trunk = outcome.model.get_layer("gan_trunk")
     assert not trunk.trainable
     reference = build_gan_trunk(ARCH)
@@ -99,7 +103,7 @@ def test_cached_feature_head_gives_the_same_predictions_as_the_full_frozen_model
 
 
 def test_augmentation_trains_the_frozen_model_on_pixels(split):
-    outcome = STRATEGIES["random-frozen"](_context(split, augment_shift=0.1))
+    outcome = RUNNERS["random-frozen"](_context(split, augment_shift=0.1))
     assert not any("cached" in note for note in outcome.record["notes"])
     assert outcome.model.get_layer("augment") is not None
 
@@ -136,11 +140,15 @@ def test_run_transfer_skips_imagenet_when_weights_cannot_be_had(digits, monkeypa
     small = digits.with_label_budget(6, seed=0)
     run = run_transfer(small, ["pixels-linear", "imagenet-frozen", "imagenet-finetune"], [3], 2,
                        FAST, architecture=ARCH, models_dir=tmp_path)
-    by_status = {(r["strategy"], r["seed"]): r["status"] for r in run.results}
+    assert all(isinstance(r, StrategyResult) for r in run.results)
+    by_status = {(r.strategy, r.seed): r.status for r in run.results}
     assert by_status[("pixels-linear", 0)] == "ok" and by_status[("pixels-linear", 1)] == "ok"
     assert by_status[("imagenet-frozen", 1)] == "skipped"
     assert by_status[("imagenet-finetune", 0)] == "skipped"
     assert [s["strategy"] for s in run.skipped] == ["imagenet-frozen", "imagenet-finetune"]
+    ok = next(r for r in run.results if r.status == "ok")
+    assert ok.model_file.endswith("pixels-linear_lpc-3_seed-0.keras") and ok.train_images + ok.val_images == 30
+    assert ok.C == 0.1 and ok.test_accuracy is not None and len(ok.confusion_matrix) == 10
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pixels-linear_lpc-3_seed-0.keras",
                                                           "pixels-linear_lpc-3_seed-1.keras"]
 
@@ -163,7 +171,7 @@ def test_a_gan_from_another_dataset_transfers_with_converted_images(tmp_path):
                                     "data.image_size=64"])
     colour = build_discriminator(32, 3, width=0.125, kernel_size=3)
     result = transfer(config, tmp_path / "run", discriminator=colour, verbose=False)
-    assert [r["status"] for r in result.results] == ["ok", "ok"]
+    assert [r.status for r in result.results] == ["ok", "ok"]
     import json
 
     context = json.loads((tmp_path / "run/results.json").read_text())["context"]

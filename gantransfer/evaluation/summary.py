@@ -1,44 +1,25 @@
-"""Summaries over seeds and a plain-words verdict from a list of result records.
+"""Summaries over seeds and a plain-words verdict from a list of :class:`StrategyResult`.
 
-A result record is one trained model: a dict with at least ``strategy``, ``labels_per_class``,
-``seed`` and, when ``status`` is ``"ok"``, ``test_accuracy`` (a fraction in [0, 1]). Everything else
-(``macro_f1``, ``train_time_s``, ``history``, ...) is optional. Records whose ``status`` is not
-``"ok"`` (``"skipped"``, ``"failed"``) take no part in summaries or verdicts.
+Only results with a test accuracy and status ``"ok"`` (:attr:`StrategyResult.has_results`) take
+part in summaries and verdicts; skipped and failed ones are left out. Which strategies are compared
+with which (a GAN strategy with its random-trunk control, GAN strategies with training from scratch)
+comes from the strategy registry's families, never from the names; a name outside the registry is
+summarised and ranked, and compared by family with nothing.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from typing import Any, Iterable
 
 import numpy as np
 
-Budget = int | str
+from gantransfer.evaluation.results import Budget, StrategyResult, normalize_budget
+from gantransfer.registry import STRATEGIES, control_of, family_of
 
-# A GAN strategy "gan-X" is compared with its random-trunk control "random-X" when both ran.
-GAN_PREFIX = "gan-"
-RANDOM_PREFIX = "random-"
-SCRATCH = "scratch"
-
-
-def normalize_budget(value: Any) -> Budget:
-    """Labels per class as an ``int``, or a string such as ``"all"``.
-
-    Example:
-        >>> normalize_budget("10"), normalize_budget(25.0), normalize_budget("All")
-        (10, 25, 'all')
-    """
-    if isinstance(value, (bool, np.bool_)):
-        return str(value).lower()
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
-        return int(value)
-    text = str(value).strip()
-    if text.isdigit():
-        return int(text)
-    return text.lower()
+__all__ = ["budget_label", "budget_order", "budget_phrase", "budget_sort_key", "comparisons",
+           "normalize_budget", "per_seed", "render_comparison", "strategy_order", "summarize",
+           "verdict"]
 
 
 def budget_sort_key(value: Any) -> tuple[int, float, str]:
@@ -77,34 +58,14 @@ def budget_label(value: Any) -> str:
     return "all labels" if budget == "all" else f"budget {budget}"
 
 
-def is_ok(record: dict[str, Any]) -> bool:
-    """Whether a record is a finished model with a test accuracy (``status`` ``"ok"`` or absent)."""
-    status = record.get("status", "ok")
-    return (status in (None, "ok")) and _finite(record.get("test_accuracy")) is not None
+def strategy_order(results: Iterable[StrategyResult]) -> list[str]:
+    """Strategy names in the order they first appear in ``results`` (with results or not)."""
+    return list(dict.fromkeys(result.strategy for result in results))
 
 
-def _finite(value: Any) -> float | None:
-    """``value`` as a float, or ``None`` when it is missing, not a number, NaN or infinite."""
-    if value is None or isinstance(value, (bool, np.bool_)):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def strategy_order(results: Iterable[dict[str, Any]]) -> list[str]:
-    """Strategy names in the order they first appear in ``results`` (ok or not)."""
-    order: dict[str, None] = {}
-    for record in results:
-        order.setdefault(str(record.get("strategy", "unknown")), None)
-    return list(order)
-
-
-def budget_order(results: Iterable[dict[str, Any]]) -> list[Budget]:
-    """The distinct budgets of the ok records, sorted with :func:`budget_sort_key`."""
-    budgets = {normalize_budget(r.get("labels_per_class")) for r in results if is_ok(r)}
+def budget_order(results: Iterable[StrategyResult]) -> list[Budget]:
+    """The distinct budgets of the results with a test accuracy, sorted with :func:`budget_sort_key`."""
+    budgets = {r.labels_per_class for r in results if r.has_results}
     return sorted(budgets, key=budget_sort_key)
 
 
@@ -117,42 +78,41 @@ def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
     return float(np.mean(array)), std
 
 
-def per_seed(results: Iterable[dict[str, Any]], strategy: str, budget: Any,
+def per_seed(results: Iterable[StrategyResult], strategy: str, budget: Any,
              key: str = "test_accuracy") -> dict[Any, float]:
-    """``{seed: value}`` of ``key`` for one strategy and budget; repeated seeds are averaged.
+    """``{seed: value}`` of the field ``key`` for one strategy and budget; repeated seeds averaged.
 
-    Records without a seed each count as their own seed (keyed ``("record", index)``).
+    Results without a seed each count as their own seed (keyed ``("record", index)``).
+
+    Example:
+        >>> results = [StrategyResult("scratch", 10, seed=s, test_accuracy=a)
+        ...            for s, a in ((0, 0.5), (1, 0.7), (1, 0.9))]
+        >>> per_seed(results, "scratch", 10)
+        {0: 0.5, 1: 0.8}
     """
     budget = normalize_budget(budget)
     values: dict[Any, list[float]] = {}
-    for index, record in enumerate(results):
-        if not is_ok(record) or str(record.get("strategy")) != strategy:
+    for index, result in enumerate(results):
+        if not result.has_results or result.strategy != strategy:
             continue
-        if normalize_budget(record.get("labels_per_class")) != budget:
+        if result.labels_per_class != budget:
             continue
-        value = _finite(record.get(key))
+        value = getattr(result, key)
         if value is None:
             continue
-        seed = record.get("seed")
-        seed = ("record", index) if seed is None else _plain_seed(seed)
-        values.setdefault(seed, []).append(value)
+        seed = ("record", index) if result.seed is None else result.seed
+        values.setdefault(seed, []).append(float(value))
     return {seed: float(np.mean(v)) for seed, v in values.items()}
 
 
-def _plain_seed(seed: Any) -> Any:
-    if isinstance(seed, (np.integer,)):
-        return int(seed)
-    return seed
-
-
-def summarize(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def summarize(results: list[StrategyResult]) -> list[dict[str, Any]]:
     """Mean and spread over seeds of each strategy at each label budget.
 
-    Only ok records count (see :func:`is_ok`). Standard deviations are sample standard deviations
+    Only results with a test accuracy count (:attr:`StrategyResult.has_results`). Standard deviations are sample standard deviations
     over seeds (ddof=1) and are ``None`` when there is a single seed.
 
     Args:
-        results: Result records, one per trained model.
+        results: One per trained model.
 
     Returns:
         One dict per (strategy, budget) with results, sorted by budget and then by the order in
@@ -163,9 +123,8 @@ def summarize(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         and ``phase_kept`` (``{phase: count}``).
 
     Example:
-        >>> rows = summarize([
-        ...     {"strategy": "scratch", "labels_per_class": 10, "seed": 0, "test_accuracy": 0.6},
-        ...     {"strategy": "scratch", "labels_per_class": 10, "seed": 1, "test_accuracy": 0.8}])
+        >>> rows = summarize([StrategyResult("scratch", 10, seed=0, test_accuracy=0.6),
+        ...                   StrategyResult("scratch", 10, seed=1, test_accuracy=0.8)])
         >>> rows[0]["n_seeds"], round(rows[0]["test_accuracy_mean"], 3)
         (2, 0.7)
     """
@@ -173,8 +132,8 @@ def summarize(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for budget in budget_order(results):
         for strategy in strategies:
-            records = [r for r in results if is_ok(r) and str(r.get("strategy")) == strategy
-                       and normalize_budget(r.get("labels_per_class")) == budget]
+            records = [r for r in results if r.has_results and r.strategy == strategy
+                       and r.labels_per_class == budget]
             if not records:
                 continue
             accuracy = per_seed(records, strategy, budget, "test_accuracy")
@@ -185,24 +144,24 @@ def summarize(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row["test_accuracy_mean"], row["test_accuracy_std"] = _mean_std(list(accuracy.values()))
             row["macro_f1_mean"], row["macro_f1_std"] = _mean_std(list(macro_f1.values()))
             for key in ("train_time_s", "epochs", "trainable_params", "total_params"):
-                values = [v for v in (_finite(r.get(key)) for r in records) if v is not None]
+                values = [float(v) for v in (getattr(r, key) for r in records) if v is not None]
                 mean = _mean_std(values)[0]
                 if key in ("trainable_params", "total_params") and mean is not None:
                     mean = int(round(mean))
                 row[key if key.endswith("params") else f"{key}_mean"] = mean
-            row["learning_rates"] = _distinct(r.get("learning_rate") for r in records)
-            row["C_values"] = _distinct(r.get("C") for r in records)
-            phases = Counter(str(r["phase_kept"]) for r in records if r.get("phase_kept"))
+            row["learning_rates"] = _distinct(r.learning_rate for r in records)
+            row["C_values"] = _distinct(r.C for r in records)
+            phases = Counter(r.phase_kept for r in records if r.phase_kept)
             row["phase_kept"] = dict(sorted(phases.items()))
             rows.append(row)
     return rows
 
 
-def _distinct(values: Iterable[Any]) -> list[float]:
-    return sorted({v for v in (_finite(x) for x in values) if v is not None})
+def _distinct(values: Iterable[float | None]) -> list[float]:
+    return sorted({float(v) for v in values if v is not None})
 
 
-def _difference(results: list[dict[str, Any]], first: str, second: str,
+def _difference(results: list[StrategyResult], first: str, second: str,
                 budget: Budget) -> dict[str, Any] | None:
     """How much ``first`` beats ``second`` at ``budget``: paired over seeds when the seeds match."""
     a = per_seed(results, first, budget)
@@ -223,15 +182,16 @@ def _difference(results: list[dict[str, Any]], first: str, second: str,
             "difference": difference, "difference_std": difference_std, "paired": paired}
 
 
-def comparisons(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def comparisons(results: list[StrategyResult]) -> list[dict[str, Any]]:
     """The comparisons behind the verdict, as data (all accuracies are fractions, not percent).
 
     For each budget, in order:
 
     - ``kind="winner"``: the strategy with the highest mean test accuracy (``strategy``) and its
       margin over the runner-up (``other``); ``other`` is ``None`` when only one strategy ran.
-    - ``kind="control"``: each ``gan-X`` against its random-trunk control ``random-X``.
-    - ``kind="scratch"``: each ``gan-*`` strategy against ``scratch``.
+    - ``kind="control"``: each strategy of the ``gan`` family against its random-trunk control
+      (:func:`gantransfer.registry.control_of`: the ``random`` strategy of the same method).
+    - ``kind="scratch"``: each ``gan`` strategy against each strategy of the ``scratch`` family.
 
     Each dict holds ``kind``, ``labels_per_class``, ``strategy``, ``other``, ``mean``, ``std``,
     ``n`` (seeds of ``strategy``), ``other_mean``, ``other_std``, ``other_n``, ``difference``
@@ -239,11 +199,24 @@ def comparisons(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     of means), ``difference_std`` (std of the per-seed differences when paired, else ``None``) and
     ``paired`` (both have results for exactly the same seeds).
 
+    Families come from the registry (:func:`gantransfer.registry.family_of`); names outside it
+    are in family ``"other"`` and only take part in the ``winner`` comparison.
+
     Args:
-        results: Result records, one per trained model.
+        results: One per trained model.
 
     Returns:
         The comparisons; only strategies present in ``results`` are compared.
+
+    Example:
+        >>> results = [StrategyResult(name, 10, seed=seed, test_accuracy=accuracy)
+        ...            for name, accuracies in {"gan-frozen": (0.7, 0.8),
+        ...                                     "random-frozen": (0.5, 0.6)}.items()
+        ...            for seed, accuracy in enumerate(accuracies)]
+        >>> for c in comparisons(results):
+        ...     print(c["kind"], c["strategy"], c["other"], round(c["difference"], 3))
+        winner gan-frozen random-frozen 0.2
+        control gan-frozen random-frozen 0.2
     """
     summary = summarize(results)
     found: list[dict[str, Any]] = []
@@ -253,28 +226,23 @@ def comparisons(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if len(ranked) == 1:
             only = ranked[0]
             found.append({"kind": "winner", "labels_per_class": budget,
-                                "strategy": only["strategy"], "other": None,
-                                "mean": only["test_accuracy_mean"], "std": only["test_accuracy_std"],
-                                "n": only["n_seeds"], "other_mean": None, "other_std": None,
-                                "other_n": 0, "difference": None, "difference_std": None,
-                                "paired": False})
+                          "strategy": only["strategy"], "other": None,
+                          "mean": only["test_accuracy_mean"], "std": only["test_accuracy_std"],
+                          "n": only["n_seeds"], "other_mean": None, "other_std": None,
+                          "other_n": 0, "difference": None, "difference_std": None,
+                          "paired": False})
         elif ranked:
             item = _difference(results, ranked[0]["strategy"], ranked[1]["strategy"], budget)
             found.append({"kind": "winner", **item})
-        present = {r["strategy"] for r in rows}
-        for row in rows:
-            name = row["strategy"]
-            if not name.startswith(GAN_PREFIX):
-                continue
-            control = RANDOM_PREFIX + name[len(GAN_PREFIX):]
+        present = [r["strategy"] for r in rows]
+        gan = [name for name in present if family_of(name) == "gan"]
+        for name in gan:
+            control = control_of(name)
             if control in present:
-                found.append({"kind": "control",
-                                    **_difference(results, name, control, budget)})
-        if SCRATCH in present:
-            for row in rows:
-                if row["strategy"].startswith(GAN_PREFIX):
-                    found.append({"kind": "scratch",
-                                        **_difference(results, row["strategy"], SCRATCH, budget)})
+                found.append({"kind": "control", **_difference(results, name, control, budget)})
+        for baseline in (name for name in present if family_of(name) == "scratch"):
+            for name in gan:
+                found.append({"kind": "scratch", **_difference(results, name, baseline, budget)})
     return found
 
 
@@ -339,27 +307,28 @@ def render_comparison(item: dict[str, Any]) -> str:
     sign = f"{100.0 * item['difference']:+.1f} points"
     detail = f"{name} {_pct(item['mean'])} vs {other} {_pct(item['other_mean'])}"
     if item["kind"] == "control":
-        what = name[len(GAN_PREFIX):]
+        info = STRATEGIES.get(name)
+        what = name if info is None else info.method
         return (f"{where} GAN pretraining vs a random trunk ({what}): {sign} "
                 f"({_spread(item)}; {detail}).")
     if item["kind"] == "scratch":
-        return f"{where} {name} vs scratch: {sign} ({_spread(item)}; {detail})."
+        return f"{where} {name} vs {other}: {sign} ({_spread(item)}; {detail})."
     raise ValueError(f"unknown comparison kind {item['kind']!r}; expected 'winner', 'control' or "
                      "'scratch'")
 
 
-def verdict(results: list[dict[str, Any]]) -> list[str]:
+def verdict(results: list[StrategyResult]) -> list[str]:
     """The verdict in plain sentences: per budget the winner, GAN vs random trunk, GAN vs scratch.
 
     Args:
-        results: Result records, one per trained model.
+        results: One per trained model.
 
     Returns:
         One sentence per comparison from :func:`comparisons`, in the same order; empty when no
-        record has results.
+        result has a test accuracy.
 
     Example:
-        >>> records = [{"strategy": s, "labels_per_class": 10, "seed": seed, "test_accuracy": acc}
+        >>> records = [StrategyResult(s, 10, seed=seed, test_accuracy=acc)
         ...            for s, accs in {"scratch": [0.60, 0.62], "gan-frozen": [0.70, 0.71]}.items()
         ...            for seed, acc in enumerate(accs)]
         >>> for line in verdict(records):  # doctest: +NORMALIZE_WHITESPACE

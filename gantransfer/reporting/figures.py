@@ -10,9 +10,12 @@ import io
 from typing import Any, Sequence
 
 import numpy as np
+from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
 
-from gantransfer.evaluation.summary import budget_label, budget_sort_key, is_ok, normalize_budget
+from gantransfer.evaluation.results import StrategyResult
+from gantransfer.evaluation.summary import budget_label, budget_sort_key
+from gantransfer.registry import OTHER, STRATEGIES
 
 DPI = 110
 # Class names label the confusion-matrix axes up to this many classes; cell values up to _ANNOTATE.
@@ -26,28 +29,50 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def strategy_styles(strategies: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """A colour and line style per strategy, the same in every figure of a report.
+# One hue per family (the registry's), a shade of it per method, so a GAN strategy and its
+# random-trunk control read as a pair and a strategy looks the same in every report. Names outside
+# the registry are greys.
+FAMILY_COLOURS = {"gan": "#1f77b4", "random": "#d62728", "imagenet": "#2ca02c",
+                  "scratch": "#ff7f0e", "pixels": "#9467bd", OTHER: "#7f7f7f"}
+FAMILY_LINESTYLES = {"gan": "-", "random": "--", "imagenet": "-."}  # the rest dotted
+# The same method draws the same marker in every family: gan-frozen and random-frozen match.
+METHOD_MARKERS = {"full": "o", "frozen": "s", "finetune": "^", "linear-probe": "D"}
 
-    GAN trunks draw solid lines, random-trunk controls dashed, ImageNet dash-dotted, others dotted.
+
+def _shade(colour: str, index: int, count: int) -> str:
+    """``colour`` mixed with white: not at all for ``index`` 0, up to about half at ``count - 1``."""
+    mix = 0.5 * index / (count - 1) if count > 1 else 0.0
+    rgb = np.asarray(to_rgb(colour))
+    return to_hex(rgb + (1.0 - rgb) * mix)
+
+
+def strategy_styles(strategies: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """A colour, line style and marker per strategy, the same in every figure of a report.
+
+    Everything comes from the strategy registry: the colour's hue and the line style from the
+    family (GAN trunks solid blues, random-trunk controls dashed reds, ImageNet dash-dotted greens,
+    the rest dotted), its shade and the marker from the method. Names outside the registry are
+    dotted greys, one shade each.
 
     Example:
-        >>> strategy_styles(["scratch", "gan-frozen"])["gan-frozen"]["linestyle"]
-        '-'
+        >>> styles = strategy_styles(["scratch", "gan-frozen", "random-frozen", "mine"])
+        >>> styles["gan-frozen"]["linestyle"], styles["random-frozen"]["marker"]
+        ('-', 's')
+        >>> styles["mine"]["color"]
+        '#7f7f7f'
     """
-    palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
-               "#17becf", "#7f7f7f", "#bcbd22"]
+    unknown = [name for name in dict.fromkeys(strategies) if name not in STRATEGIES]
+    methods = list(METHOD_MARKERS)
     styles = {}
-    for index, name in enumerate(strategies):
-        if name.startswith("gan-"):
-            linestyle = "-"
-        elif name.startswith("random-"):
-            linestyle = "--"
-        elif name.startswith("imagenet-"):
-            linestyle = "-."
-        else:
-            linestyle = ":"
-        styles[name] = {"color": palette[index % len(palette)], "linestyle": linestyle}
+    for name in strategies:
+        info = STRATEGIES.get(name)
+        if info is None:
+            colour = _shade(FAMILY_COLOURS[OTHER], unknown.index(name), len(unknown))
+            styles[name] = {"color": colour, "linestyle": ":", "marker": "o"}
+            continue
+        colour = _shade(FAMILY_COLOURS[info.family], methods.index(info.method), len(methods))
+        styles[name] = {"color": colour, "linestyle": FAMILY_LINESTYLES.get(info.family, ":"),
+                        "marker": METHOD_MARKERS[info.method]}
     return styles
 
 
@@ -94,7 +119,7 @@ def accuracy_figure(summary: list[dict[str, Any]], strategies: Sequence[str]) ->
               + (0.0 if log_axis else offset * 4) for r in rows]
         ys = [100.0 * r["test_accuracy_mean"] for r in rows]
         errors = [100.0 * (r["test_accuracy_std"] or 0.0) for r in rows]
-        axes.errorbar(xs, ys, yerr=errors, label=strategy, marker="o", markersize=4, capsize=3,
+        axes.errorbar(xs, ys, yerr=errors, label=strategy, markersize=4, capsize=3,
                       linewidth=1.6, elinewidth=1.0, **styles[strategy])
     if log_axis:
         axes.set_xscale("log")
@@ -121,34 +146,41 @@ def _history_keys(history: dict[str, Any]) -> tuple[str, str | None, str]:
     return key, val_key, "accuracy (%)" if "acc" in str(key) else str(key)
 
 
-def pick_history_records(results: list[dict[str, Any]],
-                         strategies: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Per strategy, the record whose history to draw: the lowest seed at its largest budget.
+def pick_history_records(results: list[StrategyResult],
+                         strategies: Sequence[str]) -> dict[str, StrategyResult]:
+    """Per strategy, the result whose history to draw: the lowest seed at its largest budget.
 
-    Only ok records with a non-empty ``history`` are considered; strategies without one are left
-    out.
+    Only results with a test accuracy and a non-empty ``history`` are considered; strategies
+    without one are left out.
+
+    Example:
+        >>> results = [StrategyResult("scratch", b, seed=s, test_accuracy=0.5,
+        ...                           history={"loss": [1.0, 0.5]})
+        ...            for b in (10, 100) for s in (1, 0)]
+        >>> chosen = pick_history_records(results, ["scratch", "pixels-linear"])
+        >>> list(chosen), chosen["scratch"].labels_per_class, chosen["scratch"].seed
+        (['scratch'], 100, 0)
     """
-    chosen: dict[str, dict[str, Any]] = {}
+    chosen: dict[str, StrategyResult] = {}
     for strategy in strategies:
-        records = [r for r in results if is_ok(r) and str(r.get("strategy")) == strategy
-                   and isinstance(r.get("history"), dict) and any(r["history"].values())]
+        records = [r for r in results if r.has_results and r.strategy == strategy
+                   and any(r.history.values())]
         if not records:
             continue
-        largest = max((normalize_budget(r.get("labels_per_class")) for r in records),
-                      key=budget_sort_key)
-        at_largest = [r for r in records if normalize_budget(r.get("labels_per_class")) == largest]
+        largest = max((r.labels_per_class for r in records), key=budget_sort_key)
+        at_largest = [r for r in records if r.labels_per_class == largest]
         chosen[strategy] = min(at_largest, key=_seed_key)
     return chosen
 
 
-def _seed_key(record: dict[str, Any]) -> tuple[int, float, str]:
-    seed = record.get("seed")
+def _seed_key(record: StrategyResult) -> tuple[int, float, str]:
+    seed = record.seed
     if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
         return (0, float(seed), "")
     return (1, 0.0, str(seed))
 
 
-def learning_curves_figure(records: dict[str, dict[str, Any]],
+def learning_curves_figure(records: dict[str, StrategyResult],
                            strategies: Sequence[str]) -> bytes | None:
     """Small multiples of train/validation curves per epoch, one panel per strategy.
 
@@ -168,7 +200,7 @@ def learning_curves_figure(records: dict[str, dict[str, Any]],
     figure = Figure(figsize=(3.1 * columns + 0.4, 2.5 * rows + 0.3), layout="constrained")
     for index, strategy in enumerate(names):
         record = records[strategy]
-        history = record["history"]
+        history = record.history
         axes = figure.add_subplot(rows, columns, index + 1)
         key, val_key, label = _history_keys(history)
         scale = 100.0 if "acc" in str(key) else 1.0
@@ -179,8 +211,8 @@ def learning_curves_figure(records: dict[str, dict[str, Any]],
             values = np.asarray([np.nan if v is None else v for v in history[name]], dtype="float64")
             axes.plot(np.arange(1, len(values) + 1), values * scale, linestyle=linestyle,
                       color=color, linewidth=1.5, label=legend)
-        axes.set_title(f"{strategy}\n{budget_label(record.get('labels_per_class'))}, "
-                       f"seed {record.get('seed')}", fontsize=9)
+        axes.set_title(f"{strategy}\n{budget_label(record.labels_per_class)}, "
+                       f"seed {record.seed}", fontsize=9)
         axes.set_xlabel("epoch", fontsize=8)
         axes.set_ylabel(label, fontsize=8)
         axes.tick_params(labelsize=7)

@@ -22,13 +22,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import yaml
 from PIL import Image
 
+from gantransfer.evaluation.results import CSV_COLUMNS, CSV_EXCLUDED, StrategyResult, to_json_safe
 from gantransfer.evaluation.summary import (budget_label, budget_order, budget_sort_key, comparisons,
-                                            is_ok, normalize_budget, render_comparison,
-                                            strategy_order, summarize, verdict)
+                                            normalize_budget, render_comparison, strategy_order,
+                                            summarize)
+from gantransfer.registry import FAMILIES, OTHER, STRATEGIES, family_of
 from gantransfer.reporting import figures
 from gantransfer.runs import atomic_write, atomic_write_json, atomic_write_text
 
@@ -36,47 +37,10 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["CSV_COLUMNS", "to_json_safe", "write_report"]
 
-# results.csv starts with these columns, in this order; other scalar keys of the records follow.
-CSV_COLUMNS = ["strategy", "labels_per_class", "seed", "status", "reason", "test_accuracy",
-               "macro_f1", "train_time_s", "trainable_params", "total_params", "epochs",
-               "learning_rate", "C", "phase_kept", "per_class_accuracy", "notes"]
-# Too large for a table cell; they are in results.json.
-_CSV_EXCLUDED = {"history", "confusion_matrix"}
-
 
 # --------------------------------------------------------------------------------------------------
 # JSON and CSV
 # --------------------------------------------------------------------------------------------------
-
-def to_json_safe(value: Any) -> Any:
-    """A copy of ``value`` that ``json.dumps(..., allow_nan=False)`` accepts.
-
-    NumPy scalars and arrays become Python numbers and lists, NaN and infinities become ``None``,
-    tuples and sets become lists, dict keys become strings, dataclasses become dicts, paths and
-    anything else become strings.
-
-    Example:
-        >>> to_json_safe({"a": np.float32(0.5), "b": float("nan"), 3: (np.int64(1), None)})
-        {'a': 0.5, 'b': None, '3': [1, None]}
-    """
-    if isinstance(value, dict):
-        return {str(key): to_json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json_safe(item) for item in value]
-    if isinstance(value, (set, frozenset)):
-        return [to_json_safe(item) for item in sorted(value, key=str)]
-    if isinstance(value, np.ndarray):
-        return to_json_safe(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, (str, int, bool)):
-        return value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return to_json_safe(dataclasses.asdict(value))
-    return str(value)
-
 
 def _csv_value(value: Any) -> str:
     value = to_json_safe(value)
@@ -89,15 +53,16 @@ def _csv_value(value: Any) -> str:
     return str(value)
 
 
-def _csv_text(results: list[dict[str, Any]]) -> str:
-    extra = sorted({key for record in results for key in record}
-                   - set(CSV_COLUMNS) - _CSV_EXCLUDED)
+def _csv_text(rows: list[dict[str, Any]]) -> str:
+    """results.csv: the fixed columns, then the other scalar fields that any row has a value for."""
+    extra = sorted({key for row in rows for key, value in row.items() if value is not None}
+                   - set(CSV_COLUMNS) - set(CSV_EXCLUDED))
     columns = CSV_COLUMNS + extra
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
-    for record in results:
-        writer.writerow([_csv_value(record.get(column)) for column in columns])
+    for row in rows:
+        writer.writerow([_csv_value(row.get(column)) for column in columns])
     return buffer.getvalue()
 
 
@@ -331,15 +296,15 @@ def _slug(name: str, taken: set[str]) -> str:
 
 
 def _resolve_context(context: dict[str, Any] | None,
-                     results: list[dict[str, Any]]) -> dict[str, Any]:
+                     results: list[StrategyResult]) -> dict[str, Any]:
     """The context with every key the report reads, defaults filled in."""
     context = dict(context or {})
     dataset = str(context.get("dataset") or "unknown dataset")
     class_names = [str(n) for n in (context.get("class_names") or [])]
     num_classes = context.get("num_classes")
     if not num_classes:
-        sizes = [len(r["confusion_matrix"]) for r in results if r.get("confusion_matrix")]
-        sizes += [len(r["per_class_accuracy"]) for r in results if r.get("per_class_accuracy")]
+        sizes = [len(r.confusion_matrix) for r in results if r.confusion_matrix]
+        sizes += [len(r.per_class_accuracy) for r in results if r.per_class_accuracy]
         num_classes = len(class_names) or (max(sizes) if sizes else 0)
     num_classes = int(num_classes)
     if class_names and len(class_names) != num_classes:
@@ -413,7 +378,7 @@ def _costs_table(summary: list[dict[str, Any]], strategies: Sequence[str]) -> _T
     return _Table(header, rows, starts)
 
 
-def _skipped_table(results: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> _Table | None:
+def _skipped_table(results: list[StrategyResult], skipped: list[dict[str, Any]]) -> _Table | None:
     """Strategies skipped as a whole, and records without results, grouped by reason.
 
     A strategy skipped as a whole that also left skipped records with the same reason is shown
@@ -421,13 +386,12 @@ def _skipped_table(results: list[dict[str, Any]], skipped: list[dict[str, Any]])
     """
     groups: dict[tuple[str, str, str], list[Any]] = {}
     for record in results:
-        if is_ok(record):
+        if record.has_results:
             continue
-        status = str(record.get("status") or "ok")
-        reason = record.get("reason") or ("no test accuracy recorded" if status == "ok"
-                                          else "no reason given")
-        key = (str(record.get("strategy", "unknown")), status, str(reason))
-        groups.setdefault(key, []).append(normalize_budget(record.get("labels_per_class")))
+        reason = record.reason or ("no test accuracy recorded" if record.status == "ok"
+                                   else "no reason given")
+        key = (record.strategy, record.status, reason)
+        groups.setdefault(key, []).append(record.labels_per_class)
     rows, shown = [], set()
     for entry in skipped:
         key = (str(entry.get("strategy", "unknown")), "skipped",
@@ -446,14 +410,31 @@ def _skipped_table(results: list[dict[str, Any]], skipped: list[dict[str, Any]])
     return _Table(header, rows)
 
 
-def _record_notes(results: list[dict[str, Any]], strategies: Sequence[str]) -> list[str]:
+def _strategies_table(strategies: Sequence[str]) -> _Table | None:
+    """What each strategy of the run is, from the registry, grouped by family in registry order."""
+    order = [*FAMILIES, OTHER]
+    ranked = sorted(strategies, key=lambda name: order.index(family_of(name)))  # stable
+    rows, starts, previous = [], set(), None
+    for name in ranked:
+        family = family_of(name)
+        if family != previous:
+            starts.add(len(rows))
+            previous = family
+        info = STRATEGIES.get(name)
+        rows.append([_Cell(name), _Cell(family),
+                     _Cell("not in the strategy registry" if info is None else info.description)])
+    if not rows:
+        return None
+    return _Table([_Cell("Strategy"), _Cell("Family"), _Cell("What it is")], rows, starts)
+
+
+def _record_notes(results: list[StrategyResult], strategies: Sequence[str]) -> list[str]:
     notes: list[str] = []
     for strategy in strategies:
         counts: Counter[str] = Counter()
         for record in results:
-            if str(record.get("strategy")) == strategy:
-                raw = record.get("notes") or []
-                counts.update(str(n) for n in ([raw] if isinstance(raw, str) else raw))
+            if record.strategy == strategy:
+                counts.update(record.notes)
         for note, count in counts.items():
             notes.append(f"{strategy}: {note}" + (f" ({count} runs)" if count > 1 else ""))
     return notes
@@ -491,10 +472,10 @@ def _config_text(config: Any) -> str:
         return json.dumps(safe, indent=2)
 
 
-def _blocks(results: list[dict[str, Any]], ctx: dict[str, Any], summary: list[dict[str, Any]],
+def _blocks(results: list[StrategyResult], ctx: dict[str, Any], summary: list[dict[str, Any]],
             comparisons: list[dict[str, Any]]) -> list[Any]:
     strategies = strategy_order(results)
-    ok = [r for r in results if is_ok(r)]
+    ok = [r for r in results if r.has_results]
     blocks: list[Any] = [_Heading(ctx["title"], 1)]
     facts = [f"Dataset: {ctx['dataset']}", _count(ctx["num_classes"], "class", "classes"),
              _count(len(results), "model") + f" ({len(ok)} with results)",
@@ -585,6 +566,11 @@ def _blocks(results: list[dict[str, Any]], ctx: dict[str, Any], summary: list[di
                                  "were chosen on validation data (×n counts seeds)."))
         blocks.append(_costs_table(summary, strategies))
 
+    described = _strategies_table(strategies)
+    if described is not None:
+        blocks.append(_Heading("Strategies"))
+        blocks.append(described)
+
     notes = ctx["notes"] + _record_notes(results, strategies)
     if notes:
         blocks.append(_Heading("Notes"))
@@ -596,18 +582,18 @@ def _blocks(results: list[dict[str, Any]], ctx: dict[str, Any], summary: list[di
     return blocks
 
 
-def _confusion_images(ok: list[dict[str, Any]], strategies: Sequence[str],
+def _confusion_images(ok: list[StrategyResult], strategies: Sequence[str],
                       ctx: dict[str, Any]) -> list[_Image]:
     num_classes = ctx["num_classes"]
     images, taken = [], set()
     if num_classes < 1:
         return images
     for strategy in strategies:
-        records = [r for r in ok if str(r.get("strategy")) == strategy and r.get("confusion_matrix")]
-        for budget in sorted({normalize_budget(r.get("labels_per_class")) for r in records},
-                             key=budget_sort_key, reverse=True):
-            at_budget = [r for r in records if normalize_budget(r.get("labels_per_class")) == budget]
-            matrix = figures.normalized_confusion([r["confusion_matrix"] for r in at_budget],
+        records = [r for r in ok if r.strategy == strategy and r.confusion_matrix]
+        for budget in sorted({r.labels_per_class for r in records}, key=budget_sort_key,
+                             reverse=True):
+            at_budget = [r for r in records if r.labels_per_class == budget]
+            matrix = figures.normalized_confusion([r.confusion_matrix for r in at_budget],
                                                   num_classes)
             if matrix is None:
                 continue
@@ -622,38 +608,34 @@ def _confusion_images(ok: list[dict[str, Any]], strategies: Sequence[str],
     return images
 
 
-def _check_results(results: Any) -> list[dict[str, Any]]:
+def _check_results(results: Any) -> list[StrategyResult]:
     if not isinstance(results, (list, tuple)):
-        raise ValueError(f"results must be a list of result records (dicts). Received: "
-                         f"{type(results).__name__}")
+        raise TypeError(f"write_report takes a list of StrategyResult. Received: "
+                        f"{type(results).__name__}")
     for index, record in enumerate(results):
-        if not isinstance(record, dict):
-            raise ValueError(f"results[{index}] must be a dict. Received: {type(record).__name__}")
-        if not record.get("strategy"):
-            raise ValueError(f"results[{index}] has no 'strategy'; every record must name the "
-                             f"strategy that trained it. Received keys: {sorted(record)}")
-        if "labels_per_class" not in record:
-            raise ValueError(f"results[{index}] ({record['strategy']}) has no 'labels_per_class'; "
-                             "pass an int or 'all'")
-    return [dict(record) for record in results]
+        if not isinstance(record, StrategyResult):
+            hint = (" (StrategyResult.from_row(row) reads a row of results.json)"
+                    if isinstance(record, dict) else "")
+            raise TypeError(f"results[{index}] must be a StrategyResult{hint}. Received: "
+                            f"{type(record).__name__}")
+    return list(results)
 
 
-def write_report(results: list[dict[str, Any]], run_dir: str | Path,
+def write_report(results: list[StrategyResult], run_dir: str | Path,
                  context: dict[str, Any] | None = None) -> dict[str, Path]:
     """Writes the comparison report of a set of trained models into ``run_dir``.
 
-    Files written (atomically): ``results.csv`` (one row per record, flat columns),
+    Files written (atomically): ``results.csv`` (one row per result, flat columns),
     ``results.json`` (``context``, ``results``, ``summary``, ``verdict`` and ``comparisons``; NaN
     becomes ``null``), ``report.md``, ``report.html`` (self-contained: inline CSS, images as data
     URIs) and the figures as PNG files under ``figures/`` (linked from ``report.md``).
 
     Args:
-        results: Result records, one per trained model. Each needs ``strategy`` and
-            ``labels_per_class`` (an int or ``"all"``); ok records need ``test_accuracy``; all
-            other keys (``seed``, ``status``, ``reason``, ``macro_f1``, ``confusion_matrix``,
-            ``history``, ``train_time_s``, ``trainable_params``, ``total_params``, ``epochs``,
-            ``learning_rate``, ``C``, ``phase_kept``, ``notes``, ...) are optional. Records whose
-            ``status`` is not ``"ok"`` are listed with their ``reason`` under "Skipped".
+        results: One :class:`~gantransfer.evaluation.results.StrategyResult` per trained model
+            (rows are :meth:`StrategyResult.to_row`). Results without a test accuracy, or whose
+            ``status`` is not ``"ok"``, are listed with their ``reason`` under "Skipped".
+            Strategies are described and coloured by their registry family; names outside the
+            registry are shown as family "other".
         run_dir: The folder to write into; created if missing.
         context: Optional keys ``dataset``, ``class_names``, ``num_classes``, ``title``, ``gan``
             (a dict with e.g. ``run_dir``, ``epochs``, ``source_dataset`` and ``samples_png``, the
@@ -665,12 +647,12 @@ def write_report(results: list[dict[str, Any]], run_dir: str | Path,
         ``"results.json"``, ``"report.md"`` and ``"report.html"``.
 
     Raises:
-        ValueError: If ``results`` is not a list of dicts that each name a strategy and a budget.
+        TypeError: If ``results`` is not a list of :class:`StrategyResult`.
 
     Example:
-        >>> paths = write_report(
-        ...     [{"strategy": "scratch", "labels_per_class": 10, "seed": 0, "test_accuracy": 0.5}],
-        ...     "outputs/example-report", {"dataset": "digits", "num_classes": 10})
+        >>> from gantransfer.evaluation.results import StrategyResult
+        >>> paths = write_report([StrategyResult("scratch", 10, seed=0, test_accuracy=0.5)],
+        ...                      "outputs/example-report", {"dataset": "digits", "num_classes": 10})
         >>> sorted(paths)
         ['report.html', 'report.md', 'results.csv', 'results.json']
         >>> sorted(p.name for p in (paths["report.md"].parent / "figures").iterdir())
@@ -689,13 +671,14 @@ def write_report(results: list[dict[str, Any]], run_dir: str | Path,
                 [block] if isinstance(block, _Image) else []):
             atomic_write(run_dir / image.file, lambda handle, data=image.png: handle.write(data))
 
+    rows = [result.to_row() for result in results]
     paths = {"results.csv": run_dir / "results.csv"}
-    atomic_write_text(paths["results.csv"], _csv_text(results))
+    atomic_write_text(paths["results.csv"], _csv_text(rows))
 
     document = to_json_safe({"context": {**(context or {}), **{k: ctx[k] for k in
                                                               ("dataset", "class_names",
                                                                "num_classes", "title")}},
-                             "results": results, "summary": summary,
+                             "results": rows, "summary": summary,
                              "verdict": [render_comparison(item) for item in compared],
                              "comparisons": compared})
     json.dumps(document, allow_nan=False)  # Fails loudly here rather than writing invalid JSON.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import keras
 import numpy as np
@@ -19,10 +19,10 @@ from gantransfer.config import TransferConfig
 from gantransfer.data import Dataset, select_labels_per_class
 from gantransfer.errors import ConfigError, DataError
 from gantransfer.evaluation.metrics import classification_metrics
+from gantransfer.evaluation.results import StrategyResult
+from gantransfer.registry import STRATEGIES, in_family
 from gantransfer.runs import atomic_save
-from gantransfer.registry import STRATEGIES as REGISTRY
-from gantransfer.registry import in_family
-from gantransfer.transfer_learning.strategies import STRATEGIES, Split, StrategyContext, StrategySkipped
+from gantransfer.transfer_learning.strategies import RUNNERS, Split, StrategyContext, StrategySkipped
 from gantransfer.transfer_learning.trunks import TrunkArchitecture, architecture_of, load_discriminator
 
 logger = logging.getLogger(__name__)
@@ -31,11 +31,16 @@ Budget = int | str  # a number of labels per class, or "all"
 
 
 def check_strategies(names: list[str]) -> list[str]:
-    """Checks strategy names, listing the valid ones on a mistake."""
+    """Checks strategy names against the registry, listing the valid ones on a mistake.
+
+    Example:
+        >>> check_strategies(["scratch", "pixels-linear", "scratch"])
+        ['scratch', 'pixels-linear']
+    """
     unknown = [n for n in names if n not in STRATEGIES]
     if unknown or not names:
         raise ConfigError(f"strategies: received {', '.join(unknown) or 'none'}, expected some of "
-                          f"{', '.join(REGISTRY)}")
+                          f"{', '.join(STRATEGIES)}")
     return list(dict.fromkeys(names))
 
 
@@ -73,7 +78,7 @@ def budget_split(y: np.ndarray, budget: Budget, seed: int, validation_fraction: 
 class TransferRun:
     """What :func:`run_transfer` produced."""
 
-    results: list[dict[str, Any]] = field(default_factory=list)
+    results: list[StrategyResult] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
     architecture: TrunkArchitecture | None = None
     notes: list[str] = field(default_factory=list)
@@ -100,26 +105,26 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
                  architecture: TrunkArchitecture | None = None,
                  validation_fraction: float = 0.2, models_dir: str | Path | None = None,
                  verbose: bool = False,
-                 on_result: Callable[[dict[str, Any]], None] | None = None) -> TransferRun:
+                 on_result: Callable[[StrategyResult], None] | None = None) -> TransferRun:
     """Runs every strategy at every budget and seed on a labeled dataset.
 
     Args:
         dataset: The target data, already at the trunk's image size and channels, with its own test
             split; its validation split is not used (validation comes from the budget).
-        strategies: Names from :data:`gantransfer.transfer_learning.strategies.STRATEGIES`.
+        strategies: Names from the registry, :data:`gantransfer.registry.STRATEGIES`.
         labels_per_class: Budgets, e.g. ``[10, 100, "all"]``.
         seeds: Seeds 0..seeds-1 draw the budget, the validation split and initialisations.
         settings: How every strategy trains.
         discriminator: The GAN's discriminator (model, ``.keras`` file or run folder); needed by
-            the ``gan-*`` strategies only.
+            the strategies that need a ``discriminator`` (the registry's ``gan`` family).
         architecture: The trunk architecture when no discriminator is given.
         validation_fraction: Share of each class's budget held out for validation.
         models_dir: Where trained classifiers are saved, or None to not save them.
         verbose: Show a progress bar per model.
-        on_result: Called with each record as soon as it is ready.
+        on_result: Called with each result as soon as it is ready.
 
     Returns:
-        A :class:`TransferRun` with one record per (strategy, budget, seed).
+        A :class:`TransferRun` with one :class:`StrategyResult` per (strategy, budget, seed).
     """
     strategies = check_strategies(strategies)
     if dataset.num_classes is None or not dataset.train.labeled:
@@ -130,8 +135,8 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
     disc_model = load_discriminator(discriminator) if discriminator is not None else None
     if disc_model is not None:
         architecture = architecture_of(disc_model)
-    elif any("discriminator" in REGISTRY[name].needs for name in strategies):
-        needy = [n for n in strategies if "discriminator" in REGISTRY[n].needs]
+    elif any("discriminator" in STRATEGIES[name].needs for name in strategies):
+        needy = [n for n in strategies if "discriminator" in STRATEGIES[n].needs]
         raise ConfigError(f"strategies {', '.join(needy)} "
                           "need a trained GAN: pass --gan-run RUN_DIR or --discriminator FILE")
     if architecture is None:
@@ -165,33 +170,32 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
                 base = {"strategy": name, "labels_per_class": budget, "seed": seed,
                         "train_images": len(train_idx), "val_images": len(val_idx)}
                 if name in skipped_reasons:
-                    record = {**base, "status": "skipped", "reason": skipped_reasons[name]}
+                    record = StrategyResult(**base, status="skipped", reason=skipped_reasons[name])
                 else:
                     logger.info("%s", label)
                     context = StrategyContext(split=split, settings=settings,
                                               architecture=architecture, discriminator=disc_model,
                                               verbose=verbose, label=label)
                     try:
-                        outcome = STRATEGIES[name](context)
+                        outcome = RUNNERS[name](context)
                     except StrategySkipped as reason:
                         # ImageNet strategies share one backbone: if it cannot be had, skip all.
-                        family = REGISTRY[name].family
+                        family = STRATEGIES[name].family
                         group = in_family(family) if family == "imagenet" else (name,)
                         for member in group:
                             if member in strategies and member not in skipped_reasons:
                                 skipped_reasons[member] = str(reason)
                                 run.skipped.append({"strategy": member, "reason": str(reason)})
                         logger.warning("skipping %s: %s", name, reason)
-                        record = {**base, "status": "skipped", "reason": str(reason)}
+                        record = StrategyResult(**base, status="skipped", reason=str(reason))
                     else:
-                        record = {**base, **outcome.record,
-                                  **classification_metrics(test.y, outcome.predictions,
-                                                           dataset.num_classes)}
-                        if models_dir is not None:
-                            record["model_file"] = _save_model(outcome.model, Path(models_dir),
-                                                               name, budget, seed)
+                        model_file = None if models_dir is None else _save_model(
+                            outcome.model, Path(models_dir), name, budget, seed)
+                        record = StrategyResult(**base, **outcome.record, model_file=model_file,
+                                                **classification_metrics(test.y, outcome.predictions,
+                                                                         dataset.num_classes))
                         logger.info("  %s: test accuracy %.4f, %.1f s", name,
-                                    record["test_accuracy"], record["train_time_s"])
+                                    record.test_accuracy, record.train_time_s)
                 run.results.append(record)
                 if on_result is not None:
                     on_result(record)

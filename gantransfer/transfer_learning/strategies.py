@@ -1,12 +1,23 @@
-"""The transfer strategies: a registry of names to functions that train and evaluate one model.
+"""The transfer strategies' runners: for each name in the strategy registry, the function that
+trains and evaluates one model.
+
+The facts about a strategy (family, needs, description) are in :mod:`gantransfer.registry`; here
+each runner is registered against a registry name with :func:`runs`, into :data:`RUNNERS`, and the
+module checks at import that every registry entry has exactly one runner.
 
 Each strategy gets the same care: the same labeled budget split into train and validation, learning
 rates chosen and early stopping done on validation, optional augmentation, and one touch of the test
 set at the end. Frozen strategies without augmentation compute the frozen trunk's features once and
 train the head on them (:func:`cached_features`), which gives the same model much faster.
 
-A strategy returns a :class:`StrategyOutcome`: the model, its test predictions and a record for the
-results files (see :mod:`gantransfer.reporting.report` for the fields).
+A runner returns a :class:`StrategyOutcome`: the model, its test predictions and the fields it
+knows of its :class:`~gantransfer.evaluation.results.StrategyResult`; the protocol adds the budget,
+the seed and the test metrics.
+
+Example:
+    >>> from gantransfer.registry import STRATEGIES
+    >>> sorted(RUNNERS) == sorted(STRATEGIES)
+    True
 """
 
 from __future__ import annotations
@@ -20,7 +31,8 @@ import keras
 import numpy as np
 
 from gantransfer.config import TransferConfig
-from gantransfer.errors import GantransferError
+from gantransfer.errors import ConfigError, GantransferError
+from gantransfer.registry import STRATEGIES, strategy
 from gantransfer.transfer_learning.classifiers import (augmentation, build_classifier, build_head,
                                               count_parameters, fit_selected)
 from gantransfer.transfer_learning.probe import (fit_probe, pixel_features, probe_as_keras,
@@ -67,7 +79,8 @@ class StrategyContext:
 
 @dataclass
 class StrategyOutcome:
-    """A trained model, its test predictions, and its record for the results."""
+    """A trained model, its test predictions, and its fields of the results (``StrategyResult``'s
+    names: ``train_time_s``, ``learning_rate``, ``notes``, ...)."""
 
     model: Any
     predictions: np.ndarray
@@ -79,6 +92,35 @@ def _record(**values: Any) -> dict[str, Any]:
             "history": {}, "notes": [], "epochs": 0}
     base.update(values)
     return base
+
+
+Runner = Callable[[StrategyContext], StrategyOutcome]
+# Strategy name (a key of gantransfer.registry.STRATEGIES) -> the function that runs it.
+RUNNERS: dict[str, Runner] = {}
+
+
+def runs(name: str) -> Callable[[Runner], Runner]:
+    """Registers the decorated function as the runner of the registry's strategy ``name``.
+
+    A name outside the registry, or one that already has a runner, is refused: the registry says
+    what strategies exist, and each has exactly one runner.
+
+    Example:
+        >>> runs("gan-frozn")
+        Traceback (most recent call last):
+        ...
+        gantransfer.errors.ConfigError: unknown strategy 'gan-frozn' (did you mean 'gan-frozen'?); ...
+    """
+    strategy(name)  # raises, listing the valid names, for a name outside the registry
+
+    def register(runner: Runner) -> Runner:
+        if name in RUNNERS:
+            raise ConfigError(f"strategy {name!r} already runs with {RUNNERS[name].__name__}; "
+                              f"a second runner {runner.__name__} is refused")
+        RUNNERS[name] = runner
+        return runner
+
+    return register
 
 
 def _progress(ctx: StrategyContext, what: str) -> str | None:
@@ -203,6 +245,7 @@ def _probe_outcome(ctx: StrategyContext, trunk: keras.Model | None,
         total_params=model.count_params(), notes=notes))
 
 
+@runs("scratch")
 def run_scratch(ctx: StrategyContext) -> StrategyOutcome:
     """The discriminator's architecture, randomly initialised, all of it trained."""
     s, split = ctx.settings, ctx.split
@@ -219,39 +262,45 @@ def run_scratch(ctx: StrategyContext) -> StrategyOutcome:
     return StrategyOutcome(outcome.model, predictions, _record(
         learning_rate=outcome.learning_rate, epochs=outcome.epochs, history=outcome.history,
         train_time_s=time.perf_counter() - started, trainable_params=trainable, total_params=total,
-        notes=["the discriminator's architecture, randomly initialised, all of it trained"]))
+        notes=[strategy("scratch").description]))
 
 
+@runs("gan-frozen")
 def run_gan_frozen(ctx: StrategyContext) -> StrategyOutcome:
     """The trunk from the discriminator, frozen in inference mode; only the head trains."""
     notes: list[str] = []
     return _frozen_outcome(ctx, _prepared_trunk(ctx, True, notes), notes)
 
 
+@runs("gan-finetune")
 def run_gan_finetune(ctx: StrategyContext) -> StrategyOutcome:
     """The trunk from the discriminator: head first, then everything at a lower rate."""
     notes: list[str] = []
     return _finetune_outcome(ctx, _prepared_trunk(ctx, True, notes), notes)
 
 
+@runs("gan-linear-probe")
 def run_gan_linear_probe(ctx: StrategyContext) -> StrategyOutcome:
     """The DCGAN paper's protocol: all conv features max-pooled to 4x4, a linear classifier."""
     notes: list[str] = []
     return _probe_outcome(ctx, _prepared_trunk(ctx, True, notes), notes)
 
 
+@runs("random-frozen")
 def run_random_frozen(ctx: StrategyContext) -> StrategyOutcome:
     """Control: the discriminator's architecture, randomly initialised and frozen; the head trains."""
     notes: list[str] = []
     return _frozen_outcome(ctx, _prepared_trunk(ctx, False, notes), notes)
 
 
+@runs("random-linear-probe")
 def run_random_linear_probe(ctx: StrategyContext) -> StrategyOutcome:
     """Control: the linear-probe protocol on a random trunk of the same architecture."""
     notes: list[str] = []
     return _probe_outcome(ctx, _prepared_trunk(ctx, False, notes), notes)
 
 
+@runs("pixels-linear")
 def run_pixels_linear(ctx: StrategyContext) -> StrategyOutcome:
     """Control: the same linear classifier on raw pixels."""
     return _probe_outcome(ctx, None, ["raw pixels, no trunk"])
@@ -272,26 +321,28 @@ def _backbone(ctx: StrategyContext, notes: list[str]) -> keras.Model:
     return trunk
 
 
+@runs("imagenet-frozen")
 def run_imagenet_frozen(ctx: StrategyContext) -> StrategyOutcome:
     """An ImageNet backbone, frozen in inference mode; only the head trains."""
     notes: list[str] = []
     return _frozen_outcome(ctx, _backbone(ctx, notes), notes)
 
 
+@runs("imagenet-finetune")
 def run_imagenet_finetune(ctx: StrategyContext) -> StrategyOutcome:
     """An ImageNet backbone: head first, then everything at a lower rate."""
     notes: list[str] = []
     return _finetune_outcome(ctx, _backbone(ctx, notes), notes)
 
 
-STRATEGIES: dict[str, Callable[[StrategyContext], StrategyOutcome]] = {
-    "scratch": run_scratch,
-    "gan-frozen": run_gan_frozen,
-    "gan-finetune": run_gan_finetune,
-    "gan-linear-probe": run_gan_linear_probe,
-    "imagenet-frozen": run_imagenet_frozen,
-    "imagenet-finetune": run_imagenet_finetune,
-    "random-frozen": run_random_frozen,
-    "random-linear-probe": run_random_linear_probe,
-    "pixels-linear": run_pixels_linear,
-}
+def _check_runners() -> None:
+    """Every registry entry has a runner: a strategy added to the registry without one fails here,
+    at import, not halfway through a comparison."""
+    missing = [name for name in STRATEGIES if name not in RUNNERS]
+    if missing:
+        raise ImportError(f"strategies {', '.join(missing)} are in gantransfer.registry but have "
+                          "no runner; register one with @runs(name) in "
+                          "gantransfer.transfer_learning.strategies")
+
+
+_check_runners()

@@ -18,7 +18,9 @@ import keras
 
 from gantransfer.config import Config, save_config
 from gantransfer.data import Dataset, load_dataset
+from gantransfer.evaluation.results import StrategyResult
 from gantransfer.gan.train import TrainGanResult, seed_everything, train_gan
+from gantransfer.registry import in_family
 from gantransfer.runs import (atomic_write_json, check_run_dir, machine_description,
                               package_versions, prepare_run_dir)
 from gantransfer.transfer_learning.protocol import run_transfer
@@ -33,17 +35,17 @@ class TransferResult:
 
     Attributes:
         run_dir: The run folder.
-        results: One record per (strategy, labels per class, seed).
+        results: One :class:`StrategyResult` per (strategy, labels per class, seed).
         files: The report files by name (results.csv, results.json, report.md, report.html).
         gan: The GAN training result, for ``compare``.
 
     Example:
         >>> result = compare(config, "outputs/cmp")  # doctest: +SKIP
-        >>> [r["test_accuracy"] for r in result.results if r["status"] == "ok"]  # doctest: +SKIP
+        >>> [r.test_accuracy for r in result.results if r.status == "ok"]  # doctest: +SKIP
     """
 
     run_dir: Path
-    results: list[dict[str, Any]] = field(default_factory=list)
+    results: list[StrategyResult] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
     gan: TrainGanResult | None = None
 
@@ -155,7 +157,7 @@ def _learned_pictures(config: Config, run_dir: Path, disc_model: keras.Model | N
                                    f"class, seed {best['seed']}) found its evidence for class "
                                    f"{name} in the first test image."})
     t = config.transfer
-    if any(name.startswith("imagenet-") for name in t.strategies):
+    if set(t.strategies) & set(in_family("imagenet")):
         from gantransfer.errors import GantransferError
         from gantransfer.transfer_learning.backbones import build_backbone
 
@@ -235,8 +237,8 @@ def transfer(config: Config, run_dir: str | Path, *,
     }
     partial: list[dict[str, Any]] = []
 
-    def keep(record: dict[str, Any]) -> None:  # results so far survive a crash
-        partial.append(record)
+    def keep(record: StrategyResult) -> None:  # results so far survive a crash
+        partial.append(record.to_row())
         atomic_write_json(run_dir / "results.partial.json", {"results": partial})
 
     run = run_transfer(data, t.strategies, t.labels_per_class, t.seeds, t,
@@ -247,13 +249,14 @@ def transfer(config: Config, run_dir: str | Path, *,
     if gan_metrics and context["gan"] is not None:
         context["gan"].update(gan_metrics)
     if t.report_pictures:
-        context["figures"] = _learned_pictures(config, run_dir, disc_model, data, run.results)
+        context["figures"] = _learned_pictures(config, run_dir, disc_model, data,
+                                               [r.to_row() for r in run.results])
     files = write_report(run.results, run_dir, context)
     (run_dir / "results.partial.json").unlink(missing_ok=True)
     atomic_write_json(run_dir / "run.json", {
         "command": "transfer", "versions": package_versions(), "machine": machine_description(),
         "dataset": data.name, "strategies": t.strategies, "labels_per_class": t.labels_per_class,
-        "seeds": t.seeds, "models": len([r for r in run.results if r.get("status") == "ok"]),
+        "seeds": t.seeds, "models": len([r for r in run.results if r.status == "ok"]),
         "wall_time_s": round(time.perf_counter() - started, 2),
         "discriminator": str(discriminator) if isinstance(discriminator, (str, Path)) else None,
     })
