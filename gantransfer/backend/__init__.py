@@ -129,7 +129,8 @@ def value_and_gradient(function: Callable[[Any], Any], inputs: Any) -> tuple[Any
         inputs: An array or tensor.
 
     Returns:
-        ``(value, gradient)``: backend tensors, the gradient shaped like ``inputs``.
+        ``(value, gradient)``: backend tensors, the gradient shaped like ``inputs``. TensorFlow
+        gives None for the gradient when the value does not depend on ``inputs`` at all.
 
     Example:
         >>> import numpy as np

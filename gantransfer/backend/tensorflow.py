@@ -3,6 +3,7 @@
 Import :mod:`gantransfer.backend` instead; it picks this module when Keras runs on TensorFlow.
 
 Example:
+    >>> import sys
     >>> from gantransfer import backend
     >>> backend.resolve("tensorflow") is sys.modules[__name__]
     True
@@ -11,7 +12,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any, Callable
 
 import numpy as np
