@@ -10,13 +10,13 @@ Example:
 """
 
 import importlib
-import os
 from importlib import metadata as _metadata
 from typing import Any
 
-# Keras reads the backend once, at import; gantransfer's train step is written for TensorFlow.
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from gantransfer.backend import select_default as _select_default
+
+# Keras reads the backend once, at import: choose it before anything imports Keras.
+_select_default()
 
 try:
     __version__ = _metadata.version("gantransfer")

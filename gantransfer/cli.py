@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -16,6 +15,7 @@ from typing import Any, Callable
 import click
 
 import gantransfer
+from gantransfer.backend import import_quietly
 from gantransfer.config import load_config
 from gantransfer.errors import GantransferError
 from gantransfer.registry import STRATEGIES
@@ -52,36 +52,6 @@ def _setup_logging(quiet: bool) -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
     logger.propagate = False
-
-
-def _import_backend_quietly() -> None:
-    """Imports TensorFlow and finds its devices with stderr silenced at the file-descriptor level.
-
-    TensorFlow's C++ start-up lines (oneDNN notes, "could not find cuda drivers") are written
-    before its log level applies; users see only gantransfer's own output. Set
-    ``GANTRANSFER_BACKEND_LOGS=1`` to see them.
-    """
-    if os.environ.get("GANTRANSFER_BACKEND_LOGS") == "1" or "tensorflow" in sys.modules:
-        return
-    try:
-        saved = os.dup(2)
-    except OSError:  # No real stderr (e.g. an embedding host): nothing to silence.
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        sys.stderr.flush()
-        os.dup2(devnull, 2)
-        import tensorflow as tf
-
-        tf.config.list_physical_devices()
-        # "N out of the last M calls triggered tf.function retracing": expected when many small
-        # models are trained and evaluated one after another, as a comparison does.
-        logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def _overrides(**flags: Any) -> list[str]:
@@ -150,7 +120,7 @@ def train_gan_command(config_file: str | None, dataset: str | None, image_size: 
     if output_dir is None:
         output_dir = DEFAULT_OUTPUT_ROOT / default_run_name("train-gan", config.data.dataset)
 
-    _import_backend_quietly()
+    import_quietly()
     from gantransfer.gan.train import train_gan
 
     result = train_gan(config, output_dir, resume=resume, overwrite=overwrite)
@@ -249,7 +219,7 @@ def transfer_command(gan_run: Path | None, discriminator: Path | None, config_fi
     config = load_config(config_file or DEFAULT_PRESET, [*flags, *overrides])
     if output_dir is None:
         output_dir = DEFAULT_OUTPUT_ROOT / default_run_name("transfer", config.data.dataset)
-    _import_backend_quietly()
+    import_quietly()
     from gantransfer.workflows.experiment import transfer
 
     result = transfer(config, output_dir, discriminator=gan_run or discriminator,
@@ -288,7 +258,7 @@ def compare_command(epochs: int | None, config_file: str | None, dataset: str | 
         config.train.verbose = 0
     if output_dir is None:
         output_dir = DEFAULT_OUTPUT_ROOT / default_run_name("compare", config.data.dataset)
-    _import_backend_quietly()
+    import_quietly()
     from gantransfer.workflows.experiment import compare
 
     result = compare(config, output_dir, overwrite=overwrite, verbose=not quiet)
@@ -324,31 +294,16 @@ def sample_command(source: Path, num_images: int, seed: int, grid: Path | None,
         raise GantransferError(f"--num-images: received {num_images}, expected an integer >= 1")
     if grid is None and out_dir is None:
         grid = Path("samples.png")
-    targets = [grid] if grid is not None else []
-    if out_dir is not None:
-        count = num_images * (steps or 1)
-        targets += [out_dir / f"sample_{i:04d}.png" for i in range(count)]
-    existing = [str(p) for p in targets if p.exists()]
-    if existing and not overwrite:
-        raise GantransferError(f"{existing[0]} already exists; pass --overwrite to replace it or "
-                               "choose another --grid/--out-dir")
-    _import_backend_quietly()
-    from gantransfer.gan.sampling import interpolate, sample
-    from gantransfer.images import make_grid, save_png
+    import_quietly()
+    from gantransfer.gan.sampling import write_samples
 
-    if steps is not None:
-        rows = interpolate(source, pairs=num_images, steps=steps, seed=seed)
-        images, columns = rows.reshape(-1, *rows.shape[2:]), steps
-    else:
-        images, columns = sample(source, num_images=num_images, seed=seed), None
+    write_samples(source, num_images=num_images, seed=seed, grid=grid, out_dir=out_dir,
+                  interpolate_steps=steps, overwrite=overwrite)
+    count = num_images * (steps or 1)
     if grid is not None:
-        tiled = make_grid(images, columns=columns)
-        save_png(tiled, grid, scale=max(1, 256 // tiled.shape[1]))
-        click.echo(f"wrote {grid} ({len(images)} images)")
+        click.echo(f"wrote {grid} ({count} images)")
     if out_dir is not None:
-        for i, image in enumerate(images):
-            save_png(image, out_dir / f"sample_{i:04d}.png")
-        click.echo(f"wrote {len(images)} images to {out_dir}")
+        click.echo(f"wrote {count} images to {out_dir}")
 
 
 @cli.command("evaluate-gan")
@@ -369,7 +324,7 @@ def evaluate_gan_command(run_dir: Path, num_images: int, extractor: str, seed: i
       gantransfer evaluate-gan outputs/fmnist-gan --num-images 5000 --extractor classifier
     """
     _setup_logging(quiet=False)
-    _import_backend_quietly()
+    import_quietly()
     from gantransfer.workflows.scoring import evaluate_gan
 
     scores = evaluate_gan(run_dir, num_images=num_images, extractor=extractor, seed=seed)
@@ -410,62 +365,15 @@ def visualize_command(source: Path, dataset: str | None, image_file: Path | None
       gantransfer visualize outputs/cmp/models/gan-finetune_lpc-10_seed-0.keras --index 3 --embedding tsne
     """
     _setup_logging(quiet=False)
-    _import_backend_quietly()
-    import numpy as np
+    import_quietly()
+    from gantransfer.workflows.pictures import visualize_model
 
-    from gantransfer import visualize as vis
-    from gantransfer.data import load_dataset
-    from gantransfer.runs import atomic_write_json
-
-    model_file = source / "discriminator.keras" if source.is_dir() else source
-    if not model_file.is_file():
-        raise GantransferError(f"{str(source)!r} is neither a .keras model nor a train-gan run folder")
-    if dataset is None and source.is_dir() and (source / "config.yaml").is_file():
-        dataset = load_config(source / "config.yaml").data.dataset
-    dataset = dataset or "digits"
-    out_dir = out_dir or DEFAULT_OUTPUT_ROOT / default_run_name("visualize", dataset)
-    names = ["filters.png", "feature_maps.png", "gradcam.png", "embedding.png"]
-    if out_dir.exists() and not overwrite and any((out_dir / n).exists() for n in names):
-        raise GantransferError(f"{str(out_dir)!r} already holds pictures; pass --overwrite or "
-                               "another --out-dir")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    from gantransfer.transfer_learning.trunks import load_discriminator
-
-    model = load_discriminator(model_file)
-    _, size, _, channels = model.input_shape
-    data = load_dataset(dataset, image_size=int(size), channels=int(channels), seed=0)
-    pool = data.test if len(data.test) else data.train
-    if image_file is not None:
-        from PIL import Image
-
-        picture = np.asarray(Image.open(image_file).convert("RGB" if channels == 3 else "L"))
-        picture = picture[..., None] if picture.ndim == 2 else picture
-    else:
-        if not 0 <= index < len(pool):
-            raise GantransferError(f"--index: received {index}, expected 0..{len(pool) - 1}")
-        picture = pool.load(np.array([index]))[0]
-    x = vis.model_input(model, picture[None])[0]
-    written = {"filters": str(vis.save_grid_png(vis.filter_grid(model), out_dir / "filters.png"))}
-    layers_shown = list(layer_names) or [layer.name for layer in vis._conv_layers(model)][:2]
-    written["feature_maps"] = str(vis.save_grid_png(vis.feature_map_panel(model, x, layers_shown),
-                                                    out_dir / "feature_maps.png"))
-    if model.output_shape[-1] > 1:
-        heatmap, predicted = vis.grad_cam(model, x, class_index)
-        overlay = vis.grad_cam_overlay(x, heatmap)  # a classifier's input is [0, 255] pixels
-        written["gradcam"] = str(vis.save_grid_png(overlay, out_dir / "gradcam.png"))
-        written["gradcam_class"] = predicted
-    if pool.labeled:
-        chosen = np.random.default_rng(0).permutation(len(pool))[:embedding_images]
-        chosen.sort()
-        points = vis.embed(vis.trunk_features(model, pool.load(chosen)), embedding)
-        vis.embedding_figure({model.name: (points, pool.y[chosen])}, out_dir / "embedding.png",
-                             data.class_names, embedding)
-        written["embedding"] = str(out_dir / "embedding.png")
-    atomic_write_json(out_dir / "visualize.json", {"model": str(model_file), "dataset": dataset,
-                                                   "layers": layers_shown, **written})
-    for key, value in written.items():
-        if key != "gradcam_class":
-            click.echo(f"{key}: {value}")
+    written = visualize_model(source, dataset=dataset, image_file=image_file, index=index,
+                              layers=layer_names, class_index=class_index, embedding=embedding,
+                              embedding_images=embedding_images, out_dir=out_dir,
+                              overwrite=overwrite)
+    for kind, path in written.items():
+        click.echo(f"{kind}: {path}")
 
 
 def main() -> None:

@@ -177,11 +177,10 @@ def machine_description() -> dict[str, Any]:
     try:
         import keras
 
-        info["backend"] = keras.config.backend()
-        if info["backend"] == "tensorflow":
-            import tensorflow as tf
+        from gantransfer import backend
 
-            info["gpus"] = [d.name for d in tf.config.list_physical_devices("GPU")]
+        info["backend"] = keras.config.backend()
+        info["gpus"] = backend.accelerators()
     except Exception:  # The manifest must never fail a run.
         pass
     return info

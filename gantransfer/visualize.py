@@ -16,7 +16,9 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from keras import ops
 
+from gantransfer import backend
 from gantransfer.data.transforms import GAN_RANGE
 from gantransfer.errors import GantransferError
 from gantransfer.images import make_grid, save_png
@@ -31,11 +33,18 @@ def _normalise(values: np.ndarray) -> np.ndarray:
     return np.round((values - low) / (high - low) * 255).astype("uint8")
 
 
-def _conv_layers(model: keras.Model) -> list[keras.layers.Layer]:
+def conv_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """A model's ``Conv2D`` layers in order, looking inside nested models (a classifier's trunk).
+
+    Example:
+        >>> from gantransfer.gan.models import build_discriminator
+        >>> [layer.name for layer in conv_layers(build_discriminator(32, 1, width=0.125))]
+        ['block1_conv', 'block2_conv', 'block3_conv']
+    """
     found = []
     for layer in model.layers:
         if isinstance(layer, keras.Model):
-            found += _conv_layers(layer)
+            found += conv_layers(layer)
         elif isinstance(layer, keras.layers.Conv2D):
             found.append(layer)
     return found
@@ -51,7 +60,7 @@ def _find_layer(model: keras.Model, name: str) -> tuple[keras.Model, keras.layer
                 return _find_layer(layer, name)
             except GantransferError:
                 continue
-    names = [layer.name for layer in _conv_layers(model)]
+    names = [layer.name for layer in conv_layers(model)]
     raise GantransferError(f"no layer {name!r} in model {model.name!r}; its conv layers are: "
                            f"{', '.join(names) or 'none'}")
 
@@ -67,7 +76,7 @@ def filter_grid(model: keras.Model, layer: str | None = None) -> np.ndarray:
         >>> filter_grid(build_discriminator(32, 1, width=0.125)).shape
         (19, 19, 1)
     """
-    convs = _conv_layers(model)
+    convs = conv_layers(model)
     if not convs:
         raise GantransferError(f"model {model.name!r} has no conv layer to show")
     conv = _find_layer(model, layer)[1] if layer else convs[0]
@@ -97,7 +106,7 @@ def feature_maps(model: keras.Model, image: np.ndarray, layer: str | None = None
         >>> feature_maps(d, np.zeros((32, 32, 1), "float32"), "block2_conv").shape
         (37, 37, 1)
     """
-    name = layer or _conv_layers(model)[0].name
+    name = layer or conv_layers(model)[0].name
     owner, target = _find_layer(model, name)
     # A nested trunk takes the same pixels as its classifier (augmentation is off at inference).
     probe = keras.Model(owner.input, target.output)
@@ -117,7 +126,7 @@ def feature_map_panel(model: keras.Model, image: np.ndarray,
         >>> feature_map_panel(build_discriminator(32, 1, width=0.125), np.zeros((32, 32, 1))).shape
         (97, 52, 1)
     """
-    names = list(layers) or [layer.name for layer in _conv_layers(model)][:2]
+    names = list(layers) or [layer.name for layer in conv_layers(model)][:2]
     maps = [feature_maps(model, image, name) for name in names]
     width = max(m.shape[1] for m in maps)
     return np.concatenate([np.pad(m, ((0, 4), (0, width - m.shape[1]), (0, 0))) for m in maps])
@@ -128,8 +137,8 @@ def grad_cam(classifier: keras.Model, image: np.ndarray, class_index: int | None
     """Grad-CAM: a map of where the classifier's evidence for a class lies in the image.
 
     The last conv layer's activations are weighted by the mean gradient of the class score with
-    respect to each channel, summed, passed through ReLU and scaled to [0, 1]. The gradient is the
-    only backend-specific step.
+    respect to each channel, summed, passed through ReLU and scaled to [0, 1]. The gradient comes
+    from :func:`gantransfer.backend.value_and_gradient`; the rest is ``keras.ops``.
 
     Args:
         classifier: A model from pixels to class logits (e.g. from ``gantransfer compare``).
@@ -148,45 +157,37 @@ def grad_cam(classifier: keras.Model, image: np.ndarray, class_index: int | None
         >>> heatmap.shape, index
         ((32, 32), 3)
     """
-    if keras.config.backend() != "tensorflow":
-        raise NotImplementedError(f"grad_cam supports the tensorflow backend; received "
-                                  f"KERAS_BACKEND={keras.config.backend()!r}")
-    import tensorflow as tf
-
-    convs = _conv_layers(classifier)
+    convs = conv_layers(classifier)
     if not convs:
         raise GantransferError(f"model {classifier.name!r} has no conv layer for Grad-CAM")
     name = layer or convs[-1].name
     owner, target = _find_layer(classifier, name)
-    x = tf.convert_to_tensor(np.asarray(image, "float32")[None])
-    if owner is classifier:
-        split = keras.Model(classifier.input, [target.output, classifier.output])
-        with tf.GradientTape() as tape:
-            activations, logits = split(x, training=False)
-            tape.watch(activations)
-            index = int(tf.argmax(logits[0])) if class_index is None else class_index
-            score = logits[:, index]
-        grads = tape.gradient(score, activations)
-    else:  # the conv layer lives in a nested trunk: split the graph at the trunk's output
-        inner = keras.Model(owner.input, [target.output, owner.output])
-        head_layers = classifier.layers[classifier.layers.index(owner) + 1:]
-        with tf.GradientTape() as tape:
-            activations, trunk_out = inner(x, training=False)
-            tape.watch(activations)
-            h = trunk_out
-            for head_layer in head_layers:
-                h = head_layer(h, training=False)
-            logits = h
-            index = int(tf.argmax(logits[0])) if class_index is None else class_index
-            score = logits[:, index]
-        grads = tape.gradient(score, activations)
+    x = ops.convert_to_tensor(np.asarray(image, "float32")[None])
+    activations = keras.Model(owner.input, target.output)(x, training=False)
+    # The rest of the graph as a function of the activations; the pixels stay an input, for the
+    # branches that bypass the layer (a ResNet's shortcuts).
+    rest = keras.Model([owner.input, target.output], owner.output)
+    # A conv layer inside a nested trunk: the classifier's layers after the trunk are its head.
+    head = [] if owner is classifier else classifier.layers[classifier.layers.index(owner) + 1:]
+
+    def logits_of(a):
+        h = rest([x, a], training=False)
+        for head_layer in head:
+            h = head_layer(h, training=False)
+        return h
+
+    if class_index is None:
+        class_index = int(ops.argmax(logits_of(activations)[0]))
+    _, grads = backend.value_and_gradient(lambda a: ops.sum(logits_of(a)[:, class_index]),
+                                          activations)
     if grads is None:
         raise GantransferError(f"no gradient reaches layer {name!r} from the class score")
-    weights = tf.reduce_mean(grads, axis=(1, 2))[:, None, None, :]
-    cam = tf.nn.relu(tf.reduce_sum(weights * activations, axis=-1))[0]
-    cam = tf.image.resize(cam[..., None], image.shape[:2])[..., 0].numpy()
+    weights = ops.mean(grads, axis=(1, 2))[:, None, None, :]
+    cam = ops.relu(ops.sum(weights * activations, axis=-1))[0]
+    cam = ops.image.resize(cam[..., None], image.shape[:2], interpolation="bilinear")[..., 0]
+    cam = ops.convert_to_numpy(cam)
     peak = cam.max()
-    return (cam / peak if peak > 0 else cam).astype("float32"), index
+    return (cam / peak if peak > 0 else cam).astype("float32"), class_index
 
 
 def grad_cam_overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
@@ -288,7 +289,7 @@ def model_input(model: keras.Model, pixels: np.ndarray) -> np.ndarray:
 
 def trunk_features(model: keras.Model, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """The last conv layer's activations (flattened) for uint8 pixels: what a trunk 'sees'."""
-    last = _conv_layers(model)[-1]
+    last = conv_layers(model)[-1]
     owner, target = _find_layer(model, last.name)
     after = owner.layers[owner.layers.index(target) + 1:]
     # Prefer the activation right after the conv (and its BatchNorm), as the trunk passes it on.

@@ -88,6 +88,15 @@ def test_bad_config_file(runner, tmp_path):
     _bad(runner, ["train-gan", "--config", str(path)], "gan.width: received 'wide'")
 
 
+def test_an_unsupported_backend_is_one_clear_line(runner, tmp_path, npz, monkeypatch):
+    import keras
+
+    monkeypatch.setattr(keras.config, "backend", lambda: "jax")
+    _bad(runner, ["train-gan", "--dataset", str(npz), "--epochs", "1",
+                  "--output-dir", str(tmp_path / "run"), *TINY],
+         "received KERAS_BACKEND='jax'. Set KERAS_BACKEND=tensorflow")
+
+
 def test_resume_of_a_folder_that_is_not_a_run(runner, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     _bad(runner, ["train-gan", "--resume", "--output-dir", str(tmp_path)], "is not a run folder")

@@ -6,9 +6,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from gantransfer.cli import cli
-from gantransfer.errors import RunFolderError
+from gantransfer.errors import GantransferError, RunFolderError
 from gantransfer.gan.models import build_generator
-from gantransfer.gan.sampling import interpolate, load_generator, sample
+from gantransfer.gan.sampling import interpolate, load_generator, sample, write_samples
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +103,50 @@ def test_cli_never_overwrites_without_asking(run_dir, tmp_path):
 def test_cli_folder_that_is_not_a_run(tmp_path):
     result = CliRunner().invoke(cli, ["sample", str(tmp_path), "--grid", str(tmp_path / "g.png")])
     assert result.exit_code == 1 and "is not a train-gan run folder" in result.output
+
+
+def test_write_samples_grid_and_files_hold_the_samples(run_dir, tmp_path):
+    written = write_samples(run_dir, num_images=4, seed=2, grid=tmp_path / "g.png",
+                            out_dir=tmp_path / "each")
+    assert written == [tmp_path / "g.png", *[tmp_path / f"each/sample_{i:04d}.png" for i in range(4)]]
+    expected = sample(run_dir, num_images=4, seed=2)
+    for i, path in enumerate(written[1:]):
+        np.testing.assert_array_equal(np.asarray(Image.open(path)), expected[i, :, :, 0])
+    grid = np.asarray(Image.open(written[0]))
+    assert grid.ndim == 2 and grid.shape[0] == grid.shape[1] >= 2 * 28  # 2x2, upscaled
+
+
+def test_write_samples_interpolation_is_one_row_per_pair(run_dir, tmp_path):
+    written = write_samples(run_dir, num_images=2, seed=5, interpolate_steps=4,
+                            grid=tmp_path / "walk.png", out_dir=tmp_path / "walk")
+    assert len(written) == 1 + 2 * 4
+    rows = interpolate(run_dir, pairs=2, steps=4, seed=5)
+    np.testing.assert_array_equal(np.asarray(Image.open(written[1 + 4 + 3])), rows[1, 3, :, :, 0])
+    grid = np.asarray(Image.open(written[0]))
+    scale = grid.shape[1] // (4 * 28 + 5 * 2)  # make_grid pads 2 pixels around every tile
+    assert grid.shape == ((2 * 28 + 3 * 2) * scale, (4 * 28 + 5 * 2) * scale)
+
+
+def test_write_samples_writes_nothing_over_an_existing_file(run_dir, tmp_path):
+    folder = tmp_path / "each"
+    folder.mkdir()
+    (folder / "sample_0002.png").write_bytes(b"precious")
+    with pytest.raises(GantransferError, match="sample_0002.png already exists"):
+        write_samples(run_dir, num_images=3, grid=tmp_path / "g.png", out_dir=folder)
+    assert not (tmp_path / "g.png").exists() and sorted(p.name for p in folder.iterdir()) == [
+        "sample_0002.png"]
+    assert (folder / "sample_0002.png").read_bytes() == b"precious"
+    write_samples(run_dir, num_images=3, out_dir=folder, overwrite=True)
+    assert np.asarray(Image.open(folder / "sample_0002.png")).shape == (28, 28)
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    ({}, "pass a grid file, an out_dir, or both"),
+    ({"grid": "g.png", "num_images": 0}, "num_images: received 0"),
+    ({"grid": "g.png", "interpolate_steps": 1}, "interpolation steps: received 1"),
+])
+def test_write_samples_bad_input(run_dir, tmp_path, kwargs, expected):
+    kwargs = {k: tmp_path / v if k == "grid" else v for k, v in kwargs.items()}
+    with pytest.raises(GantransferError, match=expected):
+        write_samples(run_dir, **kwargs)
+    assert not list(tmp_path.iterdir())

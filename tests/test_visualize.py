@@ -11,6 +11,7 @@ from PIL import Image
 from gantransfer import visualize as vis
 from gantransfer.cli import cli
 from gantransfer.data import load_dataset
+from gantransfer.errors import GantransferError
 from gantransfer.gan.models import build_discriminator
 from gantransfer.transfer_learning.classifiers import build_classifier
 from gantransfer.transfer_learning.trunks import TrunkArchitecture, build_gan_trunk
@@ -102,16 +103,62 @@ def test_visualize_command(tmp_path, classifier):
 
 def test_compare_pictures_embed_every_kind_of_trunk(tmp_path, digits):
     from gantransfer.config import load_config
-    from gantransfer.workflows.experiment import _learned_pictures
+    from gantransfer.workflows.pictures import report_pictures
 
     config = load_config("digits", ["transfer.strategies=gan-frozen,imagenet-frozen",
                                     "transfer.backbone_weights=none",
                                     "transfer.backbone_input_size=32", "transfer.bn_images=50"])
     disc = build_discriminator(32, 1, width=0.125)
-    figures = _learned_pictures(config, tmp_path, disc, digits, results=[])
+    figures = report_pictures(config, tmp_path, disc, digits, results=[])
     titles = [f["title"] for f in figures]
     assert titles == ["First-layer filters of the discriminator", "Discriminator feature maps",
                       "Which trunk separates the classes before any label?"]
     embedding = np.asarray(Image.open(figures[-1]["png"]))
     # GAN trunk, random trunk, ImageNet backbone and pixels: four panels, three per row.
     assert embedding.shape[:2] == (2 * 380, 3 * 420)
+
+
+def test_visualize_model_on_a_classifier_with_an_image_file(tmp_path, classifier, digits):
+    from gantransfer.workflows.pictures import visualize_model
+
+    classifier.save(tmp_path / "clf.keras")
+    Image.fromarray(digits.test.x[5][..., 0]).save(tmp_path / "five.png")
+    written = visualize_model(tmp_path / "clf.keras", image_file=tmp_path / "five.png",
+                              layers=["block2_conv"], class_index=4, embedding_images=60,
+                              out_dir=tmp_path / "pics")
+    assert list(written) == ["filters", "feature_maps", "gradcam", "embedding"]
+    assert all(path.is_file() and path.parent == tmp_path / "pics" for path in written.values())
+    record = json.loads((tmp_path / "pics/visualize.json").read_text())
+    assert record["gradcam_class"] == 4 and record["layers"] == ["block2_conv"]
+    assert record["dataset"] == "digits" and record["model"] == str(tmp_path / "clf.keras")
+    # block2_conv alone: 32 maps of 8x8 in a 6x6 grid, upscaled to at least 256 pixels wide.
+    maps = np.asarray(Image.open(written["feature_maps"]))
+    assert maps.shape[1] % (6 * 9 + 1) == 0 and maps.shape[1] // (6 * 9 + 1) >= 256 // 55
+    with pytest.raises(GantransferError, match="already holds pictures"):
+        visualize_model(tmp_path / "clf.keras", out_dir=tmp_path / "pics")
+    again = visualize_model(tmp_path / "clf.keras", index=2, class_index=1, embedding_images=60,
+                            out_dir=tmp_path / "pics", overwrite=True)
+    assert json.loads((tmp_path / "pics/visualize.json").read_text())["gradcam_class"] == 1
+    assert set(again) == set(written)
+
+
+def test_visualize_model_reads_the_run_folders_dataset(tmp_path):
+    from gantransfer.workflows.pictures import visualize_model
+
+    run = tmp_path / "run"
+    run.mkdir()
+    build_discriminator(32, 1, width=0.125).save(run / "discriminator.keras")
+    images = np.random.default_rng(0).integers(0, 256, (12, 32, 32), dtype="uint8")
+    np.savez(tmp_path / "unlabeled.npz", x=images)
+    (run / "config.yaml").write_text(f"data:\n  dataset: {tmp_path / 'unlabeled.npz'}\n")
+    written = visualize_model(run, index=2, out_dir=tmp_path / "pics")  # 3 of 12 are test images
+    # Unlabeled images: nothing to colour an embedding by; a discriminator: no Grad-CAM.
+    assert list(written) == ["filters", "feature_maps"]
+    record = json.loads((tmp_path / "pics/visualize.json").read_text())
+    assert record["dataset"] == str(tmp_path / "unlabeled.npz")
+    assert record["model"] == str(run / "discriminator.keras")
+    with pytest.raises(GantransferError, match="received 3, expected 0..2"):
+        visualize_model(run, index=3, out_dir=tmp_path / "other")
+    assert not (tmp_path / "other").exists()
+    with pytest.raises(GantransferError, match="neither a .keras model nor a train-gan run"):
+        visualize_model(tmp_path, out_dir=tmp_path / "other")

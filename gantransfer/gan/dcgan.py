@@ -1,8 +1,8 @@
 """The DCGAN as a ``keras.Model``: trained with ``fit()``, its own ``train_step``.
 
 Everything but the gradient step is backend-neutral (``keras.ops``, ``keras.random``). The step
-itself needs the backend's autodiff; it lives in ``_train_step_<backend>`` and ``train_step``
-dispatches on ``keras.config.backend()``.
+itself needs the backend's autodiff: ``train_step`` hands it to :mod:`gantransfer.backend`, which
+picks the module of ``keras.config.backend()`` and says which backends are supported.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import keras
 from keras import ops
 
-SUPPORTED_BACKENDS = ("tensorflow",)
+from gantransfer import backend
 
 
 @keras.saving.register_keras_serializable(package="gantransfer")
@@ -109,28 +109,7 @@ class DCGAN(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
-        backend = keras.config.backend()
-        if backend == "tensorflow":
-            return self._train_step_tensorflow(data)
-        raise NotImplementedError(
-            f"DCGAN.train_step supports the {', '.join(SUPPORTED_BACKENDS)} backend; received "
-            f"KERAS_BACKEND={backend!r}. Set KERAS_BACKEND=tensorflow.")
-
-    def _train_step_tensorflow(self, data):
-        import tensorflow as tf
-
-        real = data[0] if isinstance(data, (tuple, list)) else data
-        noise = self.sample_noise(ops.shape(real)[0])
-        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            fake = self.generator(noise, training=True)
-            real_logits = self.discriminator(real, training=True)
-            fake_logits = self.discriminator(fake, training=True)
-            d_loss, g_loss = self.adversarial_losses(real_logits, fake_logits)
-        d_weights = self.discriminator.trainable_weights
-        g_weights = self.generator.trainable_weights
-        self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_loss, d_weights), d_weights))
-        self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_weights), g_weights))
-        return self.update_metrics(d_loss, g_loss, real_logits, fake_logits)
+        return backend.gan_train_step(self, data)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

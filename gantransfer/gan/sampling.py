@@ -1,5 +1,7 @@
 """Images from a trained generator: samples, grids, one file per image, latent interpolations.
 
+:func:`write_samples` is the library behind ``gantransfer sample``.
+
 Noise comes from ``np.random.default_rng(seed)``, so the same seed gives the same images on any
 backend and machine. Images come out as uint8 in the dataset's channel format: grey generators give
 grey images, colour generators colour ones.
@@ -14,7 +16,7 @@ import numpy as np
 
 from gantransfer.data.transforms import GAN_RANGE
 from gantransfer.errors import GantransferError, RunFolderError
-from gantransfer.images import to_uint8
+from gantransfer.images import make_grid, save_png, to_uint8
 
 
 def load_generator(source: str | Path | keras.Model) -> keras.Model:
@@ -119,3 +121,66 @@ def interpolate(source: str | Path | keras.Model, pairs: int = 4, steps: int = 8
     path = (1 - t) * ends[:, :1] + t * ends[:, 1:]
     images = generate(generator, path.reshape(pairs * steps, -1))
     return images.reshape(pairs, steps, *images.shape[1:])
+
+
+def write_samples(source: str | Path | keras.Model, *, num_images: int = 64, seed: int = 0,
+                  grid: str | Path | None = None, out_dir: str | Path | None = None,
+                  interpolate_steps: int | None = None, overwrite: bool = False) -> list[Path]:
+    """Draws images from a generator and writes them as one PNG grid, one PNG each, or both.
+
+    The grid is upscaled (nearest) to about 256 pixels wide. One-per-image files are named
+    ``sample_0000.png``, ``sample_0001.png``, ... With ``interpolate_steps``, each of the
+    ``num_images`` rows of :func:`interpolate` is a grid row, and the files follow row by row.
+    Nothing is written when any target file already exists, unless ``overwrite``.
+
+    Args:
+        source: A train-gan run folder, a generator ``.keras`` file, or a generator model.
+        num_images: Images to draw; with ``interpolate_steps``, interpolation rows.
+        seed: Seed of the noise; the same seed gives the same images.
+        grid: A PNG file for all the images in one grid.
+        out_dir: A folder for one PNG per image.
+        interpolate_steps: Images per interpolation row (>= 2); None draws plain samples.
+        overwrite: Replace existing files.
+
+    Returns:
+        The files written: the grid first (if asked for), then one per image.
+
+    Raises:
+        GantransferError: If neither ``grid`` nor ``out_dir`` is given, a number is out of range,
+            or a target file exists and ``overwrite`` is false.
+        RunFolderError: If ``source`` holds no generator.
+
+    Example:
+        >>> from gantransfer.gan.models import build_generator
+        >>> generator = build_generator(28, 1, latent_dim=8, width=0.125)
+        >>> [p.name for p in write_samples(generator, num_images=2, grid="grid.png", out_dir="each")]
+        ['grid.png', 'sample_0000.png', 'sample_0001.png']
+    """
+    if grid is None and out_dir is None:
+        raise GantransferError("samples need somewhere to go: pass a grid file, an out_dir, or both")
+    if num_images < 1:
+        raise GantransferError(f"num_images: received {num_images}, expected an integer >= 1")
+    if interpolate_steps is not None and interpolate_steps < 2:
+        raise GantransferError(f"interpolation steps: received {interpolate_steps}, expected an "
+                               "integer >= 2")
+    count = num_images * (interpolate_steps or 1)
+    grid = Path(grid) if grid is not None else None
+    files = [] if out_dir is None else [Path(out_dir) / f"sample_{i:04d}.png" for i in range(count)]
+    existing = [str(path) for path in ([grid] if grid else []) + files if path.exists()]
+    if existing and not overwrite:
+        raise GantransferError(f"{existing[0]} already exists; pass --overwrite to replace it or "
+                               "choose another --grid/--out-dir")
+    if interpolate_steps is not None:
+        rows = interpolate(source, pairs=num_images, steps=interpolate_steps, seed=seed)
+        images, columns = rows.reshape(-1, *rows.shape[2:]), interpolate_steps
+    else:
+        images, columns = sample(source, num_images=num_images, seed=seed), None
+    written = []
+    if grid is not None:
+        tiled = make_grid(images, columns=columns)
+        save_png(tiled, grid, scale=max(1, 256 // tiled.shape[1]))
+        written.append(grid)
+    for image, path in zip(images, files):
+        save_png(image, path)
+        written.append(path)
+    return written

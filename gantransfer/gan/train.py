@@ -22,6 +22,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from gantransfer import backend
 from gantransfer.config import Config, save_config
 from gantransfer.data import Dataset, ImageBatches, load_dataset
 from gantransfer.errors import ConfigError, DataError, RunFolderError, TrainingDiverged
@@ -62,10 +63,8 @@ class TrainGanResult:
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     """Seeds Python, NumPy and the backend; optionally asks the backend for deterministic kernels."""
     keras.utils.set_random_seed(seed)
-    if deterministic and keras.config.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
+    if deterministic:
+        backend.enable_determinism()
 
 
 def build_dcgan(config: Config, image_size: int, channels: int) -> DCGAN:

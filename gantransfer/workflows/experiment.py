@@ -25,6 +25,7 @@ from gantransfer.runs import (atomic_write_json, check_run_dir, machine_descript
                               package_versions, prepare_run_dir)
 from gantransfer.transfer_learning.protocol import run_transfer
 from gantransfer.transfer_learning.trunks import TrunkArchitecture, architecture_of, load_discriminator
+from gantransfer.workflows.pictures import report_pictures
 
 logger = logging.getLogger(__name__)
 
@@ -110,78 +111,6 @@ def _gan_metrics(config: Config, gan_dir: Path) -> dict[str, Any]:
                                 f"{scores['generated_images']} generated test-split images"}
 
 
-def _learned_pictures(config: Config, run_dir: Path, disc_model: keras.Model | None,
-                      data: Dataset, results: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """Filters, feature maps, a Grad-CAM and trunk embeddings, as PNGs in ``pictures/``."""
-    import numpy as np
-
-    from gantransfer import visualize as vis
-    from gantransfer.transfer_learning.trunks import build_gan_trunk, reestimate_batchnorm
-    from gantransfer.transfer_learning.trunks import trunk_from_discriminator
-
-    folder = run_dir / "pictures"
-    figures: list[dict[str, str]] = []
-    test = data.test
-    chosen = np.sort(np.random.default_rng(0).permutation(len(test))[:1000])
-    pixels, labels = test.load(chosen), test.y[chosen]
-    real = data.train.load(np.arange(min(len(data.train), config.transfer.bn_images)))
-    trunks: dict[str, keras.Model] = {}
-    if disc_model is not None:
-        path = vis.save_grid_png(vis.filter_grid(disc_model), folder / "filters.png")
-        figures.append({"png": str(path), "title": "First-layer filters of the discriminator",
-                        "caption": "Each tile is one 5x5 (or kernel-size) filter, scaled to its "
-                                   "own range."})
-        x = vis.model_input(disc_model, pixels[:1])[0]
-        path = vis.save_grid_png(vis.feature_map_panel(disc_model, x), folder / "feature_maps.png")
-        figures.append({"png": str(path), "title": "Discriminator feature maps",
-                        "caption": "The first two conv blocks' activations for the first test "
-                                   "image, one tile per channel."})
-        trunks["GAN trunk"], _ = trunk_from_discriminator(disc_model)
-        reestimate_batchnorm(trunks["GAN trunk"], real)
-    architecture = _architecture_for(config, data, disc_model)
-    keras.utils.set_random_seed(0)
-    trunks["random trunk"] = build_gan_trunk(architecture, name="random_trunk")
-    reestimate_batchnorm(trunks["random trunk"], real)
-    models = [r for r in results if r.get("status") == "ok" and r.get("model_file")
-              and r["strategy"] in ("gan-finetune", "gan-frozen", "scratch")]
-    if models:
-        best = max(models, key=lambda r: (r["strategy"] != "scratch", str(r["labels_per_class"]),
-                                          -int(r["seed"])))
-        classifier = keras.saving.load_model(best["model_file"], compile=False)
-        heatmap, predicted = vis.grad_cam(classifier, pixels[0].astype("float32"))
-        overlay = vis.grad_cam_overlay(pixels[0], heatmap)
-        path = vis.save_grid_png(overlay, folder / "gradcam.png")
-        name = (data.class_names or [])[predicted] if data.class_names else predicted
-        figures.append({"png": str(path), "title": f"Grad-CAM of {best['strategy']}",
-                        "caption": f"Where {best['strategy']} ({best['labels_per_class']} labels/"
-                                   f"class, seed {best['seed']}) found its evidence for class "
-                                   f"{name} in the first test image."})
-    t = config.transfer
-    if set(t.strategies) & set(in_family("imagenet")):
-        from gantransfer.errors import GantransferError
-        from gantransfer.transfer_learning.backbones import build_backbone
-
-        try:
-            trunks[f"ImageNet {t.backbone}"] = build_backbone(
-                t.backbone, image_size=data.image_size, channels=data.channels,
-                weights=t.backbone_weights, input_size=t.backbone_input_size,
-                alpha=t.backbone_alpha)
-        except GantransferError as error:  # no weights here: the panel is left out, and says so
-            logger.warning("no ImageNet panel in the embedding figure: %s", error)
-    panels = {name: (vis.embed(trunk.predict(pixels.astype("float32"), verbose=0),
-                               config.transfer.embedding), labels)
-              for name, trunk in trunks.items()}
-    panels["pixels"] = (vis.embed(pixels, config.transfer.embedding), labels)
-    path = vis.embedding_figure(panels, folder / "embedding.png", data.class_names,
-                                config.transfer.embedding)
-    figures.append({"png": str(path), "title": "Which trunk separates the classes before any label?",
-                    "caption": f"{config.transfer.embedding.upper()} of {len(pixels)} test images' "
-                               "trunk features, coloured by class, before any label was used: the "
-                               "trunks of the gan-*, random-* (and scratch, at its start), "
-                               "imagenet-* and pixels-linear strategies."})
-    return figures
-
-
 def _architecture_for(config: Config, data: Dataset,
                       disc_model: keras.Model | None) -> TrunkArchitecture:
     if disc_model is not None:
@@ -249,8 +178,7 @@ def transfer(config: Config, run_dir: str | Path, *,
     if gan_metrics and context["gan"] is not None:
         context["gan"].update(gan_metrics)
     if t.report_pictures:
-        context["figures"] = _learned_pictures(config, run_dir, disc_model, data,
-                                               [r.to_row() for r in run.results])
+        context["figures"] = report_pictures(config, run_dir, disc_model, data, run.results)
     files = write_report(run.results, run_dir, context)
     (run_dir / "results.partial.json").unlink(missing_ok=True)
     atomic_write_json(run_dir / "run.json", {

@@ -1,0 +1,219 @@
+"""The backend seam: the only place gantransfer touches a Keras backend's own API.
+
+Everything else in gantransfer is backend-neutral (``keras.ops``, ``keras.random``,
+``keras.layers``). What cannot be (autodiff, a data pipeline, determinism switches, device lists,
+start-up noise) is written once per backend, in a sibling module with the same few functions, as
+keras keeps its training loops in ``backend/<name>/trainer.py``. Callers import this package, never
+a backend module; the module is picked from ``keras.config.backend()`` on first use.
+
+Adding a backend is adding an entry to :data:`BACKENDS` and a module beside ``tensorflow.py``.
+
+This package imports nothing heavy at import time: ``gantransfer`` imports it to choose the default
+Keras backend before anything imports Keras.
+
+Example:
+    >>> from gantransfer import backend
+    >>> backend.resolve("tensorflow").__name__
+    'gantransfer.backend.tensorflow'
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Callable
+
+from gantransfer.errors import GantransferError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+BACKENDS = {"tensorflow": "gantransfer.backend.tensorflow"}
+"""Keras backend name -> the module implementing the seam for it."""
+
+DEFAULT_BACKEND = "tensorflow"
+
+
+class UnsupportedBackendError(GantransferError, NotImplementedError):
+    """Keras runs on a backend gantransfer has no seam module for.
+
+    Example:
+        >>> try:
+        ...     resolve("torch")
+        ... except UnsupportedBackendError as error:
+        ...     print(str(error)[:62])
+        gantransfer supports the tensorflow backend; received KERAS_BA
+    """
+
+
+def select_default() -> None:
+    """Makes TensorFlow Keras's backend unless the user chose one, and quiets TF's C++ logging.
+
+    Keras reads ``KERAS_BACKEND`` once, when it is first imported, so this runs before anything
+    imports Keras: ``import gantransfer`` calls it. A ``KERAS_BACKEND`` already set is kept.
+
+    Example:
+        >>> select_default()
+        >>> os.environ["KERAS_BACKEND"] in BACKENDS
+        True
+    """
+    os.environ.setdefault("KERAS_BACKEND", DEFAULT_BACKEND)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def resolve(name: str | None = None) -> ModuleType:
+    """The seam module for a Keras backend: ``keras.config.backend()``'s by default.
+
+    Args:
+        name: A Keras backend name; None asks Keras which one it runs on (importing Keras).
+
+    Returns:
+        The backend module, e.g. ``gantransfer.backend.tensorflow``.
+
+    Raises:
+        UnsupportedBackendError: If gantransfer has no module for the backend.
+
+    Example:
+        >>> resolve().__name__
+        'gantransfer.backend.tensorflow'
+    """
+    if name is None:
+        import keras
+
+        name = keras.config.backend()
+    module = BACKENDS.get(name)
+    if module is None:
+        raise UnsupportedBackendError(
+            f"gantransfer supports the {', '.join(sorted(BACKENDS))} backend; received "
+            f"KERAS_BACKEND={name!r}. Set KERAS_BACKEND=tensorflow before Python starts (or before "
+            "anything imports keras).")
+    return importlib.import_module(module)
+
+
+def gan_train_step(gan: Any, data: Any) -> dict[str, Any]:
+    """One simultaneous gradient step of both networks of a ``DCGAN``; returns its metrics.
+
+    ``DCGAN.train_step`` delegates here: the losses and metrics are the model's own
+    (``adversarial_losses``, ``update_metrics``); only the autodiff is the backend's.
+
+    Args:
+        gan: A compiled ``gantransfer.gan.dcgan.DCGAN``.
+        data: A batch of real images, or a tuple whose first element is one.
+
+    Returns:
+        The metric values, by name.
+
+    Example:
+        >>> from gantransfer.gan.train import build_dcgan
+        >>> from gantransfer.config import load_config
+        >>> import numpy as np
+        >>> gan = build_dcgan(load_config(None, ["gan.width=0.125", "gan.latent_dim=8"]), 28, 1)
+        >>> sorted(gan_train_step(gan, np.zeros((4, 28, 28, 1), "float32")))
+        ['d_fake', 'd_loss', 'd_real', 'g_loss']
+    """
+    return resolve().gan_train_step(gan, data)
+
+
+def value_and_gradient(function: Callable[[Any], Any], inputs: Any) -> tuple[Any, Any]:
+    """A scalar function's value and its gradient with respect to its input tensor.
+
+    The model's weights are constants here: only ``inputs`` is differentiated. This is the input
+    gradient behind Grad-CAM (d class score / d activations) and gradient attacks (d loss / d
+    pixels).
+
+    Args:
+        function: Maps a tensor shaped like ``inputs`` to a scalar, with ``keras.ops`` and Keras
+            layers and models.
+        inputs: An array or tensor.
+
+    Returns:
+        ``(value, gradient)``: backend tensors, the gradient shaped like ``inputs``. TensorFlow
+        gives None for the gradient when the value does not depend on ``inputs`` at all.
+
+    Example:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> value, gradient = value_and_gradient(lambda x: ops.sum(x ** 2), np.array([1.0, -2.0]))
+        >>> float(value), ops.convert_to_numpy(gradient).tolist()
+        (5.0, [2.0, -4.0])
+    """
+    return resolve().value_and_gradient(function, inputs)
+
+
+def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool = False,
+                 seed: int = 0) -> Any:
+    """An in-memory dataset of ``(x, y)`` batches that ``fit`` takes, reshuffled every epoch.
+
+    Args:
+        x: Inputs, first axis the examples.
+        y: Targets, one per example.
+        batch_size: Examples per batch (the last batch may be smaller).
+        shuffle: Reshuffle every epoch; the order of every epoch follows from ``seed``.
+        seed: Seed of the shuffles.
+
+    Returns:
+        Something ``keras.Model.fit`` iterates over once per epoch.
+
+    Example:
+        >>> import numpy as np
+        >>> batches = make_dataset(np.zeros((5, 2)), np.arange(5), batch_size=2)
+        >>> [len(y) for _, y in batches]
+        [2, 2, 1]
+    """
+    return resolve().make_dataset(x, y, batch_size, shuffle=shuffle, seed=seed)
+
+
+def enable_determinism() -> None:
+    """Asks the backend for deterministic kernels: the same seed gives the same numbers, slower.
+
+    Example:
+        >>> enable_determinism()  # doctest: +SKIP
+    """
+    resolve().enable_determinism()
+
+
+def accelerators() -> list[str]:
+    """The accelerators (GPUs) the backend sees, by name; empty on a CPU-only machine.
+
+    Example:
+        >>> isinstance(accelerators(), list)
+        True
+    """
+    return resolve().accelerators()
+
+
+def import_quietly() -> None:
+    """Imports Keras and its backend, and finds the devices, with stderr silenced meanwhile.
+
+    Backends write C++ start-up lines (TensorFlow's oneDNN notes, "could not find cuda drivers")
+    before any Python log level applies, so stderr is silenced at the file-descriptor level; users
+    of the command line see only gantransfer's own output. Set ``GANTRANSFER_BACKEND_LOGS=1`` to
+    see them. Once Keras is imported its backend is too, and this does nothing.
+
+    Raises:
+        UnsupportedBackendError: If Keras runs on a backend gantransfer does not support.
+
+    Example:
+        >>> import_quietly()
+        >>> "keras" in sys.modules
+        True
+    """
+    if os.environ.get("GANTRANSFER_BACKEND_LOGS") == "1" or "keras" in sys.modules:
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:  # No real stderr (e.g. an embedding host): nothing to silence.
+        resolve().start_up()
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        sys.stderr.flush()
+        os.dup2(devnull, 2)
+        resolve().start_up()
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

@@ -1,0 +1,108 @@
+"""The seam on TensorFlow: ``tf.GradientTape`` steps, ``tf.data`` pipelines, TF's switches.
+
+Import :mod:`gantransfer.backend` instead; it picks this module when Keras runs on TensorFlow.
+
+Example:
+    >>> import sys
+    >>> from gantransfer import backend
+    >>> backend.resolve("tensorflow") is sys.modules[__name__]
+    True
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+
+def gan_train_step(gan: Any, data: Any) -> dict[str, Any]:
+    """Both networks' gradients from one forward pass, applied together (see the package).
+
+    Example:
+        >>> from gantransfer.gan.train import build_dcgan
+        >>> from gantransfer.config import load_config
+        >>> gan = build_dcgan(load_config(None, ["gan.width=0.125", "gan.latent_dim=8"]), 28, 1)
+        >>> float(gan_train_step(gan, np.zeros((4, 28, 28, 1), "float32"))["d_loss"]) > 0
+        True
+    """
+    real = data[0] if isinstance(data, (tuple, list)) else data
+    noise = gan.sample_noise(ops.shape(real)[0])
+    with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+        fake = gan.generator(noise, training=True)
+        real_logits = gan.discriminator(real, training=True)
+        fake_logits = gan.discriminator(fake, training=True)
+        d_loss, g_loss = gan.adversarial_losses(real_logits, fake_logits)
+    d_weights = gan.discriminator.trainable_weights
+    g_weights = gan.generator.trainable_weights
+    gan.d_optimizer.apply_gradients(zip(d_tape.gradient(d_loss, d_weights), d_weights))
+    gan.g_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_weights), g_weights))
+    return gan.update_metrics(d_loss, g_loss, real_logits, fake_logits)
+
+
+def value_and_gradient(function: Callable[[Any], Any], inputs: Any) -> tuple[Any, Any]:
+    """``function(inputs)`` and its gradient with respect to ``inputs``, by ``tf.GradientTape``.
+
+    Example:
+        >>> value, gradient = value_and_gradient(lambda x: ops.sum(3.0 * x), np.ones(2, "float32"))
+        >>> float(value), gradient.numpy().tolist()
+        (6.0, [3.0, 3.0])
+    """
+    inputs = tf.convert_to_tensor(inputs)
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        value = function(inputs)
+    return value, tape.gradient(value, inputs)
+
+
+def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool = False,
+                 seed: int = 0) -> tf.data.Dataset:
+    """An in-memory ``tf.data`` pipeline: cached, reshuffled every epoch from ``seed``, batched.
+
+    For a head on cached features, where an epoch is a few cheap steps, it cuts the per-epoch
+    overhead of ``fit`` on NumPy arrays by about two thirds.
+
+    Example:
+        >>> make_dataset(np.zeros((5, 3)), np.arange(5), 2).element_spec[0].shape.as_list()
+        [None, 3]
+    """
+    data = tf.data.Dataset.from_tensor_slices((x, y)).cache()
+    if shuffle:
+        data = data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def enable_determinism() -> None:
+    """Makes TensorFlow's kernels deterministic (and raises on ops that have no such kernel).
+
+    Example:
+        >>> enable_determinism()  # doctest: +SKIP
+    """
+    tf.config.experimental.enable_op_determinism()
+
+
+def accelerators() -> list[str]:
+    """The GPUs TensorFlow sees, e.g. ``['/physical_device:GPU:0']``.
+
+    Example:
+        >>> isinstance(accelerators(), list)
+        True
+    """
+    return [device.name for device in tf.config.list_physical_devices("GPU")]
+
+
+def start_up() -> None:
+    """Finds the devices now (TF logs its CUDA findings then) and turns down TF's Python logging.
+
+    Example:
+        >>> start_up()
+        >>> logging.getLogger("tensorflow").level == logging.ERROR
+        True
+    """
+    tf.config.list_physical_devices()
+    # "N out of the last M calls triggered tf.function retracing": expected when many small models
+    # are trained and evaluated one after another, as a comparison does.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
