@@ -44,7 +44,8 @@ def check_image_size(size: Any, key: str = "image_size",
     Args:
         size: The value received.
         key: The name the message gives it (``data.image_size`` in a config).
-        error: The error class to raise (the data sources raise :class:`~gantransfer.errors.DataError`).
+        error: The error class to raise (the data sources raise
+            :class:`~gantransfer.errors.DataError`).
 
     Returns:
         ``size``, as an ``int``.

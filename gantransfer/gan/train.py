@@ -241,7 +241,8 @@ def _callbacks(config: Config, run_dir: Path, data: Dataset, fixed_noise: np.nda
 
 
 def _fit(gan: DCGAN, config: Config, run_dir: Path, data: Dataset, initial_epoch: int,
-         callbacks: list[keras.callbacks.Callback], guard: NonFiniteGuard) -> dict[str, list[float]]:
+         callbacks: list[keras.callbacks.Callback], guard: NonFiniteGuard
+         ) -> dict[str, list[float]]:
     """Trains up to ``config.train.epochs``; returns the history of this call's epochs.
 
     Raises:

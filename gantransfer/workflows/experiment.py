@@ -249,8 +249,8 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
     from gantransfer.reporting.report import write_report
 
     architecture = _architecture_for(config, data, disc_model)
-    notes = [*notes, f"{data.name}: {len(data.train)} labeled training images to draw budgets from, "
-                     f"{len(data.test)} test images, {data.num_classes} classes ({data.source})"]
+    notes = [*notes, f"{data.name}: {len(data.train)} labeled training images to draw budgets "
+                     f"from, {len(data.test)} test images, {data.num_classes} classes ({data.source})"]
     t = config.transfer
     context: dict[str, Any] = {
         "title": f"gantransfer: transfer strategies on {data.name}",

@@ -77,8 +77,8 @@ def score_generator(generator: keras.Model, data: Dataset, *, num_images: int = 
         num_images: Images per side.
         extractor: "inception", "classifier" or "auto", as in :func:`evaluate_gan`.
         seed: Seed of the generated noise, the classifier and the KID subsets.
-        metrics_dir: Where the feature classifier is kept for later calls (``feature_extractor.keras``),
-            or None to train it afresh and keep nothing.
+        metrics_dir: The folder keeping the feature classifier for later calls
+            (``feature_extractor.keras``), or None to train it afresh and keep nothing.
 
     Returns:
         The scores: ``fid``, ``kid``, ``kid_std``, ``extractor`` and the image counts.
@@ -88,7 +88,8 @@ def score_generator(generator: keras.Model, data: Dataset, *, num_images: int = 
         >>> from gantransfer.gan.models import build_generator
         >>> data = load_dataset("digits", image_size=16, validation_split=0.0)
         >>> untrained = build_generator(16, 1, latent_dim=8, width=0.125)
-        >>> scores = score_generator(untrained, data, num_images=50, extractor="classifier")  # doctest: +SKIP
+        >>> scores = score_generator(untrained, data, num_images=50,
+        ...                          extractor="classifier")  # doctest: +SKIP
         >>> scores["real_images"], scores["generated_images"]  # doctest: +SKIP
         (50, 50)
     """
