@@ -201,8 +201,8 @@ def _build_models(config: Config, data: Dataset, checkpoint: Checkpoint | None
                   ) -> tuple[DCGAN, np.ndarray]:
     """Builds the DCGAN and its optimizers, restored from ``checkpoint`` when resuming.
 
-    Everything that creates variables happens here, so a distribution strategy's scope can wrap
-    this one call. Returns the model and the fixed noise of the sample grids.
+    Every variable of the DCGAN (both models, both optimizers) is created here, so a distribution
+    strategy's scope can wrap this one call. Returns the model and the sample grids' fixed noise.
     """
     gan = build_dcgan(config, data.image_size, data.channels)
     if checkpoint:
