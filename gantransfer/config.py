@@ -25,6 +25,7 @@ import yaml
 
 from gantransfer.errors import ConfigError
 from gantransfer.registry import STRATEGIES
+from gantransfer.shapes import check_image_size
 
 
 def _check(key: str, value: Any, ok: bool, allowed: str) -> None:
@@ -39,7 +40,8 @@ class DataConfig:
     Attributes:
         dataset: A registered name (digits, mnist, fashion_mnist, cifar10, cifar100) or a path to an
             image folder, a ``.npz`` file or MNIST-format IDX files.
-        image_size: Side length the images are resized to: 28, 32, 64 or a larger power of two.
+        image_size: Side length the images are resized to, one the DCGAN can build: 4 or 7 times a
+            power of two, at least 8 (8, 14, 16, 28, 32, 56, 64, ...).
         channels: 1 or 3 to convert, or null to keep the source's channels.
         test_split: Fraction held out for testing, for sources without their own test split.
         max_in_memory_mb: Image folders larger than this (decoded) are streamed from disk.
@@ -53,16 +55,11 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _check("data.dataset", self.dataset, bool(self.dataset.strip()), "a dataset name or path")
-        _check("data.image_size", self.image_size, _valid_image_size(self.image_size),
-               "28, 32, 64 or a larger power of two")
+        check_image_size(self.image_size, key="data.image_size")
         _check("data.channels", self.channels, self.channels in (None, 1, 3), "1, 3 or null")
         _check("data.test_split", self.test_split, 0 <= self.test_split < 1, "a fraction in [0, 1)")
         _check("data.max_in_memory_mb", self.max_in_memory_mb, self.max_in_memory_mb > 0,
                "a number of megabytes > 0")
-
-
-def _valid_image_size(size: int) -> bool:
-    return size == 28 or (size >= 32 and size & (size - 1) == 0)
 
 
 @dataclasses.dataclass

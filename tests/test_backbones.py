@@ -21,7 +21,6 @@ from sklearn.preprocessing import StandardScaler
 
 from gantransfer.data import load_dataset
 from gantransfer.errors import ConfigError, GantransferError
-from gantransfer.transfer_learning import backbones
 from gantransfer.transfer_learning.backbones import (BACKBONES, BackbonePreprocess, BackboneWeightsError,
                                             BackboneWeightsUnavailable, build_backbone,
                                             get_backbone_spec, imagenet_cache_dir,

@@ -407,10 +407,10 @@ def test_folder_errors(tmp_path):
 
 def test_npz_with_labels_float_pixels_and_label_values(tmp_path):
     rng = np.random.default_rng(0)
-    x = rng.random((40, 12, 12, 3)).astype("float32")  # [0, 1] floats
+    x = rng.random((40, 16, 16, 3)).astype("float32")  # [0, 1] floats
     y = np.where(np.arange(40) % 2 == 0, 3, 7)
     np.savez(tmp_path / "set.npz", x=x, y=y)
-    data = load_dataset(str(tmp_path / "set.npz"), image_size=12, validation_split=0.0,
+    data = load_dataset(str(tmp_path / "set.npz"), image_size=16, validation_split=0.0,
                         test_split=0.25)
     assert data.class_names == ["3", "7"] and data.num_classes == 2
     assert data.channels == 3 and len(data.test) == 10 and len(data.train) == 30
@@ -466,9 +466,9 @@ def test_idx_single_images_file_finds_its_labels(tmp_path, gz):
 
 
 def test_idx_images_file_without_labels_is_unlabeled(tmp_path):
-    path = _write_idx(tmp_path / "my-images-idx3-ubyte", np.zeros((6, 9, 9)))
-    data = load_dataset(str(path), image_size=9, validation_split=0.0, test_split=0.0)
-    assert data.train.y is None and data.train.x.shape == (6, 9, 9, 1)
+    path = _write_idx(tmp_path / "my-images-idx3-ubyte", np.zeros((6, 8, 8)))
+    data = load_dataset(str(path), image_size=8, validation_split=0.0, test_split=0.0)
+    assert data.train.y is None and data.train.x.shape == (6, 8, 8, 1)
 
 
 def test_idx_folder_uses_t10k_as_test(tmp_path):
@@ -712,8 +712,9 @@ def test_unsupported_file_type(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"image_size": 4}, "image_size must be an integer >= 8, received 4"),
-    ({"image_size": 32.0}, "image_size must be an integer >= 8, received 32.0"),
+    ({"image_size": 4}, r"image_size: received 4, expected 4 or 7 times a power of two"),
+    ({"image_size": 32.0}, r"image_size: received 32.0, expected 4 or 7 times a power of two"),
+    ({"image_size": 12}, r"image_size: received 12, expected .*\(8, 14, 16, 28, 32, 56, 64"),
     ({"channels": 2}, r"channels must be 1 \(greyscale\), 3 \(RGB\) or None .*received 2"),
     ({"validation_split": 1.0}, r"validation_split must be a fraction in \[0, 1\), received 1.0"),
     ({"validation_split": -0.1}, r"validation_split must be a fraction in \[0, 1\), received -0.1"),

@@ -1,4 +1,5 @@
-"""FID and KID: their defining properties, on Gaussian features and on real digits."""
+"""FID and KID: their defining properties, on Gaussian features and on real digits; scoring a
+generator from its run folder or from memory."""
 
 import json
 
@@ -11,6 +12,8 @@ from gantransfer.data import load_dataset
 from gantransfer.errors import GantransferError
 from gantransfer.evaluation.gan_metrics import features, frechet_distance, kernel_inception_distance
 from gantransfer.gan.extractors import train_feature_extractor
+from gantransfer.gan.models import build_generator
+from gantransfer.workflows.scoring import score_generator
 
 
 def test_identical_distributions_score_about_zero_and_kid_is_unbiased():
@@ -89,3 +92,27 @@ def test_evaluate_gan_command(tmp_path):
     assert json.loads((run / "gan_metrics.json").read_text())["fid"] == pytest.approx(scores["fid"])
     bad = runner.invoke(cli, ["evaluate-gan", str(tmp_path)])
     assert bad.exit_code == 1 and "is not a finished train-gan run folder" in bad.output
+
+
+def test_score_generator_scores_objects_in_memory_and_keeps_its_classifier(tmp_path):
+    data = load_dataset("digits", image_size=16, validation_split=0.0, seed=0)
+    generator = build_generator(16, 1, latent_dim=4, width=0.125, kernel_size=3)
+    scores = score_generator(generator, data, num_images=60, extractor="classifier", seed=1,
+                             metrics_dir=tmp_path / "metrics")
+    assert (scores["real_images"], scores["generated_images"]) == (60, 60)
+    assert scores["fid"] > 0 and "train_accuracy" in scores["extractor_info"]
+    again = score_generator(generator, data, num_images=60, extractor="classifier", seed=1,
+                            metrics_dir=tmp_path / "metrics")
+    assert "cached" in again["extractor_info"] and again["fid"] == pytest.approx(scores["fid"])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"num_images": 1}, "num_images: received 1, expected an integer >= 2"),
+    ({"extractor": "vgg"}, "extractor: received 'vgg', expected one of auto, classifier"),
+    ({"size": 8}, r"makes \(8, 8, 1\) images but dataset 'digits' holds \(16, 16, 1\)"),
+])
+def test_score_generator_refuses_bad_input_before_any_work(kwargs, message):
+    data = load_dataset("digits", image_size=16, validation_split=0.0, seed=0)
+    generator = build_generator(kwargs.pop("size", 16), 1, latent_dim=4, width=0.125)
+    with pytest.raises(GantransferError, match=message):
+        score_generator(generator, data, **kwargs)

@@ -13,7 +13,8 @@ from gantransfer.errors import ConfigError, RunFolderError, TrainingDiverged
 from gantransfer.gan.checkpoint import latest_checkpoint, list_checkpoints
 from gantransfer.gan.dcgan import DCGAN
 from gantransfer.gan.models import build_discriminator, build_generator
-from gantransfer.gan.train import build_dcgan, train_gan
+from gantransfer.data import load_dataset
+from gantransfer.gan.train import _build_models, build_dcgan, train_gan
 
 
 @pytest.fixture
@@ -144,6 +145,22 @@ def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_overr
     assert all(np.isfinite(v).all() for group in checkpoint.variables.values() for v in group)
     assert not (tmp_path / "run/samples/epoch_002.png").exists()
     assert not (tmp_path / "run/generator.keras").exists()
+
+
+def test_the_build_step_restores_weights_optimizers_and_fixed_noise(tmp_path, tiny_overrides,
+                                                                     blobs_npz):
+    config = _config(tiny_overrides, blobs_npz, "train.epochs=1")
+    trained = train_gan(config, tmp_path / "run").gan
+    data = load_dataset(str(blobs_npz), image_size=32, validation_split=0.0)
+    checkpoint = latest_checkpoint(tmp_path / "run/checkpoints")
+    gan, noise = _build_models(config, data, checkpoint)
+    np.testing.assert_array_equal(noise, checkpoint.fixed_noise)
+    for a, b in zip(trained.weights + trained.d_optimizer.variables,
+                    gan.weights + gan.d_optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    _, fresh = _build_models(config, data, None)
+    _, again = _build_models(config, data, None)
+    assert fresh.shape == (4, 8) and np.array_equal(fresh, again)  # seeded: the same grid noise
 
 
 def test_build_dcgan_follows_the_config(tiny_overrides):

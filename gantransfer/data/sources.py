@@ -39,6 +39,7 @@ from gantransfer.data.core import Dataset, ImageSet, holdout_indices
 from gantransfer.data.idx import IDX_NAME, find_idx_file, labels_file_for, read_idx
 from gantransfer.data.transforms import GAN_OFFSET, GAN_RANGE, GAN_SCALE, prepare_images
 from gantransfer.errors import DataError
+from gantransfer.shapes import check_image_size
 
 logger = logging.getLogger(__name__)
 
@@ -580,8 +581,7 @@ def _check_arguments(image_size: Any, channels: Any, validation_split: Any, test
     def fraction(value: Any) -> bool:
         return isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= value < 1
 
-    if not integer(image_size) or image_size < 8:
-        raise DataError(f"image_size must be an integer >= 8, received {image_size!r}")
+    check_image_size(image_size, error=DataError)
     if channels is not None and (not integer(channels) or channels not in (1, 3)):
         raise DataError(f"channels must be 1 (greyscale), 3 (RGB) or None (keep the source's), "
                         f"received {channels!r}")
@@ -694,7 +694,8 @@ def load_dataset(name_or_path: str | os.PathLike, *, image_size: int = 32, chann
         name_or_path: A name in :data:`DATASETS` (digits, mnist, fashion_mnist, cifar10, cifar100) or
             a path: a folder of images (one subfolder per class for labels, flat for unlabeled), an
             ``.npz`` file (``x`` and optional ``y``), an IDX images file, or a folder of IDX files.
-        image_size: Side length every image is resized to (>= 8).
+        image_size: Side length every image is resized to, one the DCGAN can build (8, 14, 16, 28,
+            32, 56, 64, ...: :func:`~gantransfer.shapes.valid_image_size`).
         channels: 1 or 3 to convert (grey to RGB repeats, RGB to grey by ITU-R 601 luma); None
             keeps the source's (for folders: 3 if any image is colour, else 1).
         validation_split: Share of the training split held out as validation, in [0, 1).

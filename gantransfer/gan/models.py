@@ -12,13 +12,12 @@ real/fake *logit*; losses apply the sigmoid, which is numerically safer than a s
 
 from __future__ import annotations
 
-import math
-
 import keras
 from keras import layers
 
 from gantransfer.data.transforms import GAN_RANGE, PIXEL_RANGE
 from gantransfer.errors import ConfigError
+from gantransfer.shapes import check_image_size
 
 BASE_FILTERS = 64
 BATCHNORM_MOMENTUM = 0.9  # PyTorch's 0.1 in Keras terms: the DCGAN reference setting.
@@ -49,18 +48,17 @@ def spatial_plan(image_size: int) -> tuple[int, int]:
 
     Powers of two shrink to 4x4 (32 -> 16 -> 8 -> 4: three blocks); 28 = 7 * 4 shrinks to 7x7.
 
+    Raises:
+        ConfigError: If ``image_size`` is not one the blocks can build
+            (:func:`~gantransfer.shapes.check_image_size`).
+
     Example:
         >>> spatial_plan(32), spatial_plan(28), spatial_plan(64)
         ((4, 3), (7, 2), (4, 4))
     """
-    for start in (4, 7):
-        if image_size % start == 0:
-            ratio = image_size // start
-            blocks = int(round(math.log2(ratio))) if ratio > 1 else 0
-            if blocks >= 1 and 2**blocks == ratio:
-                return start, blocks
-    raise ConfigError(f"image_size: received {image_size}, expected 28, or a power of two >= 8 "
-                      "(e.g. 32 or 64)")
+    size = check_image_size(image_size)
+    start = 7 if size % 7 == 0 else 4
+    return start, (size // start).bit_length() - 1  # size = start * 2**blocks
 
 
 def block_filters(num_blocks: int, width: float = 1.0) -> list[int]:
@@ -99,7 +97,7 @@ def build_discriminator(image_size: int = 32, channels: int = 1, *, width: float
     block) and ``block{i}_lrelu``. The head is ``head_flatten`` and ``head_dense`` (one logit).
 
     Args:
-        image_size: Input side: 28 or a power of two >= 8.
+        image_size: Input side: 4 or 7 times a power of two, at least 8 (8, 14, 16, 28, 32, ...).
         channels: 1 (grey) or 3 (colour).
         width: Multiplier on the paper's 64 base filters; 0.125 gives a tiny test model.
         kernel_size: Convolution kernel size.
@@ -160,7 +158,7 @@ def build_generator(image_size: int = 32, channels: int = 1, *, latent_dim: int 
     it; ``output_convt`` (no BatchNorm) and ``output_tanh`` give the image in [-1, 1].
 
     Args:
-        image_size: Output side: 28 or a power of two >= 8.
+        image_size: Output side: 4 or 7 times a power of two, at least 8 (8, 14, 16, 28, 32, ...).
         channels: 1 or 3 output channels.
         latent_dim: Length of the noise vector z.
         width: Multiplier on the base filters, mirroring the discriminator.

@@ -28,7 +28,7 @@ from gantransfer.data import Dataset, ImageBatches, load_dataset
 from gantransfer.errors import ConfigError, DataError, RunFolderError, TrainingDiverged
 from gantransfer.gan.callbacks import (METRIC_KEYS, GANCheckpoint, GANMetrics, HistoryCSV, LossPlot,
                                        NonFiniteGuard, SampleGrid, Throughput, plot_history)
-from gantransfer.gan.checkpoint import latest_checkpoint, restore_checkpoint
+from gantransfer.gan.checkpoint import Checkpoint, latest_checkpoint, restore_checkpoint
 from gantransfer.gan.dcgan import DCGAN
 from gantransfer.gan.models import build_discriminator, build_generator
 from gantransfer.runs import (atomic_save, atomic_write_json, atomic_write_text, check_run_dir,
@@ -168,61 +168,97 @@ def train_gan(config: Config, run_dir: str | Path, *, resume: bool = False, over
                           "'gantransfer[tensorboard]' (or set train.tensorboard=false)")
     seed_everything(config.train.seed, config.train.deterministic)
     data = dataset if dataset is not None else _load_gan_data(config)
-    images = data.train
-    if len(images) == 0:
+    if len(data.train) == 0:
         raise DataError("the dataset's training split is empty; nothing to train on")
     metrics = _metrics_callback(config, data)  # may train a feature classifier; fails early
     run_dir = prepare_run_dir(Path(run_dir), resume=resume, overwrite=overwrite)
-
-    checkpoint = latest_checkpoint(run_dir / "checkpoints") if resume else None
-    if resume and checkpoint is None:
-        logger.warning("no checkpoint in %s; starting from epoch 0", run_dir)
+    checkpoint = _checkpoint_to_resume(config, run_dir) if resume else None
     initial_epoch = checkpoint.epoch if checkpoint else 0
-    if initial_epoch >= config.train.epochs:
-        raise RunFolderError(f"the run in {str(run_dir)!r} already has {initial_epoch} epochs; pass "
-                             f"--epochs larger than {initial_epoch} to train further")
     save_config(config, run_dir / "config.yaml")
 
+    gan, fixed_noise = _build_models(config, data, checkpoint)
+    all_callbacks, guard, throughput = _callbacks(config, run_dir, data, fixed_noise, initial_epoch,
+                                                  metrics, callbacks or [])
+    history = _fit(gan, config, run_dir, data, initial_epoch, all_callbacks, guard)
+    return _write_results(gan, config, run_dir, data, history, initial_epoch, throughput, started)
+
+
+def _checkpoint_to_resume(config: Config, run_dir: Path) -> Checkpoint | None:
+    """The last checkpoint in ``run_dir``, refused when it already has every configured epoch."""
+    checkpoint = latest_checkpoint(run_dir / "checkpoints")
+    if checkpoint is None:
+        logger.warning("no checkpoint in %s; starting from epoch 0", run_dir)
+        return None
+    if checkpoint.epoch >= config.train.epochs:
+        raise RunFolderError(f"the run in {str(run_dir)!r} already has {checkpoint.epoch} epochs; "
+                             f"pass --epochs larger than {checkpoint.epoch} to train further")
+    logger.info("resuming %s from epoch %d", run_dir, checkpoint.epoch)
+    return checkpoint
+
+
+def _build_models(config: Config, data: Dataset, checkpoint: Checkpoint | None
+                  ) -> tuple[DCGAN, np.ndarray]:
+    """Builds the DCGAN and its optimizers, restored from ``checkpoint`` when resuming.
+
+    Every variable of the DCGAN (both models, both optimizers) is created here, so a distribution
+    strategy's scope can wrap this one call. Returns the model and the sample grids' fixed noise.
+    """
     gan = build_dcgan(config, data.image_size, data.channels)
     if checkpoint:
         restore_checkpoint(gan, checkpoint)
-        fixed_noise = checkpoint.fixed_noise
-        logger.info("resumed %s from epoch %d", run_dir, initial_epoch)
-    else:
-        fixed_noise = keras.ops.convert_to_numpy(keras.random.normal(
-            (config.train.sample_images, config.gan.latent_dim), seed=config.train.seed + 1))
+        return gan, checkpoint.fixed_noise
+    fixed_noise = keras.ops.convert_to_numpy(keras.random.normal(
+        (config.train.sample_images, config.gan.latent_dim), seed=config.train.seed + 1))
+    return gan, fixed_noise
 
+
+def _callbacks(config: Config, run_dir: Path, data: Dataset, fixed_noise: np.ndarray,
+               initial_epoch: int, metrics: list[keras.callbacks.Callback],
+               extra: list[keras.callbacks.Callback]
+               ) -> tuple[list[keras.callbacks.Callback], NonFiniteGuard, Throughput]:
+    """The fit's callbacks, the caller's ``extra`` ones last; also returns the divergence guard and
+    the throughput meter, read after the fit."""
+    t = config.train
     history_csv = run_dir / "history.csv"
     _trim_history(history_csv, initial_epoch)
-    images_per_epoch = (len(images) // config.train.batch_size * config.train.batch_size
-                        if len(images) >= config.train.batch_size else len(images))
-    throughput = Throughput(config.train.batch_size, images_per_epoch)
+    images = len(data.train)
+    images_per_epoch = images // t.batch_size * t.batch_size if images >= t.batch_size else images
     guard = NonFiniteGuard()
-    saver = GANCheckpoint(run_dir / "checkpoints", fixed_noise, keep=config.train.keep_checkpoints)
-    all_callbacks: list[keras.callbacks.Callback] = [
+    throughput = Throughput(t.batch_size, images_per_epoch)
+    callbacks: list[keras.callbacks.Callback] = [
         guard, throughput,
         SampleGrid(fixed_noise, run_dir / "samples"),
-        saver,
-        *metrics,
+        GANCheckpoint(run_dir / "checkpoints", fixed_noise, keep=t.keep_checkpoints),
+        *metrics,  # before HistoryCSV, which writes the FID/KID they add to the logs
         HistoryCSV(str(history_csv), append=initial_epoch > 0,
-                   extra_keys=METRIC_KEYS if config.train.metrics_every else ()),
+                   extra_keys=METRIC_KEYS if t.metrics_every else ()),
         LossPlot(history_csv, run_dir / "losses.png"),
     ]
-    if config.train.tensorboard:
-        all_callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
-    all_callbacks += list(callbacks or [])
+    if t.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
+    return [*callbacks, *extra], guard, throughput
 
+
+def _fit(gan: DCGAN, config: Config, run_dir: Path, data: Dataset, initial_epoch: int,
+         callbacks: list[keras.callbacks.Callback], guard: NonFiniteGuard
+         ) -> dict[str, list[float]]:
+    """Trains up to ``config.train.epochs``; returns the history of this call's epochs.
+
+    Raises:
+        TrainingDiverged: The guard saw NaN or inf losses; ``gan`` is back at the last good
+            checkpoint, if any epoch finished.
+    """
+    t = config.train
+    images = data.train
     # Full batches only: one traced step shape, and BatchNorm never sees a tiny last batch.
-    batches = ImageBatches(images, config.train.batch_size, seed=config.train.seed,
-                           initial_epoch=initial_epoch,
-                           drop_remainder=len(images) >= config.train.batch_size)
+    batches = ImageBatches(images, t.batch_size, seed=t.seed, initial_epoch=initial_epoch,
+                           drop_remainder=len(images) >= t.batch_size)
     logger.info("training a DCGAN on %d images of %s (%dx%dx%d) for epochs %d..%d", len(images),
                 data.name, data.image_size, data.image_size, data.channels, initial_epoch + 1,
-                config.train.epochs)
+                t.epochs)
     # ImageBatches shuffles by (seed, epoch) itself; fit must not reorder its batches again.
-    fit = gan.fit(batches, epochs=config.train.epochs, initial_epoch=initial_epoch, shuffle=False,
-                  callbacks=all_callbacks, verbose=config.train.verbose)
-
+    fit = gan.fit(batches, epochs=t.epochs, initial_epoch=initial_epoch, shuffle=False,
+                  callbacks=callbacks, verbose=t.verbose)
     if guard.failure:
         last_good = latest_checkpoint(run_dir / "checkpoints")
         if last_good:
@@ -232,17 +268,23 @@ def train_gan(config: Config, run_dir: str | Path, *, resume: bool = False, over
             kept = "no epoch finished, so there is no checkpoint"
         raise TrainingDiverged(f"training stopped: {guard.failure}; {kept}; try a lower "
                                "gan.learning_rate or a smaller batch")
+    return fit.history
 
+
+def _write_results(gan: DCGAN, config: Config, run_dir: Path, data: Dataset,
+                   history: dict[str, list[float]], initial_epoch: int, throughput: Throughput,
+                   started: float) -> TrainGanResult:
+    """Saves both models, the loss plot and ``run.json``; returns what :func:`train_gan` returns."""
     atomic_save(run_dir / "generator.keras", gan.generator.save)
     atomic_save(run_dir / "discriminator.keras", gan.discriminator.save)
-    plot_history(history_csv, run_dir / "losses.png")
+    plot_history(run_dir / "history.csv", run_dir / "losses.png")
     rates = throughput.epoch_rates
     # The first epoch of a call includes tracing and compilation; leave it out when there are others.
     steady = rates[1:] if len(rates) > 1 else rates
     images_per_second = float(np.mean(steady)) if steady else 0.0
     manifest = _write_manifest(run_dir, config, data, gan, initial_epoch, images_per_second,
                                time.perf_counter() - started)
-    return TrainGanResult(run_dir=run_dir, gan=gan, history=fit.history,
+    return TrainGanResult(run_dir=run_dir, gan=gan, history=history,
                           images_per_second=images_per_second, manifest=manifest)
 
 

@@ -80,8 +80,6 @@ class TransferRun:
 
     results: list[StrategyResult] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
-    architecture: TrunkArchitecture | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def _pixels(images: np.ndarray) -> np.ndarray:
@@ -146,7 +144,7 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
                         f"{architecture.channels} images but the dataset has {dataset.image_size}x"
                         f"{dataset.image_size}x{dataset.channels}; load it at the GAN's size")
 
-    run = TransferRun(architecture=architecture)
+    run = TransferRun()
     pool, test = dataset.train, dataset.test
     y_pool = pool.y
     x_test = _pixels(test.load(np.arange(len(test))))

@@ -17,15 +17,17 @@ from typing import Any
 import keras
 
 from gantransfer.config import Config, save_config
-from gantransfer.data import Dataset, load_dataset
+from gantransfer.data import Dataset
+from gantransfer.errors import GantransferError
 from gantransfer.evaluation.results import StrategyResult
 from gantransfer.gan.train import TrainGanResult, seed_everything, train_gan
-from gantransfer.registry import in_family
 from gantransfer.runs import (atomic_write_json, check_run_dir, machine_description,
                               package_versions, prepare_run_dir)
 from gantransfer.transfer_learning.protocol import run_transfer
-from gantransfer.transfer_learning.trunks import TrunkArchitecture, architecture_of, load_discriminator
+from gantransfer.transfer_learning.trunks import load_discriminator
 from gantransfer.workflows.pictures import report_pictures
+from gantransfer.workflows.targets import load_target, target_data, trunk_architecture
+from gantransfer.workflows.scoring import score_generator
 
 logger = logging.getLogger(__name__)
 
@@ -49,27 +51,6 @@ class TransferResult:
     results: list[StrategyResult] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
     gan: TrainGanResult | None = None
-
-
-def _target_data(config: Config, disc_model: keras.Model | None
-                 ) -> tuple[Dataset, TrunkArchitecture, list[str]]:
-    """Loads the target, at the discriminator's image size and channels when there is one."""
-    d = config.data
-    notes = []
-    size, channels = d.image_size, d.channels
-    if disc_model is not None:
-        given = architecture_of(disc_model)
-        if size != given.image_size or channels not in (None, given.channels):
-            notes.append(f"target images brought to the GAN's {given.image_size}x{given.image_size}"
-                         f"x{given.channels} (the config asked for {size} px, channels {channels})")
-        size, channels = given.image_size, given.channels
-    data = load_dataset(d.dataset, image_size=size, channels=channels, validation_split=0.0,
-                        test_split=d.test_split, seed=config.train.seed,
-                        max_in_memory_mb=d.max_in_memory_mb)
-    architecture = _architecture_for(config, data, disc_model)
-    notes.append(f"{data.name}: {len(data.train)} labeled training images to draw budgets from, "
-                 f"{len(data.test)} test images, {data.num_classes} classes ({data.source})")
-    return data, architecture, notes
 
 
 def _gan_context(gan_dir: Path | None) -> dict[str, Any] | None:
@@ -96,34 +77,27 @@ def _run_dir_of(discriminator: str | Path | keras.Model | None) -> Path | None:
     return path if path.is_dir() else (path.parent if (path.parent / "run.json").is_file() else None)
 
 
-def _gan_metrics(config: Config, gan_dir: Path) -> dict[str, Any]:
-    """FID and KID of the comparison's GAN for the report, or a note of why there are none."""
-    from gantransfer.errors import GantransferError
-    from gantransfer.workflows.scoring import evaluate_gan
+def _gan_metrics(config: Config, gan: TrainGanResult, data: Dataset) -> dict[str, Any]:
+    """FID and KID of the comparison's GAN for the report, or a note of why there are none.
 
+    Scores the generator in memory against the data already loaded, and writes them into the GAN's
+    run folder as ``gantransfer evaluate-gan`` would (``gan_metrics.json``, ``metrics/``).
+    """
     try:
-        scores = evaluate_gan(gan_dir, num_images=min(2000, config.train.metrics_images * 2),
-                              seed=config.train.seed)
+        scores = score_generator(gan.gan.generator, data,
+                                 num_images=min(2000, config.train.metrics_images * 2),
+                                 seed=config.train.seed, metrics_dir=gan.run_dir / "metrics")
     except GantransferError as error:
         return {"gan_metrics": f"not computed: {error}"}
+    atomic_write_json(gan.run_dir / "gan_metrics.json", scores)
     return {"FID": round(scores["fid"], 3), "KID": round(scores["kid"], 5),
             "FID/KID features": f"{scores['extractor']}, {scores['real_images']} real vs "
                                 f"{scores['generated_images']} generated test-split images"}
 
 
-def _architecture_for(config: Config, data: Dataset,
-                      disc_model: keras.Model | None) -> TrunkArchitecture:
-    if disc_model is not None:
-        return architecture_of(disc_model)
-    g = config.gan
-    return TrunkArchitecture(data.image_size, data.channels, width=g.width,
-                             kernel_size=g.kernel_size, leaky_relu_slope=g.leaky_relu_slope)
-
-
 def transfer(config: Config, run_dir: str | Path, *,
              discriminator: str | Path | keras.Model | None = None, overwrite: bool = False,
-             verbose: bool = True, _prepared: bool = False, gan_dir: Path | None = None,
-             gan_metrics: dict[str, Any] | None = None) -> TransferResult:
+             verbose: bool = True) -> TransferResult:
     """Compares the configured strategies on the configured (labeled) dataset.
 
     Args:
@@ -145,19 +119,36 @@ def transfer(config: Config, run_dir: str | Path, *,
         >>> sorted(result.files)  # doctest: +SKIP
         ['report.html', 'report.md', 'results.csv', 'results.json']
     """
-    from gantransfer.reporting.report import write_report
-
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    if not _prepared:
-        check_run_dir(run_dir, overwrite=overwrite)
+    # Check the folder first (fail fast), load, and only then touch the folder: bad input never
+    # leaves an empty run folder behind or costs an old run under overwrite.
+    check_run_dir(run_dir, overwrite=overwrite)
     seed_everything(config.train.seed, config.train.deterministic)
     disc_model = load_discriminator(discriminator) if discriminator is not None else None
-    data, architecture, notes = _target_data(config, disc_model)
-    if not _prepared:
-        run_dir = prepare_run_dir(run_dir, overwrite=overwrite)
-        save_config(config, run_dir / "config.yaml")
-    gan_dir = gan_dir or _run_dir_of(discriminator)
+    data, notes = target_data(config, disc_model)
+    run_dir = prepare_run_dir(run_dir, overwrite=overwrite)
+    save_config(config, run_dir / "config.yaml")
+    discriminator_file = discriminator if isinstance(discriminator, (str, Path)) else None
+    return _transfer_into(run_dir, config, data, disc_model, notes=notes, started=started,
+                          verbose=verbose, gan_dir=_run_dir_of(discriminator),
+                          discriminator_file=discriminator_file)
+
+
+def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: keras.Model | None, *,
+                   notes: list[str], started: float, verbose: bool, gan_dir: Path | None = None,
+                   gan_metrics: dict[str, Any] | None = None,
+                   discriminator_file: str | Path | None = None) -> TransferResult:
+    """Runs the strategies into a prepared run folder (``config.yaml`` written) on loaded data.
+
+    ``data`` must have the discriminator's image size and channels, when there is one; ``gan_dir``
+    is the GAN's run folder, for the report; ``started`` is when the caller's work began.
+    """
+    from gantransfer.reporting.report import write_report
+
+    architecture = trunk_architecture(config, data, disc_model)
+    notes = [*notes, f"{data.name}: {len(data.train)} labeled training images to draw budgets "
+                     f"from, {len(data.test)} test images, {data.num_classes} classes ({data.source})"]
     t = config.transfer
     context: dict[str, Any] = {
         "title": f"gantransfer: transfer strategies on {data.name}",
@@ -186,7 +177,7 @@ def transfer(config: Config, run_dir: str | Path, *,
         "dataset": data.name, "strategies": t.strategies, "labels_per_class": t.labels_per_class,
         "seeds": t.seeds, "models": len([r for r in run.results if r.status == "ok"]),
         "wall_time_s": round(time.perf_counter() - started, 2),
-        "discriminator": str(discriminator) if isinstance(discriminator, (str, Path)) else None,
+        "discriminator": str(discriminator_file) if discriminator_file is not None else None,
     })
     return TransferResult(run_dir=run_dir, results=run.results, files=files)
 
@@ -196,7 +187,8 @@ def compare(config: Config, run_dir: str | Path, *, overwrite: bool = False,
     """Trains a DCGAN on the target's unlabeled training images, then runs every strategy.
 
     The run folder holds the GAN's own run folder in ``gan/``, the trained classifiers in
-    ``models/``, and the results and report.
+    ``models/``, and the results and report. The dataset is loaded once: the GAN trains on its
+    training split, is scored against its test split, and the strategies use its labels.
 
     Args:
         config: The run's configuration (``data``, ``gan``, ``train`` for the GAN, ``transfer``).
@@ -213,11 +205,15 @@ def compare(config: Config, run_dir: str | Path, *, overwrite: bool = False,
     """
     run_dir = Path(run_dir)
     check_run_dir(run_dir, overwrite=overwrite)
+    # The GAN is built at the data's size and channels, so the same images serve the transfer.
+    data = load_target(config, config.data.image_size, config.data.channels)
     run_dir = prepare_run_dir(run_dir, overwrite=overwrite)
     save_config(config, run_dir / "config.yaml")
-    gan = train_gan(config, run_dir / "gan")
-    scores = _gan_metrics(config, run_dir / "gan") if config.transfer.gan_metrics else None
-    result = transfer(config, run_dir, discriminator=gan.gan.discriminator, verbose=verbose,
-                      _prepared=True, gan_dir=run_dir / "gan", gan_metrics=scores)
+    gan = train_gan(config, run_dir / "gan", dataset=data)
+    scores = _gan_metrics(config, gan, data) if config.transfer.gan_metrics else None
+    started = time.perf_counter()
+    seed_everything(config.train.seed, config.train.deterministic)
+    result = _transfer_into(run_dir, config, data, gan.gan.discriminator, notes=[], started=started,
+                            verbose=verbose, gan_dir=gan.run_dir, gan_metrics=scores)
     result.gan = gan
     return result

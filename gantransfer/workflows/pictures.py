@@ -21,9 +21,9 @@ from gantransfer.data import Dataset, load_dataset
 from gantransfer.errors import GantransferError
 from gantransfer.evaluation.results import StrategyResult
 from gantransfer.registry import STRATEGIES, family_of
+from gantransfer.workflows.targets import trunk_architecture
 from gantransfer.runs import DEFAULT_OUTPUT_ROOT, atomic_write_json, default_run_name
-from gantransfer.transfer_learning.trunks import (TrunkArchitecture, architecture_of,
-                                                  build_gan_trunk, load_discriminator,
+from gantransfer.transfer_learning.trunks import (build_gan_trunk, load_discriminator,
                                                   reestimate_batchnorm, trunk_from_discriminator)
 
 logger = logging.getLogger(__name__)
@@ -128,16 +128,6 @@ def visualize_model(source: str | Path, *, dataset: str | None = None,
     return written
 
 
-def _trunk_architecture(config: Config, data: Dataset,
-                        discriminator: keras.Model | None) -> TrunkArchitecture:
-    """The discriminator's trunk architecture, or the configured GAN's for the data's images."""
-    if discriminator is not None:
-        return architecture_of(discriminator)
-    g = config.gan
-    return TrunkArchitecture(data.image_size, data.channels, width=g.width,
-                             kernel_size=g.kernel_size, leaky_relu_slope=g.leaky_relu_slope)
-
-
 def report_pictures(config: Config, run_dir: str | Path, discriminator: keras.Model | None,
                     data: Dataset, results: list[StrategyResult]) -> list[dict[str, str]]:
     """The figures of a transfer report, as PNGs in ``run_dir/pictures/``.
@@ -186,7 +176,7 @@ def report_pictures(config: Config, run_dir: str | Path, discriminator: keras.Mo
                                    "image, one tile per channel."})
         trunks["GAN trunk"], _ = trunk_from_discriminator(discriminator)
         reestimate_batchnorm(trunks["GAN trunk"], real)
-    architecture = _trunk_architecture(config, data, discriminator)
+    architecture = trunk_architecture(config, data, discriminator)
     keras.utils.set_random_seed(0)
     trunks["random trunk"] = build_gan_trunk(architecture, name="random_trunk")
     reestimate_batchnorm(trunks["random trunk"], real)

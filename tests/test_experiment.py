@@ -1,0 +1,112 @@
+"""compare and transfer: one dataset load per compare, the generator scored in memory, the data
+loaded at an external discriminator's size, run folders checked first, public parameters only."""
+
+import inspect
+import json
+
+import keras
+import pytest
+
+import gantransfer.workflows.experiment as experiment
+from gantransfer.config import load_config
+from gantransfer.errors import DataError, RunFolderError
+from gantransfer.gan.models import build_discriminator
+
+FAST = ["data.image_size=16", "train.epochs=1", "train.metrics_images=50",
+        "transfer.labels_per_class=3", "transfer.seeds=1", "transfer.max_epochs=2",
+        "transfer.patience=1", "transfer.learning_rates=0.01", "transfer.probe_c=0.1",
+        "transfer.bn_images=50"]
+
+
+@pytest.fixture
+def loads(monkeypatch):
+    """Every ``load_dataset`` call anywhere in gantransfer, as its image size."""
+    import sys
+
+    from gantransfer.data import sources
+
+    sizes: list[int] = []
+    real = sources.load_dataset
+
+    def counting(*args, **kwargs):
+        sizes.append(kwargs["image_size"])
+        return real(*args, **kwargs)
+
+    # Every module that imported the function by name gets the counting one: no load goes unseen.
+    for name, module in list(sys.modules.items()):
+        if name.startswith("gantransfer") and getattr(module, "load_dataset", None) is real:
+            monkeypatch.setattr(module, "load_dataset", counting)
+    return sizes
+
+
+def test_transfer_and_compare_take_only_public_parameters():
+    transfer = inspect.signature(experiment.transfer).parameters
+    assert list(transfer) == ["config", "run_dir", "discriminator", "overwrite", "verbose"]
+    compare = inspect.signature(experiment.compare).parameters
+    assert list(compare) == ["config", "run_dir", "overwrite", "verbose"]
+
+
+@pytest.mark.slow
+def test_compare_loads_the_dataset_once_and_scores_the_generator_in_memory(
+        tmp_path, monkeypatch, tiny_overrides, loads):
+    read_back: list[str] = []
+    real_load_model = keras.saving.load_model
+
+    def watching(path, *args, **kwargs):
+        read_back.append(str(path))
+        return real_load_model(path, *args, **kwargs)
+
+    monkeypatch.setattr(keras.saving, "load_model", watching)
+    scored = []
+    real_score = experiment.score_generator
+
+    def spying(generator, data, **kwargs):
+        scored.append((generator, data))
+        return real_score(generator, data, **kwargs)
+
+    monkeypatch.setattr(experiment, "score_generator", spying)
+    config = load_config(None, [*tiny_overrides, *FAST,
+                                "transfer.strategies=scratch,gan-linear-probe"])
+
+    result = experiment.compare(config, tmp_path / "cmp", verbose=False)
+
+    assert loads == [16]
+    assert not [path for path in read_back if path.endswith("generator.keras")]
+    [(generator, data)] = scored
+    assert generator is result.gan.gan.generator
+    assert (data.image_size, len(data.val)) == (16, 0)
+    metrics = json.loads((tmp_path / "cmp/gan/gan_metrics.json").read_text())
+    assert metrics["real_images"] == metrics["generated_images"] == 100
+    assert [r.status for r in result.results] == ["ok", "ok"]
+    context = json.loads((tmp_path / "cmp/results.json").read_text())["context"]
+    assert context["gan"]["FID"] == round(metrics["fid"], 3)
+    assert not any("brought to the GAN's" in note for note in context["notes"])
+
+
+def test_transfer_loads_the_target_at_an_external_discriminators_size(tmp_path, loads):
+    config = load_config(None, [*FAST, "transfer.strategies=gan-linear-probe"])
+    small = build_discriminator(8, 1, width=0.125, kernel_size=3)
+    result = experiment.transfer(config, tmp_path / "run", discriminator=small, verbose=False)
+    assert loads == [8]
+    assert [r.status for r in result.results] == ["ok"]
+    context = json.loads((tmp_path / "run/results.json").read_text())["context"]
+    assert any("brought to the GAN's 8x8x1 (the config asked for 16 px" in note
+               for note in context["notes"])
+
+
+def test_an_existing_run_folder_fails_before_any_load(tmp_path, loads):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run/old.txt").write_text("kept")
+    config = load_config(None, FAST)
+    for run in (experiment.transfer, experiment.compare):
+        with pytest.raises(RunFolderError):
+            run(config, tmp_path / "run", verbose=False)
+    assert loads == [] and (tmp_path / "run/old.txt").read_text() == "kept"
+
+
+def test_bad_data_leaves_no_run_folder(tmp_path):
+    config = load_config(None, [*FAST, "data.dataset=no_such_dataset"])
+    for run in (experiment.transfer, experiment.compare):
+        with pytest.raises(DataError, match="no_such_dataset"):
+            run(config, tmp_path / run.__name__, verbose=False)
+        assert not (tmp_path / run.__name__).exists()
