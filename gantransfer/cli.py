@@ -81,7 +81,8 @@ def cli() -> None:
               "With --resume, defaults to the run's config.yaml.")
 @click.option("--dataset", help="Dataset name (digits, mnist, fashion_mnist, cifar10, cifar100) or a "
               "path to an image folder, .npz or IDX files.")
-@click.option("--image-size", type=int, help="Image side: 28, 32, 64 or a larger power of two.")
+@click.option("--image-size", type=int, help="Image side: 4 or 7 times a power of two, at least 8 "
+              "(28, 32, 64, ...).")
 @click.option("--epochs", type=int, help="Total epochs (with --resume: train up to this many).")
 @click.option("--batch-size", type=int, help="Images per step (default 128).")
 @click.option("--seed", type=int, help="Seed of every random draw.")
