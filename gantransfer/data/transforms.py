@@ -42,14 +42,15 @@ def to_gan_range(x_uint8: np.ndarray) -> np.ndarray:
         x_uint8: Images with values in [0, 255], any shape.
 
     Returns:
-        float32 array of the same shape: ``x * GAN_SCALE + GAN_OFFSET``, the same arithmetic as
-        :func:`gan_range_layer`.
+        float32 array of the same shape: ``x * GAN_SCALE + GAN_OFFSET``. It divides by
+        ``1 / GAN_SCALE`` (127.5) rather than multiplying, as gantransfer always has, so GAN runs stay
+        bit-identical across versions; :func:`gan_range_layer` agrees within float32 rounding.
 
     Example:
         >>> to_gan_range(np.array([0, 255], "uint8"))
         array([-1.,  1.], dtype=float32)
     """
-    return np.asarray(x_uint8, dtype="float32") * np.float32(GAN_SCALE) + np.float32(GAN_OFFSET)
+    return np.asarray(x_uint8, dtype="float32") / np.float32(1.0 / GAN_SCALE) + np.float32(GAN_OFFSET)
 
 
 def gan_range_layer(name: str = "to_gan_range") -> Any:
