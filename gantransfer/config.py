@@ -298,7 +298,19 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
             return float(value)
         if option is str and isinstance(value, str):
             return value
+    if float in options and isinstance(value, str):
+        # YAML 1.1 reads 1e-4 (no dot) as a string; every spelling Python reads is a number here.
+        number = _float_or_none(value)
+        if number is not None:
+            return number
     raise ConfigError(f"{key}: received {value!r} ({type(value).__name__}), expected {_type_name(options)}")
+
+
+def _float_or_none(text: str) -> float | None:
+    try:
+        return float(text.strip())
+    except ValueError:
+        return None
 
 
 def _type_name(options: tuple) -> str:

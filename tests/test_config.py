@@ -105,3 +105,27 @@ def test_resolved_config_round_trips(tmp_path):
 
 def test_parse_override_keeps_strings():
     assert parse_override("data.dataset=digits") == (["data", "dataset"], "digits")
+
+
+@pytest.mark.parametrize("text, value", [("2e-4", 2e-4), ("1E-4", 1e-4), ("5e-1", 0.5),
+                                         (".0002", 2e-4), ("2.0e-4", 2e-4), ("1_0e-5", 1e-4)])
+def test_every_python_float_spelling_is_a_number(text, value):
+    # YAML 1.1 reads "2e-4" (no dot) as a string; it was rejected, though the README writes it so.
+    assert load_config(None, [f"gan.learning_rate={text}"]).gan.learning_rate == pytest.approx(value)
+
+
+def test_float_spellings_in_lists_and_in_yaml_files(tmp_path):
+    config = load_config(None, ["transfer.learning_rates=1e-2,1e-3", "transfer.probe_c=1e-3"])
+    assert config.transfer.learning_rates == [0.01, 0.001] and config.transfer.probe_c == [0.001]
+    path = tmp_path / "config.yaml"
+    path.write_text("gan:\n  learning_rate: 2e-4\ntransfer:\n  learning_rates: [1e-2, 1e-3]\n")
+    loaded = load_config(path)
+    assert loaded.gan.learning_rate == 2e-4 and loaded.transfer.learning_rates == [0.01, 0.001]
+
+
+def test_a_word_is_still_not_a_number():
+    with pytest.raises(ConfigError, match=r"gan.learning_rate: received 'fast' \(str\), expected a "
+                                          r"number"):
+        load_config(None, ["gan.learning_rate=fast"])
+    with pytest.raises(ConfigError, match=r"gan.learning_rate: received nan"):
+        load_config(None, ["gan.learning_rate=nan"])
