@@ -200,3 +200,26 @@ def test_linear_probe_exports_to_keras_with_the_same_predictions(split, tmp_path
     assert (np.argmax(loaded.predict(tests, verbose=0), -1) == expected).all()
     np.testing.assert_allclose(loaded.predict(tests, verbose=0), probe.decision_function(
         features(tests)), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("rate, max_epochs, patience", [(0.3, 12, 3), (0.1, 4, 15), (0.3, 4, 15)])
+def test_the_selection_score_is_the_score_of_the_weights_kept(rate, max_epochs, patience):
+    # A linear head at a high learning rate oscillates: its best validation epoch is often an early
+    # one, inside EarlyStopping's warm-up, whose weights that callback never restores.
+    from gantransfer.transfer_learning.classifiers import build_head, fit_selected
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 16)).astype("float32")
+    y = (x[:, :3].argmax(axis=1) + (rng.random(120) < 0.3)) % 3  # a linear rule, 30% label noise
+    kept_earlier = 0
+    for seed in range(3):
+        outcome = fit_selected(lambda: build_head((16,), 3), (x[:80], y[:80]), (x[80:], y[80:]),
+                               learning_rates=[rate], max_epochs=max_epochs, patience=patience,
+                               batch_size=8, seed=seed)
+        loss, accuracy = outcome.model.evaluate(x[80:], y[80:], verbose=0)
+        assert accuracy == pytest.approx(outcome.val_accuracy, abs=1e-6)
+        assert loss == pytest.approx(outcome.val_loss, rel=1e-4)
+        assert outcome.best_epoch == int(np.argmax(
+            np.array(outcome.history["val_accuracy"]) - 1e-3 * np.array(outcome.history["val_loss"]))) + 1
+        kept_earlier += outcome.best_epoch < outcome.epochs
+    assert kept_earlier  # some fit kept an earlier epoch's weights: the restoring was exercised

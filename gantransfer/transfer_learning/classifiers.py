@@ -10,6 +10,7 @@ the trunk unchanged.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -102,6 +103,40 @@ class ValidationScore(keras.callbacks.Callback):
             logs["val_score"] = float(logs["val_accuracy"]) - 1e-3 * float(logs.get("val_loss", 0.0))
 
 
+class RestoreBest(keras.callbacks.Callback):
+    """Keeps the weights of the epoch with the best ``val_score`` and puts them back at the end.
+
+    Every epoch counts, the first ones included: the weights kept are the weights whose validation
+    score model selection reads. (``EarlyStopping(restore_best_weights=True, start_from_epoch=n)``
+    ignores the first ``n`` epochs when it restores, and keeps the last weights when training ends
+    before epoch ``n``, so its weights and the history's best epoch could differ.)
+
+    Example:
+        >>> callback = RestoreBest()
+        >>> callback.best_epoch is None
+        True
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.best_score = -math.inf
+        self.best_epoch: int | None = None
+        self.best_weights: list[np.ndarray] | None = None
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.best_score, self.best_epoch, self.best_weights = -math.inf, None, None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        score = (logs or {}).get("val_score")
+        if score is not None and float(score) > self.best_score:  # the first of equal scores wins
+            self.best_score, self.best_epoch = float(score), epoch
+            self.best_weights = self.model.get_weights()
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
 class EpochBar(keras.callbacks.Callback):
     """One progress bar per model: epochs done out of the maximum, with the validation figures."""
 
@@ -190,11 +225,13 @@ def fit_selected(build: Callable[[], keras.Model], train: tuple[np.ndarray, np.n
         model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=["accuracy"], steps_per_execution=STEPS_PER_EXECUTION)
+        restore = RestoreBest()
         callbacks: list[keras.callbacks.Callback] = [
-            ValidationScore(),
+            ValidationScore(),  # first: the callbacks after it read the val_score it adds
+            restore,
             # No stopping in the first `patience` epochs: with a few labels an epoch is a few steps.
             keras.callbacks.EarlyStopping(monitor="val_score", mode="max", patience=patience,
-                                          restore_best_weights=True, start_from_epoch=patience),
+                                          start_from_epoch=patience),
         ]
         if progress is not None:
             callbacks.append(EpochBar(max_epochs, f"{progress}, learning rate {learning_rate:g}"))
@@ -202,7 +239,8 @@ def fit_selected(build: Callable[[], keras.Model], train: tuple[np.ndarray, np.n
                             validation_data=make_dataset(*val, 256), epochs=max_epochs,
                             callbacks=callbacks, verbose=0, shuffle=False).history
         scores = history["val_score"]
-        best_index = int(np.argmax(scores))
+        # The epoch whose weights the model now holds (the last one if no score was ever finite).
+        best_index = restore.best_epoch if restore.best_epoch is not None else len(scores) - 1
         outcome = FitOutcome(model=model, learning_rate=learning_rate, epochs=len(scores),
                              best_epoch=best_index + 1,
                              val_accuracy=float(history["val_accuracy"][best_index]),
