@@ -209,3 +209,32 @@ def test_transfer_and_gan_both_given(runner, tmp_path):
     (tmp_path / "d.keras").write_bytes(b"x")
     _bad(runner, ["transfer", "--gan-run", str(tmp_path), "--discriminator",
                   str(tmp_path / "d.keras")], "not both")
+
+
+def test_resume_past_a_garbled_history_line(runner, tmp_path, npz):
+    out = tmp_path / "run"
+    result = runner.invoke(cli, ["train-gan", "--dataset", str(npz), "--epochs", "1",
+                                 "--output-dir", str(out), *TINY])
+    assert result.exit_code == 0, result.output
+    with (out / "history.csv").open("a") as handle:  # what a kill in mid-line can leave
+        handle.write("\x00\x00garbled,,\n1,0.5\n")
+    result = runner.invoke(cli, ["train-gan", "--output-dir", str(out), "--resume", "--epochs", "2",
+                                 "--quiet"])
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    lines = (out / "history.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in lines] == ["epoch", "0", "1"]
+    assert len({len(line.split(",")) for line in lines}) == 1
+
+
+def test_transfer_from_a_gan_run_with_a_corrupt_manifest(runner, tmp_path, npz):
+    gan = tmp_path / "gan"
+    result = runner.invoke(cli, ["train-gan", "--dataset", str(npz), "--epochs", "1",
+                                 "--output-dir", str(gan), *TINY])
+    assert result.exit_code == 0, result.output
+    (gan / "run.json").write_text('{"epochs": 1, "dataset": ')  # cut short
+    out = tmp_path / "transfer"
+    result = _bad(runner, ["transfer", "--gan-run", str(gan), "--dataset", "digits",
+                           "--strategies", "gan-linear-probe", "--output-dir", str(out)],
+                  "is not readable JSON")
+    assert str(gan / "run.json") in result.output
+    assert not out.exists()  # nothing half-made is left behind

@@ -3,6 +3,7 @@ generator from its run folder or from memory."""
 
 import json
 
+import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -90,6 +91,14 @@ def test_evaluate_gan_command(tmp_path):
                                 "--extractor", "classifier"])
     assert again.exit_code == 0
     assert json.loads((run / "gan_metrics.json").read_text())["fid"] == pytest.approx(scores["fid"])
+    # A corrupt cached extractor (derived data) is trained again and replaced, not a traceback.
+    (run / "metrics/feature_extractor.keras").write_bytes(b"PK\x03\x04 not a keras file")
+    mended = runner.invoke(cli, ["evaluate-gan", str(run), "--num-images", "200",
+                                 "--extractor", "classifier"])
+    assert mended.exit_code == 0 and "Traceback" not in mended.output, mended.output
+    assert "cannot be read" in mended.output
+    keras.saving.load_model(run / "metrics/feature_extractor.keras", compile=False)
+    assert json.loads((run / "gan_metrics.json").read_text())["fid"] > 0
     bad = runner.invoke(cli, ["evaluate-gan", str(tmp_path)])
     assert bad.exit_code == 1 and "is not a finished train-gan run folder" in bad.output
 

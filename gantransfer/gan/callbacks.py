@@ -234,6 +234,8 @@ def read_history(history_csv: str | Path) -> dict[str, list[float]]:
         return columns
     with path.open(newline="") as handle:
         for row in csv.DictReader(handle):
+            if None in row or None in row.values():  # a line with too many or too few fields
+                continue
             for key, value in row.items():
                 try:
                     columns.setdefault(key, []).append(float(value))

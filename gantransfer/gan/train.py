@@ -14,6 +14,7 @@ import importlib.util
 import io
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,14 @@ def build_dcgan(config: Config, image_size: int, channels: int) -> DCGAN:
     return gan
 
 
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
 def _trim_history(history_csv: Path, epochs_done: int) -> None:
     """Drops rows of epochs a resumed run will train again (written after the last checkpoint)."""
     if not history_csv.is_file():
@@ -96,7 +105,15 @@ def _trim_history(history_csv: Path, epochs_done: int) -> None:
         rows = list(csv.reader(handle))
     if not rows:
         return
-    kept = [rows[0]] + [r for r in rows[1:] if r and int(float(r[0])) < epochs_done]
+    kept, garbled = [rows[0]], 0
+    for row in rows[1:]:
+        epoch = _number(row[0]) if row else None
+        if epoch is None or len(row) != len(rows[0]):
+            garbled += bool(row)
+        elif epoch < epochs_done:
+            kept.append(row)
+    if garbled:  # e.g. a line cut short when a run was killed: the checkpoints are what counts
+        logger.warning("dropped %d unreadable line(s) from %s", garbled, history_csv)
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(kept)
     atomic_write_text(history_csv, buffer.getvalue())

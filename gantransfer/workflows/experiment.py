@@ -8,6 +8,7 @@ Both write a run folder with the trained classifiers, ``results.csv``/``results.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ import keras
 
 from gantransfer.config import Config, save_config
 from gantransfer.data import Dataset
-from gantransfer.errors import GantransferError
+from gantransfer.errors import GantransferError, RunFolderError
 from gantransfer.evaluation.results import StrategyResult
 from gantransfer.gan.train import TrainGanResult, seed_everything, train_gan
 from gantransfer.runs import (atomic_write_json, check_run_dir, machine_description,
@@ -54,6 +55,11 @@ class TransferResult:
 
 
 def _gan_context(gan_dir: Path | None) -> dict[str, Any] | None:
+    """What the report says about the GAN run: its samples and its manifest's facts.
+
+    Raises:
+        RunFolderError: If the run's ``run.json`` exists but cannot be read.
+    """
     if gan_dir is None:
         return None
     samples = sorted((gan_dir / "samples").glob("epoch_*.png")) if gan_dir.is_dir() else []
@@ -61,12 +67,17 @@ def _gan_context(gan_dir: Path | None) -> dict[str, Any] | None:
                             "samples_png": str(samples[-1]) if samples else None}
     manifest = gan_dir / "run.json"
     if manifest.is_file():
-        import json
-
-        data = json.loads(manifest.read_text())
-        info.update({"epochs": data.get("epochs"), "source_dataset": data.get("dataset", {}).get("name"),
-                     "images": data.get("dataset", {}).get("images"),
-                     "wall_time_s": data.get("wall_time_s")})
+        try:
+            data = json.loads(manifest.read_text())
+            if not isinstance(data, dict):
+                raise ValueError(f"a JSON {type(data).__name__}, not an object")
+            dataset = data.get("dataset") or {}
+            info.update({"epochs": data.get("epochs"), "source_dataset": dataset.get("name"),
+                         "images": dataset.get("images"), "wall_time_s": data.get("wall_time_s")})
+        except (ValueError, AttributeError, UnicodeDecodeError) as error:
+            raise RunFolderError(f"the GAN run's manifest {str(manifest)!r} is not readable JSON "
+                                 f"({error}); restore it, or pass the run's discriminator.keras "
+                                 "with --discriminator") from None
     return info
 
 
@@ -127,22 +138,24 @@ def transfer(config: Config, run_dir: str | Path, *,
     seed_everything(config.train.seed, config.train.deterministic)
     disc_model = load_discriminator(discriminator) if discriminator is not None else None
     data, notes = target_data(config, disc_model)
+    gan = _gan_context(_run_dir_of(discriminator))  # a broken GAN run fails before the folder exists
     run_dir = prepare_run_dir(run_dir, overwrite=overwrite)
     save_config(config, run_dir / "config.yaml")
     discriminator_file = discriminator if isinstance(discriminator, (str, Path)) else None
     return _transfer_into(run_dir, config, data, disc_model, notes=notes, started=started,
-                          verbose=verbose, gan_dir=_run_dir_of(discriminator),
-                          discriminator_file=discriminator_file)
+                          verbose=verbose, gan=gan, discriminator_file=discriminator_file)
 
 
 def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: keras.Model | None, *,
-                   notes: list[str], started: float, verbose: bool, gan_dir: Path | None = None,
+                   notes: list[str], started: float, verbose: bool,
+                   gan: dict[str, Any] | None = None,
                    gan_metrics: dict[str, Any] | None = None,
                    discriminator_file: str | Path | None = None) -> TransferResult:
     """Runs the strategies into a prepared run folder (``config.yaml`` written) on loaded data.
 
-    ``data`` must have the discriminator's image size and channels, when there is one; ``gan_dir``
-    is the GAN's run folder, for the report; ``started`` is when the caller's work began.
+    ``data`` must have the discriminator's image size and channels, when there is one; ``gan`` is
+    what the report says of the GAN run (:func:`_gan_context`); ``started`` is when the caller's
+    work began.
     """
     from gantransfer.reporting.report import write_report
 
@@ -153,7 +166,7 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
     context: dict[str, Any] = {
         "title": f"gantransfer: transfer strategies on {data.name}",
         "dataset": data.name, "class_names": data.class_names, "num_classes": data.num_classes,
-        "gan": _gan_context(gan_dir), "config": config.to_dict(), "skipped": [], "notes": notes,
+        "gan": gan, "config": config.to_dict(), "skipped": [], "notes": notes,
     }
     partial: list[dict[str, Any]] = []
 
@@ -214,6 +227,6 @@ def compare(config: Config, run_dir: str | Path, *, overwrite: bool = False,
     started = time.perf_counter()
     seed_everything(config.train.seed, config.train.deterministic)
     result = _transfer_into(run_dir, config, data, gan.gan.discriminator, notes=[], started=started,
-                            verbose=verbose, gan_dir=gan.run_dir, gan_metrics=scores)
+                            verbose=verbose, gan=_gan_context(gan.run_dir), gan_metrics=scores)
     result.gan = gan
     return result

@@ -7,6 +7,7 @@ in memory, for ``compare``, which holds the data and the generator.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from gantransfer.evaluation.gan_metrics import gan_scores
 from gantransfer.gan.extractors import inception_extractor, save_extractor, train_feature_extractor
 from gantransfer.gan.sampling import load_generator, sample
 from gantransfer.runs import atomic_write_json
+
+logger = logging.getLogger(__name__)
 
 
 EXTRACTORS = ("auto", "classifier", "inception")
@@ -133,7 +136,12 @@ def _extractor(extractor: str, data: Dataset, seed: int, metrics_dir: str | Path
                                "classifier, and InceptionV3 weights are not cached")
     cached = Path(metrics_dir) / "feature_extractor.keras" if metrics_dir is not None else None
     if cached is not None and cached.is_file():
-        return keras.saving.load_model(cached, compile=False), "classifier", {"cached": str(cached)}
+        try:
+            return keras.saving.load_model(cached, compile=False), "classifier", {"cached": str(cached)}
+        except Exception as error:  # Keras raises many kinds for a corrupt file
+            # The cache is derived data: train it again and replace it, rather than fail.
+            logger.warning("the cached feature extractor %s cannot be read (%s); training a new one",
+                           cached, str(error).splitlines()[0] if str(error) else type(error).__name__)
     train = data.train  # at most 20k images: enough for features, minutes on a CPU
     chosen = np.sort(np.random.default_rng(seed).permutation(len(train))[:20000])
     model, accuracy = train_feature_extractor(train.load(chosen), train.y[chosen],
