@@ -78,19 +78,22 @@ class GANCheckpoint(keras.callbacks.Callback):
         folder: The checkpoints folder.
         fixed_noise: Stored with the state so a resumed run draws the same sample grids.
         keep: How many recent checkpoints to keep; 0 keeps all.
+        settings: The settings that define the run, stored so a resume can refuse changed ones.
     """
 
-    def __init__(self, folder: str | Path, fixed_noise: np.ndarray, keep: int = 3) -> None:
+    def __init__(self, folder: str | Path, fixed_noise: np.ndarray, keep: int = 3,
+                 settings: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.folder = Path(folder)
         self.fixed_noise = np.asarray(fixed_noise, dtype="float32")
         self.keep = keep
+        self.settings = settings
         self.last_saved_epoch: int | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if not logs_finite(logs):
             return
-        save_checkpoint(self.model, self.folder, epoch + 1, self.fixed_noise)
+        save_checkpoint(self.model, self.folder, epoch + 1, self.fixed_noise, self.settings)
         self.last_saved_epoch = epoch + 1
         prune_checkpoints(self.folder, self.keep)
 

@@ -18,6 +18,7 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +40,7 @@ class Checkpoint:
     fixed_noise: np.ndarray
     variables: dict[str, list[np.ndarray]]
     paths: dict[str, list[str]]
+    settings: dict[str, Any] | None = None  # what defines the run; None in 0.1 checkpoints
 
 
 def _groups(gan) -> dict[str, list]:
@@ -56,7 +58,8 @@ def checkpoint_path(folder: Path, epoch: int) -> Path:
     return Path(folder) / f"epoch_{epoch:03d}.npz"
 
 
-def save_checkpoint(gan, folder: Path, epoch: int, fixed_noise: np.ndarray) -> Path:
+def save_checkpoint(gan, folder: Path, epoch: int, fixed_noise: np.ndarray,
+                    settings: dict[str, Any] | None = None) -> Path:
     """Writes the whole training state after ``epoch`` epochs, atomically.
 
     Args:
@@ -64,6 +67,7 @@ def save_checkpoint(gan, folder: Path, epoch: int, fixed_noise: np.ndarray) -> P
         folder: The checkpoints folder.
         epoch: Epochs completed.
         fixed_noise: The noise the sample grids are drawn from.
+        settings: The settings that define the run (JSON-able), which a resume must not change.
 
     Returns:
         The checkpoint's path.
@@ -74,7 +78,8 @@ def save_checkpoint(gan, folder: Path, epoch: int, fixed_noise: np.ndarray) -> P
         paths[group] = [v.path for v in variables]
         for i, variable in enumerate(variables):
             arrays[f"{group}/{i:04d}"] = np.asarray(variable)
-    arrays["meta"] = np.asarray(json.dumps({"format": FORMAT_VERSION, "paths": paths}))
+    arrays["meta"] = np.asarray(json.dumps({"format": FORMAT_VERSION, "paths": paths,
+                                            "settings": settings}))
     path = checkpoint_path(folder, epoch)
     atomic_write(path, lambda handle: np.savez(handle, **arrays))
     return path
@@ -101,7 +106,8 @@ def read_checkpoint(path: Path) -> Checkpoint:
             variables = {group: [data[f"{group}/{i:04d}"] for i in range(len(names))]
                          for group, names in meta["paths"].items()}
             return Checkpoint(epoch=int(data["epoch"]), fixed_noise=np.array(data["fixed_noise"]),
-                              variables=variables, paths=meta["paths"])
+                              variables=variables, paths=meta["paths"],
+                              settings=meta.get("settings"))
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, json.JSONDecodeError) as error:
         raise RunFolderError(f"checkpoint {str(path)!r} is unreadable ({error}); delete it to "
                              "resume from the one before") from None

@@ -24,9 +24,10 @@ import keras
 import numpy as np
 
 from gantransfer import backend
-from gantransfer.config import Config, save_config
+from gantransfer.config import Config, load_config, save_config
 from gantransfer.data import Dataset, ImageBatches, load_dataset
-from gantransfer.errors import ConfigError, DataError, RunFolderError, TrainingDiverged
+from gantransfer.errors import (ConfigError, DataError, GantransferError, RunFolderError,
+                                TrainingDiverged)
 from gantransfer.gan.callbacks import (METRIC_KEYS, GANCheckpoint, GANMetrics, HistoryCSV, LossPlot,
                                        NonFiniteGuard, SampleGrid, Throughput, plot_history)
 from gantransfer.gan.checkpoint import Checkpoint, latest_checkpoint, restore_checkpoint
@@ -191,21 +192,71 @@ def train_gan(config: Config, run_dir: str | Path, *, resume: bool = False, over
     run_dir = prepare_run_dir(Path(run_dir), resume=resume, overwrite=overwrite)
     checkpoint = _checkpoint_to_resume(config, run_dir) if resume else None
     initial_epoch = checkpoint.epoch if checkpoint else 0
-    save_config(config, run_dir / "config.yaml")
-
     gan, fixed_noise = _build_models(config, data, checkpoint)
+    # Only now, with the checkpoint restored, does config.yaml describe the run.
+    save_config(config, run_dir / "config.yaml")
     all_callbacks, guard, throughput = _callbacks(config, run_dir, data, fixed_noise, initial_epoch,
                                                   metrics, callbacks or [])
     history = _fit(gan, config, run_dir, data, initial_epoch, all_callbacks, guard)
     return _write_results(gan, config, run_dir, data, history, initial_epoch, throughput, started)
 
 
+# What a resumed run may change: how long it trains and what it writes along the way. Every other
+# setting defines the run (its data, models, optimisers, seeds and batches), and a resume keeps it.
+RESUMABLE_KEYS = ("train.epochs", "train.verbose", "train.tensorboard", "train.keep_checkpoints",
+                  "train.metrics_every", "train.metrics_images", "data.max_in_memory_mb")
+
+
+def run_settings(config: Config) -> dict[str, Any]:
+    """The settings that define a GAN run, as ``{"section.key": value}``: what a resume must keep.
+
+    Example:
+        >>> from gantransfer.config import load_config
+        >>> settings = run_settings(load_config(None))
+        >>> settings["gan.learning_rate"], "train.epochs" in settings
+        (0.0002, False)
+    """
+    values = config.to_dict()
+    settings = {f"{section}.{key}": value for section in ("data", "gan", "train")
+                for key, value in values[section].items()}
+    return {key: value for key, value in settings.items() if key not in RESUMABLE_KEYS}
+
+
+def _changed_settings(saved: dict[str, Any], config: Config) -> list[str]:
+    now = json.loads(json.dumps(run_settings(config)))  # compared as stored: JSON values
+    return [f"{key} was {saved[key]!r} in this run and is {now.get(key)!r} now"
+            for key in saved if now.get(key) != saved[key]]
+
+
+def _saved_settings(checkpoint: Checkpoint, run_dir: Path) -> dict[str, Any] | None:
+    """What defined the run: stored in the checkpoint, or (0.1 checkpoints) in its config.yaml."""
+    if checkpoint.settings is not None:
+        return checkpoint.settings
+    try:
+        return json.loads(json.dumps(run_settings(load_config(run_dir / "config.yaml"))))
+    except GantransferError:
+        return None
+
+
 def _checkpoint_to_resume(config: Config, run_dir: Path) -> Checkpoint | None:
-    """The last checkpoint in ``run_dir``, refused when it already has every configured epoch."""
+    """The last checkpoint in ``run_dir``; refused when it already has every configured epoch or
+    when ``config`` changes a setting that defines the run.
+
+    Raises:
+        RunFolderError: The run has every epoch already.
+        ConfigError: A setting outside :data:`RESUMABLE_KEYS` differs from the run's.
+    """
     checkpoint = latest_checkpoint(run_dir / "checkpoints")
     if checkpoint is None:
         logger.warning("no checkpoint in %s; starting from epoch 0", run_dir)
         return None
+    saved = _saved_settings(checkpoint, run_dir)
+    changed = _changed_settings(saved, config) if saved is not None else []
+    if changed:
+        allowed = ", ".join(RESUMABLE_KEYS)
+        raise ConfigError(f"cannot resume {str(run_dir)!r} with other settings: "
+                          f"{'; '.join(changed)}. A resume may change only {allowed}; start a new "
+                          "run (another --output-dir) for the rest")
     if checkpoint.epoch >= config.train.epochs:
         raise RunFolderError(f"the run in {str(run_dir)!r} already has {checkpoint.epoch} epochs; "
                              f"pass --epochs larger than {checkpoint.epoch} to train further")
@@ -245,7 +296,8 @@ def _callbacks(config: Config, run_dir: Path, data: Dataset, fixed_noise: np.nda
     callbacks: list[keras.callbacks.Callback] = [
         guard, throughput,
         SampleGrid(fixed_noise, run_dir / "samples"),
-        GANCheckpoint(run_dir / "checkpoints", fixed_noise, keep=t.keep_checkpoints),
+        GANCheckpoint(run_dir / "checkpoints", fixed_noise, keep=t.keep_checkpoints,
+                      settings=run_settings(config)),
         *metrics,  # before HistoryCSV, which writes the FID/KID they add to the logs
         HistoryCSV(str(history_csv), append=initial_epoch > 0,
                    extra_keys=METRIC_KEYS if t.metrics_every else ()),
