@@ -172,6 +172,9 @@ class TransferConfig:
         report_pictures: Add what the networks learned to the report: first-layer filters, feature
             maps, a Grad-CAM and a 2-D embedding of each trunk's features.
         embedding: pca, or tsne (slower) for those embeddings.
+        allow_test_overlap: With a GAN run trained on the same data, ``transfer`` tests on the
+            images that GAN never saw, and refuses when it cannot; true runs anyway, and the report
+            says that the GAN may have seen test images.
     """
 
     strategies: list[str] = dataclasses.field(default_factory=lambda: list(_strategy_names()))
@@ -197,6 +200,7 @@ class TransferConfig:
     gan_metrics: bool = True
     report_pictures: bool = False
     embedding: str = "pca"
+    allow_test_overlap: bool = False
 
     def __post_init__(self) -> None:
         names = _strategy_names()

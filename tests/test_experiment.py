@@ -81,6 +81,10 @@ def test_compare_loads_the_dataset_once_and_scores_the_generator_in_memory(
     context = json.loads((tmp_path / "cmp/results.json").read_text())["context"]
     assert context["gan"]["FID"] == round(metrics["fid"], 3)
     assert not any("brought to the GAN's" in note for note in context["notes"])
+    # compare tests on exactly the images its GAN held out.
+    gan_split = json.loads((tmp_path / "cmp/gan/run.json").read_text())["dataset"]
+    assert json.loads((tmp_path / "cmp/run.json").read_text())["test_sha256"] == \
+        gan_split["test_sha256"] == data.test.fingerprint()
 
 
 def test_transfer_loads_the_target_at_an_external_discriminators_size(tmp_path, loads):
@@ -110,3 +114,40 @@ def test_bad_data_leaves_no_run_folder(tmp_path):
         with pytest.raises(DataError, match="no_such_dataset"):
             run(config, tmp_path / run.__name__, verbose=False)
         assert not (tmp_path / run.__name__).exists()
+
+
+@pytest.mark.slow
+def test_transfer_from_a_gan_run_tests_only_on_images_the_gan_never_saw(tmp_path, tiny_overrides):
+    from gantransfer.data import load_dataset
+    from gantransfer.gan.train import train_gan
+
+    gan_config = load_config(None, [*tiny_overrides, *FAST, "train.seed=1"])
+    train_gan(gan_config, tmp_path / "gan")
+    held_out = json.loads((tmp_path / "gan/run.json").read_text())["dataset"]
+    # The reproduction: split by transfer's own seed (0), the test images overlap the GAN's.
+    gan_train = load_dataset("digits", image_size=16, validation_split=0.0, seed=1).train.x
+    naive_test = load_dataset("digits", image_size=16, validation_split=0.0, seed=0).test.x
+    seen = {image.tobytes() for image in gan_train}
+    assert sum(image.tobytes() in seen for image in naive_test) > 100
+
+    config = load_config(None, [*tiny_overrides, *FAST, "transfer.strategies=gan-linear-probe"])
+    result = experiment.transfer(config, tmp_path / "transfer", discriminator=tmp_path / "gan",
+                                 verbose=False)
+    manifest = json.loads((result.run_dir / "run.json").read_text())
+    assert manifest["test_sha256"] == held_out["test_sha256"]  # exactly the GAN's held-out images
+    notes = json.loads((result.run_dir / "results.json").read_text())["context"]["notes"]
+    assert any("test split taken from the GAN run" in note for note in notes)
+
+    # A test split that still differs (here: a tampered record) is refused before any folder.
+    record = json.loads((tmp_path / "gan/run.json").read_text())
+    record["dataset"]["test_sha256"] = "0" * 64
+    (tmp_path / "gan/run.json").write_text(json.dumps(record))
+    with pytest.raises(DataError, match="differ from the ones the GAN run held out"):
+        experiment.transfer(config, tmp_path / "refused", discriminator=tmp_path / "gan")
+    assert not (tmp_path / "refused").exists()
+    # ... unless the user says so explicitly, and then the report says so too.
+    config.transfer.allow_test_overlap = True
+    result = experiment.transfer(config, tmp_path / "allowed", discriminator=tmp_path / "gan",
+                                 verbose=False)
+    notes = json.loads((result.run_dir / "results.json").read_text())["context"]["notes"]
+    assert any(note.startswith("WARNING: the test images") for note in notes)

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -118,6 +119,27 @@ class ImageSet:
                                 f"{str(error).splitlines()[0] if str(error) else 'no detail'}); "
                                 "remove or replace the file and run again") from error
         return out
+
+    def fingerprint(self) -> str:
+        """A SHA-256 of what this set holds: its pixels (or, streamed, its files) and its labels.
+
+        Two loads of one source with the same split give the same fingerprint; a run folder records
+        it so that a later run can tell whether it holds out the same images.
+
+        Example:
+            >>> a = ImageSet(np.zeros((2, 4, 4, 1), "uint8"), np.arange(2))
+            >>> a.fingerprint() == a.subset([0, 1]).fingerprint() != a.subset([1, 0]).fingerprint()
+            True
+        """
+        digest = hashlib.sha256()
+        if self.x is not None:
+            digest.update(repr(self.x.shape).encode())
+            digest.update(np.ascontiguousarray(self.x).tobytes())
+        else:
+            digest.update("\n".join(self.paths).encode())
+        if self.y is not None:
+            digest.update(np.asarray(self.y, "int64").tobytes())
+        return digest.hexdigest()
 
     def subset(self, indices: np.ndarray | Sequence[int]) -> ImageSet:
         """Returns a new ImageSet with the images (and labels) at ``indices``, copied.

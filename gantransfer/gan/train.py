@@ -377,7 +377,11 @@ def _write_manifest(run_dir: Path, config: Config, data: Dataset, gan: DCGAN, in
         "seed": config.train.seed,
         "dataset": {"name": data.name, "source": data.source, "images": len(data.train),
                     "image_size": data.image_size, "channels": data.channels,
-                    "skipped_files": data.skipped_files},
+                    "skipped_files": data.skipped_files,
+                    # Which images the GAN never saw: a transfer on the same source must test on
+                    # exactly these (see workflows.targets).
+                    "test_split": config.data.test_split, "split_seed": config.train.seed,
+                    "test_images": len(data.test), "test_sha256": data.test.fingerprint()},
         "epochs": config.train.epochs,
         "batch_size": config.train.batch_size,
         "wall_time_s": round(sum(s["wall_time_s"] for s in sessions), 2),

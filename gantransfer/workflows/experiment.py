@@ -27,7 +27,8 @@ from gantransfer.runs import (atomic_write_json, check_run_dir, machine_descript
 from gantransfer.transfer_learning.protocol import run_transfer
 from gantransfer.transfer_learning.trunks import load_discriminator
 from gantransfer.workflows.pictures import report_pictures
-from gantransfer.workflows.targets import load_target, target_data, trunk_architecture
+from gantransfer.workflows.targets import (hold_out_the_gans_test_split, load_target, target_data,
+                                           trunk_architecture)
 from gantransfer.workflows.scoring import score_generator
 
 logger = logging.getLogger(__name__)
@@ -54,30 +55,39 @@ class TransferResult:
     gan: TrainGanResult | None = None
 
 
-def _gan_context(gan_dir: Path | None) -> dict[str, Any] | None:
-    """What the report says about the GAN run: its samples and its manifest's facts.
+def _gan_manifest(gan_dir: Path | None) -> dict[str, Any] | None:
+    """A GAN run's ``run.json``, or None without one.
 
     Raises:
-        RunFolderError: If the run's ``run.json`` exists but cannot be read.
+        RunFolderError: If the file exists but cannot be read.
     """
+    manifest = gan_dir / "run.json" if gan_dir is not None else None
+    if manifest is None or not manifest.is_file():
+        return None
+    try:
+        data = json.loads(manifest.read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON {type(data).__name__}, not an object")
+        if not isinstance(data.get("dataset", {}), dict):
+            raise ValueError("its 'dataset' is not an object")
+    except (ValueError, UnicodeDecodeError) as error:
+        raise RunFolderError(f"the GAN run's manifest {str(manifest)!r} is not readable JSON "
+                             f"({error}); restore it, or pass the run's discriminator.keras "
+                             "with --discriminator") from None
+    return data
+
+
+def _gan_context(gan_dir: Path | None, manifest: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the report says about the GAN run: its samples and its manifest's facts."""
     if gan_dir is None:
         return None
     samples = sorted((gan_dir / "samples").glob("epoch_*.png")) if gan_dir.is_dir() else []
     info: dict[str, Any] = {"run_dir": str(gan_dir),
                             "samples_png": str(samples[-1]) if samples else None}
-    manifest = gan_dir / "run.json"
-    if manifest.is_file():
-        try:
-            data = json.loads(manifest.read_text())
-            if not isinstance(data, dict):
-                raise ValueError(f"a JSON {type(data).__name__}, not an object")
-            dataset = data.get("dataset") or {}
-            info.update({"epochs": data.get("epochs"), "source_dataset": dataset.get("name"),
-                         "images": dataset.get("images"), "wall_time_s": data.get("wall_time_s")})
-        except (ValueError, AttributeError, UnicodeDecodeError) as error:
-            raise RunFolderError(f"the GAN run's manifest {str(manifest)!r} is not readable JSON "
-                                 f"({error}); restore it, or pass the run's discriminator.keras "
-                                 "with --discriminator") from None
+    if manifest is not None:
+        dataset = manifest.get("dataset") or {}
+        info.update({"epochs": manifest.get("epochs"), "source_dataset": dataset.get("name"),
+                     "images": dataset.get("images"), "wall_time_s": manifest.get("wall_time_s")})
     return info
 
 
@@ -137,8 +147,10 @@ def transfer(config: Config, run_dir: str | Path, *,
     check_run_dir(run_dir, overwrite=overwrite)
     seed_everything(config.train.seed, config.train.deterministic)
     disc_model = load_discriminator(discriminator) if discriminator is not None else None
-    data, notes = target_data(config, disc_model)
-    gan = _gan_context(_run_dir_of(discriminator))  # a broken GAN run fails before the folder exists
+    gan_dir = _run_dir_of(discriminator)
+    manifest = _gan_manifest(gan_dir)  # a broken GAN run fails before the folder exists
+    data, notes = target_data(config, disc_model, manifest)
+    gan = _gan_context(gan_dir, manifest)
     run_dir = prepare_run_dir(run_dir, overwrite=overwrite)
     save_config(config, run_dir / "config.yaml")
     discriminator_file = discriminator if isinstance(discriminator, (str, Path)) else None
@@ -189,6 +201,7 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
         "command": "transfer", "versions": package_versions(), "machine": machine_description(),
         "dataset": data.name, "strategies": t.strategies, "labels_per_class": t.labels_per_class,
         "seeds": t.seeds, "models": len([r for r in run.results if r.status == "ok"]),
+        "test_images": len(data.test), "test_sha256": data.test.fingerprint(),
         "wall_time_s": round(time.perf_counter() - started, 2),
         "discriminator": str(discriminator_file) if discriminator_file is not None else None,
     })
@@ -223,10 +236,14 @@ def compare(config: Config, run_dir: str | Path, *, overwrite: bool = False,
     run_dir = prepare_run_dir(run_dir, overwrite=overwrite)
     save_config(config, run_dir / "config.yaml")
     gan = train_gan(config, run_dir / "gan", dataset=data)
+    # The GAN trained on this very data's training split; the check proves the test split is the
+    # one it held out, as for any transfer from a GAN run.
+    data, notes = hold_out_the_gans_test_split(config, data, gan.manifest)
     scores = _gan_metrics(config, gan, data) if config.transfer.gan_metrics else None
     started = time.perf_counter()
     seed_everything(config.train.seed, config.train.deterministic)
-    result = _transfer_into(run_dir, config, data, gan.gan.discriminator, notes=[], started=started,
-                            verbose=verbose, gan=_gan_context(gan.run_dir), gan_metrics=scores)
+    result = _transfer_into(run_dir, config, data, gan.gan.discriminator, notes=notes,
+                            started=started, verbose=verbose,
+                            gan=_gan_context(gan.run_dir, gan.manifest), gan_metrics=scores)
     result.gan = gan
     return result
