@@ -108,6 +108,8 @@ class TrainConfig:
         verbose: Keras progress display: 0 silent, 1 progress bar, 2 one line per epoch.
         metrics_every: Log FID and KID every this many epochs (and after the last); 0 is off.
         metrics_images: Real and generated images those metrics compare.
+        stop_on_collapse: Stop when training has collapsed (D's loss pinned near 0, or G's images
+            saturated at ±1, two epochs in a row) instead of only warning.
     """
 
     epochs: int = 25
@@ -120,6 +122,7 @@ class TrainConfig:
     verbose: int = 1
     metrics_every: int = 0
     metrics_images: int = 1000
+    stop_on_collapse: bool = False
 
     def __post_init__(self) -> None:
         _check("train.metrics_every", self.metrics_every, self.metrics_every >= 0,

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import logging
 
 import keras
 import numpy as np
@@ -10,7 +11,7 @@ from PIL import Image
 
 from gantransfer.config import load_config
 from gantransfer.errors import ConfigError, RunFolderError, TrainingDiverged
-from gantransfer.gan.checkpoint import latest_checkpoint, list_checkpoints
+from gantransfer.gan.checkpoint import latest_checkpoint, list_checkpoints, read_checkpoint
 from gantransfer.gan.dcgan import DCGAN
 from gantransfer.gan.models import build_discriminator, build_generator
 from gantransfer.data import load_dataset
@@ -228,3 +229,49 @@ def test_metrics_on_unlabeled_data_without_inception_is_a_clear_error(tmp_path, 
     with pytest.raises(ConfigError, match="train.metrics_every needs labels"):
         train_gan(_config(tiny_overrides, blobs_npz, "train.metrics_every=1"), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_a_real_divergence_with_finite_losses_is_caught_and_nothing_non_finite_is_written(
+        tmp_path, tiny_overrides):
+    # A learning rate no config allows (set on the object, after validation): within the first
+    # epoch the BatchNorm moving variances overflow to inf while both losses stay finite.
+    config = load_config(None, [*tiny_overrides, "data.image_size=32", "train.epochs=3",
+                                "train.keep_checkpoints=0"])
+    config.gan.learning_rate = 1e8
+    with pytest.raises(TrainingDiverged, match=r"variables became NaN or inf at epoch 1, "
+                                               r".*moving_variance.*while the losses were finite"):
+        train_gan(config, tmp_path / "run")
+    history = (tmp_path / "run/history.csv").read_text().splitlines()
+    assert "nan" not in history[1].lower() and "inf" not in history[1].lower()  # finite losses
+    assert not (tmp_path / "run/generator.keras").exists()
+    assert not (tmp_path / "run/discriminator.keras").exists()
+    for path in (tmp_path / "run/checkpoints").glob("*.npz"):  # none, or only finite ones
+        checkpoint = read_checkpoint(path)
+        assert all(np.isfinite(v).all() for group in checkpoint.variables.values() for v in group)
+
+
+def test_save_checkpoint_refuses_a_non_finite_state(tmp_path, tiny_overrides):
+    from gantransfer.gan.checkpoint import save_checkpoint
+
+    gan = build_dcgan(load_config(None, tiny_overrides), 32, 1)
+    gan.discriminator.get_layer("block2_bn").moving_variance.assign(
+        np.full(gan.discriminator.get_layer("block2_bn").moving_variance.shape, np.inf, "float32"))
+    with pytest.raises(TrainingDiverged, match="block2_bn/moving_variance"):
+        save_checkpoint(gan, tmp_path, 1, np.zeros((4, 8), "float32"))
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_a_collapse_is_said_by_default_and_stops_when_asked(tmp_path, tiny_overrides, caplog):
+    # At the highest learning rate a config allows, D wins outright within two epochs: d_loss 0.
+    overrides = [*tiny_overrides, "data.image_size=32", "train.epochs=4", "gan.learning_rate=0.9"]
+    with caplog.at_level(logging.WARNING, logger="gantransfer.gan.callbacks"):
+        result = train_gan(load_config(None, overrides), tmp_path / "warned")
+    assert "GAN training has collapsed: the discriminator's loss is pinned" in caplog.text
+    assert (result.run_dir / "generator.keras").is_file()  # only a warning: the run finishes
+    with pytest.raises(TrainingDiverged, match="collapsed.*train.stop_on_collapse"):
+        train_gan(load_config(None, [*overrides, "train.stop_on_collapse=true"]),
+                  tmp_path / "stopped")
+    assert not (tmp_path / "stopped/generator.keras").exists()
+    assert list((tmp_path / "stopped/checkpoints").glob("epoch_*.npz"))  # its epochs are kept

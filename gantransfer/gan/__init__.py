@@ -1,7 +1,7 @@
 """DCGAN: builders, the ``keras.Model`` with its train step, checkpoints, callbacks and training."""
 
-from gantransfer.gan.callbacks import (GANCheckpoint, HistoryCSV, LossPlot, NonFiniteGuard, SampleGrid,
-                                       Throughput)
+from gantransfer.gan.callbacks import (CollapseWatch, GANCheckpoint, HistoryCSV, LossPlot,
+                                       NonFiniteGuard, SampleGrid, Throughput)
 from gantransfer.gan.checkpoint import (latest_checkpoint, read_checkpoint, restore_checkpoint,
                                         save_checkpoint)
 from gantransfer.gan.dcgan import DCGAN
@@ -9,7 +9,7 @@ from gantransfer.gan.models import build_discriminator, build_generator, spatial
 from gantransfer.gan.train import TrainGanResult, build_dcgan, train_gan
 
 __all__ = [
-    "DCGAN", "GANCheckpoint", "HistoryCSV", "LossPlot", "NonFiniteGuard", "SampleGrid", "Throughput",
+    "CollapseWatch", "DCGAN", "GANCheckpoint", "HistoryCSV", "LossPlot", "NonFiniteGuard", "SampleGrid", "Throughput",
     "TrainGanResult", "build_dcgan", "build_discriminator", "build_generator", "latest_checkpoint",
     "read_checkpoint", "restore_checkpoint", "save_checkpoint", "spatial_plan", "train_gan",
 ]

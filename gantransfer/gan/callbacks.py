@@ -17,7 +17,8 @@ import keras
 import numpy as np
 
 from gantransfer.data.transforms import GAN_RANGE
-from gantransfer.gan.checkpoint import prune_checkpoints, save_checkpoint
+from gantransfer.errors import TrainingDiverged
+from gantransfer.gan.checkpoint import non_finite_variables, prune_checkpoints, save_checkpoint
 from gantransfer.images import save_image_grid
 from gantransfer.runs import atomic_save
 
@@ -72,7 +73,8 @@ class SampleGrid(keras.callbacks.Callback):
 class GANCheckpoint(keras.callbacks.Callback):
     """Saves the whole training state after every epoch (see :mod:`gantransfer.gan.checkpoint`).
 
-    An epoch whose losses are not finite is not saved, so the last checkpoint is always a good one.
+    An epoch whose losses or variables are not finite is not saved, so the last checkpoint is always
+    a good one.
 
     Args:
         folder: The checkpoints folder.
@@ -93,7 +95,11 @@ class GANCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if not logs_finite(logs):
             return
-        save_checkpoint(self.model, self.folder, epoch + 1, self.fixed_noise, self.settings)
+        try:
+            save_checkpoint(self.model, self.folder, epoch + 1, self.fixed_noise, self.settings)
+        except TrainingDiverged as error:  # the guard stops training; the last good one stays
+            logger.warning("%s", error)
+            return
         self.last_saved_epoch = epoch + 1
         prune_checkpoints(self.folder, self.keep)
 
@@ -131,26 +137,107 @@ class Throughput(keras.callbacks.Callback):
 
 
 class NonFiniteGuard(keras.callbacks.Callback):
-    """Stops training at the first batch whose losses are NaN or inf, and remembers where.
+    """Stops training when the losses, or any weight or optimizer variable, become NaN or inf.
 
-    ``fit`` returns normally; :attr:`failure` then says what happened, and the caller restores the
-    last good checkpoint. (Keras's ``TerminateOnNaN`` stops too, but says nothing a caller can use.)
+    The losses are checked after every batch. The whole state (both networks with their BatchNorm
+    statistics, both optimizers) is checked every ``check_every`` batches and at the end of every
+    epoch, before the checkpoint: losses can stay finite while a BatchNorm moving variance
+    overflows. ``fit`` returns normally; :attr:`failure` then says what happened, and the caller
+    restores the last good checkpoint. (Keras's ``TerminateOnNaN`` sees only the loss, and says
+    nothing a caller can use.)
+
+    Args:
+        check_every: Batches between two checks of the whole state.
+
+    Example:
+        >>> NonFiniteGuard(check_every=50).failure is None
+        True
     """
 
-    def __init__(self) -> None:
+    def __init__(self, check_every: int = 50) -> None:
         super().__init__()
+        self.check_every = check_every
         self.failure: str | None = None
+        self._epoch = 0
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch
+
+    def _stop(self, failure: str) -> None:
+        self.failure = failure
+        self.model.stop_training = True
+
+    def _check_variables(self, where: str) -> None:
+        bad = non_finite_variables(self.model)
+        if bad and self.failure is None:
+            shown = ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else "")
+            self._stop(f"{len(bad)} weight or optimizer variables became NaN or inf at epoch "
+                       f"{self._epoch + 1}, {where} ({shown}), while the losses were finite")
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         bad = {k: float(v) for k, v in (logs or {}).items()
                if k in LOSS_KEYS and not math.isfinite(float(v))}
         if bad:
             shown = ", ".join(f"{k}={v}" for k, v in bad.items())
-            self.failure = f"losses became non-finite at epoch {self._epoch + 1}, batch {batch + 1} ({shown})"
-            self.model.stop_training = True
+            self._stop(f"losses became non-finite at epoch {self._epoch + 1}, batch {batch + 1} "
+                       f"({shown})")
+        elif (batch + 1) % self.check_every == 0:
+            self._check_variables(f"batch {batch + 1}")
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.failure is None:
+            self._check_variables("at its end")
+
+
+class CollapseWatch(keras.callbacks.Callback):
+    """Says when GAN training has collapsed: D's loss pinned near 0, or G's images saturated at ±1.
+
+    An epoch counts as collapsed when its mean ``d_loss`` is below ``d_loss_floor`` (D tells every
+    image apart, and G learns nothing), or when at least ``saturated_share`` of the fixed-noise
+    samples' pixels lie beyond ±0.99. After ``patience`` such epochs in a row it warns once, and, with
+    ``stop``, ends training and records why in :attr:`failure`.
+
+    Example:
+        >>> CollapseWatch(np.zeros((4, 8), "float32")).collapsed_epochs
+        0
+    """
+
+    def __init__(self, fixed_noise: np.ndarray, *, stop: bool = False, patience: int = 2,
+                 d_loss_floor: float = 0.01, saturated_share: float = 0.9) -> None:
+        super().__init__()
+        self.fixed_noise = np.asarray(fixed_noise, dtype="float32")
+        self.stop = stop
+        self.patience = patience
+        self.d_loss_floor = d_loss_floor
+        self.saturated_share = saturated_share
+        self.collapsed_epochs = 0
+        self.failure: str | None = None
+        self._warned = False
+
+    def _symptom(self, logs: dict[str, Any]) -> str | None:
+        d_loss = logs.get("d_loss")
+        if d_loss is not None and math.isfinite(float(d_loss)) and float(d_loss) < self.d_loss_floor:
+            return f"the discriminator's loss is pinned at {float(d_loss):.2g}"
+        images = keras.ops.convert_to_numpy(self.model.generator(self.fixed_noise, training=False))
+        share = float(np.mean(np.abs(images) > 0.99))
+        if share >= self.saturated_share:
+            return f"{share:.0%} of the generator's pixels are saturated at -1 or 1"
+        return None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        symptom = self._symptom(logs or {})
+        self.collapsed_epochs = self.collapsed_epochs + 1 if symptom else 0
+        if symptom and self.collapsed_epochs >= self.patience:
+            message = (f"GAN training has collapsed: {symptom}, for {self.collapsed_epochs} epochs "
+                       f"in a row (epoch {epoch + 1}); try a lower gan.learning_rate, or start again "
+                       "with another train.seed")
+            if self.stop:
+                self.failure = message
+                self.model.stop_training = True
+            elif not self._warned:
+                logger.warning("%s (set train.stop_on_collapse=true to stop at this point)",
+                               message)
+                self._warned = True
 
 
 class HistoryCSV(keras.callbacks.CSVLogger):

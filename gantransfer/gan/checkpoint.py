@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from gantransfer.errors import RunFolderError
+from gantransfer.errors import RunFolderError, TrainingDiverged
 from gantransfer.runs import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -53,6 +53,16 @@ def _groups(gan) -> dict[str, list]:
     }
 
 
+def non_finite_variables(gan) -> list[str]:
+    """The variables of a DCGAN's whole state (both networks, BatchNorm statistics included, both
+    optimizers) that hold a NaN or an infinity, by path; empty when all is finite.
+
+    Losses can stay finite while a BatchNorm moving variance overflows: only the weights tell.
+    """
+    return [variable.path for variables in _groups(gan).values() for variable in variables
+            if not np.isfinite(np.asarray(variable)).all()]
+
+
 def checkpoint_path(folder: Path, epoch: int) -> Path:
     """The file name of the checkpoint taken after ``epoch`` epochs."""
     return Path(folder) / f"epoch_{epoch:03d}.npz"
@@ -71,7 +81,14 @@ def save_checkpoint(gan, folder: Path, epoch: int, fixed_noise: np.ndarray,
 
     Returns:
         The checkpoint's path.
+
+    Raises:
+        TrainingDiverged: If any variable is NaN or infinite: such a state is never written.
     """
+    bad = non_finite_variables(gan)
+    if bad:
+        raise TrainingDiverged(f"not saving a checkpoint after epoch {epoch}: {len(bad)} variables "
+                               f"hold NaN or inf ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})")
     arrays: dict[str, np.ndarray] = {"epoch": np.asarray(epoch), "fixed_noise": np.asarray(fixed_noise)}
     paths: dict[str, list[str]] = {}
     for group, variables in _groups(gan).items():

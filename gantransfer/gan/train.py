@@ -28,9 +28,11 @@ from gantransfer.config import Config, load_config, save_config
 from gantransfer.data import Dataset, ImageBatches, load_dataset
 from gantransfer.errors import (ConfigError, DataError, GantransferError, RunFolderError,
                                 TrainingDiverged)
-from gantransfer.gan.callbacks import (METRIC_KEYS, GANCheckpoint, GANMetrics, HistoryCSV, LossPlot,
-                                       NonFiniteGuard, SampleGrid, Throughput, plot_history)
-from gantransfer.gan.checkpoint import Checkpoint, latest_checkpoint, restore_checkpoint
+from gantransfer.gan.callbacks import (METRIC_KEYS, CollapseWatch, GANCheckpoint, GANMetrics,
+                                       HistoryCSV, LossPlot, NonFiniteGuard, SampleGrid, Throughput,
+                                       plot_history)
+from gantransfer.gan.checkpoint import (Checkpoint, latest_checkpoint, non_finite_variables,
+                                        restore_checkpoint)
 from gantransfer.gan.dcgan import DCGAN
 from gantransfer.gan.models import build_discriminator, build_generator
 from gantransfer.runs import (atomic_save, atomic_write_json, atomic_write_text, check_run_dir,
@@ -168,7 +170,9 @@ def train_gan(config: Config, run_dir: str | Path, *, resume: bool = False, over
     Raises:
         RunFolderError: The folder exists without ``resume``/``overwrite``, or cannot be resumed.
         DataError: The dataset cannot be loaded.
-        TrainingDiverged: Losses became NaN or inf; the models hold the last good checkpoint.
+        TrainingDiverged: Losses or variables became NaN or inf (the models hold the last good
+            checkpoint, and no model file is written), or training collapsed and
+            ``train.stop_on_collapse`` asked to stop.
 
     Example:
         >>> from gantransfer.config import load_config
@@ -195,16 +199,17 @@ def train_gan(config: Config, run_dir: str | Path, *, resume: bool = False, over
     gan, fixed_noise = _build_models(config, data, checkpoint)
     # Only now, with the checkpoint restored, does config.yaml describe the run.
     save_config(config, run_dir / "config.yaml")
-    all_callbacks, guard, throughput = _callbacks(config, run_dir, data, fixed_noise, initial_epoch,
-                                                  metrics, callbacks or [])
-    history = _fit(gan, config, run_dir, data, initial_epoch, all_callbacks, guard)
+    all_callbacks, guard, collapse, throughput = _callbacks(config, run_dir, data, fixed_noise,
+                                                            initial_epoch, metrics, callbacks or [])
+    history = _fit(gan, config, run_dir, data, initial_epoch, all_callbacks, guard, collapse)
     return _write_results(gan, config, run_dir, data, history, initial_epoch, throughput, started)
 
 
 # What a resumed run may change: how long it trains and what it writes along the way. Every other
 # setting defines the run (its data, models, optimisers, seeds and batches), and a resume keeps it.
 RESUMABLE_KEYS = ("train.epochs", "train.verbose", "train.tensorboard", "train.keep_checkpoints",
-                  "train.metrics_every", "train.metrics_images", "data.max_in_memory_mb")
+                  "train.metrics_every", "train.metrics_images", "train.stop_on_collapse",
+                  "data.max_in_memory_mb")
 
 
 def run_settings(config: Config) -> dict[str, Any]:
@@ -283,7 +288,8 @@ def _build_models(config: Config, data: Dataset, checkpoint: Checkpoint | None
 def _callbacks(config: Config, run_dir: Path, data: Dataset, fixed_noise: np.ndarray,
                initial_epoch: int, metrics: list[keras.callbacks.Callback],
                extra: list[keras.callbacks.Callback]
-               ) -> tuple[list[keras.callbacks.Callback], NonFiniteGuard, Throughput]:
+               ) -> tuple[list[keras.callbacks.Callback], NonFiniteGuard, CollapseWatch,
+                          Throughput]:
     """The fit's callbacks, the caller's ``extra`` ones last; also returns the divergence guard and
     the throughput meter, read after the fit."""
     t = config.train
@@ -292,9 +298,10 @@ def _callbacks(config: Config, run_dir: Path, data: Dataset, fixed_noise: np.nda
     images = len(data.train)
     images_per_epoch = images // t.batch_size * t.batch_size if images >= t.batch_size else images
     guard = NonFiniteGuard()
+    collapse = CollapseWatch(fixed_noise, stop=t.stop_on_collapse)
     throughput = Throughput(t.batch_size, images_per_epoch)
     callbacks: list[keras.callbacks.Callback] = [
-        guard, throughput,
+        guard, collapse, throughput,
         SampleGrid(fixed_noise, run_dir / "samples"),
         GANCheckpoint(run_dir / "checkpoints", fixed_noise, keep=t.keep_checkpoints,
                       settings=run_settings(config)),
@@ -305,16 +312,17 @@ def _callbacks(config: Config, run_dir: Path, data: Dataset, fixed_noise: np.nda
     ]
     if t.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
-    return [*callbacks, *extra], guard, throughput
+    return [*callbacks, *extra], guard, collapse, throughput
 
 
 def _fit(gan: DCGAN, config: Config, run_dir: Path, data: Dataset, initial_epoch: int,
-         callbacks: list[keras.callbacks.Callback], guard: NonFiniteGuard
-         ) -> dict[str, list[float]]:
+         callbacks: list[keras.callbacks.Callback], guard: NonFiniteGuard,
+         collapse: CollapseWatch) -> dict[str, list[float]]:
     """Trains up to ``config.train.epochs``; returns the history of this call's epochs.
 
     Raises:
-        TrainingDiverged: The guard saw NaN or inf losses; ``gan`` is back at the last good
+        TrainingDiverged: The guard saw NaN or inf losses or variables, or training collapsed and
+            ``train.stop_on_collapse`` asked to stop; after a divergence ``gan`` is back at the last good
             checkpoint, if any epoch finished.
     """
     t = config.train
@@ -328,6 +336,9 @@ def _fit(gan: DCGAN, config: Config, run_dir: Path, data: Dataset, initial_epoch
     # ImageBatches shuffles by (seed, epoch) itself; fit must not reorder its batches again.
     fit = gan.fit(batches, epochs=t.epochs, initial_epoch=initial_epoch, shuffle=False,
                   callbacks=callbacks, verbose=t.verbose)
+    if collapse.failure and not guard.failure:
+        raise TrainingDiverged(f"training stopped: {collapse.failure}; the checkpoints up to this "
+                               f"epoch are kept in {run_dir / 'checkpoints'} (train.stop_on_collapse)")
     if guard.failure:
         last_good = latest_checkpoint(run_dir / "checkpoints")
         if last_good:
@@ -344,6 +355,10 @@ def _write_results(gan: DCGAN, config: Config, run_dir: Path, data: Dataset,
                    history: dict[str, list[float]], initial_epoch: int, throughput: Throughput,
                    started: float) -> TrainGanResult:
     """Saves both models, the loss plot and ``run.json``; returns what :func:`train_gan` returns."""
+    bad = non_finite_variables(gan)
+    if bad:  # the guard checks at every epoch's end; this is the last line before the files
+        raise TrainingDiverged(f"not saving models that hold NaN or inf ({', '.join(bad[:3])}); the "
+                               f"last good checkpoint is kept in {run_dir / 'checkpoints'}")
     atomic_save(run_dir / "generator.keras", gan.generator.save)
     atomic_save(run_dir / "discriminator.keras", gan.discriminator.save)
     plot_history(run_dir / "history.csv", run_dir / "losses.png")
