@@ -266,3 +266,24 @@ def test_resume_refuses_a_changed_setting_and_keeps_the_run_intact(runner, tmp_p
     assert result.exit_code == 0, result.output
     assert (out / "checkpoints/epoch_002.npz").is_file()
     assert gantransfer.load_config(out / "config.yaml").train.epochs == 2
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--backbone-weights", "no/such/weights.h5", "--strategies", "scratch,imagenet-frozen"],
+     "weights file no/such/weights.h5 does not exist"),
+    (["--labels-per-class", "1000", "--strategies", "scratch"], "fewer than labels_per_class=1000"),
+    (["--dataset", "UNLABELED", "--strategies", "scratch"], "has no labels"),
+])
+@pytest.mark.parametrize("command", ["transfer", "compare"])
+def test_bad_transfer_input_is_refused_before_anything_is_made(runner, tmp_path, command, args,
+                                                               expected):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    from PIL import Image
+
+    for i in range(12):  # an unlabeled folder: images straight inside it
+        Image.fromarray(np.full((8, 8), 20 * i, "uint8")).save(flat / f"image_{i}.png")
+    args = [str(flat) if a == "UNLABELED" else a for a in args]
+    out = tmp_path / "run"
+    _bad(runner, [command, *args, "--output-dir", str(out), "--quiet"], expected)
+    assert not out.exists()  # no half run folder: the rerun is not refused

@@ -263,6 +263,31 @@ class BackbonePreprocess(layers.Layer):
         return {**super().get_config(), "backbone": self.backbone}
 
 
+def check_backbone(name: str, *, weights: str | os.PathLike[str] | None = "imagenet",
+                   input_size: int | None = None, alpha: float = 1.0) -> None:
+    """Checks a backbone's settings without building it: name, input size, width and weights.
+
+    A weights path must exist; ImageNet weights that are neither cached nor downloadable are not an
+    error here (strategies that need them are skipped, and the report says why).
+
+    Raises:
+        ConfigError: Unknown backbone, or a bad ``input_size``, ``alpha`` or ``weights`` value.
+        BackboneWeightsError: A weights path that does not exist.
+
+    Example:
+        >>> check_backbone("mobilenet", weights="none", input_size=32, alpha=0.25)
+        >>> try:
+        ...     check_backbone("mobilenet", weights="missing.h5")
+        ... except BackboneWeightsError as error:
+        ...     print(str(error)[:36])
+        weights file missing.h5 does not exi
+    """
+    spec = get_backbone_spec(name)
+    _check_input_size(spec, spec.default_input_size if input_size is None else input_size)
+    source, _ = _weights_source(weights)
+    _check_alpha(spec, alpha, imagenet=source == "imagenet")
+
+
 def build_backbone(name: str, *, image_size: int, channels: int,
                    weights: str | os.PathLike[str] | None = "imagenet", input_size: int | None = None,
                    alpha: float = 1.0) -> keras.Model:

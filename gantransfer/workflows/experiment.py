@@ -19,12 +19,14 @@ import keras
 
 from gantransfer.config import Config, save_config
 from gantransfer.data import Dataset
-from gantransfer.errors import GantransferError, RunFolderError
+from gantransfer.errors import ConfigError, DataError, GantransferError, RunFolderError
 from gantransfer.evaluation.results import StrategyResult
 from gantransfer.gan.train import TrainGanResult, seed_everything, train_gan
 from gantransfer.runs import (atomic_write_json, check_run_dir, machine_description,
                               package_versions, prepare_run_dir)
-from gantransfer.transfer_learning.protocol import run_transfer
+from gantransfer.registry import STRATEGIES
+from gantransfer.transfer_learning.backbones import check_backbone
+from gantransfer.transfer_learning.protocol import budget_split, run_transfer
 from gantransfer.transfer_learning.trunks import load_discriminator
 from gantransfer.workflows.pictures import report_pictures
 from gantransfer.workflows.targets import (hold_out_the_gans_test_split, load_target, target_data,
@@ -91,6 +93,31 @@ def _gan_context(gan_dir: Path | None, manifest: dict[str, Any] | None) -> dict[
     return info
 
 
+def _check_transfer_inputs(config: Config, data: Dataset, *, has_discriminator: bool) -> None:
+    """Everything the strategies will need, checked before any folder is made or model trained.
+
+    Raises:
+        DataError: The data has no labels or no test images, or a label budget does not fit it.
+        ConfigError: A strategy needs a GAN that is not given, or the backbone settings are bad.
+    """
+    t = config.transfer
+    if data.num_classes is None or not data.train.labeled:
+        raise DataError(f"dataset {data.name!r} has no labels; transfer and compare need a labeled "
+                        "dataset (a folder with one subfolder per class, or labels in the npz/IDX "
+                        "files)")
+    if len(data.test) == 0:
+        raise DataError(f"dataset {data.name!r} has no test images; set data.test_split > 0")
+    for budget in t.labels_per_class:  # the same draw the protocol makes, for its errors only
+        budget_split(data.train.y, budget, 0, t.validation_fraction, data.num_classes)
+    needy = [name for name in t.strategies if "discriminator" in STRATEGIES[name].needs]
+    if needy and not has_discriminator:
+        raise ConfigError(f"strategies {', '.join(needy)} need a trained GAN: pass --gan-run "
+                          "RUN_DIR or --discriminator FILE")
+    if any("backbone_weights" in STRATEGIES[name].needs for name in t.strategies):
+        check_backbone(t.backbone, weights=t.backbone_weights, input_size=t.backbone_input_size,
+                       alpha=t.backbone_alpha)
+
+
 def _run_dir_of(discriminator: str | Path | keras.Model | None) -> Path | None:
     if discriminator is None or isinstance(discriminator, keras.Model):
         return None
@@ -150,6 +177,7 @@ def transfer(config: Config, run_dir: str | Path, *,
     gan_dir = _run_dir_of(discriminator)
     manifest = _gan_manifest(gan_dir)  # a broken GAN run fails before the folder exists
     data, notes = target_data(config, disc_model, manifest)
+    _check_transfer_inputs(config, data, has_discriminator=disc_model is not None)
     gan = _gan_context(gan_dir, manifest)
     run_dir = prepare_run_dir(run_dir, overwrite=overwrite)
     save_config(config, run_dir / "config.yaml")
@@ -233,6 +261,7 @@ def compare(config: Config, run_dir: str | Path, *, overwrite: bool = False,
     check_run_dir(run_dir, overwrite=overwrite)
     # The GAN is built at the data's size and channels, so the same images serve the transfer.
     data = load_target(config, config.data.image_size, config.data.channels)
+    _check_transfer_inputs(config, data, has_discriminator=True)  # before minutes of GAN training
     run_dir = prepare_run_dir(run_dir, overwrite=overwrite)
     save_config(config, run_dir / "config.yaml")
     gan = train_gan(config, run_dir / "gan", dataset=data)
