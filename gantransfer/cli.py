@@ -106,16 +106,9 @@ def train_gan_command(config_file: str | None, dataset: str | None, image_size: 
       gantransfer train-gan --output-dir outputs/fmnist-gan --resume --epochs 10
     """
     _setup_logging(quiet)
-    if resume and output_dir is None:
-        raise GantransferError("--resume needs --output-dir: the run folder to continue")
-    if resume and config_file is None:
-        config_file = str(output_dir / "config.yaml")
-        if not Path(config_file).is_file():
-            raise GantransferError(f"cannot resume: {str(output_dir)!r} is not a run folder (no "
-                                   "config.yaml); pass the folder of an earlier run")
     flags = _overrides(dataset=dataset, image_size=image_size, epochs=epochs, batch_size=batch_size,
                        seed=seed)
-    config = load_config(config_file or DEFAULT_PRESET, [*flags, *overrides])
+    config = load_config(_config_file(config_file, output_dir, resume), [*flags, *overrides])
     if quiet:
         config.train.verbose = 0
     if output_dir is None:
@@ -167,6 +160,8 @@ def _transfer_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
                      help="Run folder (default: outputs/<dataset>-<command>-<time>)."),
         click.option("--overwrite", is_flag=True, help="Replace an existing --output-dir."),
+        click.option("--resume", is_flag=True, help="Continue the interrupted run in --output-dir: "
+                     "finished models are kept, the rest trained (same config)."),
         click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                      help="Override any config key, e.g. --set transfer.max_epochs=50."),
         click.option("--quiet", is_flag=True, help="Only warnings and errors."),
@@ -174,6 +169,20 @@ def _transfer_options(command: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def _config_file(config_file: str | None, output_dir: Path | None, resume: bool) -> str:
+    """The config to load: the one given, or with ``--resume`` the run's own config.yaml."""
+    if not resume:
+        return config_file or DEFAULT_PRESET
+    if output_dir is None:
+        raise GantransferError("--resume needs --output-dir: the run folder to continue")
+    if config_file is None:
+        if not (output_dir / "config.yaml").is_file():
+            raise GantransferError(f"cannot resume: {str(output_dir)!r} is not a run folder (no "
+                                   "config.yaml); pass the folder of an earlier run")
+        return str(output_dir / "config.yaml")
+    return config_file
 
 
 def _print_report(result: Any) -> None:
@@ -197,7 +206,8 @@ def transfer_command(gan_run: Path | None, discriminator: Path | None, config_fi
                      dataset: str | None, strategies: str | None, labels_per_class: str | None,
                      seeds: int | None, backbone: str | None, backbone_alpha: float | None,
                      backbone_input_size: int | None, backbone_weights: str | None,
-                     output_dir: Path | None, overwrite: bool, overrides: tuple[str, ...],
+                     output_dir: Path | None, overwrite: bool, resume: bool,
+                     overrides: tuple[str, ...],
                      quiet: bool) -> None:
     """Compare transfer strategies on a labeled target dataset.
 
@@ -217,14 +227,14 @@ def transfer_command(gan_run: Path | None, discriminator: Path | None, config_fi
     flags = _overrides(dataset=dataset)
     flags += _transfer_overrides(strategies, labels_per_class, seeds, backbone, backbone_alpha,
                                  backbone_input_size, backbone_weights)
-    config = load_config(config_file or DEFAULT_PRESET, [*flags, *overrides])
+    config = load_config(_config_file(config_file, output_dir, resume), [*flags, *overrides])
     if output_dir is None:
         output_dir = DEFAULT_OUTPUT_ROOT / default_run_name("transfer", config.data.dataset)
     import_quietly()
     from gantransfer.workflows.experiment import transfer
 
     result = transfer(config, output_dir, discriminator=gan_run or discriminator,
-                      overwrite=overwrite, verbose=not quiet)
+                      overwrite=overwrite, resume=resume, verbose=not quiet)
     _print_report(result)
 
 
@@ -236,7 +246,8 @@ def compare_command(epochs: int | None, config_file: str | None, dataset: str | 
                     strategies: str | None, labels_per_class: str | None, seeds: int | None,
                     backbone: str | None, backbone_alpha: float | None,
                     backbone_input_size: int | None, backbone_weights: str | None,
-                    output_dir: Path | None, overwrite: bool, overrides: tuple[str, ...],
+                    output_dir: Path | None, overwrite: bool, resume: bool,
+                    overrides: tuple[str, ...],
                     quiet: bool) -> None:
     """Train a DCGAN on the unlabeled images, then compare every strategy: the main job.
 
@@ -254,7 +265,7 @@ def compare_command(epochs: int | None, config_file: str | None, dataset: str | 
     flags = _overrides(dataset=dataset, epochs=epochs)
     flags += _transfer_overrides(strategies, labels_per_class, seeds, backbone, backbone_alpha,
                                  backbone_input_size, backbone_weights)
-    config = load_config(config_file or DEFAULT_PRESET, [*flags, *overrides])
+    config = load_config(_config_file(config_file, output_dir, resume), [*flags, *overrides])
     if quiet:
         config.train.verbose = 0
     if output_dir is None:
@@ -262,7 +273,7 @@ def compare_command(epochs: int | None, config_file: str | None, dataset: str | 
     import_quietly()
     from gantransfer.workflows.experiment import compare
 
-    result = compare(config, output_dir, overwrite=overwrite, verbose=not quiet)
+    result = compare(config, output_dir, overwrite=overwrite, resume=resume, verbose=not quiet)
     _print_report(result)
 
 

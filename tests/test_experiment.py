@@ -9,7 +9,7 @@ import pytest
 
 import gantransfer.workflows.experiment as experiment
 from gantransfer.config import load_config
-from gantransfer.errors import DataError, RunFolderError
+from gantransfer.errors import ConfigError, DataError, RunFolderError
 from gantransfer.gan.models import build_discriminator
 
 FAST = ["data.image_size=16", "train.epochs=1", "train.metrics_images=50",
@@ -151,3 +151,76 @@ def test_transfer_from_a_gan_run_tests_only_on_images_the_gan_never_saw(tmp_path
                                  verbose=False)
     notes = json.loads((result.run_dir / "results.json").read_text())["context"]["notes"]
     assert any(note.startswith("WARNING: the test images") for note in notes)
+
+
+@pytest.mark.slow
+def test_an_interrupted_transfer_resumes_keeping_its_finished_models(tmp_path, tiny_overrides,
+                                                                     monkeypatch):
+    from gantransfer.transfer_learning import strategies
+
+    config = load_config(None, [*tiny_overrides, *FAST,
+                                "transfer.strategies=scratch,pixels-linear,random-linear-probe"])
+
+    def crash(context):
+        raise KeyboardInterrupt  # the user's Ctrl-C, in the middle of the run
+
+    monkeypatch.setitem(strategies.RUNNERS, "random-linear-probe", crash)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.transfer(config, tmp_path / "run", verbose=False)
+    partial = json.loads((tmp_path / "run/results.partial.json").read_text())["results"]
+    assert [row["strategy"] for row in partial] == ["scratch", "pixels-linear"]
+    with pytest.raises(RunFolderError, match="already exists; pass --resume"):
+        experiment.transfer(config, tmp_path / "run", verbose=False)
+
+    # On resume the two finished models are kept as they were: their runners must not run again.
+    monkeypatch.undo()
+    for name in ("scratch", "pixels-linear"):
+        monkeypatch.setitem(strategies.RUNNERS, name, crash)
+    result = experiment.transfer(config, tmp_path / "run", resume=True, verbose=False)
+    assert [r.strategy for r in result.results] == ["scratch", "pixels-linear",
+                                                   "random-linear-probe"]
+    assert [r.test_accuracy for r in result.results[:2]] == [row["test_accuracy"] for row in partial]
+    assert not (tmp_path / "run/results.partial.json").exists()
+    assert len(json.loads((tmp_path / "run/results.json").read_text())["results"]) == 3
+    with pytest.raises(RunFolderError, match="is complete: nothing to resume"):
+        experiment.transfer(config, tmp_path / "run", resume=True)
+
+
+def test_resume_refuses_another_config(tmp_path, tiny_overrides):
+    from gantransfer.config import save_config
+
+    config = load_config(None, [*tiny_overrides, *FAST])
+    (tmp_path / "run").mkdir()
+    save_config(config, tmp_path / "run/config.yaml")
+    changed = load_config(None, [*tiny_overrides, *FAST, "transfer.seeds=2"])
+    with pytest.raises(ConfigError, match="transfer.seeds was 1 in this run and is 2 now"):
+        experiment.transfer(changed, tmp_path / "run", resume=True)
+
+
+@pytest.mark.slow
+def test_an_interrupted_compare_resumes_with_its_finished_gan(tmp_path, tiny_overrides,
+                                                              monkeypatch):
+    from click.testing import CliRunner
+
+    from gantransfer.cli import cli
+    from gantransfer.transfer_learning import strategies
+
+    def crash(context):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "cmp"
+    sets = [arg for item in [*tiny_overrides, *FAST] for arg in ("--set", item)]
+    monkeypatch.setitem(strategies.RUNNERS, "pixels-linear", crash)
+    result = CliRunner().invoke(cli, ["compare", "--strategies", "scratch,pixels-linear",
+                                      "--output-dir", str(out), "--quiet", *sets])
+    assert result.exit_code == 130  # interrupted: the finished epochs and models are kept
+    monkeypatch.undo()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the finished GAN must not be trained again")
+
+    monkeypatch.setattr(experiment, "train_gan", no_training)
+    result = CliRunner().invoke(cli, ["compare", "--output-dir", str(out), "--resume", "--quiet"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "results.json").read_text())["results"]
+    assert [row["strategy"] for row in rows] == ["scratch", "pixels-linear"]

@@ -19,7 +19,7 @@ from gantransfer.config import TransferConfig
 from gantransfer.data import Dataset, select_labels_per_class
 from gantransfer.errors import ConfigError, DataError
 from gantransfer.evaluation.metrics import classification_metrics
-from gantransfer.evaluation.results import StrategyResult
+from gantransfer.evaluation.results import StrategyResult, normalize_budget
 from gantransfer.registry import STRATEGIES, in_family
 from gantransfer.runs import atomic_save
 from gantransfer.transfer_learning.strategies import RUNNERS, Split, StrategyContext, StrategySkipped
@@ -103,7 +103,8 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
                  architecture: TrunkArchitecture | None = None,
                  validation_fraction: float = 0.2, models_dir: str | Path | None = None,
                  verbose: bool = False,
-                 on_result: Callable[[StrategyResult], None] | None = None) -> TransferRun:
+                 on_result: Callable[[StrategyResult], None] | None = None,
+                 finished: list[StrategyResult] | None = None) -> TransferRun:
     """Runs every strategy at every budget and seed on a labeled dataset.
 
     Args:
@@ -120,6 +121,8 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
         models_dir: Where trained classifiers are saved, or None to not save them.
         verbose: Show a progress bar per model.
         on_result: Called with each result as soon as it is ready.
+        finished: Results of an interrupted run to keep: a (strategy, budget, seed) that has an ok
+            result there is not trained again, and its result is kept as it is.
 
     Returns:
         A :class:`TransferRun` with one :class:`StrategyResult` per (strategy, budget, seed).
@@ -153,6 +156,8 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
     done = 0
     overall = keras.utils.Progbar(total, unit_name="model") if verbose else None
     skipped_reasons: dict[str, str] = {}
+    already = {(r.strategy, r.labels_per_class, r.seed): r for r in finished or ()
+               if r.status == "ok"}
     for budget in labels_per_class:
         for seed in range(seeds):
             train_idx, val_idx = budget_split(y_pool, budget, seed, validation_fraction,
@@ -167,6 +172,13 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
                 label = f"[{done}/{total}] {name}, {budget} labels/class, seed {seed}"
                 base = {"strategy": name, "labels_per_class": budget, "seed": seed,
                         "train_images": len(train_idx), "val_images": len(val_idx)}
+                kept = already.get((name, normalize_budget(budget), seed))
+                if kept is not None:
+                    logger.info("%s: kept from the interrupted run", label)
+                    run.results.append(kept)
+                    if overall is not None:
+                        overall.update(done, finalize=done == total)
+                    continue
                 if name in skipped_reasons:
                     record = StrategyResult(**base, status="skipped", reason=skipped_reasons[name])
                 else:

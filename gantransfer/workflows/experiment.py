@@ -17,10 +17,12 @@ from typing import Any
 
 import keras
 
-from gantransfer.config import Config, save_config
+from gantransfer.config import Config, load_config, save_config
 from gantransfer.data import Dataset
 from gantransfer.errors import ConfigError, DataError, GantransferError, RunFolderError
 from gantransfer.evaluation.results import StrategyResult
+from gantransfer.gan.dcgan import DCGAN
+from gantransfer.gan.sampling import load_generator
 from gantransfer.gan.train import TrainGanResult, seed_everything, train_gan
 from gantransfer.runs import (atomic_write_json, check_run_dir, machine_description,
                               package_versions, prepare_run_dir)
@@ -118,6 +120,35 @@ def _check_transfer_inputs(config: Config, data: Dataset, *, has_discriminator: 
                        alpha=t.backbone_alpha)
 
 
+def _finished_results(run_dir: Path, config: Config) -> list[StrategyResult]:
+    """The results an interrupted transfer or compare in ``run_dir`` finished, to resume it.
+
+    Raises:
+        ConfigError: The config differs from the run's own (only ``train.verbose`` may change).
+        RunFolderError: The run is already complete, or its files cannot be read.
+    """
+    saved = load_config(run_dir / "config.yaml").to_dict()
+    now = config.to_dict()
+    changed = [f"{section}.{key} was {saved[section][key]!r} in this run and is {value!r} now"
+               for section, values in now.items() for key, value in values.items()
+               if (section, key) != ("train", "verbose") and saved[section][key] != value]
+    if changed:
+        raise ConfigError(f"cannot resume {str(run_dir)!r} with other settings: "
+                          f"{'; '.join(changed)}; resume with the run's own config "
+                          f"(--config {run_dir / 'config.yaml'}) or start a new run")
+    partial = run_dir / "results.partial.json"
+    if not partial.is_file():
+        if (run_dir / "results.json").is_file():
+            raise RunFolderError(f"the run in {str(run_dir)!r} is complete: nothing to resume")
+        return []
+    try:
+        rows = json.loads(partial.read_text())["results"]
+        return [StrategyResult.from_row(row) for row in rows]
+    except (ValueError, KeyError, TypeError) as error:
+        raise RunFolderError(f"cannot resume: {str(partial)!r} is unreadable ({error}); delete it "
+                             "to train every model again") from None
+
+
 def _run_dir_of(discriminator: str | Path | keras.Model | None) -> Path | None:
     if discriminator is None or isinstance(discriminator, keras.Model):
         return None
@@ -145,7 +176,7 @@ def _gan_metrics(config: Config, gan: TrainGanResult, data: Dataset) -> dict[str
 
 def transfer(config: Config, run_dir: str | Path, *,
              discriminator: str | Path | keras.Model | None = None, overwrite: bool = False,
-             verbose: bool = True) -> TransferResult:
+             resume: bool = False, verbose: bool = True) -> TransferResult:
     """Compares the configured strategies on the configured (labeled) dataset.
 
     Args:
@@ -155,6 +186,8 @@ def transfer(config: Config, run_dir: str | Path, *,
             needed by the ``gan-*`` strategies only. Its architecture fixes the trunk, and the
             target data is brought to its image size and channels.
         overwrite: Replace an existing run folder.
+        resume: Continue an interrupted run in ``run_dir`` with the same config: the models in its
+            ``results.partial.json`` are kept, the others trained.
         verbose: Show a progress bar per model.
 
     Returns:
@@ -171,7 +204,8 @@ def transfer(config: Config, run_dir: str | Path, *,
     run_dir = Path(run_dir)
     # Check the folder first (fail fast), load, and only then touch the folder: bad input never
     # leaves an empty run folder behind or costs an old run under overwrite.
-    check_run_dir(run_dir, overwrite=overwrite)
+    check_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    finished = _finished_results(run_dir, config) if resume else []
     seed_everything(config.train.seed, config.train.deterministic)
     disc_model = load_discriminator(discriminator) if discriminator is not None else None
     gan_dir = _run_dir_of(discriminator)
@@ -179,18 +213,20 @@ def transfer(config: Config, run_dir: str | Path, *,
     data, notes = target_data(config, disc_model, manifest)
     _check_transfer_inputs(config, data, has_discriminator=disc_model is not None)
     gan = _gan_context(gan_dir, manifest)
-    run_dir = prepare_run_dir(run_dir, overwrite=overwrite)
+    run_dir = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     save_config(config, run_dir / "config.yaml")
     discriminator_file = discriminator if isinstance(discriminator, (str, Path)) else None
     return _transfer_into(run_dir, config, data, disc_model, notes=notes, started=started,
-                          verbose=verbose, gan=gan, discriminator_file=discriminator_file)
+                          verbose=verbose, gan=gan, discriminator_file=discriminator_file,
+                          finished=finished)
 
 
 def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: keras.Model | None, *,
                    notes: list[str], started: float, verbose: bool,
                    gan: dict[str, Any] | None = None,
                    gan_metrics: dict[str, Any] | None = None,
-                   discriminator_file: str | Path | None = None) -> TransferResult:
+                   discriminator_file: str | Path | None = None,
+                   finished: list[StrategyResult] | None = None) -> TransferResult:
     """Runs the strategies into a prepared run folder (``config.yaml`` written) on loaded data.
 
     ``data`` must have the discriminator's image size and channels, when there is one; ``gan`` is
@@ -208,7 +244,7 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
         "dataset": data.name, "class_names": data.class_names, "num_classes": data.num_classes,
         "gan": gan, "config": config.to_dict(), "skipped": [], "notes": notes,
     }
-    partial: list[dict[str, Any]] = []
+    partial: list[dict[str, Any]] = [r.to_row() for r in finished or () if r.status == "ok"]
 
     def keep(record: StrategyResult) -> None:  # results so far survive a crash
         partial.append(record.to_row())
@@ -217,7 +253,7 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
     run = run_transfer(data, t.strategies, t.labels_per_class, t.seeds, t,
                        discriminator=disc_model, architecture=architecture,
                        validation_fraction=t.validation_fraction, models_dir=run_dir / "models",
-                       verbose=verbose, on_result=keep)
+                       verbose=verbose, on_result=keep, finished=finished)
     context["skipped"] = run.skipped
     if gan_metrics and context["gan"] is not None:
         context["gan"].update(gan_metrics)
@@ -236,7 +272,19 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
     return TransferResult(run_dir=run_dir, results=run.results, files=files)
 
 
-def compare(config: Config, run_dir: str | Path, *, overwrite: bool = False,
+def _finished_gan(config: Config, gan_dir: Path) -> TrainGanResult | None:
+    """The GAN of an interrupted compare, when it had finished training; None otherwise."""
+    manifest = _gan_manifest(gan_dir)
+    if manifest is None or manifest.get("epochs") != config.train.epochs or not all(
+            (gan_dir / name).is_file() for name in ("generator.keras", "discriminator.keras")):
+        return None
+    generator = load_generator(gan_dir)
+    gan = DCGAN(generator, load_discriminator(gan_dir), seed=config.train.seed)
+    logger.info("resuming with the finished GAN in %s", gan_dir)
+    return TrainGanResult(run_dir=gan_dir, gan=gan, manifest=manifest)
+
+
+def compare(config: Config, run_dir: str | Path, *, overwrite: bool = False, resume: bool = False,
             verbose: bool = True) -> TransferResult:
     """Trains a DCGAN on the target's unlabeled training images, then runs every strategy.
 
@@ -248,6 +296,9 @@ def compare(config: Config, run_dir: str | Path, *, overwrite: bool = False,
         config: The run's configuration (``data``, ``gan``, ``train`` for the GAN, ``transfer``).
         run_dir: The run folder (must not exist unless ``overwrite``).
         overwrite: Replace an existing run folder.
+        resume: Continue an interrupted run in ``run_dir`` with the same config: a GAN that did
+            not finish trains on from its last checkpoint, a finished one is kept, and so are the
+            models in ``results.partial.json``.
         verbose: Show progress.
 
     Returns:
@@ -258,13 +309,17 @@ def compare(config: Config, run_dir: str | Path, *, overwrite: bool = False,
         >>> result = gt.compare(gt.load_config("configs/digits.yaml"), "outputs/digits")  # doctest: +SKIP
     """
     run_dir = Path(run_dir)
-    check_run_dir(run_dir, overwrite=overwrite)
+    check_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    finished = _finished_results(run_dir, config) if resume else []
     # The GAN is built at the data's size and channels, so the same images serve the transfer.
     data = load_target(config, config.data.image_size, config.data.channels)
     _check_transfer_inputs(config, data, has_discriminator=True)  # before minutes of GAN training
-    run_dir = prepare_run_dir(run_dir, overwrite=overwrite)
+    run_dir = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     save_config(config, run_dir / "config.yaml")
-    gan = train_gan(config, run_dir / "gan", dataset=data)
+    gan = _finished_gan(config, run_dir / "gan") if resume else None
+    if gan is None:
+        gan = train_gan(config, run_dir / "gan", dataset=data,
+                        resume=resume and (run_dir / "gan" / "config.yaml").is_file())
     # The GAN trained on this very data's training split; the check proves the test split is the
     # one it held out, as for any transfer from a GAN run.
     data, notes = hold_out_the_gans_test_split(config, data, gan.manifest)
@@ -273,6 +328,7 @@ def compare(config: Config, run_dir: str | Path, *, overwrite: bool = False,
     seed_everything(config.train.seed, config.train.deterministic)
     result = _transfer_into(run_dir, config, data, gan.gan.discriminator, notes=notes,
                             started=started, verbose=verbose,
-                            gan=_gan_context(gan.run_dir, gan.manifest), gan_metrics=scores)
+                            gan=_gan_context(gan.run_dir, gan.manifest), gan_metrics=scores,
+                            finished=finished)
     result.gan = gan
     return result
