@@ -224,3 +224,14 @@ def test_an_interrupted_compare_resumes_with_its_finished_gan(tmp_path, tiny_ove
     assert result.exit_code == 0, result.output
     rows = json.loads((out / "results.json").read_text())["results"]
     assert [row["strategy"] for row in rows] == ["scratch", "pixels-linear"]
+
+
+def test_resume_refuses_an_unreadable_partial_results_file(tmp_path, tiny_overrides):
+    from gantransfer.config import save_config
+
+    config = load_config(None, [*tiny_overrides, *FAST])
+    (tmp_path / "run").mkdir()
+    save_config(config, tmp_path / "run/config.yaml")
+    (tmp_path / "run/results.partial.json").write_text('{"results": [{"strategy": ')
+    with pytest.raises(RunFolderError, match="results.partial.json' is unreadable .*delete it"):
+        experiment.transfer(config, tmp_path / "run", resume=True)
