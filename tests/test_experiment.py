@@ -41,9 +41,10 @@ def loads(monkeypatch):
 
 def test_transfer_and_compare_take_only_public_parameters():
     transfer = inspect.signature(experiment.transfer).parameters
-    assert list(transfer) == ["config", "run_dir", "discriminator", "overwrite", "verbose"]
+    assert list(transfer) == ["config", "run_dir", "discriminator", "overwrite", "resume",
+                              "verbose"]
     compare = inspect.signature(experiment.compare).parameters
-    assert list(compare) == ["config", "run_dir", "overwrite", "verbose"]
+    assert list(compare) == ["config", "run_dir", "overwrite", "resume", "verbose"]
 
 
 @pytest.mark.slow
