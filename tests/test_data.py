@@ -8,6 +8,7 @@ import logging
 import pickle
 import struct
 import tarfile
+import zlib
 from pathlib import Path
 
 import keras
@@ -493,6 +494,24 @@ def test_idx_errors(tmp_path):
     short.write_bytes(gzip.compress(payload))
     with pytest.raises(DataError, match=r"does not match its IDX header: shape \(4, 5, 5\)"):
         load_dataset(str(short))
+    # A gzip bomb: 4 images by its header, 256 MB of zeros after them, in a 250 KB file. Only what
+    # the header promises (plus one byte) is ever decompressed, and the surplus is refused.
+    bomb = tmp_path / "bomb-images-idx3-ubyte.gz"
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    with bomb.open("wb") as handle:
+        handle.write(compressor.compress(bytes([0, 0, 8, 3]) + struct.pack(">3I", 4, 5, 5)
+                                         + b"\x00" * 100))
+        for _ in range(256):
+            handle.write(compressor.compress(bytes(2**20)))
+        handle.write(compressor.flush())
+    assert bomb.stat().st_size < 2**20
+    with pytest.raises(DataError, match=r"does not match its IDX header: shape \(4, 5, 5\) of uint8 "
+                                        r"needs 116 bytes, the file has 117"):
+        load_dataset(str(bomb))
+    huge = tmp_path / "huge-images-idx3-ubyte.gz"
+    huge.write_bytes(gzip.compress(bytes([0, 0, 8, 3]) + struct.pack(">3I", 10**6, 10**3, 10**3)))
+    with pytest.raises(DataError, match="says it holds 1,000,000,000,016 bytes, more than"):
+        load_dataset(str(huge))
     folder = tmp_path / "count"
     _write_idx(folder / "train-images-idx3-ubyte", np.zeros((6, 8, 8)))
     _write_idx(folder / "train-labels-idx1-ubyte", np.arange(5) % 2)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -27,15 +28,37 @@ _GZIP_MAGIC = b"\x1f\x8b"
 IDX_NAME = re.compile(r"idx\d[-._]ubyte", re.IGNORECASE)
 
 
+# The most an IDX file may hold once decompressed (all of MNIST's training images are 47 MB).
+MAX_IDX_BYTES = 4 * 2**30
+
+
 def _read_bytes(path: Path) -> bytes:
+    """The file's bytes; a gzip file is decompressed only as far as its IDX header says it holds.
+
+    A small gzip file can expand to far more than memory (a "gzip bomb"), so decompression stops one
+    byte past the size the header gives, and a header asking for more than :data:`MAX_IDX_BYTES` is
+    refused before anything is decompressed.
+    """
     with open(path, "rb") as handle:
-        data = handle.read()
-    if data[:2] == _GZIP_MAGIC:
-        try:
-            return gzip.decompress(data)
-        except (OSError, EOFError) as error:
-            raise DataError(f"{path} is a damaged gzip file ({error}); download it again") from error
-    return data
+        if handle.read(2) != _GZIP_MAGIC:
+            handle.seek(0)
+            return handle.read()
+    try:
+        with gzip.open(path, "rb") as stream:
+            head = stream.read(4)
+            if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in IDX_DTYPES:
+                return head  # not IDX: read_idx says so
+            dims = stream.read(4 * head[3])
+            if len(dims) < 4 * head[3]:
+                return head + dims  # truncated: read_idx says so
+            count = int(np.prod(np.frombuffer(dims, dtype=">u4").astype("int64"), dtype="int64"))
+            expected = len(head) + len(dims) + count * np.dtype(IDX_DTYPES[head[2]]).itemsize
+            if expected > MAX_IDX_BYTES:
+                raise DataError(f"{path} says it holds {expected:,} bytes, more than the "
+                                f"{MAX_IDX_BYTES:,} an IDX file may hold here; is it the right file?")
+            return head + dims + stream.read(expected - len(head) - len(dims) + 1)
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(f"{path} is a damaged gzip file ({error}); download it again") from error
 
 
 def read_idx(path: str | Path) -> np.ndarray:
