@@ -262,8 +262,10 @@ def test_readme_script_runs(tmp_path):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
-    for strategy in ("scratch", "gan-frozen", "gan-linear-probe", "random-linear-probe"):
-        assert re.search(rf"{strategy}: 0\.\d{{3}}", out), out
+    accuracies = dict(re.findall(r"^\s*([a-z-]+): (\d\.\d{3})$", out, re.M))
+    assert set(accuracies) == {"scratch", "gan-frozen", "gan-linear-probe", "random-linear-probe"}
+    # Ten classes: chance is 0.1. Even this tiny run learns the digits, every strategy well above.
+    assert all(float(value) > 0.3 for value in accuracies.values()), accuracies
     assert "(16, 32, 32, 1)" in out and "'block1_conv'" in out and "['head_dense']" in out
     assert "conv: 16" in out
     assert (tmp_path / "outputs/readme-compare/report.html").is_file()

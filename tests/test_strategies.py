@@ -223,3 +223,17 @@ def test_the_selection_score_is_the_score_of_the_weights_kept(rate, max_epochs, 
             np.array(outcome.history["val_accuracy"]) - 1e-3 * np.array(outcome.history["val_loss"]))) + 1
         kept_earlier += outcome.best_epoch < outcome.epochs
     assert kept_earlier  # some fit kept an earlier epoch's weights: the restoring was exercised
+
+
+@pytest.mark.parametrize("name", ["scratch", "gan-finetune", "pixels-linear"])
+def test_test_labels_cannot_affect_any_choice(name, split):
+    # Every choice (learning rate or C, epochs, phase, the model itself) is made on the budget's
+    # validation images: scrambling the test labels changes the score and nothing else.
+    import dataclasses
+
+    first = RUNNERS[name](_context(split))
+    scrambled = dataclasses.replace(split, y_test=np.random.default_rng(0).permutation(split.y_test))
+    second = RUNNERS[name](_context(scrambled))
+    np.testing.assert_array_equal(first.predictions, second.predictions)
+    for key in ("learning_rate", "C", "epochs", "phase_kept", "history"):
+        assert first.record[key] == second.record[key], key
