@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import logging
 import pickle
@@ -556,7 +557,7 @@ def test_failed_download_says_which_file_to_put_where(keras_cache, name, expecte
 
 
 @pytest.mark.parametrize("name, as_archive", [("cifar10", True), ("cifar100", False)])
-def test_cifar_from_the_keras_cache(keras_cache, name, as_archive):
+def test_cifar_from_the_keras_cache(keras_cache, name, as_archive, monkeypatch):
     if name == "cifar10":
         inner, label_key, archive = "cifar-10-batches-py", b"labels", "cifar-10-python.tar.gz"
         members = {f"data_batch_{i}": _cifar_batch(3, label_key, i) for i in range(1, 6)}
@@ -571,8 +572,11 @@ def test_cifar_from_the_keras_cache(keras_cache, name, as_archive):
                 info = tarfile.TarInfo(f"{inner}/{member}")
                 info.size = len(payload)
                 tar.addfile(info, io.BytesIO(payload))
+        # A stand-in for the real archive: its hash is the one the loader is told to expect.
+        monkeypatch.setitem(sources.CIFAR_SHA256, archive,
+                            hashlib.sha256((keras_cache / archive).read_bytes()).hexdigest())
     else:
-        (keras_cache / inner).mkdir()
+        (keras_cache / inner).mkdir(mode=0o755)
         for member, batch in members.items():
             (keras_cache / inner / member).write_bytes(pickle.dumps(batch))
     data = load_dataset(name, image_size=32, validation_split=0.0)
@@ -582,6 +586,37 @@ def test_cifar_from_the_keras_cache(keras_cache, name, as_archive):
     # Rows are 1024 red, then 1024 green, then 1024 blue values of a 32x32 image.
     assert data.test.x[0, 0, 1].tolist() == [first[1], first[1025], first[2049]]
     assert data.test.y.tolist() == [0, 1, 2, 3]
+
+
+class _Exploit:
+    """Unpickling this would create a file: the proof that a pickle was loaded."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_cifar_pickles_are_not_read_from_an_unchecked_archive_or_a_shared_folder(keras_cache,
+                                                                                  tmp_path):
+    marker = tmp_path / "pickle-was-loaded"
+    with tarfile.open(keras_cache / "cifar-10-python.tar.gz", "w:gz") as tar:
+        payload = pickle.dumps(_Exploit(marker))
+        info = tarfile.TarInfo("cifar-10-batches-py/data_batch_1")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    with pytest.raises(DataError, match="is not the published archive .*delete it"):
+        load_dataset("cifar10")
+    assert not marker.exists()
+    (keras_cache / "cifar-10-python.tar.gz").unlink()
+    shared = keras_cache / "cifar-10-batches-py"
+    shared.mkdir()
+    (shared / "data_batch_1").write_bytes(pickle.dumps(_Exploit(marker)))
+    shared.chmod(0o777)  # like the /tmp/.keras fallback cache
+    with pytest.raises(DataError, match="refusing to unpickle .* writable by every user"):
+        load_dataset("cifar10")
+    assert not marker.exists()
 
 
 def test_cifar100_class_names_are_the_hundred_fine_labels():

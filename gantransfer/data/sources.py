@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 import logging
 import math
 import numbers
 import os
-import tempfile
 import pickle
+import stat
 import tarfile
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -234,10 +236,48 @@ def load_fashion_mnist() -> SourceArrays:
     return SourceArrays(x, y, x_test, y_test, FASHION_MNIST_CLASSES, "keras.datasets.fashion_mnist")
 
 
+# The SHA-256 of each CIFAR archive as published (the same hashes Keras checks its downloads with).
+CIFAR_SHA256 = {
+    "cifar-10-python.tar.gz": "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
+    "cifar-100-python.tar.gz": "85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7",
+}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_cifar_is_safe(location: Path) -> None:
+    """The CIFAR batches are Python pickles, and unpickling runs code: they are read only from an
+    archive with the published SHA-256, or from a folder that no other user can write to.
+
+    Raises:
+        DataError: The archive's hash differs, or the folder (or the one it is in) is writable by
+            every user, as the ``/tmp/.keras`` fallback cache is.
+    """
+    if location.is_file():
+        expected = CIFAR_SHA256[location.name]
+        found = _sha256(location)
+        if found != expected:
+            raise DataError(f"{location} is not the published archive (its SHA-256 is {found}, "
+                            f"expected {expected}); delete it so that Keras downloads it again")
+        return
+    for folder in (location, location.parent):
+        if folder.stat().st_mode & stat.S_IWOTH:
+            raise DataError(f"refusing to unpickle the CIFAR batches in {location}: {folder} is "
+                            "writable by every user; put the published archive "
+                            f"({', '.join(CIFAR_SHA256)}) in a private Keras cache ($KERAS_HOME)")
+
+
 def _read_cifar(location: Path, inner: str, members: list[str], label_key: bytes
                 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    # The CIFAR batches are Python pickles, as Keras itself reads them; only files the user put in
-    # the Keras cache (or that Keras downloaded) are read this way.
+    # The CIFAR batches are Python pickles, as Keras itself reads them: only an archive with the
+    # published hash, or a folder only its owner can write to, is read this way.
+    _check_cifar_is_safe(location)
     batches = []
     try:
         if location.is_dir():
