@@ -419,3 +419,15 @@ def test_imagenet_features_beat_random_features(keras_home, dataset, input_size,
           f"random {random_accuracy:.3f}")
     assert keras_home.attempts == []
     assert imagenet_accuracy >= random_accuracy + margin, (imagenet_accuracy, random_accuracy)
+
+
+def test_a_cached_imagenet_file_that_fails_its_published_hash_is_not_loaded(keras_home):
+    # Keras publishes an MD5 for the ResNet-50 file; a file that does not match it is fetched
+    # again (impossible offline: one clear error), never loaded.
+    keras_home.models.mkdir(parents=True, exist_ok=True)
+    fake = keras_home.models / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    fake.write_bytes(b"not the published weights")
+    with pytest.raises(BackboneWeightsUnavailable, match="resnet50_weights_tf_dim_ordering_tf_"
+                                                         "kernels_notop.h5"):
+        build_backbone("resnet50", image_size=32, channels=3, weights="imagenet", input_size=32)
+    assert BACKBONES["resnet50"].weights_hash and BACKBONES["mobilenet"].weights_hash is None

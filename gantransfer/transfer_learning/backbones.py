@@ -89,6 +89,8 @@ class BackboneSpec:
         imagenet_sizes: Input sides with their own weight files; Keras loads the
             ``default_input_size`` files for every other side.
         alpha_text: How file names spell ``alpha`` (None where they do not contain it).
+        weights_hash: The MD5 Keras publishes for the no-top ImageNet file (None where it
+            publishes none, as for MobileNet); a cached or downloaded file must match it.
     """
 
     name: str
@@ -104,6 +106,7 @@ class BackboneSpec:
     imagenet_alphas: tuple[float, ...] = (1.0,)
     imagenet_sizes: tuple[int, ...] = (224,)
     alpha_text: Callable[[float], str] | None = None
+    weights_hash: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.min_input_size <= self.default_input_size:
@@ -154,6 +157,7 @@ BACKBONES: dict[str, BackboneSpec] = {
         weights_file="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
         weights_file_top="resnet50_weights_tf_dim_ordering_tf_kernels.h5",
         last_layer="conv5_block3_out",
+        weights_hash="4d473c1dd8becc155b73f8504c6f6626",  # keras.applications.resnet's
     ),
     "efficientnet_b0": BackboneSpec(
         name="efficientnet_b0",
@@ -167,6 +171,7 @@ BACKBONES: dict[str, BackboneSpec] = {
         weights_file="efficientnetb0_notop.h5",
         weights_file_top="efficientnetb0.h5",
         last_layer="top_activation",
+        weights_hash="50bc09e76180e00e4465e1a485ddc09d",  # keras.applications.efficientnet's
     ),
 }
 
@@ -448,7 +453,8 @@ def _imagenet_base(spec: BackboneSpec, alpha: float, input_size: int) -> keras.M
     if not (folder / file_name).is_file() and (folder / top_name).is_file():
         return _base_from_top_file(spec, alpha, input_size, folder / top_name, file_name)
     try:
-        keras.utils.get_file(file_name, url, cache_subdir="models")
+        # With a hash, a cached file that does not match is downloaded again, never loaded.
+        keras.utils.get_file(file_name, url, cache_subdir="models", file_hash=spec.weights_hash)
     except Exception as error:  # No network, a proxy, a refused URL: the fix is the same.
         raise BackboneWeightsUnavailable(
             f"ImageNet weights for {_describe(spec, alpha, size)} are not cached and cannot be "
