@@ -122,11 +122,27 @@ def _trim_history(history_csv: Path, epochs_done: int) -> None:
     atomic_write_text(history_csv, buffer.getvalue())
 
 
-def _load_gan_data(config: Config) -> Dataset:
+def load_gan_data(config: Config, *, image_size: int | None = None, channels: int | None = None,
+                  test_split: float | None = None, seed: int | None = None) -> Dataset:
+    """The configured dataset as a GAN run uses it: the whole training split (no validation split;
+    the GAN uses no labels), the test split held out by ``data.test_split`` and ``train.seed``.
+
+    The keyword arguments override the config's values, to load the data at a discriminator's size
+    or with another run's held-out split. ``image_size`` and ``channels`` go together: with an
+    ``image_size``, ``channels`` replaces the config's (None keeps the source's channels).
+
+    Example:
+        >>> from gantransfer.config import load_config
+        >>> data = load_gan_data(load_config(None, ["data.image_size=16"]))
+        >>> data.image_size, len(data.val)
+        (16, 0)
+    """
     d = config.data
-    # The GAN uses no labels and no validation: it trains on the whole training split.
-    return load_dataset(d.dataset, image_size=d.image_size, channels=d.channels, validation_split=0.0,
-                        test_split=d.test_split, seed=config.train.seed,
+    return load_dataset(d.dataset, image_size=d.image_size if image_size is None else image_size,
+                        channels=d.channels if image_size is None else channels,
+                        validation_split=0.0,
+                        test_split=d.test_split if test_split is None else test_split,
+                        seed=config.train.seed if seed is None else seed,
                         max_in_memory_mb=d.max_in_memory_mb)
 
 
@@ -189,7 +205,7 @@ def train_gan(config: Config, run_dir: str | Path, *, resume: bool = False, over
         raise ConfigError("train.tensorboard needs the tensorboard package: pip install "
                           "'gantransfer[tensorboard]' (or set train.tensorboard=false)")
     seed_everything(config.train.seed, config.train.deterministic)
-    data = dataset if dataset is not None else _load_gan_data(config)
+    data = dataset if dataset is not None else load_gan_data(config)
     if len(data.train) == 0:
         raise DataError("the dataset's training split is empty; nothing to train on")
     metrics = _metrics_callback(config, data)  # may train a feature classifier; fails early

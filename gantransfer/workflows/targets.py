@@ -7,8 +7,9 @@ from typing import Any
 import keras
 
 from gantransfer.config import Config
-from gantransfer.data import Dataset, load_dataset
+from gantransfer.data import Dataset
 from gantransfer.errors import DataError
+from gantransfer.gan.train import load_gan_data
 from gantransfer.transfer_learning.trunks import TrunkArchitecture, architecture_of
 
 
@@ -18,11 +19,8 @@ def load_target(config: Config, image_size: int, channels: int | None, *,
     the GAN trains on it, the GAN scoring draws real images from its test split, and the transfer
     protocol draws its labeled budgets and their validation images from it. ``test_split`` and
     ``seed`` override the config's, to hold out another run's test split."""
-    d = config.data
-    return load_dataset(d.dataset, image_size=image_size, channels=channels, validation_split=0.0,
-                        test_split=d.test_split if test_split is None else test_split,
-                        seed=config.train.seed if seed is None else seed,
-                        max_in_memory_mb=d.max_in_memory_mb)
+    return load_gan_data(config, image_size=image_size, channels=channels, test_split=test_split,
+                         seed=seed)
 
 
 def target_data(config: Config, disc_model: keras.Model | None,
