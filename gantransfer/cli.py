@@ -123,8 +123,14 @@ def train_gan_command(config_file: str | None, dataset: str | None, image_size: 
 
 def _print_summary(run_dir: Path, manifest: dict[str, Any]) -> None:
     click.echo(f"run folder: {run_dir}")
-    click.echo(f"  {manifest['dataset']['images']} images, {manifest['epochs']} epochs, "
-               f"{manifest['images_per_second']:.0f} images/s, {manifest['wall_time_s']:.0f} s")
+    sessions = manifest.get("sessions", [])
+    line = f"  {manifest['dataset']['images']} images, {manifest['epochs']} epochs"
+    if len(sessions) > 1:  # a resumed run: the figures are the whole run's
+        spans = ", ".join(f"{s['epochs'][0]}-{s['epochs'][1]}" if len(s["epochs"]) == 2
+                          else "models written" for s in sessions)
+        line += f" in {len(sessions)} sessions (epochs {spans})"
+    click.echo(f"{line}, {manifest['images_per_second']:.0f} images/s, "
+               f"{manifest['wall_time_s']:.0f} s")
     for name in ("generator.keras", "discriminator.keras", "samples/", "losses.png", "history.csv",
                  "checkpoints/", "config.yaml", "run.json"):
         click.echo(f"  {run_dir / name}")

@@ -49,6 +49,7 @@ def test_train_gan_tiny_run_then_resume(runner, tmp_path, npz):
                                  "--quiet"])
     assert result.exit_code == 0, result.output
     assert (out / "checkpoints/epoch_002.npz").is_file()
+    assert "2 epochs in 2 sessions (epochs 1-1, 2-2)" in result.output  # the whole run's figures
     # The resolved config repeats the run: the dataset and the tiny widths came back from it.
     config = gantransfer.load_config(out / "config.yaml")
     assert (config.data.dataset, config.gan.width, config.train.epochs) == (str(npz), 0.125, 2)

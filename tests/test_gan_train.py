@@ -99,7 +99,6 @@ def test_existing_run_folder_is_never_overwritten_without_asking(tmp_path, tiny_
     assert len(list_checkpoints(tmp_path / "run/checkpoints")) == 1
 
 
-@pytest.mark.slow
 def _state(gan) -> dict[str, np.ndarray]:
     """Everything a run carries on: both networks, both optimizers, the noise seed."""
     variables = (gan.generator.variables + gan.discriminator.variables
@@ -108,6 +107,7 @@ def _state(gan) -> dict[str, np.ndarray]:
     return {f"{i}:{v.name}": np.asarray(v) for i, v in enumerate(variables)}
 
 
+@pytest.mark.slow
 def test_resume_is_equivalent_to_training_straight(tmp_path, tiny_overrides, blobs_npz):
     # train.deterministic=true (in _config): the same kernels, so the same bits.
     straight = train_gan(_config(tiny_overrides, blobs_npz, "train.epochs=3"), tmp_path / "straight")
@@ -126,13 +126,52 @@ def test_resume_is_equivalent_to_training_straight(tmp_path, tiny_overrides, blo
     with (tmp_path / "resumed/history.csv").open() as handle:
         assert [int(r["epoch"]) for r in csv.DictReader(handle)] == [0, 1, 2]
     manifest = json.loads((tmp_path / "resumed/run.json").read_text())
-    assert [s["epochs"] for s in manifest["sessions"]] == [[1, 1], [2, 2], [3, 3]]
+    sessions = manifest["sessions"]
+    assert [s["epochs"] for s in sessions] == [[1, 1], [2, 2], [3, 3]]
+    # The manifest describes the whole run, not the last session.
+    assert manifest["wall_time_s"] == pytest.approx(sum(s["wall_time_s"] for s in sessions), abs=0.02)
+    assert manifest["images_per_second"] == pytest.approx(
+        np.mean([s["images_per_second"] for s in sessions]), abs=0.1)
 
 
 def test_resume_past_the_last_epoch_is_refused(tmp_path, tiny_overrides, blobs_npz):
     config = _config(tiny_overrides, blobs_npz, "train.epochs=1")
     train_gan(config, tmp_path / "run")
     with pytest.raises(RunFolderError, match="already has 1 epochs; pass --epochs larger than 1"):
+        train_gan(config, tmp_path / "run", resume=True)
+
+
+def test_a_run_killed_while_writing_its_models_is_finished_by_resume(tmp_path, tiny_overrides,
+                                                                   blobs_npz, monkeypatch):
+    from gantransfer.gan import train as train_module
+
+    config = _config(tiny_overrides, blobs_npz, "train.epochs=2")
+    real_save = train_module.atomic_save
+
+    def killed(path, save):
+        raise KeyboardInterrupt  # as a kill after the last checkpoint, before generator.keras
+
+    monkeypatch.setattr(train_module, "atomic_save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train_gan(config, tmp_path / "run")
+    assert not (tmp_path / "run/generator.keras").exists()
+    assert not (tmp_path / "run/run.json").exists()
+    monkeypatch.setattr(train_module, "atomic_save", real_save)
+
+    finished = train_gan(config, tmp_path / "run", resume=True)  # no "already has 2 epochs"
+    checkpoint = latest_checkpoint(tmp_path / "run/checkpoints")
+    assert checkpoint.epoch == 2 and finished.history == {}
+    generator = keras.saving.load_model(tmp_path / "run/generator.keras")
+    for saved, restored in zip(generator.weights, finished.gan.generator.weights):
+        np.testing.assert_array_equal(saved.numpy(), restored.numpy())
+    z = np.zeros((1, 8), "float32")
+    assert float(np.std(generator(z))) > 0
+    manifest = json.loads((tmp_path / "run/run.json").read_text())
+    assert manifest["epochs"] == 2 and [s["epochs"] for s in manifest["sessions"]] == [[]]
+    with (tmp_path / "run/history.csv").open() as handle:
+        assert [int(r["epoch"]) for r in csv.DictReader(handle)] == [0, 1]
+    # Now the run is complete, and a resume says so.
+    with pytest.raises(RunFolderError, match="already has 2 epochs"):
         train_gan(config, tmp_path / "run", resume=True)
 
 

@@ -215,6 +215,9 @@ def train_gan(config: Config, run_dir: str | Path, *, resume: bool = False, over
     gan, fixed_noise = _build_models(config, data, checkpoint)
     # Only now, with the checkpoint restored, does config.yaml describe the run.
     save_config(config, run_dir / "config.yaml")
+    if initial_epoch == config.train.epochs:  # trained to the end, stopped before writing models
+        logger.info("every epoch is in the last checkpoint; writing the models")
+        return _write_results(gan, config, run_dir, data, {}, initial_epoch, None, started)
     all_callbacks, guard, collapse, throughput = _callbacks(config, run_dir, data, fixed_noise,
                                                             initial_epoch, metrics, callbacks or [])
     history = _fit(gan, config, run_dir, data, initial_epoch, all_callbacks, guard, collapse)
@@ -278,11 +281,25 @@ def _checkpoint_to_resume(config: Config, run_dir: Path) -> Checkpoint | None:
         raise ConfigError(f"cannot resume {str(run_dir)!r} with other settings: "
                           f"{'; '.join(changed)}. A resume may change only {allowed}; start a new "
                           "run (another --output-dir) for the rest")
+    if checkpoint.epoch == config.train.epochs and not _is_finished(run_dir, checkpoint.epoch):
+        logger.info("finishing %s: its last checkpoint has all %d epochs", run_dir, checkpoint.epoch)
+        return checkpoint
     if checkpoint.epoch >= config.train.epochs:
         raise RunFolderError(f"the run in {str(run_dir)!r} already has {checkpoint.epoch} epochs; "
                              f"pass --epochs larger than {checkpoint.epoch} to train further")
     logger.info("resuming %s from epoch %d", run_dir, checkpoint.epoch)
     return checkpoint
+
+
+def _is_finished(run_dir: Path, epochs: int) -> bool:
+    """Whether the run wrote its models and ``run.json`` after its ``epochs``-th epoch: the last
+    step of :func:`_write_results`, so a run killed before it is not."""
+    try:
+        manifest = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(manifest, dict) and manifest.get("epochs") == epochs
+            and all((run_dir / name).is_file() for name in ("generator.keras", "discriminator.keras")))
 
 
 def _build_models(config: Config, data: Dataset, checkpoint: Checkpoint | None
@@ -368,9 +385,12 @@ def _fit(gan: DCGAN, config: Config, run_dir: Path, data: Dataset, initial_epoch
 
 
 def _write_results(gan: DCGAN, config: Config, run_dir: Path, data: Dataset,
-                   history: dict[str, list[float]], initial_epoch: int, throughput: Throughput,
-                   started: float) -> TrainGanResult:
-    """Saves both models, the loss plot and ``run.json``; returns what :func:`train_gan` returns."""
+                   history: dict[str, list[float]], initial_epoch: int,
+                   throughput: Throughput | None, started: float) -> TrainGanResult:
+    """Saves both models, the loss plot and ``run.json``; returns what :func:`train_gan` returns.
+
+    ``throughput`` is None for a session that trained no epoch (it only wrote the models).
+    """
     bad = non_finite_variables(gan)
     if bad:  # the guard checks at every epoch's end; this is the last line before the files
         raise TrainingDiverged(f"not saving models that hold NaN or inf ({', '.join(bad[:3])}); the "
@@ -378,7 +398,7 @@ def _write_results(gan: DCGAN, config: Config, run_dir: Path, data: Dataset,
     atomic_save(run_dir / "generator.keras", gan.generator.save)
     atomic_save(run_dir / "discriminator.keras", gan.discriminator.save)
     plot_history(run_dir / "history.csv", run_dir / "losses.png")
-    rates = throughput.epoch_rates
+    rates = throughput.epoch_rates if throughput is not None else []
     # The first epoch of a call includes tracing and compilation; leave it out when there are others.
     steady = rates[1:] if len(rates) > 1 else rates
     images_per_second = float(np.mean(steady)) if steady else 0.0
@@ -386,6 +406,21 @@ def _write_results(gan: DCGAN, config: Config, run_dir: Path, data: Dataset,
                                time.perf_counter() - started)
     return TrainGanResult(run_dir=run_dir, gan=gan, history=history,
                           images_per_second=images_per_second, manifest=manifest)
+
+
+def _run_throughput(sessions: list[dict[str, Any]]) -> float:
+    """Images per second over the whole run: each session's rate weighted by the epochs it trained.
+
+    Example:
+        >>> _run_throughput([{"epochs": [1, 3], "images_per_second": 100.0},
+        ...                  {"epochs": [4, 4], "images_per_second": 200.0},
+        ...                  {"epochs": [], "images_per_second": 0.0}])
+        125.0
+    """
+    weighted = [(s["epochs"][1] - s["epochs"][0] + 1, s.get("images_per_second", 0.0))
+                for s in sessions if len(s.get("epochs") or []) == 2]
+    epochs = sum(n for n, _ in weighted)
+    return sum(n * rate for n, rate in weighted) / epochs if epochs else 0.0
 
 
 def _write_manifest(run_dir: Path, config: Config, data: Dataset, gan: DCGAN, initial_epoch: int,
@@ -397,8 +432,9 @@ def _write_manifest(run_dir: Path, config: Config, data: Dataset, gan: DCGAN, in
             previous = json.loads(path.read_text())
         except ValueError:
             previous = {}
-    sessions = list(previous.get("sessions", []))
-    sessions.append({"epochs": [initial_epoch + 1, config.train.epochs],
+    sessions = [s for s in previous.get("sessions", []) if isinstance(s, dict)]
+    trained = config.train.epochs - initial_epoch
+    sessions.append({"epochs": [initial_epoch + 1, config.train.epochs] if trained else [],
                      "wall_time_s": round(wall_time, 2),
                      "images_per_second": round(images_per_second, 1)})
     manifest = {
@@ -415,8 +451,8 @@ def _write_manifest(run_dir: Path, config: Config, data: Dataset, gan: DCGAN, in
                     "test_images": len(data.test), "test_sha256": data.test.fingerprint()},
         "epochs": config.train.epochs,
         "batch_size": config.train.batch_size,
-        "wall_time_s": round(sum(s["wall_time_s"] for s in sessions), 2),
-        "images_per_second": round(images_per_second, 1),
+        "wall_time_s": round(sum(s.get("wall_time_s", 0.0) for s in sessions), 2),
+        "images_per_second": round(_run_throughput(sessions), 1),
         "parameters": {"generator": gan.generator.count_params(),
                        "discriminator": gan.discriminator.count_params()},
         "sessions": sessions,
