@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import urllib.error
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,8 +12,6 @@ import h5py
 import keras
 import numpy as np
 import pytest
-from keras.src.backend import config as keras_config
-from keras.src.utils import file_utils
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -44,24 +41,6 @@ REAL_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 SMALL = {"image_size": 28, "channels": 1, "weights": "none", "input_size": 32}
 GREY_BATCH = np.random.default_rng(0).uniform(0, 255, (2, 28, 28, 1)).astype("float32")
 FEATURES = {"mobilenet": 1024, "mobilenet_v2": 1280, "resnet50": 2048, "efficientnet_b0": 1280}
-
-
-@pytest.fixture
-def keras_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
-    """An empty Keras cache in tmp_path, and downloads that fail as they do offline (recorded)."""
-    home = tmp_path / "keras_home"
-    (home / "models").mkdir(parents=True)
-    monkeypatch.setenv("KERAS_HOME", str(home))
-    # Keras reads KERAS_HOME once, at import; get_file asks keras_home() for it at every call.
-    monkeypatch.setattr(keras_config, "_KERAS_DIR", str(home))
-    attempts: list[tuple[str, str]] = []
-
-    def offline(url, filename, *args, **kwargs):
-        attempts.append((url, filename))
-        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
-
-    monkeypatch.setattr(file_utils, "urlretrieve", offline)
-    return SimpleNamespace(models=home / "models", attempts=attempts)
 
 
 def _predict(model: keras.Model, x: np.ndarray) -> np.ndarray:

@@ -236,3 +236,26 @@ def test_resume_refuses_an_unreadable_partial_results_file(tmp_path, tiny_overri
     (tmp_path / "run/results.partial.json").write_text('{"results": [{"strategy": ')
     with pytest.raises(RunFolderError, match="results.partial.json' is unreadable .*delete it"):
         experiment.transfer(config, tmp_path / "run", resume=True)
+
+
+def test_missing_imagenet_weights_are_reported_before_any_model_trains(tmp_path, tiny_overrides,
+                                                                         keras_home, monkeypatch,
+                                                                         caplog):
+    warned_before_training: list[bool] = []
+    real_run_transfer = experiment.run_transfer
+
+    def watching(*args, **kwargs):
+        warned_before_training.append("imagenet-frozen will be skipped: ImageNet weights for "
+                                      "mobilenet" in caplog.text)
+        return real_run_transfer(*args, **kwargs)
+
+    monkeypatch.setattr(experiment, "run_transfer", watching)
+    config = load_config(None, [*tiny_overrides, *FAST, "transfer.strategies=pixels-linear,"
+                                "imagenet-frozen", "transfer.backbone_alpha=0.25",
+                                "transfer.backbone_input_size=32"])
+    with caplog.at_level("WARNING", logger="gantransfer"):
+        result = experiment.transfer(config, tmp_path / "run", verbose=False)
+    assert warned_before_training == [True]
+    assert keras_home.attempts  # the download was tried up front
+    assert {(r.strategy, r.status) for r in result.results} == {("pixels-linear", "ok"),
+                                                                ("imagenet-frozen", "skipped")}

@@ -441,27 +441,64 @@ def _application(spec: BackboneSpec, alpha: float, input_size: int, *, weights: 
     return spec.application(**kwargs)
 
 
-def _imagenet_base(spec: BackboneSpec, alpha: float, input_size: int) -> keras.Model:
-    size = _weights_size(spec, input_size)
-    if size != input_size:
-        logger.warning("%s has no ImageNet weights for %d px; Keras loads the %d px ones",
-                       spec.name, input_size, size)
+def _fetch_imagenet_file(spec: BackboneSpec, alpha: float, input_size: int) -> Path | None:
+    """Makes sure the no-top ImageNet weights file is in the Keras cache, downloading it if need be.
+
+    Returns the with-top file to cut the backbone from when only that one is cached, else None.
+
+    Raises:
+        BackboneWeightsUnavailable: Neither file is cached and the download fails.
+    """
     file_name, url = imagenet_weights_file(spec.name, alpha=alpha, input_size=input_size)
     top_name, _ = imagenet_weights_file(spec.name, alpha=alpha, input_size=input_size,
                                         include_top=True)
     folder = imagenet_cache_dir()
     if not (folder / file_name).is_file() and (folder / top_name).is_file():
-        return _base_from_top_file(spec, alpha, input_size, folder / top_name, file_name)
+        return folder / top_name
     try:
         # With a hash, a cached file that does not match is downloaded again, never loaded.
         keras.utils.get_file(file_name, url, cache_subdir="models", file_hash=spec.weights_hash)
     except Exception as error:  # No network, a proxy, a refused URL: the fix is the same.
+        size = _weights_size(spec, input_size)
         raise BackboneWeightsUnavailable(
             f"ImageNet weights for {_describe(spec, alpha, size)} are not cached and cannot be "
             f"downloaded: put {file_name} (from {url}) into {folder}/ and run again "
             f"({_first_line(error)})") from error
+    return None
+
+
+def imagenet_weights_problem(name: str, *, alpha: float = 1.0,
+                             input_size: int | None = None) -> str | None:
+    """Fetches a backbone's ImageNet weights now (a no-op when cached); says why they are not at hand.
+
+    For callers that want to know before training starts, not when the first ImageNet strategy
+    does: it returns None when the weights can be loaded, and otherwise the one-line reason,
+    naming the file, its URL and the folder to put it in.
+
+    Example:
+        >>> imagenet_weights_problem("mobilenet", alpha=0.25, input_size=128)  # doctest: +SKIP
+        'ImageNet weights for mobilenet (alpha 0.25, 128 px) are not cached and cannot be ...'
+    """
+    spec = get_backbone_spec(name)
+    try:
+        _fetch_imagenet_file(spec, alpha, spec.default_input_size if input_size is None
+                             else input_size)
+    except BackboneWeightsUnavailable as error:
+        return str(error)
+    return None
+
+
+def _imagenet_base(spec: BackboneSpec, alpha: float, input_size: int) -> keras.Model:
+    size = _weights_size(spec, input_size)
+    if size != input_size:
+        logger.warning("%s has no ImageNet weights for %d px; Keras loads the %d px ones",
+                       spec.name, input_size, size)
+    file_name, _ = imagenet_weights_file(spec.name, alpha=alpha, input_size=input_size)
+    top_file = _fetch_imagenet_file(spec, alpha, input_size)
+    if top_file is not None:
+        return _base_from_top_file(spec, alpha, input_size, top_file, file_name)
     logger.info("loading ImageNet weights for %s from %s", _describe(spec, alpha, size),
-                folder / file_name)
+                imagenet_cache_dir() / file_name)
     return _application(spec, alpha, input_size, weights="imagenet")
 
 

@@ -27,7 +27,7 @@ from gantransfer.gan.train import TrainGanResult, seed_everything, train_gan
 from gantransfer.runs import (atomic_write_json, check_run_dir, machine_description,
                               package_versions, prepare_run_dir)
 from gantransfer.registry import STRATEGIES
-from gantransfer.transfer_learning.backbones import check_backbone
+from gantransfer.transfer_learning.backbones import check_backbone, imagenet_weights_problem
 from gantransfer.transfer_learning.protocol import budget_split, run_transfer
 from gantransfer.transfer_learning.trunks import load_discriminator
 from gantransfer.workflows.pictures import report_pictures
@@ -115,9 +115,16 @@ def _check_transfer_inputs(config: Config, data: Dataset, *, has_discriminator: 
     if needy and not has_discriminator:
         raise ConfigError(f"strategies {', '.join(needy)} need a trained GAN: pass --gan-run "
                           "RUN_DIR or --discriminator FILE")
-    if any("backbone_weights" in STRATEGIES[name].needs for name in t.strategies):
+    imagenet = [name for name in t.strategies if "backbone_weights" in STRATEGIES[name].needs]
+    if imagenet:
         check_backbone(t.backbone, weights=t.backbone_weights, input_size=t.backbone_input_size,
                        alpha=t.backbone_alpha)
+    if imagenet and str(t.backbone_weights).lower() == "imagenet":
+        # Fetched now, not when the first ImageNet strategy starts after minutes of training.
+        problem = imagenet_weights_problem(t.backbone, alpha=t.backbone_alpha,
+                                           input_size=t.backbone_input_size)
+        if problem:
+            logger.warning("%s will be skipped: %s", ", ".join(imagenet), problem)
 
 
 def _finished_results(run_dir: Path, config: Config) -> list[StrategyResult]:
