@@ -1,132 +1,33 @@
 """The DCGAN paper's linear-probe protocol, and linear classifiers on any features.
 
 Radford et al. evaluate a discriminator by max-pooling every conv layer's features to a 4x4 grid,
-concatenating them, and training a regularised linear classifier (an L2-SVM) on top. The same probe
-runs on a randomly initialised trunk (``random-linear-probe``) and on raw pixels
-(``pixels-linear``), so a report can show what GAN training adds beyond the architecture.
+concatenating them (:mod:`gantransfer.gan.features`), and training a regularised linear classifier
+(an L2-SVM) on top. The same probe runs on a randomly initialised trunk (``random-linear-probe``)
+and on raw pixels (``pixels-linear``), so a report can show what GAN training adds beyond the
+architecture.
 """
 
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass
 
 import keras
 import numpy as np
-from keras import layers, ops
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import LinearSVC
+from keras import layers
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.pipeline import Pipeline
 
-PROBES = ("logistic", "svm")
+from gantransfer.evaluation.linear import PROBES, fit_quietly, make_probe, probe_grid  # noqa: F401
 
-
-def adaptive_max_pool(features: np.ndarray, grid: int = 4) -> np.ndarray:
-    """Max-pools ``(N, H, W, C)`` maps to ``(N, grid, grid, C)`` with adaptive windows.
-
-    Window ``i`` spans rows ``floor(i*H/grid)`` to ``ceil((i+1)*H/grid)``, as PyTorch's adaptive
-    pooling does, so 7x7 maps pool to 4x4 with overlapping windows and 2x2 maps repeat values.
-
-    Example:
-        >>> x = np.arange(16, dtype="float32").reshape(1, 4, 4, 1)
-        >>> adaptive_max_pool(x, 2)[0, :, :, 0]
-        array([[ 5.,  7.],
-               [13., 15.]], dtype=float32)
-    """
-    _, height, width, _ = features.shape
-    rows, cols = _windows(height, grid), _windows(width, grid)
-    pooled = np.empty((features.shape[0], grid, grid, features.shape[-1]), features.dtype)
-    for i, (r0, r1) in enumerate(rows):
-        for j, (c0, c1) in enumerate(cols):
-            pooled[:, i, j] = features[:, r0:r1, c0:c1].max(axis=(1, 2))
-    return pooled
-
-
-def _windows(size: int, grid: int) -> list[tuple[int, int]]:
-    return [(i * size // grid, -(-(i + 1) * size // grid)) for i in range(grid)]
-
-
-@keras.saving.register_keras_serializable(package="gantransfer")
-class GridMaxPooling(layers.Layer):
-    """Max-pools a feature map to ``grid x grid`` with the windows of :func:`adaptive_max_pool`.
-
-    Args:
-        grid: Side of the pooled grid.
-    """
-
-    def __init__(self, grid: int = 4, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.grid = grid
-
-    def call(self, x):
-        rows = []
-        for r0, r1 in _windows(x.shape[1], self.grid):
-            cells = [ops.max(x[:, r0:r1, c0:c1, :], axis=(1, 2))
-                     for c0, c1 in _windows(x.shape[2], self.grid)]
-            rows.append(ops.stack(cells, axis=1))
-        return ops.stack(rows, axis=1)
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.grid, self.grid, input_shape[3])
-
-    def get_config(self):
-        return {**super().get_config(), "grid": self.grid}
-
-
-def conv_feature_layers(trunk: keras.Model) -> list[str]:
-    """Names of the trunk's per-block activations (``block{i}_lrelu``), in order."""
-    return [layer.name for layer in trunk.layers if layer.name.endswith("_lrelu")]
-
-
-def probe_features(trunk: keras.Model, images: np.ndarray, batch_size: int = 256,
-                   grid: int = 4) -> np.ndarray:
-    """Every conv block's features, max-pooled to ``grid x grid`` and concatenated, per image.
-
-    Args:
-        trunk: A GAN trunk (raw pixels in [0, 255] in).
-        images: ``(N, H, W, C)`` pixels.
-        batch_size: Images per forward pass.
-        grid: Pooled grid side (the paper's 4).
-
-    Returns:
-        ``(N, D)`` float32 features.
-    """
-    names = conv_feature_layers(trunk)
-    extractor = keras.Model(trunk.input, [trunk.get_layer(n).output for n in names])
-    parts = []
-    for start in range(0, len(images), batch_size):
-        batch = np.asarray(images[start:start + batch_size], dtype="float32")
-        outputs = extractor(batch, training=False)
-        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        pooled = [adaptive_max_pool(keras.ops.convert_to_numpy(o), grid).reshape(len(batch), -1)
-                  for o in outputs]
-        parts.append(np.concatenate(pooled, axis=1))
-    return np.concatenate(parts, axis=0).astype("float32")
-
+# The features live with the discriminator (gan.features), where the probe that watches GAN training
+# reads them too; they are re-exported from here, where they have always been imported from.
+from gantransfer.gan.features import (GridMaxPooling, _windows, adaptive_max_pool,  # noqa: F401
+                                      conv_feature_layers, probe_features)
 
 def pixel_features(images: np.ndarray) -> np.ndarray:
     """Raw pixels scaled to [0, 1] and flattened: the no-features baseline."""
     return (np.asarray(images, dtype="float32") / 255.0).reshape(len(images), -1)
-
-
-def make_probe(kind: str, C: float, seed: int) -> Pipeline:
-    """A standardising pipeline around an L2-regularised linear classifier.
-
-    Args:
-        kind: "logistic" (multinomial logistic regression) or "svm" (L2-SVM, the paper's).
-        C: Inverse regularisation strength.
-        seed: Seed of the solver.
-    """
-    if kind == "logistic":
-        classifier = LogisticRegression(C=C, max_iter=2000, random_state=seed)
-    elif kind == "svm":
-        classifier = LinearSVC(C=C, max_iter=5000, random_state=seed)
-    else:
-        raise ValueError(f"probe: received {kind!r}, expected one of {', '.join(PROBES)}")
-    return make_pipeline(StandardScaler(), classifier)
 
 
 @dataclass
@@ -145,6 +46,7 @@ def fit_probe(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.nd
     """Fits one probe per ``C`` on the training features and keeps the best on validation.
 
     Ties go to the stronger regularisation (smaller C), which generalises better from few labels.
+    The ``"paper"`` probe chooses among the paper's own C values (:func:`probe_grid`).
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -154,17 +56,67 @@ def fit_probe(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.nd
     """
     started = time.perf_counter()
     best: ProbeOutcome | None = None
-    for C in sorted(Cs):
-        model = make_probe(kind, C, seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(train[0], train[1])
+    for C in probe_grid(kind, Cs):
+        model = fit_quietly(make_probe(kind, C, seed), *train)
         accuracy = float(np.mean(model.predict(val[0]) == val[1]))
         if best is None or accuracy > best.val_accuracy:
             best = ProbeOutcome(model=model, C=float(C), val_accuracy=accuracy, wall_time_s=0.0)
     assert best is not None, "Cs must not be empty"
     best.wall_time_s = time.perf_counter() - started
     return best
+
+
+def fold_indices(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified k-fold ``(train, validation)`` index pairs over ``y``, shuffled by ``seed``.
+
+    ``folds`` is capped at the smallest class's size, so every fold validates on every class.
+
+    Example:
+        >>> pairs = fold_indices(np.repeat([0, 1], 4), folds=5, seed=0)
+        >>> len(pairs), sorted(np.concatenate([val for _, val in pairs]).tolist())
+        (4, [0, 1, 2, 3, 4, 5, 6, 7])
+    """
+    smallest = int(min(c for c in np.bincount(np.asarray(y)) if c > 0))
+    splitter = StratifiedKFold(n_splits=max(2, min(folds, smallest)), shuffle=True,
+                               random_state=seed)
+    return list(splitter.split(np.zeros(len(y)), y))
+
+
+def fit_probe_cv(data: tuple[np.ndarray, np.ndarray], *, kind: str = "logistic",
+                 Cs: list[float] | tuple[float, ...] = (0.001, 0.01, 0.1, 1.0), folds: int = 5,
+                 seed: int = 0) -> ProbeOutcome:
+    """Chooses ``C`` by stratified k-fold cross-validation over ``data``, then fits on all of it.
+
+    Each fold's standardisation is fitted on that fold's training part only (the scaler is inside
+    the cross-validated pipeline). Ties go to the smaller C, as in :func:`fit_probe`.
+
+    Args:
+        data: ``(features, labels)``: the whole label budget, never test images.
+        kind: ``logistic`` or ``svm``.
+        Cs: Inverse regularisation strengths to try.
+        folds: Number of folds (capped at the smallest class's size).
+        seed: Seed of the folds and the solver.
+
+    Returns:
+        A :class:`ProbeOutcome` whose ``val_accuracy`` is the chosen C's mean fold accuracy.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.normal(size=(40, 5)); y = (x[:, 0] > 0).astype(int)
+        >>> fit_probe_cv((x, y), Cs=[0.1, 1.0], folds=4).val_accuracy > 0.8
+        True
+    """
+    started = time.perf_counter()
+    x, y = data
+    grid = probe_grid(kind, Cs)
+    pipeline = make_probe(kind, grid[0], seed)
+    step = pipeline.steps[-1][0]
+    search = GridSearchCV(pipeline, {f"{step}__C": list(grid)},
+                          cv=fold_indices(y, folds, seed), scoring="accuracy", refit=True)
+    fit_quietly(search, x, y)
+    return ProbeOutcome(model=search.best_estimator_, C=float(search.best_params_[f"{step}__C"]),
+                        val_accuracy=float(search.best_score_),
+                        wall_time_s=time.perf_counter() - started)
 
 
 def probe_as_keras(probe: Pipeline, input_shape: tuple[int, ...], num_classes: int,
@@ -202,7 +154,10 @@ def probe_as_keras(probe: Pipeline, input_shape: tuple[int, ...], num_classes: i
                   for n, o in zip(names, outputs)]
         x = layers.Concatenate(name="features")(pooled) if len(pooled) > 1 else pooled[0]
     # sklearn's scale_ is 1 where a feature never varied; Normalization's sqrt(variance) matches it.
-    x = layers.Normalization(mean=scaler.mean_, variance=scaler.scale_**2, name="standardise")(x)
+    width = len(linear.coef_[0]) if np.ndim(linear.coef_) == 2 else len(linear.coef_)
+    mean = np.zeros(width) if scaler.mean_ is None else scaler.mean_  # None: not standardised
+    scale = np.ones(width) if scaler.scale_ is None else scaler.scale_
+    x = layers.Normalization(mean=mean, variance=scale**2, name="standardise")(x)
     coef, intercept = np.atleast_2d(linear.coef_), np.atleast_1d(linear.intercept_)
     if coef.shape[0] == 1 and num_classes == 2:  # binary: one score for class 1
         coef, intercept = np.concatenate([-coef / 2, coef / 2]), np.concatenate([-intercept / 2,

@@ -4,9 +4,10 @@ A GAN trunk takes raw pixels in [0, 255], rescales them to the GAN's [-1, 1] (la
 ``to_gan_range``), then runs the discriminator's conv blocks (``block1_conv`` ... ``blockN_lrelu``).
 The discriminator's real/fake head (``head_*``) is never part of it.
 
-Before a GAN trunk is frozen or probed, :func:`reestimate_batchnorm` replaces its BatchNorm moving
-statistics with the exact statistics of real target images: during GAN training they were
-accumulated partly on generated images.
+Before a GAN trunk is frozen or probed, :func:`reestimate_batchnorm` (from
+:mod:`gantransfer.gan.features`, re-exported here) replaces its BatchNorm moving statistics with the
+exact statistics of real target images: during GAN training they were accumulated partly on
+generated images.
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
-import numpy as np
-from keras import layers
 
 from gantransfer.data.transforms import gan_range_layer
 from gantransfer.errors import GantransferError, RunFolderError
+from gantransfer.gan.features import reestimate_batchnorm  # noqa: F401 (re-exported)
 from gantransfer.gan.models import discriminator_blocks, spatial_plan
 
 logger = logging.getLogger(__name__)
@@ -202,46 +202,3 @@ def trunk_from_discriminator(source: str | Path | keras.Model,
     if not isinstance(source, keras.Model):
         report.source = str(source)
     return trunk, report
-
-
-def reestimate_batchnorm(trunk: keras.Model, images: np.ndarray, batch_size: int = 256) -> int:
-    """Sets every BatchNorm layer's moving mean and variance to the statistics of ``images``.
-
-    Layers are visited in order, each with the ones before it already updated, and each gets the
-    exact mean and (biased) variance of its inputs over all images and positions, as if its
-    momentum were 0 over one pass. The result does not depend on batch size or order.
-
-    Args:
-        trunk: The trunk (raw-pixel input).
-        images: ``(N, H, W, C)`` pixels in [0, 255], the trunk's input.
-        batch_size: Images per forward pass.
-
-    Returns:
-        The number of BatchNorm layers updated.
-
-    Example:
-        >>> trunk = build_gan_trunk(TrunkArchitecture(32, 1, width=0.125))
-        >>> reestimate_batchnorm(trunk, np.random.default_rng(0).uniform(0, 255, (20, 32, 32, 1)))
-        2
-    """
-    count = 0
-    for layer in trunk.layers:
-        if not isinstance(layer, layers.BatchNormalization):
-            continue
-        probe = keras.Model(trunk.input, layer.input)
-        total = total_sq = None
-        n = 0
-        for start in range(0, len(images), batch_size):
-            batch = np.asarray(images[start:start + batch_size], dtype="float32")
-            values = keras.ops.convert_to_numpy(probe(batch, training=False)).astype("float64")
-            flat = values.reshape(-1, values.shape[-1])
-            total = flat.sum(0) if total is None else total + flat.sum(0)
-            total_sq = (flat**2).sum(0) if total_sq is None else total_sq + (flat**2).sum(0)
-            n += flat.shape[0]
-        mean = total / n
-        variance = np.maximum(total_sq / n - mean**2, 0.0)
-        layer.moving_mean.assign(mean.astype("float32"))
-        layer.moving_variance.assign(variance.astype("float32"))
-        count += 1
-    return count
-
