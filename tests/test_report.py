@@ -2,6 +2,7 @@
 
 import base64
 import csv
+import html
 import json
 import math
 import shutil
@@ -211,19 +212,33 @@ def test_budgets_sort_numerically_with_all_last():
     assert verdict(records)[-1].startswith("With all labels only scratch has results")
 
 
-def test_verdict_names_the_winner_its_margin_and_the_gan_controls(report):
+def test_verdict_opens_with_a_headline_per_budget_then_the_comparisons(report):
     lines = verdict(report["results"])
-    assert lines[0] == ("At 10 labels/class gan-frozen wins: 72.0% ± 2.0, 3.0 points over "
-                        "gan-linear-probe (± 2.6 over 3 seeds).")
-    assert ("At 10 labels/class GAN pretraining vs a random trunk (frozen): +10.0 points "
-            "(± 1.0 over 3 seeds; gan-frozen 72.0% vs random-frozen 62.0%).") in lines
-    assert ("At 10 labels/class gan-linear-probe vs scratch: +2.0 points (± 3.5 over 3 seeds; "
-            "gan-linear-probe 69.0% vs scratch 67.0%).") in lines
-    assert ("At 100 labels/class scratch wins: 89.0% ± 1.0, 3.0 points over gan-frozen "
-            "(± 1.0 over 3 seeds).") in lines
+    assert lines[:2] == [
+        "At 10 labels/class gan-frozen scores highest (72.0%, +3.0 points over gan-linear-probe, "
+        "not significant); GAN training beats its random-trunk control for gan-frozen "
+        "(+10.0 points).",
+        "At 100 labels/class scratch wins (89.0%, +3.0 points over gan-frozen); GAN training beats "
+        "its random-trunk control for gan-frozen (+5.0 points).",
+    ]
+    assert lines[2] == ("At 10 labels/class gan-frozen scores highest: 72.0% ± 2.0, +3.0 points "
+                        "over gan-linear-probe, not significant (paired t-interval over 3 seeds, "
+                        "95%: -3.6 to +9.6).")
+    assert ("At 10 labels/class GAN training vs a random trunk (frozen): +10.0 points, a win "
+            "(paired t-interval over 3 seeds, 95%: +7.5 to +12.5; gan-frozen 72.0% vs "
+            "random-frozen 62.0%).") in lines
+    assert ("At 10 labels/class gan-linear-probe vs scratch: +2.0 points, not significant "
+            "(paired t-interval over 3 seeds, 95%: -6.6 to +10.6; gan-linear-probe 69.0% vs "
+            "scratch 67.0%).") in lines
+    assert ("At 100 labels/class scratch wins: 89.0% ± 1.0, +3.0 points over gan-frozen "
+            "(paired t-interval over 3 seeds, 95%: +0.5 to +5.5).") in lines
+    assert ("At 100 labels/class gan-frozen vs scratch: -3.0 points, a loss (paired t-interval "
+            "over 3 seeds, 95%: -5.5 to -0.5; gan-frozen 86.0% vs scratch 89.0%).") in lines
     # No random-linear-probe ran, so the linear probe has no control line.
     assert not any("(linear-probe)" in line for line in lines)
-    assert len(lines) == 2 * (1 + 1 + 2)  # per budget: winner, one control, two gan-* vs scratch
+    # Two headlines, no sanity flag (no pixels-linear ran), then per budget: winner, one control,
+    # two gan-* vs scratch.
+    assert len(lines) == 2 + 2 * (1 + 1 + 2)
 
 
 def _records(table: dict) -> list[StrategyResult]:
@@ -236,21 +251,68 @@ def test_verdict_linear_probe_control_and_only_existing_strategies():
                         "random-linear-probe": {0: 0.50, 1: 0.55}})
     lines = verdict(results)
     assert lines == [
-        "At 10 labels/class gan-linear-probe wins: 72.5% ± 3.5, 20.0 points over random-linear-probe "
-        "(± 7.1 over 2 seeds).",
-        "At 10 labels/class GAN pretraining vs a random trunk (linear-probe): +20.0 points (± 7.1 over "
-        "2 seeds; gan-linear-probe 72.5% vs random-linear-probe 52.5%).",
-    ]  # no scratch in the results, so no line about it
+        "At 10 labels/class gan-linear-probe scores highest (72.5%, +20.0 points over "
+        "random-linear-probe, not significant); GAN training does not significantly beat its "
+        "random-trunk control for gan-linear-probe (+20.0 points).",
+        "At 10 labels/class gan-linear-probe scores highest: 72.5% ± 3.5, +20.0 points over "
+        "random-linear-probe, not significant (paired t-interval over 2 seeds, 95%: -43.5 to "
+        "+83.5).",
+        "At 10 labels/class GAN training vs a random trunk (linear-probe): +20.0 points, not "
+        "significant (paired t-interval over 2 seeds, 95%: -43.5 to +83.5; gan-linear-probe "
+        "72.5% vs random-linear-probe 52.5%).",
+    ]  # two seeds that disagree by 10 points prove nothing; no scratch, so no line about it
 
 
-def test_verdict_says_when_a_win_is_within_the_spread_and_when_seeds_differ():
+def test_verdict_never_calls_a_win_without_an_interval_that_excludes_zero():
     close = _records({"a": {0: 0.70, 1: 0.60, 2: 0.65}, "b": {0: 0.60, 1: 0.66, 2: 0.62}})
-    assert verdict(close)[0].endswith("within the seed-to-seed spread, so not a clear win.")
+    assert not comparisons(close)[0]["significant"]
+    assert verdict(close)[1].startswith("At 10 labels/class a scores highest: 65.0% ± 5.0, "
+                                        "+2.3 points over b, not significant (")
     unpaired = _records({"a": {0: 0.80, 1: 0.82, 2: 0.84}, "b": {0: 0.70, 1: 0.72}})
-    assert verdict(unpaired)[0] == ("At 10 labels/class a wins: 82.0% ± 2.0, 11.0 points over b "
-                                    "(stds 2.0 and 1.4; seeds differ: 3 vs 2).")
+    assert verdict(unpaired)[1] == ("At 10 labels/class a scores highest: 82.0% ± 2.0, +11.0 "
+                                    "points over b, no interval can be given (unpaired seeds: 3 "
+                                    "vs 2).")
     item = comparisons(unpaired)[0]
     assert not item["paired"] and item["difference"] == pytest.approx(0.11)
+    assert not any(" wins" in line for line in verdict(close) + verdict(unpaired))
+
+
+def test_results_json_carries_each_comparisons_interval(report):
+    document = json.loads(report["paths"]["results.json"].read_text())
+    compared = document["comparisons"]
+    assert len(compared) == 8
+    for item in compared:
+        assert item["ci_method"] == "paired t-interval over 3 seeds, 95%"
+        assert item["ci_low"] < item["difference"] < item["ci_high"]
+        assert item["significant"] == (item["ci_low"] > 0 or item["ci_high"] < 0)
+        # the keys that were there before the intervals are still there
+        assert {"kind", "strategy", "other", "difference", "difference_std", "paired"} <= set(item)
+    control = next(i for i in compared if i["kind"] == "control" and i["labels_per_class"] == 10)
+    assert (control["ci_low"], control["ci_high"]) == pytest.approx((0.0751586, 0.1248414))
+    assert document["sanity_flags"] == []
+
+
+def test_report_flags_models_below_raw_pixels_near_the_verdict(tmp_path):
+    results = _records({"scratch": {0: 0.70, 1: 0.72}, "gan-frozen": {0: 0.55, 1: 0.57},
+                        "random-frozen": {0: 0.40, 1: 0.42}, "pixels-linear": {0: 0.60, 1: 0.62}})
+    flag = ("gan-frozen scores below logistic regression on raw pixels at 10 labels/class "
+            "(56.0% vs 61.0%): a sign that it trained poorly.")
+    paths = write_report(results, tmp_path / "flagged", {})
+    markdown = paths["report.md"].read_text().replace("\\", "")
+    verdict_section = markdown.split("## Verdict\n", 1)[1].split("\n## ", 1)[0]
+    assert f"- {flag}" in verdict_section
+    assert verdict_section.count("raw pixels at") == 1  # random-frozen is a control: not flagged
+    text = paths["report.html"].read_text()
+    assert f'<ul class="flags"><li>{html.escape(flag)}</li></ul>' in text
+    document = json.loads(paths["results.json"].read_text())
+    assert [f["strategy"] for f in document["sanity_flags"]] == ["gan-frozen"]
+    assert flag in document["verdict"]
+
+    fine = _records({"scratch": {0: 0.70, 1: 0.72}, "gan-frozen": {0: 0.65, 1: 0.67},
+                     "pixels-linear": {0: 0.60, 1: 0.62}})
+    paths = write_report(fine, tmp_path / "fine", {})
+    assert "raw pixels at" not in paths["report.md"].read_text()
+    assert 'class="flags"' not in paths["report.html"].read_text()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -420,7 +482,8 @@ def test_report_renders_in_headless_chromium(report):
                 tables: [...document.querySelectorAll('table')].map(t => t.tBodies[0].rows.length),
                 firstRow: [...document.querySelector('table tbody tr').cells].map(c => c.innerText),
                 bold: [...document.querySelectorAll('table')][0].querySelectorAll('strong').length,
-                verdict: document.querySelectorAll('ul.verdict li').length,
+                verdict: document.querySelectorAll('ul.headline li, ul.verdict li').length,
+                headline: [...document.querySelectorAll('ul.headline li')].map(l => l.innerText),
                 title: document.title,
             })""")
             screenshot = report["run_dir"] / "screenshot.png"
@@ -435,7 +498,8 @@ def test_report_renders_in_headless_chromium(report):
     assert state["tables"] == [SUMMARY_ROWS, 2, SUMMARY_ROWS, 5]  # results, skipped, costs, strategies
     assert state["firstRow"][:2] == ["10", "scratch"] and state["firstRow"][4] == "3"
     assert state["bold"] == 2 * 3  # per budget: the winner's name and accuracy, the best macro-F1
-    assert state["verdict"] == len(verdict(report["results"]))
+    assert state["verdict"] == len(verdict(report["results"]))  # no sanity flags here
+    assert state["headline"] == verdict(report["results"])[:2]
     assert state["title"] == report["context"]["title"]
 
     pixels = np.asarray(Image.open(screenshot).convert("L"), dtype="float32")

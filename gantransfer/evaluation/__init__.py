@@ -7,7 +7,10 @@ numbers down.
 
 from gantransfer.evaluation.metrics import classification_metrics
 from gantransfer.evaluation.results import StrategyResult
-from gantransfer.evaluation.summary import comparisons, render_comparison, summarize, verdict
+from gantransfer.evaluation.summary import (comparisons, headline, paired_interval,
+                                            render_comparison, render_flag, sanity_flags,
+                                            summarize, verdict)
 
-__all__ = ["StrategyResult", "classification_metrics", "comparisons", "render_comparison",
-           "summarize", "verdict"]
+__all__ = ["StrategyResult", "classification_metrics", "comparisons", "headline",
+           "paired_interval", "render_comparison", "render_flag", "sanity_flags", "summarize",
+           "verdict"]

@@ -26,9 +26,10 @@ import yaml
 from PIL import Image
 
 from gantransfer.evaluation.results import CSV_COLUMNS, CSV_EXCLUDED, StrategyResult, to_json_safe
-from gantransfer.evaluation.summary import (budget_label, budget_order, budget_sort_key, comparisons,
-                                            normalize_budget, render_comparison, strategy_order,
-                                            summarize)
+from gantransfer.evaluation.summary import (CONFIDENCE, budget_label, budget_order, budget_sort_key,
+                                            comparisons, headline, normalize_budget,
+                                            render_comparison, render_flag, sanity_flags,
+                                            strategy_order, summarize, verdict)
 from gantransfer.registry import FAMILIES, OTHER, STRATEGIES, family_of
 from gantransfer.reporting import figures
 from gantransfer.runs import atomic_write, atomic_write_json, atomic_write_text
@@ -178,7 +179,9 @@ h2 { font-size: 1.3em; margin: 2.1em 0 0.6em; padding-bottom: 4px;
 p { margin: 0.5em 0; }
 p.muted { color: #57606a; font-size: 0.92em; }
 ul { padding-left: 1.4em; }
-ul.verdict li { margin: 0.35em 0; }
+ul.verdict li, ul.headline li, ul.flags li { margin: 0.35em 0; }
+ul.headline li { font-weight: 600; }
+ul.flags li { color: #9a6700; }
 table { border-collapse: collapse; margin: 10px 0 6px; font-size: 0.92em;
   font-variant-numeric: tabular-nums; }
 th, td { border: 1px solid #d0d7de; padding: 5px 11px; text-align: left; vertical-align: top; }
@@ -440,17 +443,19 @@ def _record_notes(results: list[StrategyResult], strategies: Sequence[str]) -> l
     return notes
 
 
-def _gan_sample_png(gan: dict[str, Any]) -> tuple[bytes | None, str | None]:
-    """The GAN's sample grid as PNG bytes, or a note saying why it is missing."""
-    raw = gan.get("samples_png")
+def _gan_sample_png(gan: dict[str, Any], key: str = "samples_png",
+                    what: str = "sample grid") -> tuple[bytes | None, str | None]:
+    """A picture of the GAN run (its sample grid by default) as PNG bytes, or a note saying why it
+    is missing."""
+    raw = gan.get(key)
     if not raw:
         return None, None
     path = Path(raw)
     if not path.is_file() and not path.is_absolute() and gan.get("run_dir"):
         path = Path(gan["run_dir"]) / path
     if not path.is_file():
-        logger.warning("GAN sample grid not found at %s; the report shows none", raw)
-        return None, f"The GAN sample grid was not found at {raw}."
+        logger.warning("GAN %s not found at %s; the report shows none", what, raw)
+        return None, f"The GAN {what} was not found at {raw}."
     try:
         with Image.open(path) as image:
             image.load()
@@ -460,8 +465,8 @@ def _gan_sample_png(gan: dict[str, Any]) -> tuple[bytes | None, str | None]:
             image.save(buffer, format="PNG")
             return buffer.getvalue(), None
     except OSError as error:
-        logger.warning("cannot read the GAN sample grid %s: %s", path, error)
-        return None, f"The GAN sample grid at {raw} could not be read ({error})."
+        logger.warning("cannot read the GAN %s %s: %s", what, path, error)
+        return None, f"The GAN {what} at {raw} could not be read ({error})."
 
 
 def _config_text(config: Any) -> str:
@@ -472,8 +477,25 @@ def _config_text(config: Any) -> str:
         return json.dumps(safe, indent=2)
 
 
+def _verdict_blocks(results: list[StrategyResult], compared: list[dict[str, Any]],
+                    flags: list[dict[str, Any]]) -> list[Any]:
+    """The headline per budget, the models below raw pixels, then every comparison."""
+    if not compared:
+        return [_Paragraph("No model has results yet.")]
+    blocks: list[Any] = [_List(headline(results), "headline")]
+    if flags:
+        blocks.append(_Paragraph("Sanity check: training from scratch or from a GAN trunk should "
+                                 "beat logistic regression on raw pixels."))
+        blocks.append(_List([render_flag(flag) for flag in flags], "flags"))
+    blocks.append(_Paragraph(f"Each difference is paired over seeds, with a Student t-interval "
+                             f"({100 * CONFIDENCE:.0f}%); it is a win or a loss only when the "
+                             "interval excludes 0.", muted=True))
+    blocks.append(_List([render_comparison(item) for item in compared], "verdict"))
+    return blocks
+
+
 def _blocks(results: list[StrategyResult], ctx: dict[str, Any], summary: list[dict[str, Any]],
-            comparisons: list[dict[str, Any]]) -> list[Any]:
+            comparisons: list[dict[str, Any]], flags: list[dict[str, Any]]) -> list[Any]:
     strategies = strategy_order(results)
     ok = [r for r in results if r.has_results]
     blocks: list[Any] = [_Heading(ctx["title"], 1)]
@@ -488,8 +510,7 @@ def _blocks(results: list[StrategyResult], ctx: dict[str, Any], summary: list[di
                              muted=True))
 
     blocks.append(_Heading("Verdict"))
-    lines = [render_comparison(item) for item in comparisons]
-    blocks.append(_List(lines, "verdict") if lines else _Paragraph("No model has results yet."))
+    blocks.extend(_verdict_blocks(results, comparisons, flags))
 
     blocks.append(_Heading("Results"))
     if summary:
@@ -536,7 +557,7 @@ def _blocks(results: list[StrategyResult], ctx: dict[str, Any], summary: list[di
     if gan is not None:
         blocks.append(_Heading("GAN samples"))
         facts = [f"{key.replace('_', ' ')}: {value}" for key, value in gan.items()
-                 if key != "samples_png" and value is not None
+                 if key not in ("samples_png", "losses_png") and value is not None
                  and not isinstance(value, (dict, list, tuple))]
         if facts:
             blocks.append(_List(facts))
@@ -544,6 +565,13 @@ def _blocks(results: list[StrategyResult], ctx: dict[str, Any], summary: list[di
         if png is not None:
             blocks.append(_Image("figures/gan_samples.png", png, "GAN sample grid",
                                  "Images drawn by the GAN's generator.", css_class="samples"))
+        elif problem:
+            blocks.append(_Paragraph(problem))
+        curves, problem = _gan_sample_png(gan, "losses_png", "training curves")
+        if curves is not None:
+            blocks.append(_Image("figures/gan_training.png", curves, "GAN training curves",
+                                 "The GAN's losses per epoch, and the linear probe's accuracy on "
+                                 "its discriminator's features when train.probe_every was on."))
         elif problem:
             blocks.append(_Paragraph(problem))
 
@@ -626,9 +654,10 @@ def write_report(results: list[StrategyResult], run_dir: str | Path,
     """Writes the comparison report of a set of trained models into ``run_dir``.
 
     Files written (atomically): ``results.csv`` (one row per result, flat columns),
-    ``results.json`` (``context``, ``results``, ``summary``, ``verdict`` and ``comparisons``; NaN
-    becomes ``null``), ``report.md``, ``report.html`` (self-contained: inline CSS, images as data
-    URIs) and the figures as PNG files under ``figures/`` (linked from ``report.md``).
+    ``results.json`` (``context``, ``results``, ``summary``, ``verdict``, ``comparisons`` with
+    their confidence intervals, and ``sanity_flags``; NaN becomes ``null``), ``report.md``,
+    ``report.html`` (self-contained: inline CSS, images as data URIs) and the figures as PNG files
+    under ``figures/`` (linked from ``report.md``).
 
     Args:
         results: One :class:`~gantransfer.evaluation.results.StrategyResult` per trained model
@@ -664,7 +693,8 @@ def write_report(results: list[StrategyResult], run_dir: str | Path,
     ctx = _resolve_context(context, results)
     summary = summarize(results)
     compared = comparisons(results)
-    blocks = _blocks(results, ctx, summary, compared)
+    flags = sanity_flags(results)
+    blocks = _blocks(results, ctx, summary, compared, flags)
 
     for block in blocks:
         for image in block.images if isinstance(block, _Gallery) else (
@@ -679,8 +709,8 @@ def write_report(results: list[StrategyResult], run_dir: str | Path,
                                                               ("dataset", "class_names",
                                                                "num_classes", "title")}},
                              "results": rows, "summary": summary,
-                             "verdict": [render_comparison(item) for item in compared],
-                             "comparisons": compared})
+                             "verdict": verdict(results), "comparisons": compared,
+                             "sanity_flags": flags})
     json.dumps(document, allow_nan=False)  # Fails loudly here rather than writing invalid JSON.
     paths["results.json"] = run_dir / "results.json"
     atomic_write_json(paths["results.json"], document)
