@@ -110,6 +110,12 @@ class TrainConfig:
         metrics_images: Real and generated images those metrics compare.
         stop_on_collapse: Stop when training has collapsed (D's loss pinned near 0, or G's images
             saturated at ±1, two epochs in a row) instead of only warning.
+        probe_every: Score the discriminator's features with a linear probe every this many epochs
+            (and after the last), log it as ``probe_accuracy`` and keep the best-scoring
+            discriminator as ``discriminator_best_probe.keras``; 0 is off. It needs labels: on
+            unlabeled data it is off, with a warning. It never looks at the test split.
+        probe_labels_per_class: Labeled training images per class the probe fits on.
+        probe_images: Other training images (disjoint from those) the probe is scored on.
     """
 
     epochs: int = 25
@@ -123,8 +129,16 @@ class TrainConfig:
     metrics_every: int = 0
     metrics_images: int = 1000
     stop_on_collapse: bool = False
+    probe_every: int = 0
+    probe_labels_per_class: int = 10
+    probe_images: int = 1000
 
     def __post_init__(self) -> None:
+        _check("train.probe_every", self.probe_every, self.probe_every >= 0,
+               "an integer >= 0 (0 is off)")
+        _check("train.probe_labels_per_class", self.probe_labels_per_class,
+               self.probe_labels_per_class >= 1, "an integer >= 1")
+        _check("train.probe_images", self.probe_images, self.probe_images >= 1, "an integer >= 1")
         _check("train.metrics_every", self.metrics_every, self.metrics_every >= 0,
                "an integer >= 0 (0 is off)")
         _check("train.metrics_images", self.metrics_images, self.metrics_images >= 2,
@@ -155,6 +169,15 @@ class TransferConfig:
         labels_per_class: Label budgets per class; ``all`` uses every label.
         seeds: Seeds 0..seeds-1; each draws its own budget, validation split and initialisation.
         validation_fraction: Share of each class's budget held out for validation.
+        head: How a head reads the trunk's feature map: gap (average over positions), flatten
+            (every position), pooled (every conv block max-pooled to 4x4 and concatenated), or auto:
+            the head the trunk was pretrained with (flatten for the DCGAN architecture: the
+            gan-*, random-* and scratch strategies; gap for ImageNet backbones).
+        refit: After validation has chosen the learning rate or C, the phase and the epochs,
+            train the final model again on every labeled image of the budget with those choices.
+        cv_folds: With refit, heads on cached features and linear probes choose their learning
+            rate or C by stratified k-fold cross-validation over the whole budget (capped at the
+            smallest class's count); below 2, they use the validation split like the others.
         learning_rates: Adam rates tried for heads and from-scratch models, chosen on validation.
         finetune_learning_rate_factor: Fine-tuning runs at the chosen head rate times this.
         max_epochs: Upper bound on epochs per fit.
@@ -164,7 +187,9 @@ class TransferConfig:
         l2: Head L2 weight decay.
         augment_flip: Random horizontal flips while training (not for digits or text).
         augment_shift: Random shifts as a fraction of the side; 0 is off.
-        probe: Linear-probe classifier: logistic or svm (the DCGAN paper's L2-SVM).
+        probe: Linear-probe classifier: logistic (on standardised features), svm (an L2-SVM on
+            standardised features), or paper: the DCGAN authors' probe exactly, an L2-SVM on the
+            raw pooled features with C among their grid (1e-4 ... 1e-2; transfer.probe_c unused).
         probe_c: Inverse regularisation strengths tried for linear probes.
         bn_images: At most this many real training images re-estimate BatchNorm statistics.
         backbone: ImageNet backbone: mobilenet, mobilenet_v2, resnet50 or efficientnet_b0.
@@ -175,6 +200,9 @@ class TransferConfig:
         report_pictures: Add what the networks learned to the report: first-layer filters, feature
             maps, a Grad-CAM and a 2-D embedding of each trunk's features.
         embedding: pca, or tsne (slower) for those embeddings.
+        gan_discriminator: Which of a GAN run's discriminators seeds the gan-* strategies: last
+            (the final epoch's), or best-probe (the epoch whose features train.probe_every's linear
+            probe scored best; the last when the run has no probe scores).
         allow_test_overlap: With a GAN run trained on the same data, ``transfer`` tests on the
             images that GAN never saw, and refuses when it cannot; true runs anyway, and the report
             says that the GAN may have seen test images.
@@ -184,6 +212,9 @@ class TransferConfig:
     labels_per_class: list[int | str] = dataclasses.field(default_factory=lambda: [10, 100])
     seeds: int = 3
     validation_fraction: float = 0.2
+    head: str = "auto"
+    refit: bool = True
+    cv_folds: int = 5
     learning_rates: list[float] = dataclasses.field(default_factory=lambda: [1e-2, 1e-3])
     finetune_learning_rate_factor: float = 0.1
     max_epochs: int = 100
@@ -203,6 +234,7 @@ class TransferConfig:
     gan_metrics: bool = True
     report_pictures: bool = False
     embedding: str = "pca"
+    gan_discriminator: str = "best-probe"
     allow_test_overlap: bool = False
 
     def __post_init__(self) -> None:
@@ -218,6 +250,12 @@ class TransferConfig:
         _check("transfer.seeds", self.seeds, self.seeds >= 1, "an integer >= 1")
         _check("transfer.validation_fraction", self.validation_fraction,
                0 < self.validation_fraction < 1, "a fraction in (0, 1)")
+        _check("transfer.head", self.head, self.head in ("auto", "gap", "flatten", "pooled"),
+               "auto, gap, flatten or pooled")
+        _check("transfer.gan_discriminator", self.gan_discriminator,
+               self.gan_discriminator in ("last", "best-probe"), "last or best-probe")
+        _check("transfer.cv_folds", self.cv_folds, self.cv_folds >= 0,
+               "an integer >= 0 (below 2 uses the validation split)")
         for rate in self.learning_rates:
             _check("transfer.learning_rates", rate, 0 < rate < 1, "numbers in (0, 1)")
         _check("transfer.finetune_learning_rate_factor", self.finetune_learning_rate_factor,
@@ -229,7 +267,8 @@ class TransferConfig:
         _check("transfer.l2", self.l2, self.l2 >= 0, "a number >= 0")
         _check("transfer.augment_shift", self.augment_shift, 0 <= self.augment_shift < 0.5,
                "a fraction in [0, 0.5)")
-        _check("transfer.probe", self.probe, self.probe in ("logistic", "svm"), "logistic or svm")
+        _check("transfer.probe", self.probe, self.probe in ("logistic", "svm", "paper"),
+               "logistic, svm or paper")
         for c in self.probe_c:
             _check("transfer.probe_c", c, c > 0, "numbers > 0")
         _check("transfer.bn_images", self.bn_images, self.bn_images >= 1, "an integer >= 1")

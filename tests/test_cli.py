@@ -55,6 +55,18 @@ def test_train_gan_tiny_run_then_resume(runner, tmp_path, npz):
     assert (config.data.dataset, config.gan.width, config.train.epochs) == (str(npz), 0.125, 2)
 
 
+def test_train_gan_with_the_probe_names_the_best_probe_discriminator(runner, tmp_path):
+    rng = np.random.default_rng(0)
+    labeled = tmp_path / "labeled.npz"
+    np.savez(labeled, x=rng.integers(0, 256, (40, 16, 16), dtype="uint8"), y=np.arange(40) % 2)
+    out = tmp_path / "run"
+    result = runner.invoke(cli, ["train-gan", "--dataset", str(labeled), "--epochs", "1",
+                                 "--output-dir", str(out), "--set", "train.probe_every=1",
+                                 "--set", "train.probe_labels_per_class=5", *TINY])
+    assert result.exit_code == 0, result.output
+    assert f"{out / 'discriminator_best_probe.keras'} (epoch 1, probe accuracy " in result.output
+
+
 def _bad(runner, args, expected, tmp_path=None):
     result = runner.invoke(cli, args)
     assert result.exit_code != 0, result.output

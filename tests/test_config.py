@@ -63,6 +63,11 @@ def test_int_accepted_for_float_but_not_bool_for_int():
     ("data.labels_per_class=10", r"'data.labels_per_class' was removed: .*transfer.labels_per_class"),
     ("gan.learning_rate=-1", r"gan.learning_rate: received -1.0, expected a number in \(0, 1\)"),
     ("train.verbose=5", r"train.verbose: received 5"),
+    ("train.probe_every=-1", r"train.probe_every: received -1, expected an integer >= 0 \(0 is off\)"),
+    ("train.probe_labels_per_class=0",
+     r"train.probe_labels_per_class: received 0, expected an integer >= 1"),
+    ("train.probe_images=0", r"train.probe_images: received 0, expected an integer >= 1"),
+    ("train.probe_every=true", r"train.probe_every: received True"),
     ("epochs=3", r"expected section.key=value"),
     ("train.epochs", r"expected section.key=value"),
 ])

@@ -60,10 +60,12 @@ def test_the_recorder_sees_reads_and_ignores_bookkeeping(monkeypatch):
 @pytest.mark.slow
 def test_a_full_comparison_reads_every_config_key(monkeypatch, tmp_path):
     # One strategy of each kind of training covers every key; metrics_every=0 is read all the same.
+    # The GAN's linear probe runs (digits has labels), so its sizes are read too.
     config = gt.load_config("digits", [
         "gan.width=0.125", "gan.latent_dim=8", "gan.kernel_size=3", "train.epochs=1",
         "train.batch_size=64", "train.verbose=0", "train.sample_images=4", "train.metrics_every=0",
-        "train.metrics_images=50", "transfer.labels_per_class=3", "transfer.seeds=1",
+        "train.metrics_images=50", "train.probe_every=1", "train.probe_labels_per_class=3",
+        "train.probe_images=50", "transfer.labels_per_class=3", "transfer.seeds=1",
         "transfer.strategies=scratch,gan-finetune,gan-linear-probe,imagenet-frozen",
         "transfer.learning_rates=0.01", "transfer.max_epochs=2", "transfer.patience=1",
         "transfer.bn_images=64", "transfer.backbone_weights=none", "transfer.backbone_input_size=32",

@@ -259,3 +259,46 @@ def test_missing_imagenet_weights_are_reported_before_any_model_trains(tmp_path,
     assert keras_home.attempts  # the download was tried up front
     assert {(r.strategy, r.status) for r in result.results} == {("pixels-linear", "ok"),
                                                                 ("imagenet-frozen", "skipped")}
+
+
+def _first_kernel(model: keras.Model):
+    layer = next(layer for layer in model._flatten_layers() if layer.name == "block1_conv")
+    return keras.ops.convert_to_numpy(layer.kernel)
+
+
+@pytest.mark.slow
+def test_transfer_and_compare_start_from_the_best_probe_discriminator(tmp_path, tiny_overrides):
+    import numpy as np
+
+    from gantransfer.gan.train import train_gan
+
+    probe = ["train.probe_every=1", "train.probe_images=100", "train.epochs=3"]
+    train_gan(load_config(None, [*tiny_overrides, *FAST, *probe]), tmp_path / "gan")
+    manifest = json.loads((tmp_path / "gan/run.json").read_text())
+    best = keras.saving.load_model(tmp_path / "gan/discriminator_best_probe.keras")
+    last = keras.saving.load_model(tmp_path / "gan/discriminator.keras")
+
+    frozen = [*tiny_overrides, *FAST, "transfer.strategies=gan-frozen"]
+    for choice, expected in (("best-probe", best), ("last", last)):
+        config = load_config(None, [*frozen, f"transfer.gan_discriminator={choice}"])
+        result = experiment.transfer(config, tmp_path / choice, discriminator=tmp_path / "gan",
+                                     verbose=False)
+        model = keras.saving.load_model(result.results[0].model_file)
+        np.testing.assert_array_equal(_first_kernel(model), _first_kernel(expected))
+        notes = json.loads((result.run_dir / "results.json").read_text())["context"]["notes"]
+        said = [note for note in notes if "seeds the gan-* strategies" in note]
+        if choice == "best-probe":
+            assert said == [note for note in said
+                            if f"epoch {manifest['best_probe_epoch']} of 3" in note]
+            assert said and "beyond the budgets" in said[0]
+        else:
+            assert not said
+
+    result = experiment.compare(load_config(None, [*frozen, *probe, "transfer.gan_metrics=false"]),
+                                tmp_path / "compare", verbose=False)
+    compared = json.loads((result.run_dir / "gan/run.json").read_text())
+    model = keras.saving.load_model(result.results[0].model_file)
+    chosen = keras.saving.load_model(result.run_dir / "gan/discriminator_best_probe.keras")
+    np.testing.assert_array_equal(_first_kernel(model), _first_kernel(chosen))
+    notes = json.loads((result.run_dir / "results.json").read_text())["context"]["notes"]
+    assert any(f"epoch {compared['best_probe_epoch']} of 3" in note for note in notes)

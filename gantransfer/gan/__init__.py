@@ -1,4 +1,5 @@
-"""DCGAN: builders, the ``keras.Model`` with its train step, checkpoints, callbacks and training."""
+"""DCGAN: builders, the ``keras.Model`` with its train step, checkpoints, callbacks (the linear probe
+of the discriminator's features among them) and training."""
 
 from gantransfer.gan.callbacks import (CollapseWatch, GANCheckpoint, HistoryCSV, LossPlot,
                                        NonFiniteGuard, SampleGrid, Throughput)
@@ -6,10 +7,11 @@ from gantransfer.gan.checkpoint import (latest_checkpoint, read_checkpoint, rest
                                         save_checkpoint)
 from gantransfer.gan.dcgan import DCGAN
 from gantransfer.gan.models import build_discriminator, build_generator, spatial_plan
+from gantransfer.gan.probe import DiscriminatorProbe
 from gantransfer.gan.train import TrainGanResult, build_dcgan, train_gan
 
 __all__ = [
-    "CollapseWatch", "DCGAN", "GANCheckpoint", "HistoryCSV", "LossPlot", "NonFiniteGuard", "SampleGrid", "Throughput",
+    "CollapseWatch", "DCGAN", "DiscriminatorProbe", "GANCheckpoint", "HistoryCSV", "LossPlot", "NonFiniteGuard", "SampleGrid", "Throughput",
     "TrainGanResult", "build_dcgan", "build_discriminator", "build_generator", "latest_checkpoint",
     "read_checkpoint", "restore_checkpoint", "save_checkpoint", "spatial_plan", "train_gan",
 ]

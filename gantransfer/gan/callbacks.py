@@ -1,12 +1,14 @@
 """Callbacks that surround DCGAN training: samples, checkpoints, curves, throughput, NaN guard.
 
 Each is a ``keras.callbacks.Callback``; :func:`gantransfer.gan.train.train_gan` wires them up, and any
-of them can be used with a plain ``DCGAN.fit`` as well.
+of them can be used with a plain ``DCGAN.fit`` as well. The linear probe of the discriminator's
+features is one too, in :mod:`gantransfer.gan.probe`.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 import time
@@ -20,13 +22,14 @@ from gantransfer.data.transforms import GAN_RANGE
 from gantransfer.errors import TrainingDiverged
 from gantransfer.gan.checkpoint import non_finite_variables, prune_checkpoints, save_checkpoint
 from gantransfer.images import save_image_grid
-from gantransfer.runs import atomic_save
+from gantransfer.runs import atomic_save, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
 LOSS_KEYS = ("d_loss", "g_loss")
 TRAINING_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
 METRIC_KEYS = ("fid", "kid")
+PROBE_KEY = "probe_accuracy"  # what gantransfer.gan.probe.DiscriminatorProbe adds to the logs
 
 
 def logs_finite(logs: dict[str, Any] | None) -> bool:
@@ -244,6 +247,9 @@ class HistoryCSV(keras.callbacks.CSVLogger):
     """Keras's ``CSVLogger`` without the empty ``val_*`` columns it adds when there is no validation.
 
     A GAN has no validation data; the plain logger would still write ``val_d_loss``... full of NA.
+    Appending to a file whose columns differ (a resume that turned ``fid`` or ``probe_accuracy`` on
+    or off), it keeps every column of both, rewriting the earlier rows with NA where they have none,
+    so that every row still lines up with the header.
 
     Args:
         filename: The CSV file.
@@ -257,8 +263,32 @@ class HistoryCSV(keras.callbacks.CSVLogger):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.keys is None and logs:
-            self.keys = sorted(set(logs) | set(self.extra_keys))
+            header, rows = self._earlier_rows()
+            self.keys = sorted(set(logs) | set(self.extra_keys) | set(header) - {"epoch"})
+            if header and header != ["epoch", *self.keys]:
+                self._rewrite(rows)
         super().on_epoch_end(epoch, logs)
+
+    def _earlier_rows(self) -> tuple[list[str], list[dict[str, str]]]:
+        """The header and rows of the file appended to (none when starting a new one)."""
+        path = Path(self.filename)
+        if not self.append or not path.is_file():
+            return [], []
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle, delimiter=self.sep)
+            return list(reader.fieldnames or []), list(reader)
+
+    def _rewrite(self, rows: list[dict[str, str]]) -> None:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=["epoch", *self.keys], delimiter=self.sep,
+                                restval="NA", extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        # The file Keras opened is being replaced: reopen it as Keras does, to append to the new one.
+        self.csv_file.close()
+        atomic_write_text(Path(self.filename), buffer.getvalue())
+        self.csv_file = open(self.filename, "a")  # noqa: SIM115 (Keras closes it at the end)
+        self.append_header = False
 
 
 class GANMetrics(keras.callbacks.Callback):
@@ -335,7 +365,11 @@ def read_history(history_csv: str | Path) -> dict[str, list[float]]:
 
 
 def plot_history(history_csv: str | Path, path: str | Path) -> None:
-    """Plots GAN losses and discriminator outputs per epoch into a PNG."""
+    """Plots GAN losses and discriminator outputs per epoch into a PNG.
+
+    Runs that logged them get a panel for the FID and one for the linear probe's accuracy
+    (``probe_accuracy``, its best epoch starred).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -345,14 +379,29 @@ def plot_history(history_csv: str | Path, path: str | Path) -> None:
     if not history.get("epoch"):
         return
     epochs = [e + 1 for e in history["epoch"]]
-    has_fid = any(math.isfinite(v) for v in history.get("fid", []))
-    figure, axes = plt.subplots(1, 3 if has_fid else 2, figsize=(15 if has_fid else 10, 3.6))
-    left, right = axes[0], axes[1]
-    if has_fid:
-        points = [(e, v) for e, v in zip(epochs, history["fid"]) if math.isfinite(v)]
-        axes[2].plot([p[0] for p in points], [p[1] for p in points], marker="o", color="tab:green")
-        axes[2].set_xlabel("epoch")
-        axes[2].set_ylabel("FID (lower is better)")
+
+    def scored(key: str) -> list[tuple[float, float]]:
+        return [(e, v) for e, v in zip(epochs, history.get(key, [])) if math.isfinite(v)]
+
+    fid, probe = scored("fid"), scored(PROBE_KEY)
+    panels = 2 + bool(fid) + bool(probe)
+    figure, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.6))
+    left, right, *extra = axes
+    if fid:
+        axis = extra.pop(0)
+        axis.plot([p[0] for p in fid], [p[1] for p in fid], marker="o", color="tab:green")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel("FID (lower is better)")
+    if probe:
+        axis = extra.pop(0)
+        axis.plot([p[0] for p in probe], [p[1] for p in probe], marker="o", color="tab:purple")
+        best = max(probe, key=lambda p: (p[1], -p[0]))  # the earliest of equal scores is kept
+        axis.plot([best[0]], [best[1]], marker="*", markersize=14, color="tab:red", linestyle="",
+                  label=f"best: epoch {best[0]:.0f}, {best[1]:.3f}")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel("linear-probe accuracy")
+        axis.set_ylim(0, 1)
+        axis.legend(loc="lower right")
     for key, label in (("d_loss", "discriminator loss"), ("g_loss", "generator loss")):
         if key in history:
             left.plot(epochs, history[key], marker="o", label=label)

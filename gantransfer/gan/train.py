@@ -4,7 +4,10 @@ It loads the data, builds the DCGAN, restores the last checkpoint when resuming,
 ``fit()`` and the callbacks of :mod:`gantransfer.gan.callbacks`, and writes the run folder::
 
     config.yaml  generator.keras  discriminator.keras  checkpoints/  samples/epoch_NNN.png
-    history.csv  losses.png  run.json  [tensorboard/]
+    history.csv  losses.png  run.json  [tensorboard/]  [discriminator_best_probe.keras]
+
+With ``train.probe_every``, a linear probe scores the discriminator's features along the way
+(:mod:`gantransfer.gan.probe`) and the best-scoring discriminator is kept.
 """
 
 from __future__ import annotations
@@ -28,13 +31,14 @@ from gantransfer.config import Config, load_config, save_config
 from gantransfer.data import Dataset, ImageBatches, load_dataset
 from gantransfer.errors import (ConfigError, DataError, GantransferError, RunFolderError,
                                 TrainingDiverged)
-from gantransfer.gan.callbacks import (METRIC_KEYS, CollapseWatch, GANCheckpoint, GANMetrics,
-                                       HistoryCSV, LossPlot, NonFiniteGuard, SampleGrid, Throughput,
-                                       plot_history)
+from gantransfer.gan.callbacks import (METRIC_KEYS, PROBE_KEY, CollapseWatch, GANCheckpoint,
+                                       GANMetrics, HistoryCSV, LossPlot, NonFiniteGuard, SampleGrid,
+                                       Throughput, plot_history, read_history)
 from gantransfer.gan.checkpoint import (Checkpoint, latest_checkpoint, non_finite_variables,
                                         restore_checkpoint)
 from gantransfer.gan.dcgan import DCGAN
 from gantransfer.gan.models import build_discriminator, build_generator
+from gantransfer.gan.probe import BEST_PROBE_FILE, DiscriminatorProbe, best_probe, probe_subsets
 from gantransfer.runs import (atomic_save, atomic_write_json, atomic_write_text, check_run_dir,
                               machine_description, package_versions, prepare_run_dir)
 
@@ -167,6 +171,30 @@ def _metrics_callback(config: Config, data: Dataset) -> list[keras.callbacks.Cal
     return [GANMetrics(extractor, pool.load(chosen), t.metrics_every, t.epochs, seed=t.seed)]
 
 
+def _probe_callback(config: Config, data: Dataset, run_dir: Path) -> DiscriminatorProbe | None:
+    """The linear probe when ``train.probe_every`` asks for it and the data has labels to fit it on.
+
+    Its images are drawn here, from the training split only, before the run folder is touched: a
+    budget the classes cannot fill fails before anything trains.
+    """
+    t = config.train
+    if not t.probe_every:
+        return None
+    y = data.train.y
+    if y is None or len(np.unique(y)) < 2:
+        logger.warning("train.probe_every=%d needs a labeled dataset with at least two classes; "
+                       "%s has %s, so the probe is off", t.probe_every, data.name,
+                       "no labels" if y is None else "one class")
+        return None
+    subsets = probe_subsets(y, t.probe_labels_per_class, t.probe_images, t.seed,
+                            class_names=data.class_names)
+    logger.info("linear probe every %d epochs: fitted on %d labeled training images, scored on %d "
+                "others", t.probe_every, len(subsets.fit), len(subsets.score))
+    return DiscriminatorProbe(data.train.load(subsets.fit), y[subsets.fit],
+                              data.train.load(subsets.score), y[subsets.score], t.probe_every,
+                              t.epochs, best_path=run_dir / BEST_PROBE_FILE, seed=t.seed)
+
+
 def train_gan(config: Config, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
               dataset: Dataset | None = None,
               callbacks: list[keras.callbacks.Callback] | None = None) -> TrainGanResult:
@@ -209,6 +237,7 @@ def train_gan(config: Config, run_dir: str | Path, *, resume: bool = False, over
     if len(data.train) == 0:
         raise DataError("the dataset's training split is empty; nothing to train on")
     metrics = _metrics_callback(config, data)  # may train a feature classifier; fails early
+    probe = _probe_callback(config, data, Path(run_dir))
     run_dir = prepare_run_dir(Path(run_dir), resume=resume, overwrite=overwrite)
     checkpoint = _checkpoint_to_resume(config, run_dir) if resume else None
     initial_epoch = checkpoint.epoch if checkpoint else 0
@@ -219,16 +248,22 @@ def train_gan(config: Config, run_dir: str | Path, *, resume: bool = False, over
         logger.info("every epoch is in the last checkpoint; writing the models")
         return _write_results(gan, config, run_dir, data, {}, initial_epoch, None, started)
     all_callbacks, guard, collapse, throughput = _callbacks(config, run_dir, data, fixed_noise,
-                                                            initial_epoch, metrics, callbacks or [])
+                                                            initial_epoch, metrics, probe,
+                                                            callbacks or [])
     history = _fit(gan, config, run_dir, data, initial_epoch, all_callbacks, guard, collapse)
-    return _write_results(gan, config, run_dir, data, history, initial_epoch, throughput, started)
+    return _write_results(gan, config, run_dir, data, history, initial_epoch, throughput, started,
+                          probe)
 
 
 # What a resumed run may change: how long it trains and what it writes along the way. Every other
 # setting defines the run (its data, models, optimisers, seeds and batches), and a resume keeps it.
 RESUMABLE_KEYS = ("train.epochs", "train.verbose", "train.tensorboard", "train.keep_checkpoints",
                   "train.metrics_every", "train.metrics_images", "train.stop_on_collapse",
+                  "train.probe_every", "train.probe_labels_per_class", "train.probe_images",
                   "data.max_in_memory_mb")
+# Except these, once the run has probe scores: they define what the best score, carried across
+# sessions, measures (a resume may still turn the probe on, with any sizes, or off).
+PROBE_MEASURE_KEYS = ("probe_labels_per_class", "probe_images")
 
 
 def run_settings(config: Config) -> dict[str, Any]:
@@ -281,6 +316,12 @@ def _checkpoint_to_resume(config: Config, run_dir: Path) -> Checkpoint | None:
         raise ConfigError(f"cannot resume {str(run_dir)!r} with other settings: "
                           f"{'; '.join(changed)}. A resume may change only {allowed}; start a new "
                           "run (another --output-dir) for the rest")
+    changed = _changed_probe_measure(config, run_dir)
+    if changed:
+        raise ConfigError(f"cannot resume {str(run_dir)!r} with another linear probe: "
+                          f"{'; '.join(changed)}. Its probe scores, and the {BEST_PROBE_FILE} they "
+                          "chose, were measured with the earlier setting; keep it, or start a new "
+                          "run (another --output-dir)")
     if checkpoint.epoch == config.train.epochs and not _is_finished(run_dir, checkpoint.epoch):
         logger.info("finishing %s: its last checkpoint has all %d epochs", run_dir, checkpoint.epoch)
         return checkpoint
@@ -289,6 +330,20 @@ def _checkpoint_to_resume(config: Config, run_dir: Path) -> Checkpoint | None:
                              f"pass --epochs larger than {checkpoint.epoch} to train further")
     logger.info("resuming %s from epoch %d", run_dir, checkpoint.epoch)
     return checkpoint
+
+
+def _changed_probe_measure(config: Config, run_dir: Path) -> list[str]:
+    """The :data:`PROBE_MEASURE_KEYS` that ``config`` changes in a run that already has probe scores
+    (compared with the last session's ``config.yaml``)."""
+    if best_probe(read_history(run_dir / "history.csv")) is None:
+        return []
+    try:
+        earlier = load_config(run_dir / "config.yaml").train
+    except GantransferError:
+        return []
+    return [f"train.{key} was {getattr(earlier, key)!r} in this run and is "
+            f"{getattr(config.train, key)!r} now" for key in PROBE_MEASURE_KEYS
+            if getattr(earlier, key) != getattr(config.train, key)]
 
 
 def _is_finished(run_dir: Path, epochs: int) -> bool:
@@ -320,7 +375,7 @@ def _build_models(config: Config, data: Dataset, checkpoint: Checkpoint | None
 
 def _callbacks(config: Config, run_dir: Path, data: Dataset, fixed_noise: np.ndarray,
                initial_epoch: int, metrics: list[keras.callbacks.Callback],
-               extra: list[keras.callbacks.Callback]
+               probe: DiscriminatorProbe | None, extra: list[keras.callbacks.Callback]
                ) -> tuple[list[keras.callbacks.Callback], NonFiniteGuard, CollapseWatch,
                           Throughput]:
     """The fit's callbacks, the caller's ``extra`` ones last; also returns the divergence guard and
@@ -328,6 +383,9 @@ def _callbacks(config: Config, run_dir: Path, data: Dataset, fixed_noise: np.nda
     t = config.train
     history_csv = run_dir / "history.csv"
     _trim_history(history_csv, initial_epoch)
+    if probe is not None:  # the best score of the epochs kept, to beat from here on
+        probe.resume_from(read_history(history_csv))
+    extra_keys = (*(METRIC_KEYS if t.metrics_every else ()), *((PROBE_KEY,) if probe else ()))
     images = len(data.train)
     images_per_epoch = images // t.batch_size * t.batch_size if images >= t.batch_size else images
     guard = NonFiniteGuard()
@@ -339,8 +397,9 @@ def _callbacks(config: Config, run_dir: Path, data: Dataset, fixed_noise: np.nda
         GANCheckpoint(run_dir / "checkpoints", fixed_noise, keep=t.keep_checkpoints,
                       settings=run_settings(config)),
         *metrics,  # before HistoryCSV, which writes the FID/KID they add to the logs
-        HistoryCSV(str(history_csv), append=initial_epoch > 0,
-                   extra_keys=METRIC_KEYS if t.metrics_every else ()),
+        # After the checkpoint: a best-probe discriminator is only ever one of a checkpointed epoch.
+        *([probe] if probe else []),
+        HistoryCSV(str(history_csv), append=initial_epoch > 0, extra_keys=extra_keys),
         LossPlot(history_csv, run_dir / "losses.png"),
     ]
     if t.tensorboard:
@@ -386,10 +445,12 @@ def _fit(gan: DCGAN, config: Config, run_dir: Path, data: Dataset, initial_epoch
 
 def _write_results(gan: DCGAN, config: Config, run_dir: Path, data: Dataset,
                    history: dict[str, list[float]], initial_epoch: int,
-                   throughput: Throughput | None, started: float) -> TrainGanResult:
+                   throughput: Throughput | None, started: float,
+                   probe: DiscriminatorProbe | None = None) -> TrainGanResult:
     """Saves both models, the loss plot and ``run.json``; returns what :func:`train_gan` returns.
 
-    ``throughput`` is None for a session that trained no epoch (it only wrote the models).
+    ``throughput`` is None for a session that trained no epoch (it only wrote the models); ``probe``
+    is this session's linear probe, if any (the best-probe discriminator it kept is recorded).
     """
     bad = non_finite_variables(gan)
     if bad:  # the guard checks at every epoch's end; this is the last line before the files
@@ -403,9 +464,22 @@ def _write_results(gan: DCGAN, config: Config, run_dir: Path, data: Dataset,
     steady = rates[1:] if len(rates) > 1 else rates
     images_per_second = float(np.mean(steady)) if steady else 0.0
     manifest = _write_manifest(run_dir, config, data, gan, initial_epoch, images_per_second,
-                               time.perf_counter() - started)
+                               time.perf_counter() - started, _best_probe(run_dir, probe))
     return TrainGanResult(run_dir=run_dir, gan=gan, history=history,
                           images_per_second=images_per_second, manifest=manifest)
+
+
+def _best_probe(run_dir: Path, probe: DiscriminatorProbe | None) -> tuple[int, float] | None:
+    """The epoch and score of the discriminator in ``discriminator_best_probe.keras``, or None.
+
+    This session's probe knows it; a session without one (the probe turned off on resume, or one
+    that only wrote the models) reads it from ``history.csv``, which holds every kept epoch's score.
+    """
+    if not (run_dir / BEST_PROBE_FILE).is_file():
+        return None
+    if probe is not None and probe.best_epoch is not None:
+        return probe.best_epoch, float(probe.best_accuracy)
+    return best_probe(read_history(run_dir / "history.csv"))
 
 
 def _run_throughput(sessions: list[dict[str, Any]]) -> float:
@@ -424,7 +498,8 @@ def _run_throughput(sessions: list[dict[str, Any]]) -> float:
 
 
 def _write_manifest(run_dir: Path, config: Config, data: Dataset, gan: DCGAN, initial_epoch: int,
-                    images_per_second: float, wall_time: float) -> dict[str, Any]:
+                    images_per_second: float, wall_time: float,
+                    best: tuple[int, float] | None = None) -> dict[str, Any]:
     path = run_dir / "run.json"
     previous: dict[str, Any] = {}
     if path.is_file():
@@ -457,5 +532,7 @@ def _write_manifest(run_dir: Path, config: Config, data: Dataset, gan: DCGAN, in
                        "discriminator": gan.discriminator.count_params()},
         "sessions": sessions,
     }
+    if best is not None:  # the discriminator in discriminator_best_probe.keras
+        manifest["best_probe_epoch"], manifest["best_probe_accuracy"] = best
     atomic_write_json(path, manifest)
     return manifest

@@ -22,6 +22,7 @@ from gantransfer.data import Dataset
 from gantransfer.errors import ConfigError, DataError, GantransferError, RunFolderError
 from gantransfer.evaluation.results import StrategyResult
 from gantransfer.gan.dcgan import DCGAN
+from gantransfer.gan.probe import BEST_PROBE_FILE
 from gantransfer.gan.sampling import load_generator
 from gantransfer.gan.train import TrainGanResult, seed_everything, train_gan
 from gantransfer.runs import (atomic_write_json, check_run_dir, machine_description,
@@ -91,7 +92,11 @@ def _gan_context(gan_dir: Path | None, manifest: dict[str, Any] | None) -> dict[
     if manifest is not None:
         dataset = manifest.get("dataset") or {}
         info.update({"epochs": manifest.get("epochs"), "source_dataset": dataset.get("name"),
-                     "images": dataset.get("images"), "wall_time_s": manifest.get("wall_time_s")})
+                     "images": dataset.get("images"), "wall_time_s": manifest.get("wall_time_s"),
+                     "best_probe_epoch": manifest.get("best_probe_epoch"),
+                     "best_probe_accuracy": manifest.get("best_probe_accuracy")})
+    if (gan_dir / "losses.png").is_file():
+        info["losses_png"] = str(gan_dir / "losses.png")
     return info
 
 
@@ -156,6 +161,25 @@ def _finished_results(run_dir: Path, config: Config) -> list[StrategyResult]:
                              "to train every model again") from None
 
 
+def _probe_chosen(config: Config, gan_dir: Path | None,
+                  manifest: dict[str, Any] | None) -> tuple[keras.Model | None, list[str]]:
+    """The GAN run's best-probe discriminator, when ``transfer.gan_discriminator`` asks for it and
+    the run kept one, with a note saying which epoch it is; ``(None, notes)`` otherwise."""
+    if config.transfer.gan_discriminator != "best-probe" or gan_dir is None:
+        return None, []
+    path = gan_dir / BEST_PROBE_FILE
+    if not path.is_file() or not manifest or manifest.get("best_probe_epoch") is None:
+        return None, [f"the GAN's last discriminator (epoch {manifest.get('epochs') if manifest else '?'})"
+                      " seeds the gan-* strategies: the run has no linear-probe scores "
+                      "(train.probe_every)"]
+    epoch, accuracy = manifest["best_probe_epoch"], manifest.get("best_probe_accuracy")
+    note = (f"the GAN's discriminator of epoch {epoch} of {manifest.get('epochs')} seeds the gan-* "
+            f"strategies: the epoch whose features the linear probe scored best "
+            f"({100 * float(accuracy):.1f}% on held-out training images). That probe used "
+            "labeled training images beyond the budgets below to choose the epoch")
+    return load_discriminator(path), [note]
+
+
 def _run_dir_of(discriminator: str | Path | keras.Model | None) -> Path | None:
     if discriminator is None or isinstance(discriminator, keras.Model):
         return None
@@ -214,10 +238,15 @@ def transfer(config: Config, run_dir: str | Path, *,
     check_run_dir(run_dir, resume=resume, overwrite=overwrite)
     finished = _finished_results(run_dir, config) if resume else []
     seed_everything(config.train.seed, config.train.deterministic)
-    disc_model = load_discriminator(discriminator) if discriminator is not None else None
     gan_dir = _run_dir_of(discriminator)
     manifest = _gan_manifest(gan_dir)  # a broken GAN run fails before the folder exists
+    # A run folder may hold a best-probe discriminator; an explicit .keras file is used as it is.
+    chosen, chosen_notes = _probe_chosen(config, gan_dir, manifest) \
+        if discriminator is not None and Path(str(discriminator)).is_dir() else (None, [])
+    disc_model = chosen or (load_discriminator(discriminator) if discriminator is not None
+                            else None)
     data, notes = target_data(config, disc_model, manifest)
+    notes = [*chosen_notes, *notes]
     _check_transfer_inputs(config, data, has_discriminator=disc_model is not None)
     gan = _gan_context(gan_dir, manifest)
     run_dir = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
@@ -330,10 +359,12 @@ def compare(config: Config, run_dir: str | Path, *, overwrite: bool = False, res
     # The GAN trained on this very data's training split; the check proves the test split is the
     # one it held out, as for any transfer from a GAN run.
     data, notes = hold_out_the_gans_test_split(config, data, gan.manifest)
+    chosen, chosen_notes = _probe_chosen(config, gan.run_dir, gan.manifest)
+    notes = [*chosen_notes, *notes]
     scores = _gan_metrics(config, gan, data) if config.transfer.gan_metrics else None
     started = time.perf_counter()
     seed_everything(config.train.seed, config.train.deterministic)
-    result = _transfer_into(run_dir, config, data, gan.gan.discriminator, notes=notes,
+    result = _transfer_into(run_dir, config, data, chosen or gan.gan.discriminator, notes=notes,
                             started=started, verbose=verbose,
                             gan=_gan_context(gan.run_dir, gan.manifest), gan_metrics=scores,
                             finished=finished)
