@@ -100,10 +100,15 @@ def train_gan_command(config_file: str | None, dataset: str | None, image_size: 
                       overrides: tuple[str, ...], quiet: bool) -> None:
     """Train a DCGAN and write samples, checkpoints, curves and .keras models to a run folder.
 
+    With --set train.probe_every=N, a linear probe scores the discriminator's features every N
+    epochs on labeled training images (never the test split) and the best-scoring discriminator is
+    kept as discriminator_best_probe.keras; on unlabeled data the probe is off, with a warning.
+
     \b
     Example:
       gantransfer train-gan --dataset fashion_mnist --epochs 5 --output-dir outputs/fmnist-gan
       gantransfer train-gan --output-dir outputs/fmnist-gan --resume --epochs 10
+      gantransfer train-gan --dataset digits --epochs 20 --set train.probe_every=2
     """
     _setup_logging(quiet)
     flags = _overrides(dataset=dataset, image_size=image_size, epochs=epochs, batch_size=batch_size,
@@ -134,12 +139,18 @@ def _print_summary(run_dir: Path, manifest: dict[str, Any]) -> None:
     for name in ("generator.keras", "discriminator.keras", "samples/", "losses.png", "history.csv",
                  "checkpoints/", "config.yaml", "run.json"):
         click.echo(f"  {run_dir / name}")
+    if "best_probe_epoch" in manifest:
+        click.echo(f"  {run_dir / 'discriminator_best_probe.keras'} (epoch "
+                   f"{manifest['best_probe_epoch']}, probe accuracy "
+                   f"{manifest['best_probe_accuracy']:.3f})")
 
 
 def _transfer_overrides(strategies: str | None, labels_per_class: str | None, seeds: int | None,
                         backbone: str | None, backbone_alpha: float | None,
-                        backbone_input_size: int | None, backbone_weights: str | None) -> list[str]:
+                        backbone_input_size: int | None, backbone_weights: str | None,
+                        head: str | None) -> list[str]:
     pairs = {"transfer.strategies": strategies, "transfer.labels_per_class": labels_per_class,
+             "transfer.head": head,
              "transfer.seeds": seeds, "transfer.backbone": backbone,
              "transfer.backbone_alpha": backbone_alpha,
              "transfer.backbone_input_size": backbone_input_size,
@@ -158,6 +169,9 @@ def _transfer_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--strategies", help=f"Comma-separated: {', '.join(STRATEGIES)}."),
         click.option("--labels-per-class", help="Comma-separated label budgets, e.g. 10,100,all."),
         click.option("--seeds", type=int, help="Number of seeds per budget."),
+        click.option("--head", type=click.Choice(["auto", "gap", "flatten", "pooled"]),
+                     help="How heads read the trunk: global average pooling, the flattened map, "
+                     "every block pooled to 4x4, or auto (the head the trunk was pretrained with)."),
         click.option("--backbone", help="ImageNet backbone: mobilenet, mobilenet_v2, resnet50, "
                      "efficientnet_b0."),
         click.option("--backbone-alpha", type=float, help="MobileNet width multiplier, e.g. 0.25."),
@@ -210,9 +224,10 @@ def _print_report(result: Any) -> None:
 @_user_errors
 def transfer_command(gan_run: Path | None, discriminator: Path | None, config_file: str | None,
                      dataset: str | None, strategies: str | None, labels_per_class: str | None,
-                     seeds: int | None, backbone: str | None, backbone_alpha: float | None,
-                     backbone_input_size: int | None, backbone_weights: str | None,
-                     output_dir: Path | None, overwrite: bool, resume: bool,
+                     seeds: int | None, head: str | None, backbone: str | None,
+                     backbone_alpha: float | None, backbone_input_size: int | None,
+                     backbone_weights: str | None, output_dir: Path | None, overwrite: bool,
+                     resume: bool,
                      overrides: tuple[str, ...],
                      quiet: bool) -> None:
     """Compare transfer strategies on a labeled target dataset.
@@ -232,7 +247,7 @@ def transfer_command(gan_run: Path | None, discriminator: Path | None, config_fi
         raise GantransferError("pass --gan-run or --discriminator, not both")
     flags = _overrides(dataset=dataset)
     flags += _transfer_overrides(strategies, labels_per_class, seeds, backbone, backbone_alpha,
-                                 backbone_input_size, backbone_weights)
+                                 backbone_input_size, backbone_weights, head)
     config = load_config(_config_file(config_file, output_dir, resume), [*flags, *overrides])
     if output_dir is None:
         output_dir = DEFAULT_OUTPUT_ROOT / default_run_name("transfer", config.data.dataset)
@@ -250,7 +265,7 @@ def transfer_command(gan_run: Path | None, discriminator: Path | None, config_fi
 @_user_errors
 def compare_command(epochs: int | None, config_file: str | None, dataset: str | None,
                     strategies: str | None, labels_per_class: str | None, seeds: int | None,
-                    backbone: str | None, backbone_alpha: float | None,
+                    head: str | None, backbone: str | None, backbone_alpha: float | None,
                     backbone_input_size: int | None, backbone_weights: str | None,
                     output_dir: Path | None, overwrite: bool, resume: bool,
                     overrides: tuple[str, ...],
@@ -270,7 +285,7 @@ def compare_command(epochs: int | None, config_file: str | None, dataset: str | 
     _setup_logging(quiet)
     flags = _overrides(dataset=dataset, epochs=epochs)
     flags += _transfer_overrides(strategies, labels_per_class, seeds, backbone, backbone_alpha,
-                                 backbone_input_size, backbone_weights)
+                                 backbone_input_size, backbone_weights, head)
     config = load_config(_config_file(config_file, output_dir, resume), [*flags, *overrides])
     if quiet:
         config.train.verbose = 0

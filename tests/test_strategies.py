@@ -237,3 +237,159 @@ def test_test_labels_cannot_affect_any_choice(name, split):
     np.testing.assert_array_equal(first.predictions, second.predictions)
     for key in ("learning_rate", "C", "epochs", "phase_kept", "history"):
         assert first.record[key] == second.record[key], key
+
+
+# Heads, refit and cross-validation
+
+def test_auto_head_is_the_one_each_trunk_was_pretrained_with(split, tmp_path):
+    from gantransfer.transfer_learning.strategies import GAN_ARCHITECTURE_HEAD, IMAGENET_HEAD
+
+    assert (GAN_ARCHITECTURE_HEAD, IMAGENET_HEAD) == ("flatten", "gap")
+    heads = {name: RUNNERS[name](_context(split)).record["head"]
+             for name in ("scratch", "gan-frozen", "random-frozen", "imagenet-frozen")}
+    assert heads == {"scratch": "flatten", "gan-frozen": "flatten", "random-frozen": "flatten",
+                     "imagenet-frozen": "gap"}
+    forced = RUNNERS["imagenet-frozen"](_context(split, head="flatten"))
+    assert forced.record["head"] == "flatten"
+    assert forced.model.get_layer("head").get_layer("head_flatten") is not None
+
+
+@pytest.mark.parametrize("kind, features", [("gap", 32), ("flatten", 4 * 4 * 32),
+                                            ("pooled", 16 * (8 + 16 + 32))])
+def test_each_head_reads_the_trunk_its_own_way_and_saves(split, tmp_path, kind, features):
+    outcome = RUNNERS["gan-frozen"](_context(split, head=kind))
+    head = outcome.model.get_layer("head")
+    assert outcome.record["head"] == kind
+    assert head.get_layer("head_dense").kernel.shape == (features, 10)
+    outcome.model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(loaded.predict(split.x_test, verbose=0),
+                               outcome.model.predict(split.x_test, verbose=0), atol=1e-5)
+    assert (np.argmax(loaded.predict(split.x_test, verbose=0), -1) == outcome.predictions).all()
+
+
+def _rows(x):
+    """Each image of ``x`` as bytes: a multiset of images to compare."""
+    return sorted(np.ascontiguousarray(image).tobytes() for image in np.asarray(x, "float32"))
+
+
+@pytest.mark.parametrize("name, cv_folds", [("scratch", 5), ("gan-frozen", 0), ("gan-frozen", 5),
+                                            ("gan-finetune", 5)])
+def test_the_refit_trains_on_exactly_the_budgets_images(split, monkeypatch, name, cv_folds):
+    from gantransfer.transfer_learning import classifiers, strategies
+
+    seen = []
+    real_train_for = classifiers._train_for
+
+    def spy(model, data, **kwargs):  # every refit trains through here
+        seen.append(data)
+        return real_train_for(model, data, **kwargs)
+
+    monkeypatch.setattr(classifiers, "_train_for", spy)
+    context = _context(split, cv_folds=cv_folds)
+    outcome = RUNNERS[name](context)
+    assert seen, "no refit ran"
+    budget = np.concatenate([split.x_train, split.x_val])
+    labels = np.concatenate([split.y_train, split.y_val])
+    for x, y in seen:
+        assert len(x) == len(budget) == len(y)
+        assert sorted(y.tolist()) == sorted(labels.tolist())
+        if x.shape[1:] == budget.shape[1:]:  # pixels: exactly the budget's images
+            assert _rows(x) == _rows(budget)
+        else:  # cached features: exactly the features of the budget's images, before any tuning
+            trunk = strategies._prepared_trunk(context, True, [])
+            assert _rows(x) == _rows(trunk.predict(budget, verbose=0))
+    assert "refit" in outcome.record["selection"]
+    off = RUNNERS[name](_context(split, refit=False, cv_folds=cv_folds))
+    assert off.record["selection"] == "validation split"
+
+
+def test_cross_validation_never_sees_test_images(split, monkeypatch):
+    import dataclasses
+
+    from gantransfer.transfer_learning import classifiers, probe
+
+    # Test images that no budget image can equal: every pixel 255.
+    marked = dataclasses.replace(split, x_test=np.full_like(split.x_test, 255.0))
+    seen: list[np.ndarray] = []
+    real_fit, real_search = classifiers._fit_until_best, probe.GridSearchCV.fit
+
+    def fit_spy(model, train, val, **kwargs):
+        seen.extend([train[0], val[0]])
+        return real_fit(model, train, val, **kwargs)
+
+    def search_spy(self, x, y, **kwargs):
+        seen.append(x)
+        return real_search(self, x, y, **kwargs)
+
+    monkeypatch.setattr(classifiers, "_fit_until_best", fit_spy)
+    monkeypatch.setattr(probe.GridSearchCV, "fit", search_spy)
+    frozen = RUNNERS["random-frozen"](_context(marked, cv_folds=3))
+    pixels = RUNNERS["pixels-linear"](_context(marked, cv_folds=3, probe_c=[0.01, 0.1]))
+    assert "3-fold cross-validation" in frozen.record["selection"]
+    assert "3-fold cross-validation" in pixels.record["selection"]
+    assert len(seen) == 2 * 3 + 1  # three folds' train and validation parts, one search
+    trunk = frozen.model.get_layer("gan_trunk")
+    test_features = {f.tobytes() for f in trunk.predict(marked.x_test[:5], verbose=0)
+                     .reshape(5, -1)}
+    test_pixels = {f.tobytes() for f in (marked.x_test[:5] / 255.0).reshape(5, -1)}
+    for x in seen:
+        rows = {row.tobytes() for row in np.asarray(x).reshape(len(x), -1)}
+        assert not rows & (test_features | test_pixels)
+    assert sum(len(x) for x in seen[:2]) == len(split.x_train) + len(split.x_val)
+
+
+def test_fold_indices_are_stratified_and_cover_the_budget_once():
+    from gantransfer.transfer_learning.probe import fold_indices
+
+    y = np.repeat(np.arange(3), [4, 6, 8])
+    pairs = fold_indices(y, folds=5, seed=1)
+    assert len(pairs) == 4  # capped at the smallest class
+    validated = np.concatenate([val for _, val in pairs])
+    assert sorted(validated.tolist()) == list(range(len(y)))
+    for train, val in pairs:
+        assert not set(train) & set(val)
+        assert set(y[val]) == {0, 1, 2}
+
+
+@pytest.mark.parametrize("name", ["scratch", "gan-finetune"])
+def test_a_refit_that_fits_the_budget_worse_is_discarded(split, monkeypatch, name):
+    from gantransfer.transfer_learning import strategies
+
+    kept = RUNNERS[name](_context(split, refit=False))
+    # A refit that learned nothing (a learning rate of ~0) fits the budget worse than the
+    # validated model fit its training images: the validated model must be what comes back.
+    real_refit = strategies.refit
+
+    def broken(build, data, **kwargs):
+        return real_refit(build, data, **{**kwargs, "learning_rate": 1e-12})
+
+    monkeypatch.setattr(strategies, "refit", broken)
+    outcome = RUNNERS[name](_context(split))
+    assert outcome.record["selection"] == "validation split (its refit was discarded)"
+    assert any("so the validated model is kept" in note for note in outcome.record["notes"])
+    np.testing.assert_array_equal(outcome.predictions, kept.predictions)
+    np.testing.assert_array_equal(np.argmax(outcome.model.predict(split.x_test, verbose=0), -1),
+                                  kept.predictions)
+
+
+def test_the_papers_probe_is_an_svm_on_raw_features_with_the_papers_grid(split, tmp_path):
+    from gantransfer.evaluation.linear import PAPER_CS
+    from sklearn.svm import LinearSVC
+
+    outcome = RUNNERS["gan-linear-probe"](_context(split, probe="paper", probe_c=[5.0]))
+    assert outcome.record["C"] in PAPER_CS  # its own grid: transfer.probe_c is not used
+    model = outcome.model
+    standardise = model.get_layer("standardise")
+    assert np.allclose(keras.ops.convert_to_numpy(standardise.mean), 0)
+    assert np.allclose(keras.ops.convert_to_numpy(standardise.variance), 1)
+    # The saved model predicts what an L2-SVM on the raw pooled features predicts.
+    from gantransfer.transfer_learning.strategies import _prepared_trunk
+
+    prepared = _prepared_trunk(_context(split, probe="paper"), True, [])
+    features = probe_features(prepared, np.concatenate([split.x_train, split.x_val]))
+    labels = np.concatenate([split.y_train, split.y_val])
+    svm = LinearSVC(C=outcome.record["C"], max_iter=5000, random_state=0).fit(features, labels)
+    expected = svm.predict(probe_features(prepared, split.x_test))
+    np.testing.assert_array_equal(outcome.predictions, expected)
+    np.testing.assert_array_equal(np.argmax(model.predict(split.x_test, verbose=0), -1), expected)

@@ -122,6 +122,9 @@ class StrategyResult:
         learning_rate: The learning rate chosen on validation.
         C: The linear probe's inverse regularisation strength chosen on validation.
         phase_kept: For fine-tuning, the phase validation kept: ``"head"`` or ``"finetune"``.
+        head: How the head read the trunk's features: ``"gap"``, ``"flatten"`` or ``"pooled"``.
+        selection: How the learning rate or C, the phase and the epochs were chosen, and whether
+            the final model was refitted on the whole budget.
         history: Per-epoch values by Keras metric name (``loss``, ``val_accuracy``, ...).
         notes: What was done, in words, for the report.
         model_file: Where the trained classifier was saved.
@@ -153,6 +156,8 @@ class StrategyResult:
     learning_rate: float | None = None
     C: float | None = None
     phase_kept: str | None = None
+    head: str | None = None
+    selection: str | None = None
     history: dict[str, tuple[float | None, ...]] = dataclasses.field(default_factory=dict)
     notes: tuple[str, ...] = ()
     model_file: str | None = None
@@ -185,6 +190,8 @@ class StrategyResult:
             "confusion_matrix": None if self.confusion_matrix is None else tuple(
                 tuple(int(v) for v in row) for row in self.confusion_matrix),
             "phase_kept": None if self.phase_kept is None else str(self.phase_kept),
+            "head": None if self.head is None else str(self.head),
+            "selection": None if self.selection is None else str(self.selection),
             "model_file": None if self.model_file is None else str(self.model_file),
         }
         for name in ("test_accuracy", "macro_f1", "train_time_s", "learning_rate", "C"):

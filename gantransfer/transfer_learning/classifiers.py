@@ -2,9 +2,13 @@
 
 Every classifier takes raw pixels in [0, 255] and returns class logits. Its trunk (a GAN trunk, an
 ImageNet backbone) is a nested model named by the trunk; its head is a nested model named ``head``:
-global average pooling, optional dropout, then ``Dense(num_classes)`` with optional L2 weight decay.
-Because the head is its own model, it can be trained on cached trunk features and then put back on
-the trunk unchanged.
+the trunk's features pooled one of :data:`HEADS` ways, optional dropout, then ``Dense(num_classes)``
+with optional L2 weight decay. Because the head is its own model, it can be trained on cached trunk
+features and then put back on the trunk unchanged.
+
+A head's hyperparameters are chosen on validation (:func:`fit_selected`), or by stratified k-fold
+cross-validation over the whole label budget (:func:`fit_cross_validated`); :func:`refit` then
+trains the final model on every labeled image with those choices.
 """
 
 from __future__ import annotations
@@ -20,25 +24,93 @@ import numpy as np
 from keras import layers
 
 from gantransfer import backend
+from gantransfer.transfer_learning.probe import GridMaxPooling, conv_feature_layers, fold_indices
 
 logger = logging.getLogger(__name__)
 
 
-def build_head(feature_shape: tuple[int, ...], num_classes: int, *, dropout: float = 0.0,
-               l2: float = 0.0, name: str = "head") -> keras.Model:
-    """Global average pooling, optional dropout, then a linear layer to class logits.
+# How a head reads a trunk's feature map. "auto" is resolved per trunk by :func:`resolve_head`.
+HEADS = ("auto", "gap", "flatten", "pooled")
+
+
+def resolve_head(kind: str, native: str) -> str:
+    """The head to use: ``kind``, or for ``"auto"`` the trunk's ``native`` head.
+
+    The native head is the one the trunk's own pretraining read its features with: a DCGAN
+    discriminator decides real or fake from its flattened last map (``"flatten"``), so the spatial
+    layout is part of what it learned; ImageNet backbones were trained under global average pooling
+    (``"gap"``). A randomly initialised or from-scratch trunk of the discriminator's architecture
+    takes the discriminator's head, so the controls stay comparable.
+
+    Example:
+        >>> resolve_head("auto", "flatten"), resolve_head("gap", "flatten")
+        ('flatten', 'gap')
+    """
+    if kind not in HEADS:
+        raise ValueError(f"head: received {kind!r}, expected one of {', '.join(HEADS)}")
+    return native if kind == "auto" else kind
+
+
+def build_head(feature_shape: tuple[int, ...], num_classes: int, *, kind: str = "gap",
+               dropout: float = 0.0, l2: float = 0.0, name: str = "head") -> keras.Model:
+    """Pools a feature map, optional dropout, then a linear layer to class logits.
+
+    Args:
+        feature_shape: The trunk's output shape without the batch axis: ``(H, W, C)``, or ``(D,)``
+            for features that are already a vector (a ``pooled`` trunk, see :func:`pooled_trunk`).
+        num_classes: Number of classes.
+        kind: ``"gap"`` averages over positions; ``"flatten"`` keeps every position (the spatial
+            layout); ``"pooled"`` expects the vector of :func:`pooled_trunk` and adds no pooling.
+        dropout: Dropout rate before the linear layer.
+        l2: L2 weight decay of the linear layer.
+        name: Model name.
 
     Example:
         >>> build_head((4, 4, 32), 10, dropout=0.5).output_shape
         (None, 10)
+        >>> build_head((4, 4, 32), 10, kind="flatten").layers[1].name
+        'head_flatten'
     """
+    if kind not in HEADS[1:]:
+        raise ValueError(f"head kind: received {kind!r}, expected one of {', '.join(HEADS[1:])}")
     inputs = keras.Input(feature_shape, name="features")
-    x = layers.GlobalAveragePooling2D(name="head_pool")(inputs) if len(feature_shape) == 3 else inputs
+    x = inputs
+    if len(feature_shape) == 3 and kind == "gap":
+        x = layers.GlobalAveragePooling2D(name="head_pool")(x)
+    elif len(feature_shape) > 1:
+        x = layers.Flatten(name="head_flatten")(x)
     if dropout > 0:
         x = layers.Dropout(dropout, name="head_dropout")(x)
     regularizer = keras.regularizers.L2(l2) if l2 > 0 else None
     outputs = layers.Dense(num_classes, kernel_regularizer=regularizer, name="head_dense")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def pooled_trunk(trunk: keras.Model, taps: list[str] | None = None, grid: int = 4) -> keras.Model:
+    """The trunk with a multi-block output: each tapped block max-pooled to ``grid x grid``.
+
+    The blocks' maps are pooled by :class:`~gantransfer.transfer_learning.probe.GridMaxPooling`,
+    flattened and concatenated, as in the DCGAN paper's feature protocol. The returned model shares
+    the trunk's layers (and so their weights and ``trainable`` flags) and keeps its name.
+
+    Args:
+        trunk: Raw pixels to a feature map.
+        taps: Names of the layers to read; the trunk's per-block activations by default, or only
+            its output when it has none (an ImageNet backbone).
+        grid: Side of each pooled grid.
+
+    Example:
+        >>> from gantransfer.transfer_learning.trunks import TrunkArchitecture, build_gan_trunk
+        >>> pooled_trunk(build_gan_trunk(TrunkArchitecture(32, 1, width=0.125))).output_shape
+        (None, 896)
+    """
+    taps = taps if taps is not None else conv_feature_layers(trunk)
+    outputs = [trunk.get_layer(name).output for name in taps] or [trunk.output]
+    names = taps or ["output"]
+    pooled = [layers.Flatten(name=f"flat_{n}")(GridMaxPooling(grid, name=f"grid_{n}")(o))
+              for n, o in zip(names, outputs)]
+    features = layers.Concatenate(name="pooled_blocks")(pooled) if len(pooled) > 1 else pooled[0]
+    return keras.Model(trunk.input, features, name=trunk.name)
 
 
 def augmentation(flip: bool = False, shift: float = 0.0) -> keras.Sequential | None:
@@ -53,7 +125,8 @@ def augmentation(flip: bool = False, shift: float = 0.0) -> keras.Sequential | N
 
 
 def build_classifier(trunk: keras.Model, num_classes: int, *, head: keras.Model | None = None,
-                     dropout: float = 0.0, l2: float = 0.0, trunk_training: bool | None = None,
+                     kind: str = "gap", dropout: float = 0.0, l2: float = 0.0,
+                     trunk_training: bool | None = None,
                      augment: keras.Sequential | None = None, name: str = "classifier") -> keras.Model:
     """Puts a head on a trunk.
 
@@ -61,6 +134,7 @@ def build_classifier(trunk: keras.Model, num_classes: int, *, head: keras.Model 
         trunk: Raw pixels to a feature map.
         num_classes: Number of classes.
         head: A trained head to reuse; a new one is built when None.
+        kind: The new head's pooling (:func:`build_head`).
         dropout: Head dropout rate.
         l2: Head L2 weight decay.
         trunk_training: False calls the trunk in inference mode always (transfer: BatchNorm keeps
@@ -81,7 +155,8 @@ def build_classifier(trunk: keras.Model, num_classes: int, *, head: keras.Model 
     inputs = keras.Input(trunk.input_shape[1:], name="pixels")
     x = augment(inputs) if augment is not None else inputs
     features = trunk(x, training=False) if trunk_training is False else trunk(x)
-    head = head or build_head(tuple(trunk.output_shape[1:]), num_classes, dropout=dropout, l2=l2)
+    head = head or build_head(tuple(trunk.output_shape[1:]), num_classes, kind=kind,
+                              dropout=dropout, l2=l2)
     return keras.Model(inputs, head(features), name=name)
 
 
@@ -187,10 +262,20 @@ class FitOutcome:
     val_loss: float
     history: dict[str, list[float]] = field(default_factory=dict)
     wall_time_s: float = 0.0
+    selection: str = "validation split"
 
     @property
     def score(self) -> float:
         return self.val_accuracy - 1e-3 * self.val_loss
+
+
+def _compiled(build: Callable[[], keras.Model], learning_rate: float, seed: int) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    model = build()
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"], steps_per_execution=STEPS_PER_EXECUTION)
+    return model
 
 
 def fit_selected(build: Callable[[], keras.Model], train: tuple[np.ndarray, np.ndarray],
@@ -219,35 +304,10 @@ def fit_selected(build: Callable[[], keras.Model], train: tuple[np.ndarray, np.n
     """
     best: FitOutcome | None = None
     for learning_rate in learning_rates:
-        started = time.perf_counter()
-        keras.utils.set_random_seed(seed)
-        model = build()
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"], steps_per_execution=STEPS_PER_EXECUTION)
-        restore = RestoreBest()
-        callbacks: list[keras.callbacks.Callback] = [
-            ValidationScore(),  # first: the callbacks after it read the val_score it adds
-            restore,
-            # No stopping in the first `patience` epochs: with a few labels an epoch is a few steps.
-            keras.callbacks.EarlyStopping(monitor="val_score", mode="max", patience=patience,
-                                          start_from_epoch=patience),
-        ]
-        if progress is not None:
-            callbacks.append(EpochBar(max_epochs, f"{progress}, learning rate {learning_rate:g}"))
-        history = model.fit(make_dataset(*train, batch_size, shuffle=True, seed=seed),
-                            validation_data=make_dataset(*val, 256), epochs=max_epochs,
-                            callbacks=callbacks, verbose=0, shuffle=False).history
-        scores = history["val_score"]
-        # The epoch whose weights the model now holds (the last one if no score was ever finite).
-        best_index = restore.best_epoch if restore.best_epoch is not None else len(scores) - 1
-        outcome = FitOutcome(model=model, learning_rate=learning_rate, epochs=len(scores),
-                             best_epoch=best_index + 1,
-                             val_accuracy=float(history["val_accuracy"][best_index]),
-                             val_loss=float(history["val_loss"][best_index]),
-                             history={k: [float(v) for v in history[k]]
-                                      for k in ("loss", "accuracy", "val_loss", "val_accuracy")},
-                             wall_time_s=time.perf_counter() - started)
+        outcome = _fit_until_best(_compiled(build, learning_rate, seed), train, val,
+                                  learning_rate=learning_rate, max_epochs=max_epochs,
+                                  patience=patience, batch_size=batch_size, seed=seed,
+                                  progress=progress)
         if best is None or outcome.score > best.score:
             if best is not None:
                 outcome.wall_time_s += best.wall_time_s
@@ -257,3 +317,141 @@ def fit_selected(build: Callable[[], keras.Model], train: tuple[np.ndarray, np.n
     assert best is not None, "learning_rates must not be empty"
     return best
 
+
+def _fit_until_best(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
+                    val: tuple[np.ndarray, np.ndarray], *, learning_rate: float, max_epochs: int,
+                    patience: int, batch_size: int, seed: int,
+                    progress: str | None) -> FitOutcome:
+    """Trains a compiled model until validation stops improving; it ends on its best epoch."""
+    started = time.perf_counter()
+    restore = RestoreBest()
+    callbacks: list[keras.callbacks.Callback] = [
+        ValidationScore(),  # first: the callbacks after it read the val_score it adds
+        restore,
+        # No stopping in the first `patience` epochs: with a few labels an epoch is a few steps.
+        keras.callbacks.EarlyStopping(monitor="val_score", mode="max", patience=patience,
+                                      start_from_epoch=patience),
+    ]
+    if progress is not None:
+        callbacks.append(EpochBar(max_epochs, f"{progress}, learning rate {learning_rate:g}"))
+    history = model.fit(make_dataset(*train, batch_size, shuffle=True, seed=seed),
+                        validation_data=make_dataset(*val, 256), epochs=max_epochs,
+                        callbacks=callbacks, verbose=0, shuffle=False).history
+    scores = history["val_score"]
+    # The epoch whose weights the model now holds (the last one if no score was ever finite).
+    best_index = restore.best_epoch if restore.best_epoch is not None else len(scores) - 1
+    return FitOutcome(model=model, learning_rate=learning_rate, epochs=len(scores),
+                      best_epoch=best_index + 1,
+                      val_accuracy=float(history["val_accuracy"][best_index]),
+                      val_loss=float(history["val_loss"][best_index]),
+                      history={k: [float(v) for v in history[k]]
+                               for k in ("loss", "accuracy", "val_loss", "val_accuracy")},
+                      wall_time_s=time.perf_counter() - started)
+
+
+class _Restarts:
+    """One compiled model trained again and again from the same start: a fresh model each time,
+    without tracing Keras's train and test functions again (which costs more than a small head's
+    whole fit). Each restart puts back the initial weights, zeroes the optimizer's state and sets
+    the learning rate."""
+
+    def __init__(self, build: Callable[[], keras.Model], seed: int) -> None:
+        self.model = _compiled(build, 1e-3, seed)
+        self.initial = self.model.get_weights()
+
+    def start(self, learning_rate: float) -> keras.Model:
+        self.model.set_weights(self.initial)
+        for variable in self.model.optimizer.variables:  # built on the first fit
+            variable.assign(keras.ops.zeros(variable.shape, variable.dtype))
+        self.model.optimizer.learning_rate = learning_rate
+        return self.model
+
+
+def refit(build: Callable[[], keras.Model], data: tuple[np.ndarray, np.ndarray], *,
+          learning_rate: float, epochs: int, batch_size: int, seed: int,
+          progress: str | None = None) -> keras.Model:
+    """Trains the final model on every labeled image with the choices validation made.
+
+    No image is held out, so nothing stops training early: it runs for exactly ``epochs`` (the best
+    epoch that validation found) at ``learning_rate``, from the same seed.
+
+    Args:
+        build: Returns a fresh, uncompiled model (or one to continue from, for fine-tuning).
+        data: ``(x, y)``: the whole label budget, training and validation images together.
+        learning_rate: The Adam rate validation chose.
+        epochs: The number of epochs validation chose.
+        batch_size: Images per step.
+        seed: Seed of initialisation, shuffling and dropout.
+        progress: A label to show a progress bar under, or None for silence.
+
+    Returns:
+        The trained model.
+    """
+    return _train_for(_compiled(build, learning_rate, seed), data, epochs=epochs,
+                      batch_size=batch_size, seed=seed, progress=progress)
+
+
+def _train_for(model: keras.Model, data: tuple[np.ndarray, np.ndarray], *, epochs: int,
+               batch_size: int, seed: int, progress: str | None) -> keras.Model:
+    """Trains a compiled model on ``data`` for exactly ``epochs``: every refit goes through here."""
+    callbacks = [] if progress is None else [EpochBar(epochs, f"{progress}, refit on all labels")]
+    model.fit(make_dataset(*data, batch_size, shuffle=True, seed=seed), epochs=epochs,
+              callbacks=callbacks, verbose=0, shuffle=False)
+    return model
+
+
+def fit_cross_validated(build: Callable[[], keras.Model], data: tuple[np.ndarray, np.ndarray], *,
+                        folds: int, learning_rates: list[float], max_epochs: int, patience: int,
+                        batch_size: int, seed: int, progress: str | None = None) -> FitOutcome:
+    """Chooses the learning rate and epochs by stratified k-fold CV, then refits on all of ``data``.
+
+    Every fold validates on images the others train on, so each labeled image helps choose, and
+    the choice rests on the whole budget rather than one small split. A learning rate's score is
+    its mean over folds of :func:`fit_selected`'s score; the epochs are the median of the folds'
+    best epochs. The final model is :func:`refit` on every image of ``data``.
+
+    Args:
+        build: Returns a fresh, uncompiled model.
+        data: ``(x, y)``: the whole label budget.
+        folds: Number of folds (capped at the smallest class's size).
+        learning_rates: Adam rates to try.
+        max_epochs: Upper bound on epochs per fold.
+        patience: Early-stopping patience in each fold.
+        batch_size: Images per step.
+        seed: Seed of the folds, initialisation, shuffling and dropout.
+        progress: A label for a progress bar per fit, or None for silence.
+
+    Returns:
+        A :class:`FitOutcome` of the refitted model: the chosen rate and epochs, the mean fold
+        validation accuracy and loss, and the first fold's history at the chosen rate.
+    """
+    started = time.perf_counter()
+    x, y = data
+    pairs = fold_indices(y, folds, seed)
+    restarts = _Restarts(build, seed)
+    best: tuple[float, float, list[FitOutcome]] | None = None
+    for learning_rate in learning_rates:
+        runs = []
+        for i, (train, val) in enumerate(pairs):
+            run = _fit_until_best(restarts.start(learning_rate), (x[train], y[train]),
+                                  (x[val], y[val]), learning_rate=learning_rate,
+                                  max_epochs=max_epochs, patience=patience,
+                                  batch_size=batch_size, seed=seed,
+                                  progress=None if progress is None else f"{progress}, fold {i + 1}")
+            run.model = None  # the shared model moves on; only the numbers are kept
+            runs.append(run)
+        score = float(np.mean([run.score for run in runs]))
+        if best is None or score > best[0]:
+            best = (score, learning_rate, runs)
+    assert best is not None, "learning_rates must not be empty"
+    _, learning_rate, runs = best
+    epochs = max(1, int(round(float(np.median([run.best_epoch for run in runs])))))
+    model = _train_for(restarts.start(learning_rate), data, epochs=epochs, batch_size=batch_size,
+                       seed=seed, progress=progress)
+    first = runs[0]
+    return FitOutcome(model=model, learning_rate=learning_rate, epochs=epochs, best_epoch=epochs,
+                      val_accuracy=float(np.mean([run.val_accuracy for run in runs])),
+                      val_loss=float(np.mean([run.val_loss for run in runs])),
+                      history=first.history, wall_time_s=time.perf_counter() - started,
+                      selection=f"{len(pairs)}-fold cross-validation over the budget, then a refit "
+                                "on all of it")

@@ -33,10 +33,12 @@ import numpy as np
 from gantransfer.config import TransferConfig
 from gantransfer.errors import ConfigError, GantransferError
 from gantransfer.registry import STRATEGIES, strategy
-from gantransfer.transfer_learning.classifiers import (augmentation, build_classifier, build_head,
-                                              count_parameters, fit_selected)
-from gantransfer.transfer_learning.probe import (fit_probe, pixel_features, probe_as_keras,
-                                        probe_features)
+from gantransfer.transfer_learning.classifiers import (FitOutcome, augmentation, build_classifier,
+                                                      build_head, count_parameters,
+                                                      fit_cross_validated, fit_selected,
+                                                      pooled_trunk, refit, resolve_head)
+from gantransfer.transfer_learning.probe import (fit_probe, fit_probe_cv, fold_indices,
+                                                pixel_features, probe_as_keras, probe_features)
 from gantransfer.transfer_learning.trunks import (TrunkArchitecture, build_gan_trunk, reestimate_batchnorm,
                                          trunk_from_discriminator)
 
@@ -89,7 +91,7 @@ class StrategyOutcome:
 
 def _record(**values: Any) -> dict[str, Any]:
     base = {"status": "ok", "reason": None, "learning_rate": None, "C": None, "phase_kept": None,
-            "history": {}, "notes": [], "epochs": 0}
+            "history": {}, "notes": [], "epochs": 0, "head": None, "selection": None}
     base.update(values)
     return base
 
@@ -127,6 +129,68 @@ def _progress(ctx: StrategyContext, what: str) -> str | None:
     return f"{ctx.label} {what}".strip() if ctx.verbose else None
 
 
+# The head each kind of trunk was pretrained with, which transfer.head=auto keeps
+# (gantransfer.transfer_learning.classifiers.resolve_head).
+GAN_ARCHITECTURE_HEAD = "flatten"  # the discriminator reads its flattened last map
+IMAGENET_HEAD = "gap"  # keras.applications backbones were trained under global average pooling
+
+
+def _all_labels(split: Split) -> tuple[np.ndarray, np.ndarray]:
+    """The whole label budget: the training and validation images together, for a refit."""
+    return (np.concatenate([split.x_train, split.x_val]),
+            np.concatenate([split.y_train, split.y_val]))
+
+
+def _headed(trunk: keras.Model, kind: str) -> keras.Model:
+    """The trunk as the head of ``kind`` reads it: multi-block for ``pooled``, else as it is."""
+    return pooled_trunk(trunk) if kind == "pooled" else trunk
+
+
+def _describe_head(kind: str, setting: str) -> str:
+    how = {"gap": "global average pooling", "flatten": "the flattened feature map",
+           "pooled": "every conv block max-pooled to 4x4 and concatenated"}[kind]
+    why = " (auto: the head the trunk was pretrained with)" if setting == "auto" else ""
+    return f"head: {how}{why}"
+
+
+def _fit_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
+    """Accuracy on labeled images of the budget (never the test set)."""
+    return float(np.mean(np.argmax(model.predict(x, verbose=0), axis=-1) == y))
+
+
+def _keep_refit(validated: float, refitted: float, notes: list[str]) -> bool:
+    """Whether a refit is kept: it must fit the whole budget at least as well as the validated
+    model fit its own training images. A refit has no validation images to stop it at a good epoch;
+    at a high learning rate it can end on a bad one, and then the validated model is the safer."""
+    if refitted >= validated:
+        return True
+    notes.append(f"the refit on all labels fit them worse ({100 * refitted:.1f}%) than the "
+                 f"validated model fit its training images ({100 * validated:.1f}%), so the "
+                 "validated model is kept")
+    return False
+
+
+def _refitted(outcome: FitOutcome, build: Any, train: tuple[np.ndarray, np.ndarray],
+              data: tuple[np.ndarray, np.ndarray], ctx: StrategyContext, what: str,
+              notes: list[str]) -> FitOutcome:
+    """With ``transfer.refit``, the outcome's model trained again on ``data`` (the whole budget,
+    ``train`` and the validation images) at the chosen rate for the chosen epochs, unless that
+    refit fits the budget worse (:func:`_keep_refit`); without it, the outcome as it is."""
+    s = ctx.settings
+    if not s.refit:
+        return outcome
+    validated = _fit_accuracy(outcome.model, *train)
+    model = refit(build, data, learning_rate=outcome.learning_rate, epochs=outcome.best_epoch,
+                  batch_size=s.batch_size, seed=ctx.split.seed, progress=_progress(ctx, what))
+    outcome.epochs += outcome.best_epoch
+    if _keep_refit(validated, _fit_accuracy(model, *data), notes):
+        outcome.model = model
+        outcome.selection = f"{outcome.selection}, then a refit on all of it"
+    else:
+        outcome.selection = f"{outcome.selection} (its refit was discarded)"
+    return outcome
+
+
 def _prepared_trunk(ctx: StrategyContext, pretrained: bool, notes: list[str]) -> keras.Model:
     """A GAN-architecture trunk, trained or random, with BatchNorm statistics of real images."""
     if pretrained:
@@ -154,129 +218,246 @@ def cached_features(trunk: keras.Model, split: Split,
                  for x in (split.x_train, split.x_val, split.x_test))
 
 
-def _train_frozen(ctx: StrategyContext, trunk: keras.Model, notes: list[str]
-                  ) -> tuple[keras.Model, Any, np.ndarray, float]:
-    """Trains a head on a frozen trunk; returns (classifier, outcome, test predictions, time)."""
+def _train_head(ctx: StrategyContext, trunk: keras.Model, kind: str, notes: list[str], *,
+                final: bool) -> tuple[keras.Model, FitOutcome, np.ndarray, np.ndarray | None]:
+    """Trains a head on a frozen trunk, on cached features unless augmentation needs the pixels.
+
+    Returns ``(classifier, outcome, test predictions, features of the whole budget or None)``.
+
+    A ``final`` head is the strategy's model (a frozen strategy). With ``transfer.refit`` it is
+    trained on the whole budget: on cached features, after k-fold cross-validation over the budget
+    has chosen (``transfer.cv_folds`` >= 2); otherwise after the validation split has chosen
+    (:func:`_refitted`). A fine-tuning strategy's head phase is not ``final``: the validation split
+    chooses it, and the strategy refits both phases once it has judged them.
+    """
     s, split = ctx.settings, ctx.split
     trunk.trainable = False
-    started = time.perf_counter()
     if not s.augments:
         f_train, f_val, f_test = cached_features(trunk, split)
         notes.append("frozen trunk features cached: computed once, the head trained on them")
-        outcome = fit_selected(
-            lambda: build_head(f_train.shape[1:], split.num_classes, dropout=s.dropout, l2=s.l2),
-            (f_train, split.y_train), (f_val, split.y_val), learning_rates=s.learning_rates,
-            max_epochs=s.max_epochs, patience=s.patience, batch_size=s.batch_size, seed=split.seed,
-            progress=_progress(ctx, "head on cached features"))
+        f_all = np.concatenate([f_train, f_val])
+        y_all = np.concatenate([split.y_train, split.y_val])
+
+        def build() -> keras.Model:
+            return build_head(f_train.shape[1:], split.num_classes, kind=kind, dropout=s.dropout,
+                              l2=s.l2)
+
+        fit = dict(learning_rates=s.learning_rates, max_epochs=s.max_epochs, patience=s.patience,
+                   batch_size=s.batch_size, seed=split.seed)
+        if final and s.refit and s.cv_folds >= 2:
+            outcome = fit_cross_validated(build, (f_all, y_all), folds=s.cv_folds,
+                                          progress=_progress(ctx, "head on cached features"),
+                                          **fit)
+        else:
+            outcome = fit_selected(build, (f_train, split.y_train), (f_val, split.y_val),
+                                   progress=_progress(ctx, "head on cached features"), **fit)
+            if final:
+                outcome = _refitted(outcome, build, (f_train, split.y_train), (f_all, y_all),
+                                    ctx, "head", notes)
         classifier = build_classifier(trunk, split.num_classes, head=outcome.model,
                                       trunk_training=False)
         predictions = np.argmax(outcome.model.predict(f_test, verbose=0), axis=-1)
-    else:
-        augment = augmentation(s.augment_flip, s.augment_shift)
-        outcome = fit_selected(
-            lambda: build_classifier(trunk, split.num_classes, dropout=s.dropout, l2=s.l2,
-                                     trunk_training=False, augment=augment),
-            (split.x_train, split.y_train), (split.x_val, split.y_val),
-            learning_rates=s.learning_rates, max_epochs=s.max_epochs, patience=s.patience,
-            batch_size=s.batch_size, seed=split.seed, progress=_progress(ctx, "head"))
-        classifier = outcome.model
-        predictions = np.argmax(classifier.predict(split.x_test, verbose=0), axis=-1)
-    return classifier, outcome, predictions, time.perf_counter() - started
+        return classifier, outcome, predictions, f_all
+    augment = augmentation(s.augment_flip, s.augment_shift)
+
+    def build_pixels() -> keras.Model:
+        return build_classifier(trunk, split.num_classes, kind=kind, dropout=s.dropout, l2=s.l2,
+                                trunk_training=False, augment=augment)
+
+    outcome = fit_selected(build_pixels, (split.x_train, split.y_train), (split.x_val, split.y_val),
+                           learning_rates=s.learning_rates, max_epochs=s.max_epochs,
+                           patience=s.patience, batch_size=s.batch_size, seed=split.seed,
+                           progress=_progress(ctx, "head"))
+    if final:
+        outcome = _refitted(outcome, build_pixels, (split.x_train, split.y_train),
+                            _all_labels(split), ctx, "head", notes)
+    predictions = np.argmax(outcome.model.predict(split.x_test, verbose=0), axis=-1)
+    return outcome.model, outcome, predictions, None
 
 
-def _frozen_outcome(ctx: StrategyContext, trunk: keras.Model, notes: list[str]) -> StrategyOutcome:
-    classifier, outcome, predictions, seconds = _train_frozen(ctx, trunk, notes)
+def _frozen_outcome(ctx: StrategyContext, trunk: keras.Model, native: str,
+                    notes: list[str]) -> StrategyOutcome:
+    kind = resolve_head(ctx.settings.head, native)
+    notes.append(_describe_head(kind, ctx.settings.head))
+    started = time.perf_counter()
+    classifier, outcome, predictions, _ = _train_head(ctx, _headed(trunk, kind), kind, notes,
+                                                      final=True)
     trainable, total = count_parameters(classifier)
     return StrategyOutcome(classifier, predictions, _record(
         learning_rate=outcome.learning_rate, epochs=outcome.epochs, history=outcome.history,
-        train_time_s=seconds, trainable_params=trainable, total_params=total, notes=notes))
+        train_time_s=time.perf_counter() - started, trainable_params=trainable,
+        total_params=total, notes=notes, head=kind, selection=outcome.selection))
 
 
-def _finetune_outcome(ctx: StrategyContext, trunk: keras.Model, notes: list[str]) -> StrategyOutcome:
-    """Head first on the frozen trunk, then everything at a lower rate; keeps the better phase."""
+def _finetune_outcome(ctx: StrategyContext, trunk: keras.Model, native: str,
+                      notes: list[str]) -> StrategyOutcome:
+    """Head first on the frozen trunk, then everything at a lower rate; keeps the better phase.
+
+    Whether fine-tuning helps is judged on the validation split, which neither phase trains on.
+    With ``transfer.refit``, the kept phases are then trained again on the whole budget with the
+    rates and epochs chosen: the head from the trunk's starting weights, then (if kept) everything.
+    """
     s, split = ctx.settings, ctx.split
-    classifier, head_outcome, head_predictions, head_seconds = _train_frozen(ctx, trunk, notes)
+    kind = resolve_head(s.head, native)
+    notes.append(_describe_head(kind, s.head))
+    trunk = _headed(trunk, kind)
+    started = time.perf_counter()
+    start_weights = trunk.get_weights()
+    classifier, head_outcome, head_predictions, f_all = _train_head(ctx, trunk, kind, notes,
+                                                                    final=False)
     head_weights = classifier.get_weights()
     trunk.trainable = True  # BatchNorm stays in inference mode: the trunk is called with training=False
-    started = time.perf_counter()
     rate = head_outcome.learning_rate * s.finetune_learning_rate_factor
     outcome = fit_selected(lambda: classifier, (split.x_train, split.y_train),
                            (split.x_val, split.y_val),
                            learning_rates=[rate], max_epochs=s.max_epochs, patience=s.patience,
                            batch_size=s.batch_size, seed=split.seed,
                            progress=_progress(ctx, "fine-tuning everything"))
-    seconds = head_seconds + time.perf_counter() - started
     history = {f"head_{k}": v for k, v in head_outcome.history.items()}
     history.update(outcome.history)
     epochs = head_outcome.epochs + outcome.epochs
-    if outcome.score > head_outcome.score:
-        phase, predictions = "finetune", np.argmax(classifier.predict(split.x_test, verbose=0), -1)
-        learning_rate = rate
-    else:
+    finetuned = outcome.score > head_outcome.score
+    if not finetuned:
+        notes.append("fine-tuning did not improve validation accuracy; the head-only phase is kept")
         classifier.set_weights(head_weights)
         trunk.trainable = False
-        phase, predictions = "head", head_predictions
-        learning_rate = head_outcome.learning_rate
-        notes.append("fine-tuning did not improve validation accuracy; the head-only phase is kept")
+    selection = "validation split"
+    if s.refit:
+        validated, kept_weights = classifier, classifier.get_weights()
+        accuracy = _fit_accuracy(classifier, split.x_train, split.y_train)
+        refitted = _refit_finetune(ctx, trunk, kind, start_weights, f_all, head_outcome,
+                                   outcome if finetuned else None)
+        epochs += head_outcome.best_epoch + (outcome.best_epoch if finetuned else 0)
+        if _keep_refit(accuracy, _fit_accuracy(refitted, *_all_labels(split)), notes):
+            classifier, selection = refitted, f"{selection}, then a refit on all of it"
+        else:
+            validated.set_weights(kept_weights)  # the trunk is shared: its validated weights too
+            trunk.trainable = finetuned
+            classifier, selection = validated, f"{selection} (its refit was discarded)"
+        predictions = np.argmax(classifier.predict(split.x_test, verbose=0), -1)
+    elif finetuned:
+        predictions = np.argmax(classifier.predict(split.x_test, verbose=0), -1)
+    else:
+        predictions = head_predictions
+    seconds = time.perf_counter() - started
     trainable, total = count_parameters(classifier)
     return StrategyOutcome(classifier, predictions, _record(
-        learning_rate=learning_rate, epochs=epochs, history=history, phase_kept=phase,
-        train_time_s=seconds, trainable_params=trainable, total_params=total, notes=notes))
+        learning_rate=rate if finetuned else head_outcome.learning_rate, epochs=epochs,
+        history=history, phase_kept="finetune" if finetuned else "head", train_time_s=seconds,
+        trainable_params=trainable, total_params=total, notes=notes, head=kind,
+        selection=selection))
+
+
+def _refit_finetune(ctx: StrategyContext, trunk: keras.Model, kind: str,
+                    start_weights: list[np.ndarray], f_all: np.ndarray | None,
+                    head_outcome: FitOutcome, finetune: FitOutcome | None) -> keras.Model:
+    """The fine-tuning strategy's phases again, on every labeled image, with the choices made.
+
+    The trunk goes back to its starting weights; the head trains on it frozen (on the cached
+    features when there are some) for the head phase's epochs; then, when fine-tuning was kept,
+    everything trains at its rate for its epochs.
+    """
+    s, split = ctx.settings, ctx.split
+    trunk.set_weights(start_weights)
+    trunk.trainable = False
+    x_all, y_all = _all_labels(split)
+    common = dict(learning_rate=head_outcome.learning_rate, epochs=head_outcome.best_epoch,
+                  batch_size=s.batch_size, seed=split.seed, progress=_progress(ctx, "head"))
+    if f_all is not None:
+        head = refit(lambda: build_head(f_all.shape[1:], split.num_classes, kind=kind,
+                                        dropout=s.dropout, l2=s.l2), (f_all, y_all), **common)
+        classifier = build_classifier(trunk, split.num_classes, head=head, trunk_training=False)
+    else:
+        augment = augmentation(s.augment_flip, s.augment_shift)
+        classifier = refit(lambda: build_classifier(trunk, split.num_classes, kind=kind,
+                                                    dropout=s.dropout, l2=s.l2,
+                                                    trunk_training=False, augment=augment),
+                           (x_all, y_all), **common)
+    if finetune is not None:
+        trunk.trainable = True
+        classifier = refit(lambda: classifier, (x_all, y_all), learning_rate=finetune.learning_rate,
+                           epochs=finetune.best_epoch, batch_size=s.batch_size, seed=split.seed,
+                           progress=_progress(ctx, "fine-tuning everything"))
+    return classifier
 
 
 def _probe_outcome(ctx: StrategyContext, trunk: keras.Model | None,
                    notes: list[str]) -> StrategyOutcome:
-    """Fits a linear probe on the trunk's pooled features (or on pixels when trunk is None)."""
+    """Fits a linear probe on the trunk's pooled features (or on pixels when trunk is None).
+
+    With ``transfer.refit`` and ``transfer.cv_folds`` >= 2, C is chosen by stratified k-fold
+    cross-validation over the whole budget and the probe is fitted on all of it; otherwise C is
+    chosen on the validation split and the probe keeps its fit on the training part.
+    """
     s, split = ctx.settings, ctx.split
     started = time.perf_counter()
     features = pixel_features if trunk is None else (lambda x: probe_features(trunk, x))
     f_train, f_val, f_test = (features(x) for x in (split.x_train, split.x_val, split.x_test))
-    outcome = fit_probe((f_train, split.y_train), (f_val, split.y_val), kind=s.probe,
-                        Cs=s.probe_c, seed=split.seed)
+    if s.refit and s.cv_folds >= 2:
+        outcome = fit_probe_cv((np.concatenate([f_train, f_val]),
+                                np.concatenate([split.y_train, split.y_val])),
+                               kind=s.probe, Cs=s.probe_c, folds=s.cv_folds, seed=split.seed)
+        folds = len(fold_indices(np.concatenate([split.y_train, split.y_val]), s.cv_folds,
+                                 split.seed))
+        selection = f"{folds}-fold cross-validation over the budget, then a refit on all of it"
+    else:
+        outcome = fit_probe((f_train, split.y_train), (f_val, split.y_val), kind=s.probe,
+                            Cs=s.probe_c, seed=split.seed)
+        selection = "validation split"
     predictions = outcome.model.predict(f_test)
     coefficients = outcome.model[-1].coef_
     trainable = int(coefficients.size + np.size(outcome.model[-1].intercept_))
     seconds = time.perf_counter() - started
-    notes.append(f"{s.probe} probe on {f_train.shape[1]} features, C chosen on validation; saved "
+    notes.append(f"{s.probe} probe on {f_train.shape[1]} features, C chosen by {selection}; saved "
                  "as a Keras model (features, standardisation, linear layer)")
     model = probe_as_keras(outcome.model, split.x_train.shape[1:], split.num_classes, trunk)
     return StrategyOutcome(model, predictions, _record(
         C=outcome.C, epochs=0, train_time_s=seconds, trainable_params=trainable,
-        total_params=model.count_params(), notes=notes))
+        total_params=model.count_params(), notes=notes, selection=selection))
 
 
 @runs("scratch")
 def run_scratch(ctx: StrategyContext) -> StrategyOutcome:
     """The discriminator's architecture, randomly initialised, all of it trained."""
     s, split = ctx.settings, ctx.split
+    kind = resolve_head(s.head, GAN_ARCHITECTURE_HEAD)
     started = time.perf_counter()
     augment = augmentation(s.augment_flip, s.augment_shift)
-    outcome = fit_selected(
-        lambda: build_classifier(build_gan_trunk(ctx.architecture), split.num_classes,
-                                 dropout=s.dropout, l2=s.l2, trunk_training=None, augment=augment),
-        (split.x_train, split.y_train), (split.x_val, split.y_val), learning_rates=s.learning_rates,
-        max_epochs=s.max_epochs, patience=s.patience, batch_size=s.batch_size, seed=split.seed,
-        progress=_progress(ctx, "from scratch"))
+
+    def build() -> keras.Model:
+        return build_classifier(_headed(build_gan_trunk(ctx.architecture), kind),
+                                split.num_classes, kind=kind, dropout=s.dropout, l2=s.l2,
+                                trunk_training=None, augment=augment)
+
+    outcome = fit_selected(build, (split.x_train, split.y_train), (split.x_val, split.y_val),
+                           learning_rates=s.learning_rates, max_epochs=s.max_epochs,
+                           patience=s.patience, batch_size=s.batch_size, seed=split.seed,
+                           progress=_progress(ctx, "from scratch"))
+    notes = [strategy("scratch").description, _describe_head(kind, s.head)]
+    outcome = _refitted(outcome, build, (split.x_train, split.y_train), _all_labels(split), ctx,
+                        "from scratch", notes)
     predictions = np.argmax(outcome.model.predict(split.x_test, verbose=0), axis=-1)
     trainable, total = count_parameters(outcome.model)
     return StrategyOutcome(outcome.model, predictions, _record(
         learning_rate=outcome.learning_rate, epochs=outcome.epochs, history=outcome.history,
         train_time_s=time.perf_counter() - started, trainable_params=trainable, total_params=total,
-        notes=[strategy("scratch").description]))
+        notes=notes, head=kind,
+        selection=outcome.selection))
 
 
 @runs("gan-frozen")
 def run_gan_frozen(ctx: StrategyContext) -> StrategyOutcome:
     """The trunk from the discriminator, frozen in inference mode; only the head trains."""
     notes: list[str] = []
-    return _frozen_outcome(ctx, _prepared_trunk(ctx, True, notes), notes)
+    return _frozen_outcome(ctx, _prepared_trunk(ctx, True, notes), GAN_ARCHITECTURE_HEAD, notes)
 
 
 @runs("gan-finetune")
 def run_gan_finetune(ctx: StrategyContext) -> StrategyOutcome:
     """The trunk from the discriminator: head first, then everything at a lower rate."""
     notes: list[str] = []
-    return _finetune_outcome(ctx, _prepared_trunk(ctx, True, notes), notes)
+    return _finetune_outcome(ctx, _prepared_trunk(ctx, True, notes), GAN_ARCHITECTURE_HEAD,
+                             notes)
 
 
 @runs("gan-linear-probe")
@@ -290,7 +471,7 @@ def run_gan_linear_probe(ctx: StrategyContext) -> StrategyOutcome:
 def run_random_frozen(ctx: StrategyContext) -> StrategyOutcome:
     """Control: the discriminator's architecture, randomly initialised and frozen; the head trains."""
     notes: list[str] = []
-    return _frozen_outcome(ctx, _prepared_trunk(ctx, False, notes), notes)
+    return _frozen_outcome(ctx, _prepared_trunk(ctx, False, notes), GAN_ARCHITECTURE_HEAD, notes)
 
 
 @runs("random-linear-probe")
@@ -325,14 +506,14 @@ def _backbone(ctx: StrategyContext, notes: list[str]) -> keras.Model:
 def run_imagenet_frozen(ctx: StrategyContext) -> StrategyOutcome:
     """An ImageNet backbone, frozen in inference mode; only the head trains."""
     notes: list[str] = []
-    return _frozen_outcome(ctx, _backbone(ctx, notes), notes)
+    return _frozen_outcome(ctx, _backbone(ctx, notes), IMAGENET_HEAD, notes)
 
 
 @runs("imagenet-finetune")
 def run_imagenet_finetune(ctx: StrategyContext) -> StrategyOutcome:
     """An ImageNet backbone: head first, then everything at a lower rate."""
     notes: list[str] = []
-    return _finetune_outcome(ctx, _backbone(ctx, notes), notes)
+    return _finetune_outcome(ctx, _backbone(ctx, notes), IMAGENET_HEAD, notes)
 
 
 def _check_runners() -> None:
