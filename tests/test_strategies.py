@@ -393,3 +393,23 @@ def test_the_papers_probe_is_an_svm_on_raw_features_with_the_papers_grid(split, 
     expected = svm.predict(probe_features(prepared, split.x_test))
     np.testing.assert_array_equal(outcome.predictions, expected)
     np.testing.assert_array_equal(np.argmax(model.predict(split.x_test, verbose=0), -1), expected)
+
+
+def test_one_model_restarted_per_rate_keeps_the_best_rates_weights():
+    # fit_selected trains one compiled model again for each rate; the model it returns must hold
+    # the winning rate's best weights, not the last rate's.
+    from gantransfer.transfer_learning.classifiers import build_head, fit_selected
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(90, 8)).astype("float32")
+    y = x[:, :3].argmax(axis=1)
+    rates = [0.05, 1e-6]  # the second rate learns nothing: if its weights stayed, accuracy drops
+    outcome = fit_selected(lambda: build_head((8,), 3), (x[:60], y[:60]), (x[60:], y[60:]),
+                           learning_rates=rates, max_epochs=8, patience=2, batch_size=8, seed=0)
+    assert outcome.learning_rate == 0.05
+    _, accuracy = outcome.model.evaluate(x[60:], y[60:], verbose=0)
+    assert accuracy == pytest.approx(outcome.val_accuracy, abs=1e-6)
+    assert outcome.val_accuracy > 0.6
+    restarted = outcome.restart(0.05)  # back at its start: the same model, initial weights
+    assert restarted is outcome.model
+    assert float(keras.ops.convert_to_numpy(restarted.optimizer.iterations)) == 0

@@ -263,6 +263,8 @@ class FitOutcome:
     history: dict[str, list[float]] = field(default_factory=dict)
     wall_time_s: float = 0.0
     selection: str = "validation split"
+    # The fit's model back at its start with a given learning rate, for a refit that reuses it.
+    restart: Callable[[float], keras.Model] | None = field(default=None, repr=False)
 
     @property
     def score(self) -> float:
@@ -302,19 +304,24 @@ def fit_selected(build: Callable[[], keras.Model], train: tuple[np.ndarray, np.n
     Returns:
         The winning :class:`FitOutcome`.
     """
+    # One model, restarted for each rate: Keras traces its train and test functions once.
+    restarts = _Restarts(build, seed)
     best: FitOutcome | None = None
+    best_weights: list[np.ndarray] = []
     for learning_rate in learning_rates:
-        outcome = _fit_until_best(_compiled(build, learning_rate, seed), train, val,
+        outcome = _fit_until_best(restarts.start(learning_rate), train, val,
                                   learning_rate=learning_rate, max_epochs=max_epochs,
                                   patience=patience, batch_size=batch_size, seed=seed,
                                   progress=progress)
         if best is None or outcome.score > best.score:
             if best is not None:
                 outcome.wall_time_s += best.wall_time_s
-            best = outcome
+            best, best_weights = outcome, outcome.model.get_weights()
         else:
             best.wall_time_s += outcome.wall_time_s
     assert best is not None, "learning_rates must not be empty"
+    best.model.set_weights(best_weights)
+    best.restart = restarts.start
     return best
 
 
@@ -369,7 +376,7 @@ class _Restarts:
 
 def refit(build: Callable[[], keras.Model], data: tuple[np.ndarray, np.ndarray], *,
           learning_rate: float, epochs: int, batch_size: int, seed: int,
-          progress: str | None = None) -> keras.Model:
+          progress: str | None = None, model: keras.Model | None = None) -> keras.Model:
     """Trains the final model on every labeled image with the choices validation made.
 
     No image is held out, so nothing stops training early: it runs for exactly ``epochs`` (the best
@@ -383,12 +390,18 @@ def refit(build: Callable[[], keras.Model], data: tuple[np.ndarray, np.ndarray],
         batch_size: Images per step.
         seed: Seed of initialisation, shuffling and dropout.
         progress: A label to show a progress bar under, or None for silence.
+        model: A compiled model at its start to train instead of a new one from ``build``
+            (:attr:`FitOutcome.restart`): the same model, without tracing it again.
 
     Returns:
         The trained model.
     """
-    return _train_for(_compiled(build, learning_rate, seed), data, epochs=epochs,
-                      batch_size=batch_size, seed=seed, progress=progress)
+    if model is None:
+        model = _compiled(build, learning_rate, seed)
+    else:
+        model.optimizer.learning_rate = learning_rate
+    return _train_for(model, data, epochs=epochs, batch_size=batch_size, seed=seed,
+                      progress=progress)
 
 
 def _train_for(model: keras.Model, data: tuple[np.ndarray, np.ndarray], *, epochs: int,

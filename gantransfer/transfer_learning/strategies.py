@@ -180,13 +180,18 @@ def _refitted(outcome: FitOutcome, build: Any, train: tuple[np.ndarray, np.ndarr
     if not s.refit:
         return outcome
     validated = _fit_accuracy(outcome.model, *train)
+    kept = outcome.model.get_weights()
+    # The validated model itself is restarted and refitted (no second trace); its weights are
+    # put back if the refit is not kept.
     model = refit(build, data, learning_rate=outcome.learning_rate, epochs=outcome.best_epoch,
-                  batch_size=s.batch_size, seed=ctx.split.seed, progress=_progress(ctx, what))
+                  batch_size=s.batch_size, seed=ctx.split.seed, progress=_progress(ctx, what),
+                  model=outcome.restart(outcome.learning_rate) if outcome.restart else None)
     outcome.epochs += outcome.best_epoch
     if _keep_refit(validated, _fit_accuracy(model, *data), notes):
         outcome.model = model
         outcome.selection = f"{outcome.selection}, then a refit on all of it"
     else:
+        outcome.model.set_weights(kept)
         outcome.selection = f"{outcome.selection} (its refit was discarded)"
     return outcome
 
