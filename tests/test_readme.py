@@ -85,6 +85,11 @@ RUN_AS = {
     "gantransfer train-gan --config configs/fashion_mnist.yaml --set train.probe_every=1": (
         f"gantransfer train-gan --config digits --epochs 2 --set train.probe_every=1 "
         f"--set train.probe_images=100 {TINY_GAN}", "digits stands in for Fashion-MNIST; tiny"),
+    "gantransfer train-gan --config fashion_mnist --epochs 8 --set train.probe_every=1 --set "
+    "train.keep_checkpoints=0 --output-dir outputs/fmnist-probe-curve": (
+        f"gantransfer train-gan --config digits --epochs 2 --set train.probe_every=1 "
+        f"--set train.probe_images=100 --output-dir outputs/fmnist-probe-curve {TINY_GAN}",
+        "digits stands in for Fashion-MNIST; two epochs; tiny"),
     "gantransfer visualize outputs/cmp/models/gan-finetune_lpc-10_seed-0.keras --index 3 "
     "--embedding tsne": (
         "gantransfer visualize outputs/cmp/models/gan-finetune_lpc-10_seed-0.keras --index 3 "

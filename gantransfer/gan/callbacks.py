@@ -400,7 +400,9 @@ def plot_history(history_csv: str | Path, path: str | Path) -> None:
                   label=f"best: epoch {best[0]:.0f}, {best[1]:.3f}")
         axis.set_xlabel("epoch")
         axis.set_ylabel("linear-probe accuracy")
-        axis.set_ylim(0, 1)
+        # Five points either side: the curve's few-point changes stay visible, its scale honest.
+        scores = [p[1] for p in probe]
+        axis.set_ylim(max(0.0, min(scores) - 0.05), min(1.0, max(scores) + 0.05))
         axis.legend(loc="lower right")
     for key, label in (("d_loss", "discriminator loss"), ("g_loss", "generator loss")):
         if key in history:
