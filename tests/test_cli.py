@@ -153,7 +153,8 @@ def test_transfer_and_compare_help_have_examples(runner, command):
 
 FAST_TRANSFER = ["--set", "transfer.max_epochs=3", "--set", "transfer.patience=1",
                  "--set", "transfer.learning_rates=0.01", "--set", "transfer.probe_c=0.1",
-                 "--set", "transfer.bn_images=100", "--set", "gan.width=0.125",
+                 "--set", "transfer.bn_images=100", "--set", "transfer.cv_folds=2",
+                 "--set", "gan.width=0.125",
                  "--set", "gan.kernel_size=3", "--quiet"]
 
 

@@ -15,7 +15,7 @@ from gantransfer.gan.models import build_discriminator
 FAST = ["data.image_size=16", "train.epochs=1", "train.metrics_images=50",
         "transfer.labels_per_class=3", "transfer.seeds=1", "transfer.max_epochs=2",
         "transfer.patience=1", "transfer.learning_rates=0.01", "transfer.probe_c=0.1",
-        "transfer.bn_images=50"]
+        "transfer.bn_images=50", "transfer.cv_folds=2"]
 
 
 @pytest.fixture
