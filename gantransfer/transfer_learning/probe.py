@@ -38,6 +38,7 @@ class ProbeOutcome:
     C: float
     val_accuracy: float
     wall_time_s: float
+    folds: int = 0  # cross-validation folds that chose C (0: a validation split did)
 
 
 def fit_probe(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], *,
@@ -111,12 +112,13 @@ def fit_probe_cv(data: tuple[np.ndarray, np.ndarray], *, kind: str = "logistic",
     grid = probe_grid(kind, Cs)
     pipeline = make_probe(kind, grid[0], seed)
     step = pipeline.steps[-1][0]
-    search = GridSearchCV(pipeline, {f"{step}__C": list(grid)},
-                          cv=fold_indices(y, folds, seed), scoring="accuracy", refit=True)
+    pairs = fold_indices(y, folds, seed)
+    search = GridSearchCV(pipeline, {f"{step}__C": list(grid)}, cv=pairs, scoring="accuracy",
+                          refit=True)
     fit_quietly(search, x, y)
     return ProbeOutcome(model=search.best_estimator_, C=float(search.best_params_[f"{step}__C"]),
                         val_accuracy=float(search.best_score_),
-                        wall_time_s=time.perf_counter() - started)
+                        wall_time_s=time.perf_counter() - started, folds=len(pairs))
 
 
 def probe_as_keras(probe: Pipeline, input_shape: tuple[int, ...], num_classes: int,

@@ -37,8 +37,8 @@ from gantransfer.transfer_learning.classifiers import (FitOutcome, augmentation,
                                                       build_head, count_parameters,
                                                       fit_cross_validated, fit_selected,
                                                       pooled_trunk, refit, resolve_head)
-from gantransfer.transfer_learning.probe import (fit_probe, fit_probe_cv, fold_indices,
-                                                pixel_features, probe_as_keras, probe_features)
+from gantransfer.transfer_learning.probe import (fit_probe, fit_probe_cv, pixel_features,
+                                                probe_as_keras, probe_features)
 from gantransfer.transfer_learning.trunks import (TrunkArchitecture, build_gan_trunk, reestimate_batchnorm,
                                          trunk_from_discriminator)
 
@@ -402,9 +402,7 @@ def _probe_outcome(ctx: StrategyContext, trunk: keras.Model | None,
         outcome = fit_probe_cv((np.concatenate([f_train, f_val]),
                                 np.concatenate([split.y_train, split.y_val])),
                                kind=s.probe, Cs=s.probe_c, folds=s.cv_folds, seed=split.seed)
-        folds = len(fold_indices(np.concatenate([split.y_train, split.y_val]), s.cv_folds,
-                                 split.seed))
-        selection = f"{folds}-fold cross-validation over the budget, then a refit on all of it"
+        selection = f"{outcome.folds}-fold cross-validation over the budget, then a refit on all of it"
     else:
         outcome = fit_probe((f_train, split.y_train), (f_val, split.y_val), kind=s.probe,
                             Cs=s.probe_c, seed=split.seed)
