@@ -73,6 +73,11 @@ class GANConfig:
         learning_rate: Adam learning rate of both networks.
         beta_1: Adam beta_1 of both networks.
         leaky_relu_slope: Negative slope of the discriminator's LeakyReLU.
+        rotation_weight: Rotation self-supervision (SS-GAN, Chen et al. 2019): the discriminator
+            also learns to tell by how much (0, 90, 180, 270 degrees) a real image was rotated,
+            with this weight on that loss; the generator is rewarded, at 0.2 times this weight,
+            when its images' rotations can be told. 1.0 is the paper's setting; 0 is the plain
+            DCGAN.
     """
 
     latent_dim: int = 100
@@ -81,6 +86,7 @@ class GANConfig:
     learning_rate: float = 2e-4
     beta_1: float = 0.5
     leaky_relu_slope: float = 0.2
+    rotation_weight: float = 0.0
 
     def __post_init__(self) -> None:
         _check("gan.latent_dim", self.latent_dim, self.latent_dim >= 1, "an integer >= 1")
@@ -91,6 +97,8 @@ class GANConfig:
         _check("gan.beta_1", self.beta_1, 0 <= self.beta_1 < 1, "a number in [0, 1)")
         _check("gan.leaky_relu_slope", self.leaky_relu_slope, 0 <= self.leaky_relu_slope < 1,
                "a number in [0, 1)")
+        _check("gan.rotation_weight", self.rotation_weight, 0 <= self.rotation_weight <= 100,
+               "a weight in [0, 100] (0 turns rotation self-supervision off)")
 
 
 @dataclasses.dataclass

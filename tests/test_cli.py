@@ -257,6 +257,7 @@ def test_transfer_from_a_gan_run_with_a_corrupt_manifest(runner, tmp_path, npz):
 CHANGES = [
     (["--set", "gan.learning_rate=1e-3"], "gan.learning_rate was 0.0002 in this run and is 0.001 now"),
     (["--set", "gan.width=0.25"], "gan.width was 0.125 in this run and is 0.25 now"),
+    (["--set", "gan.rotation_weight=1"], "gan.rotation_weight was 0.0 in this run and is 1.0 now"),
     (["--seed", "1"], "train.seed was 0 in this run and is 1 now"),
     (["--batch-size", "8"], "train.batch_size was 16 in this run and is 8 now"),
     (["--image-size", "16"], "data.image_size was 32 in this run and is 16 now"),

@@ -102,7 +102,8 @@ def test_existing_run_folder_is_never_overwritten_without_asking(tmp_path, tiny_
 def _state(gan) -> dict[str, np.ndarray]:
     """Everything a run carries on: both networks, both optimizers, the noise seed."""
     variables = (gan.generator.variables + gan.discriminator.variables
-                 + gan.g_optimizer.variables + gan.d_optimizer.variables + [gan.seed_generator.state])
+                 + gan.g_optimizer.variables + gan.d_optimizer.variables + [gan.seed_generator.state]
+                 + (gan.rotation_head.variables if gan.rotation_head is not None else []))
     # By name, not path: an optimizer's path carries a per-process counter (adam_1, adam_7).
     return {f"{i}:{v.name}": np.asarray(v) for i, v in enumerate(variables)}
 
@@ -132,6 +133,65 @@ def test_resume_is_equivalent_to_training_straight(tmp_path, tiny_overrides, blo
     assert manifest["wall_time_s"] == pytest.approx(sum(s["wall_time_s"] for s in sessions), abs=0.02)
     assert manifest["images_per_second"] == pytest.approx(
         np.mean([s["images_per_second"] for s in sessions]), abs=0.1)
+
+
+@pytest.fixture
+def upright_npz(tmp_path):
+    """64 tiny 16x16 grey images with a bar along the top and a square below it, placed at random:
+    upright images, whose rotation can be told (as it can for digits or clothes)."""
+    rng = np.random.default_rng(0)
+    x = np.zeros((64, 16, 16), "uint8")
+    for image in x:
+        image[:3, rng.integers(0, 6):] = 255
+        top, left = rng.integers(6, 12), rng.integers(0, 12)
+        image[top:top + 4, left:left + 4] = 160
+    path = tmp_path / "upright.npz"
+    np.savez(path, x=x)
+    return path
+
+
+def test_rotation_quarters_match_numpy():
+    from gantransfer.gan.dcgan import rotate_quarters
+
+    images = np.random.default_rng(0).normal(size=(8, 6, 6, 2)).astype("float32")
+    quarters = np.array([0, 1, 2, 3, 3, 2, 1, 0])
+    turned = keras.ops.convert_to_numpy(rotate_quarters(images, quarters))
+    for image, k, got in zip(images, quarters, turned):
+        np.testing.assert_allclose(got, np.rot90(image, k=k, axes=(0, 1)), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_rotation_self_supervision_learns_the_rotations_and_resumes_bit_for_bit(
+        tmp_path, tiny_overrides, upright_npz):
+    def config(epochs):
+        return _config(tiny_overrides, upright_npz, f"train.epochs={epochs}",
+                       "gan.rotation_weight=1.0", "data.test_split=0")
+
+    straight = train_gan(config(4), tmp_path / "straight")
+    assert straight.gan.rotation_head is not None
+    with (tmp_path / "straight/history.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    rotation = [float(r["d_rotation"]) for r in rows]
+    assert rotation[-1] > 0.6 > 0.25  # far above chance (a quarter): the head tells the turns
+    checkpoint = latest_checkpoint(tmp_path / "straight/checkpoints")
+    assert [a.shape for a in checkpoint.variables["rotation_head"]] == [(4 * 4 * 32, 4), (4,)]
+    # What transfers is the discriminator alone: one real/fake logit, no rotation head.
+    discriminator = keras.saving.load_model(tmp_path / "straight/discriminator.keras")
+    assert discriminator.output_shape == (None, 1)
+    assert "rotation_head" not in [layer.name for layer in discriminator.layers]
+    # The rotation head and its optimizer state are carried across a resume, bit for bit.
+    train_gan(config(2), tmp_path / "resumed")
+    resumed = train_gan(config(4), tmp_path / "resumed", resume=True)
+    a, b = _state(straight.gan), _state(resumed.gan)
+    assert list(a) == list(b)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_the_plain_dcgan_has_no_rotation_head(tiny_overrides):
+    gan = build_dcgan(load_config(None, tiny_overrides), 32, 1)
+    assert gan.rotation_head is None and [m.name for m in gan.metrics] == [
+        "d_loss", "g_loss", "d_real", "d_fake"]
 
 
 def test_resume_past_the_last_epoch_is_refused(tmp_path, tiny_overrides, blobs_npz):

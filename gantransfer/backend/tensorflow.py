@@ -36,11 +36,15 @@ def gan_train_step(gan: Any, data: Any) -> dict[str, Any]:
         real_logits = gan.discriminator(real, training=True)
         fake_logits = gan.discriminator(fake, training=True)
         d_loss, g_loss = gan.adversarial_losses(real_logits, fake_logits)
-    d_weights = gan.discriminator.trainable_weights
+        rotation_accuracy = None
+        if gan.rotation_head is not None:
+            d_rotation, g_rotation, rotation_accuracy = gan.rotation_losses(real, fake)
+            d_loss, g_loss = d_loss + d_rotation, g_loss + g_rotation
+    d_weights = gan.d_trainable_weights
     g_weights = gan.generator.trainable_weights
     gan.d_optimizer.apply_gradients(zip(d_tape.gradient(d_loss, d_weights), d_weights))
     gan.g_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_weights), g_weights))
-    return gan.update_metrics(d_loss, g_loss, real_logits, fake_logits)
+    return gan.update_metrics(d_loss, g_loss, real_logits, fake_logits, rotation_accuracy)
 
 
 def value_and_gradient(function: Callable[[Any], Any], inputs: Any) -> tuple[Any, Any]:

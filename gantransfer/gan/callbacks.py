@@ -27,7 +27,7 @@ from gantransfer.runs import atomic_save, atomic_write_text
 logger = logging.getLogger(__name__)
 
 LOSS_KEYS = ("d_loss", "g_loss")
-TRAINING_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
+TRAINING_KEYS = ("d_loss", "g_loss", "d_real", "d_fake", "d_rotation")
 METRIC_KEYS = ("fid", "kid")
 PROBE_KEY = "probe_accuracy"  # what gantransfer.gan.probe.DiscriminatorProbe adds to the logs
 
@@ -410,7 +410,8 @@ def plot_history(history_csv: str | Path, path: str | Path) -> None:
     left.set_xlabel("epoch")
     left.set_ylabel("loss")
     left.legend()
-    for key, label in (("d_real", "mean D(x)"), ("d_fake", "mean D(G(z))")):
+    for key, label in (("d_real", "mean D(x)"), ("d_fake", "mean D(G(z))"),
+                       ("d_rotation", "rotation accuracy (real)")):
         if key in history:
             right.plot(epochs, history[key], marker="o", label=label)
     right.set_xlabel("epoch")

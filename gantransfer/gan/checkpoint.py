@@ -44,13 +44,16 @@ class Checkpoint:
 
 
 def _groups(gan) -> dict[str, list]:
-    return {
+    groups = {
         "generator": list(gan.generator.variables),
         "discriminator": list(gan.discriminator.variables),
         "g_optimizer": list(gan.g_optimizer.variables),
         "d_optimizer": list(gan.d_optimizer.variables),
         "seed": [gan.seed_generator.state],
     }
+    if getattr(gan, "rotation_head", None) is not None:
+        groups["rotation_head"] = list(gan.rotation_head.variables)
+    return groups
 
 
 def non_finite_variables(gan) -> list[str]:

@@ -14,6 +14,26 @@ from keras import ops
 
 from gantransfer import backend
 
+ROTATIONS = 4  # quarter turns: 0, 90, 180 and 270 degrees
+ROTATION_FEATURES = "head_flatten"  # the discriminator's layer the rotation head reads
+GENERATOR_ROTATION_SHARE = 0.2  # SS-GAN's alpha / beta: the generator's share of the weight
+
+
+def rotate_quarters(images, quarters) -> Any:
+    """Each image of a ``(batch, side, side, channels)`` batch turned ``quarters[i]`` times by 90
+    degrees, counter-clockwise.
+
+    Example:
+        >>> import numpy as np
+        >>> image = np.arange(4.0).reshape(1, 2, 2, 1)
+        >>> batch = np.concatenate([image, image])
+        >>> ops.convert_to_numpy(rotate_quarters(batch, np.array([0, 1])))[:, :, :, 0].tolist()
+        [[[0.0, 1.0], [2.0, 3.0]], [[1.0, 3.0], [0.0, 2.0]]]
+    """
+    turned = [images if k == 0 else ops.rot90(images, k=k, axes=(1, 2)) for k in range(ROTATIONS)]
+    choice = ops.one_hot(quarters, ROTATIONS, dtype=images.dtype)  # (batch, 4)
+    return ops.einsum("bk,kbhwc->bhwc", choice, ops.stack(turned))
+
 
 @keras.saving.register_keras_serializable(package="gantransfer")
 class DCGAN(keras.Model):
@@ -25,7 +45,16 @@ class DCGAN(keras.Model):
     Real and generated images go through the discriminator as separate batches, so BatchNorm
     statistics are never mixed, as Radford et al. recommend.
 
-    Metrics: ``d_loss``, ``g_loss``, ``d_real`` (mean D(x)) and ``d_fake`` (mean D(G(z))).
+    With ``rotation_weight`` > 0 the discriminator also learns rotation self-supervision (SS-GAN,
+    Chen et al. 2019): a ``rotation_head`` (4 logits) reads the discriminator's flattened features
+    of images rotated by 0, 90, 180 or 270 degrees (a quarter of the batch each) and says which.
+    The discriminator's loss adds ``rotation_weight`` times that cross-entropy on real images; the
+    generator's adds ``0.2 * rotation_weight`` times it on generated images (the paper's alpha =
+    0.2, beta = 1). The task keeps D's features about the image's content, where the adversarial
+    game alone lets them drift; the discriminator itself, and what transfers, are unchanged.
+
+    Metrics: ``d_loss``, ``g_loss``, ``d_real`` (mean D(x)) and ``d_fake`` (mean D(G(z))); with
+    rotation, ``d_rotation``: the rotation head's accuracy on the rotated real images.
 
     Args:
         generator: Maps ``(batch, latent_dim)`` noise to images in [-1, 1].
@@ -33,6 +62,7 @@ class DCGAN(keras.Model):
         latent_dim: Length of z; read from the generator's input when omitted.
         seed: Seed of the model's own noise stream (a ``keras.random.SeedGenerator`` whose state
             checkpoints save, so a resumed run draws the same noise).
+        rotation_weight: The weight of the rotation loss on the discriminator; 0 is off.
 
     Example:
         >>> from gantransfer.gan.models import build_generator, build_discriminator
@@ -47,7 +77,8 @@ class DCGAN(keras.Model):
     """
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model,
-                 latent_dim: int | None = None, seed: int | None = None, **kwargs: Any) -> None:
+                 latent_dim: int | None = None, seed: int | None = None,
+                 rotation_weight: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -58,6 +89,16 @@ class DCGAN(keras.Model):
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_real_tracker = keras.metrics.Mean(name="d_real")
         self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
+        self.rotation_weight = float(rotation_weight)
+        self.rotation_head: keras.layers.Layer | None = None
+        if self.rotation_weight > 0:
+            flat = discriminator.get_layer(ROTATION_FEATURES).output
+            self.features = keras.Model(discriminator.inputs, flat, name="discriminator_features")
+            self.rotation_head = keras.layers.Dense(
+                ROTATIONS, kernel_initializer=keras.initializers.RandomNormal(stddev=0.02),
+                name="rotation_head")
+            self.rotation_head.build(flat.shape)
+            self.d_rotation_tracker = keras.metrics.Mean(name="d_rotation")
 
     def compile(self, d_optimizer: keras.optimizers.Optimizer,
                 g_optimizer: keras.optimizers.Optimizer, **kwargs: Any) -> None:
@@ -73,16 +114,24 @@ class DCGAN(keras.Model):
         self.g_optimizer = g_optimizer
         self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
 
+    @property
+    def d_trainable_weights(self) -> list[Any]:
+        """What the discriminator's optimizer updates: D, and the rotation head when there is one."""
+        head = [] if self.rotation_head is None else self.rotation_head.trainable_weights
+        return [*self.discriminator.trainable_weights, *head]
+
     def build_optimizers(self) -> None:
         """Creates both optimizers' variables now, so a checkpoint can be restored into them."""
         if not self.d_optimizer.built:
-            self.d_optimizer.build(self.discriminator.trainable_variables)
+            self.d_optimizer.build(self.d_trainable_weights)
         if not self.g_optimizer.built:
             self.g_optimizer.build(self.generator.trainable_variables)
 
     @property
     def metrics(self) -> list[keras.metrics.Metric]:
-        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
+        trackers = [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker,
+                    self.d_fake_tracker]
+        return trackers + ([self.d_rotation_tracker] if self.rotation_head is not None else [])
 
     def call(self, z, training=False):
         return self.generator(z, training=training)
@@ -100,8 +149,30 @@ class DCGAN(keras.Model):
         g_loss = self.loss_fn(ops.ones_like(fake_logits), fake_logits)
         return d_loss, g_loss
 
-    def update_metrics(self, d_loss, g_loss, real_logits, fake_logits) -> dict[str, Any]:
+    def rotation_losses(self, real, fake) -> tuple[Any, Any, Any]:
+        """The rotation task's ``(d_loss, g_loss, real accuracy)``, weighted, for one batch.
+
+        Image ``i`` of each batch is rotated by ``i mod 4`` quarter turns, so every batch holds
+        the four rotations in equal shares (batches are shuffled, so no image keeps one rotation).
+        """
+        labels = ops.arange(ops.shape(real)[0]) % ROTATIONS
+        real_logits = self._rotation_logits(rotate_quarters(real, labels))
+        fake_logits = self._rotation_logits(rotate_quarters(fake, labels))
+        loss = keras.losses.sparse_categorical_crossentropy
+        d_loss = ops.mean(loss(labels, real_logits, from_logits=True))
+        g_loss = ops.mean(loss(labels, fake_logits, from_logits=True))
+        accuracy = ops.mean(ops.cast(ops.argmax(real_logits, axis=-1) == labels, "float32"))
+        weight = self.rotation_weight
+        return weight * d_loss, GENERATOR_ROTATION_SHARE * weight * g_loss, accuracy
+
+    def _rotation_logits(self, images) -> Any:
+        return ops.cast(self.rotation_head(self.features(images, training=True)), "float32")
+
+    def update_metrics(self, d_loss, g_loss, real_logits, fake_logits,
+                       rotation_accuracy=None) -> dict[str, Any]:
         """Updates the trackers and returns their current values."""
+        if rotation_accuracy is not None:
+            self.d_rotation_tracker.update_state(rotation_accuracy)
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
         self.d_real_tracker.update_state(ops.mean(ops.sigmoid(ops.cast(real_logits, "float32"))))
@@ -118,6 +189,7 @@ class DCGAN(keras.Model):
             "discriminator": keras.saving.serialize_keras_object(self.discriminator),
             "latent_dim": self.latent_dim,
             "seed": self.seed,
+            "rotation_weight": self.rotation_weight,
         })
         return config
 

@@ -89,7 +89,8 @@ def build_dcgan(config: Config, image_size: int, channels: int) -> DCGAN:
                                 kernel_size=g.kernel_size)
     discriminator = build_discriminator(image_size, channels, width=g.width, kernel_size=g.kernel_size,
                                         leaky_relu_slope=g.leaky_relu_slope)
-    gan = DCGAN(generator, discriminator, latent_dim=g.latent_dim, seed=config.train.seed)
+    gan = DCGAN(generator, discriminator, latent_dim=g.latent_dim, seed=config.train.seed,
+                rotation_weight=g.rotation_weight)
     gan.compile(d_optimizer=keras.optimizers.Adam(g.learning_rate, beta_1=g.beta_1),
                 g_optimizer=keras.optimizers.Adam(g.learning_rate, beta_1=g.beta_1))
     gan.build_optimizers()
