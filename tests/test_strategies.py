@@ -288,17 +288,24 @@ def test_the_refit_trains_on_exactly_the_budgets_images(split, monkeypatch, name
     monkeypatch.setattr(classifiers, "_train_for", spy)
     context = _context(split, cv_folds=cv_folds)
     outcome = RUNNERS[name](context)
-    assert seen, "no refit ran"
     budget = np.concatenate([split.x_train, split.x_val])
     labels = np.concatenate([split.y_train, split.y_val])
+    refits = [(x, y) for x, y in seen if len(x) == len(budget)]
+    assert refits, "no refit ran"
+    features = None
     for x, y in seen:
-        assert len(x) == len(budget) == len(y)
-        assert sorted(y.tolist()) == sorted(labels.tolist())
-        if x.shape[1:] == budget.shape[1:]:  # pixels: exactly the budget's images
-            assert _rows(x) == _rows(budget)
-        else:  # cached features: exactly the features of the budget's images, before any tuning
-            trunk = strategies._prepared_trunk(context, True, [])
-            assert _rows(x) == _rows(trunk.predict(budget, verbose=0))
+        if x.shape[1:] == budget.shape[1:]:
+            rows = _rows(budget)
+        else:  # cached features: the features of the budget's images, before any tuning
+            if features is None:
+                trunk = strategies._prepared_trunk(context, True, [])
+                features = trunk.predict(budget, verbose=0)
+            rows = _rows(features)
+        if len(x) == len(budget):  # a refit: exactly the budget's images, every label once
+            assert sorted(y.tolist()) == sorted(labels.tolist())
+            assert _rows(x) == rows
+        else:  # a fold's training part (the fine-tuning strategy's head in each fold): within it
+            assert set(_rows(x)) <= set(rows) and len(x) < len(budget)
     assert "refit" in outcome.record["selection"]
     if name == "scratch":  # without refit, nothing is trained again
         seen.clear()
@@ -339,6 +346,18 @@ def test_cross_validation_never_sees_test_images(split, monkeypatch):
         rows = {row.tobytes() for row in np.asarray(x).reshape(len(x), -1)}
         assert not rows & (test_features | test_pixels)
     assert sum(len(x) for x in seen[:2]) == len(split.x_train) + len(split.x_val)
+    # Networks trained through pixels choose by cross-validation too (fine-tuning also judges
+    # its phase there): their folds hold budget images only.
+    seen.clear()
+    for name in ("scratch", "gan-finetune"):
+        outcome = RUNNERS[name](_context(marked, cv_folds=3))
+        assert "3-fold cross-validation" in outcome.record["selection"], name
+    # scratch: one rate x 3 folds; fine-tuning: the head's 3 folds, then fine-tuning's 3
+    assert len(seen) == 2 * (3 + 3 + 3)
+    for x in seen:
+        if x.shape[1:] == marked.x_test.shape[1:]:
+            rows = {row.tobytes() for row in np.asarray(x)}
+            assert not rows & {row.tobytes() for row in marked.x_test[:5]}
 
 
 def test_fold_indices_are_stratified_and_cover_the_budget_once():
@@ -358,7 +377,9 @@ def test_fold_indices_are_stratified_and_cover_the_budget_once():
 def test_a_refit_that_fits_the_budget_worse_is_discarded(split, monkeypatch, name):
     from gantransfer.transfer_learning import strategies
 
-    kept = RUNNERS[name](_context(split, refit=False))
+    # The guard belongs to choices made on the validation split (cv_folds=0); cross-validation
+    # chooses the epochs over every fold, and its refit is what it keeps.
+    kept = RUNNERS[name](_context(split, refit=False, cv_folds=0))
     # A refit that learned nothing (a learning rate of ~0) fits the budget worse than the
     # validated model fit its training images: the validated model must be what comes back.
     real_refit = strategies.refit
@@ -367,7 +388,7 @@ def test_a_refit_that_fits_the_budget_worse_is_discarded(split, monkeypatch, nam
         return real_refit(build, data, **{**kwargs, "learning_rate": 1e-12})
 
     monkeypatch.setattr(strategies, "refit", broken)
-    outcome = RUNNERS[name](_context(split))
+    outcome = RUNNERS[name](_context(split, cv_folds=0))
     assert outcome.record["selection"] == "validation split (its refit was discarded)"
     assert any("so the validated model is kept" in note for note in outcome.record["notes"])
     np.testing.assert_array_equal(outcome.predictions, kept.predictions)

@@ -468,3 +468,99 @@ def fit_cross_validated(build: Callable[[], keras.Model], data: tuple[np.ndarray
                       history=first.history, wall_time_s=time.perf_counter() - started,
                       selection=f"{len(pairs)}-fold cross-validation over the budget, then a refit "
                                 "on all of it")
+
+
+@dataclass
+class FinetuneChoice:
+    """What :func:`finetune_cross_validated` chose and trained.
+
+    ``classifier`` is the final model: the trunk with the head refitted on every labeled image and,
+    when ``finetune`` is not None, everything then fine-tuned on them too. ``finetune`` holds the
+    fine-tuning phase's rate, epochs (the median of the folds' best) and mean fold scores;
+    ``finetune_score`` is that mean score and ``finetune_history`` the first fold's fine-tuning
+    curves, kept even when fine-tuning lost.
+    """
+
+    classifier: keras.Model
+    head: FitOutcome
+    finetune: FitOutcome | None
+    finetune_score: float
+    finetune_history: dict[str, list[float]] = field(default_factory=dict)
+
+
+def finetune_cross_validated(trunk: keras.Model, build_head: Callable[[], keras.Model],
+                             features: np.ndarray, pixels: np.ndarray, y: np.ndarray, *,
+                             folds: int, learning_rates: list[float], rate_factor: float,
+                             max_epochs: int, patience: int, batch_size: int, seed: int,
+                             progress: str | None = None) -> FinetuneChoice:
+    """A fine-tuning strategy chosen and judged by stratified k-fold CV over the whole budget.
+
+    1. The head's learning rate and epochs are chosen by :func:`fit_cross_validated` on the frozen
+       trunk's ``features`` of the budget.
+    2. In each fold, the trunk starts from its pretrained weights, a head trains on the fold's
+       features at that rate for those epochs, then everything trains on the fold's pixels at the
+       rate times ``rate_factor``, stopping early on the fold's validation images.
+    3. Fine-tuning is kept when its mean fold score beats the head's; then the final model is the
+       head refitted on every image, fine-tuned on every image for the median of the folds' best
+       epochs. Otherwise it is the refitted head on the pretrained trunk.
+
+    Every choice rests on every labeled image, and the final model trains on all of them; no test
+    image is involved. One classifier is compiled and restarted for every fold.
+
+    Args:
+        trunk: The pretrained trunk (its weights now are where every fold starts).
+        build_head: Returns a fresh, uncompiled head on the trunk's features.
+        features: The frozen trunk's features of ``pixels``.
+        pixels: The budget's images, ``(n, side, side, channels)``.
+        y: Their labels.
+        folds: Number of folds (capped at the smallest class's size).
+        learning_rates: Adam rates to try for the head.
+        rate_factor: Fine-tuning runs at the head's rate times this.
+        max_epochs: Upper bound on epochs per fit.
+        patience: Early-stopping patience.
+        batch_size: Images per step.
+        seed: Seed of the folds, initialisation, shuffling and dropout.
+        progress: A label for a progress bar per fit, or None for silence.
+
+    Returns:
+        A :class:`FinetuneChoice`.
+    """
+    started = time.perf_counter()
+    head = fit_cross_validated(build_head, (features, y), folds=folds,
+                               learning_rates=learning_rates, max_epochs=max_epochs,
+                               patience=patience, batch_size=batch_size, seed=seed,
+                               progress=None if progress is None else f"{progress}, head")
+    rate = head.learning_rate * rate_factor
+    heads = _Restarts(build_head, seed)
+    trunk.trainable = True  # its BatchNorm stays in inference mode: it is called with training=False
+    classifier = build_classifier(trunk, int(heads.model.output_shape[-1]), head=heads.model,
+                                  trunk_training=False)
+    models = _Restarts(lambda: classifier, seed)  # the trunk's weights now are every fold's start
+    runs = []
+    for i, (train, val) in enumerate(fold_indices(y, folds, seed)):
+        model = models.start(rate)
+        _train_for(heads.start(head.learning_rate), (features[train], y[train]),
+                   epochs=head.best_epoch, batch_size=batch_size, seed=seed, progress=None)
+        label = None if progress is None else f"{progress}, fine-tuning, fold {i + 1}"
+        run = _fit_until_best(model, (pixels[train], y[train]), (pixels[val], y[val]),
+                              learning_rate=rate, max_epochs=max_epochs, patience=patience,
+                              batch_size=batch_size, seed=seed, progress=label)
+        run.model = None  # the shared model moves on; only the numbers are kept
+        runs.append(run)
+    score = float(np.mean([run.score for run in runs]))
+    model = models.start(rate)
+    heads.model.set_weights(head.model.get_weights())  # the head refitted on every image
+    finetune = None
+    if score > head.score:
+        epochs = max(1, int(round(float(np.median([run.best_epoch for run in runs])))))
+        _train_for(model, (pixels, y), epochs=epochs, batch_size=batch_size, seed=seed,
+                   progress=None if progress is None else f"{progress}, fine-tuning")
+        finetune = FitOutcome(model=model, learning_rate=rate, epochs=epochs, best_epoch=epochs,
+                              val_accuracy=float(np.mean([run.val_accuracy for run in runs])),
+                              val_loss=float(np.mean([run.val_loss for run in runs])),
+                              history=runs[0].history,
+                              wall_time_s=time.perf_counter() - started)
+    else:
+        trunk.trainable = False
+    return FinetuneChoice(classifier=model, head=head, finetune=finetune, finetune_score=score,
+                          finetune_history=runs[0].history)

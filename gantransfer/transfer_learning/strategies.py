@@ -36,6 +36,7 @@ from gantransfer.registry import STRATEGIES, strategy
 from gantransfer.transfer_learning.classifiers import (FitOutcome, augmentation, build_classifier,
                                                       build_head, count_parameters,
                                                       fit_cross_validated, fit_selected,
+                                                      finetune_cross_validated,
                                                       pooled_trunk, refit, resolve_head)
 from gantransfer.transfer_learning.probe import (fit_probe, fit_probe_cv, pixel_features,
                                                 probe_as_keras, probe_features)
@@ -196,6 +197,26 @@ def _refitted(outcome: FitOutcome, build: Any, train: tuple[np.ndarray, np.ndarr
     return outcome
 
 
+def _final_fit(ctx: StrategyContext, build: Any, what: str, notes: list[str]) -> FitOutcome:
+    """A strategy's final model trained through pixels: with ``transfer.refit`` and
+    ``transfer.cv_folds`` >= 2, the learning rate and epochs are chosen by stratified k-fold
+    cross-validation over the whole budget and the model is refitted on all of it; otherwise they
+    are chosen on the validation split, then refitted (:func:`_refitted`) when ``refit`` is on.
+
+    With a few labels per class, the validation split holds two images of each class: a choice
+    made on them is mostly noise, and a bad one (a rate too high) costs a network trained through
+    pixels far more than a head on fixed features.
+    """
+    s, split = ctx.settings, ctx.split
+    fit = dict(learning_rates=s.learning_rates, max_epochs=s.max_epochs, patience=s.patience,
+               batch_size=s.batch_size, seed=split.seed, progress=_progress(ctx, what))
+    if s.refit and s.cv_folds >= 2:
+        return fit_cross_validated(build, _all_labels(split), folds=s.cv_folds, **fit)
+    outcome = fit_selected(build, (split.x_train, split.y_train), (split.x_val, split.y_val), **fit)
+    return _refitted(outcome, build, (split.x_train, split.y_train), _all_labels(split), ctx, what,
+                     notes)
+
+
 def _prepared_trunk(ctx: StrategyContext, pretrained: bool, notes: list[str]) -> keras.Model:
     """A GAN-architecture trunk, trained or random, with BatchNorm statistics of real images."""
     if pretrained:
@@ -269,13 +290,14 @@ def _train_head(ctx: StrategyContext, trunk: keras.Model, kind: str, notes: list
         return build_classifier(trunk, split.num_classes, kind=kind, dropout=s.dropout, l2=s.l2,
                                 trunk_training=False, augment=augment)
 
-    outcome = fit_selected(build_pixels, (split.x_train, split.y_train), (split.x_val, split.y_val),
-                           learning_rates=s.learning_rates, max_epochs=s.max_epochs,
-                           patience=s.patience, batch_size=s.batch_size, seed=split.seed,
-                           progress=_progress(ctx, "head"))
     if final:
-        outcome = _refitted(outcome, build_pixels, (split.x_train, split.y_train),
-                            _all_labels(split), ctx, "head", notes)
+        outcome = _final_fit(ctx, build_pixels, "head", notes)
+    else:
+        outcome = fit_selected(build_pixels, (split.x_train, split.y_train),
+                               (split.x_val, split.y_val), learning_rates=s.learning_rates,
+                               max_epochs=s.max_epochs, patience=s.patience,
+                               batch_size=s.batch_size, seed=split.seed,
+                               progress=_progress(ctx, "head"))
     predictions = np.argmax(outcome.model.predict(split.x_test, verbose=0), axis=-1)
     return outcome.model, outcome, predictions, None
 
@@ -306,6 +328,8 @@ def _finetune_outcome(ctx: StrategyContext, trunk: keras.Model, native: str,
     kind = resolve_head(s.head, native)
     notes.append(_describe_head(kind, s.head))
     trunk = _headed(trunk, kind)
+    if s.refit and s.cv_folds >= 2 and not s.augments:
+        return _finetune_cv_outcome(ctx, trunk, kind, notes)
     started = time.perf_counter()
     start_weights = trunk.get_weights()
     classifier, head_outcome, head_predictions, f_all = _train_head(ctx, trunk, kind, notes,
@@ -351,6 +375,43 @@ def _finetune_outcome(ctx: StrategyContext, trunk: keras.Model, native: str,
         history=history, phase_kept="finetune" if finetuned else "head", train_time_s=seconds,
         trainable_params=trainable, total_params=total, notes=notes, head=kind,
         selection=selection))
+
+
+def _finetune_cv_outcome(ctx: StrategyContext, trunk: keras.Model, kind: str,
+                         notes: list[str]) -> StrategyOutcome:
+    """The fine-tuning strategy with every choice made by k-fold cross-validation over the budget
+    (:func:`~gantransfer.transfer_learning.classifiers.finetune_cross_validated`): the head's
+    rate and epochs, whether fine-tuning helps, and its epochs; then a refit on every image."""
+    s, split = ctx.settings, ctx.split
+    started = time.perf_counter()
+    trunk.trainable = False
+    x_all, y_all = _all_labels(split)
+    features = trunk.predict(x_all, batch_size=256, verbose=0)
+    notes.append("frozen trunk features cached: computed once, the head trained on them")
+    choice = finetune_cross_validated(
+        trunk, lambda: build_head(features.shape[1:], split.num_classes, kind=kind,
+                                  dropout=s.dropout, l2=s.l2),
+        features, x_all, y_all, folds=s.cv_folds, learning_rates=s.learning_rates,
+        rate_factor=s.finetune_learning_rate_factor, max_epochs=s.max_epochs, patience=s.patience,
+        batch_size=s.batch_size, seed=split.seed, progress=_progress(ctx, "fine-tuning strategy"))
+    head, finetune = choice.head, choice.finetune
+    verdict = "beat" if finetune is not None else "did not beat"
+    notes.append(f"fine-tuning's mean fold validation accuracy, {100 * choice.finetune_score:.1f}%, "
+                 f"{verdict} the head's, {100 * head.score:.1f}% (ties go to the lower loss); the "
+                 f"{'fine-tuned' if finetune is not None else 'head-only'} model is kept")
+    history = {f"head_{k}": v for k, v in head.history.items()}
+    history.update(choice.finetune_history)  # the first fold's, as for the head
+    classifier = choice.classifier
+    predictions = np.argmax(classifier.predict(split.x_test, verbose=0), -1)
+    trainable, total = count_parameters(classifier)
+    return StrategyOutcome(classifier, predictions, _record(
+        learning_rate=finetune.learning_rate if finetune is not None else head.learning_rate,
+        epochs=head.epochs + (finetune.epochs if finetune is not None else 0), history=history,
+        phase_kept="finetune" if finetune is not None else "head",
+        train_time_s=time.perf_counter() - started, trainable_params=trainable, total_params=total,
+        notes=notes, head=kind,
+        selection=f"{head.selection.split(',')[0]} (the head's rate and epochs, and whether "
+                  "fine-tuning helps), then a refit on all of it"))
 
 
 def _refit_finetune(ctx: StrategyContext, trunk: keras.Model, kind: str,
@@ -432,13 +493,8 @@ def run_scratch(ctx: StrategyContext) -> StrategyOutcome:
                                 split.num_classes, kind=kind, dropout=s.dropout, l2=s.l2,
                                 trunk_training=None, augment=augment)
 
-    outcome = fit_selected(build, (split.x_train, split.y_train), (split.x_val, split.y_val),
-                           learning_rates=s.learning_rates, max_epochs=s.max_epochs,
-                           patience=s.patience, batch_size=s.batch_size, seed=split.seed,
-                           progress=_progress(ctx, "from scratch"))
     notes = [strategy("scratch").description, _describe_head(kind, s.head)]
-    outcome = _refitted(outcome, build, (split.x_train, split.y_train), _all_labels(split), ctx,
-                        "from scratch", notes)
+    outcome = _final_fit(ctx, build, "from scratch", notes)
     predictions = np.argmax(outcome.model.predict(split.x_test, verbose=0), axis=-1)
     trainable, total = count_parameters(outcome.model)
     return StrategyOutcome(outcome.model, predictions, _record(
