@@ -86,8 +86,8 @@ RUN_AS = {
     "gantransfer train-gan --config configs/fashion_mnist.yaml --set train.probe_every=1": (
         f"gantransfer train-gan --config digits --epochs 2 --set train.probe_every=1 "
         f"--set train.probe_images=100 {TINY_GAN}", "digits stands in for Fashion-MNIST; tiny"),
-    "gantransfer train-gan --config fashion_mnist --epochs 8 --set train.probe_every=1 --set "
-    "train.keep_checkpoints=0 --output-dir outputs/fmnist-probe-curve": (
+    "gantransfer train-gan --config fashion_mnist --epochs 8 --set gan.rotation_weight=0 --set "
+    "train.probe_every=1 --set train.keep_checkpoints=0 --output-dir outputs/fmnist-probe-curve": (
         f"gantransfer train-gan --config digits --epochs 2 --set train.probe_every=1 "
         f"--set train.probe_images=100 --output-dir outputs/fmnist-probe-curve {TINY_GAN}",
         "digits stands in for Fashion-MNIST; two epochs; tiny"),
@@ -96,7 +96,7 @@ RUN_AS = {
         "gantransfer visualize outputs/cmp/models/gan-finetune_lpc-10_seed-0.keras --index 3 "
         "--embedding tsne --embedding-images 200", "t-SNE of 200 test images, not 1000"),
     "gantransfer train-gan --config configs/fashion_mnist.yaml --epochs 5 --set gan.width=0.5 "
-    "--output-dir outputs/fashion-mnist-docs": (
+    "--set gan.rotation_weight=0 --output-dir outputs/fashion-mnist-docs": (
         f"gantransfer train-gan --config digits --epochs 1 --output-dir outputs/fashion-mnist-docs "
         f"{TINY_GAN}", "digits stands in for Fashion-MNIST; tiny"),
     "python benchmarks/bench_train_gan.py": (
@@ -105,6 +105,19 @@ RUN_AS = {
     "python benchmarks/bench_cached_features.py": (
         f"{sys.executable} {ROOT}/benchmarks/bench_cached_features.py --dataset digits "
         "--labels-per-class 10 --epochs 2 --width 0.125 --test-images 100", "digits, tiny"),
+    "gantransfer train-gan --config fashion_mnist --epochs 6 --set gan.rotation_weight=1 --set "
+    "train.probe_every=1 --set train.keep_checkpoints=0 --output-dir outputs/fmnist-ssgan": (
+        "gantransfer train-gan --config digits --epochs 2 --set gan.rotation_weight=1 --set "
+        "train.probe_every=1 --set train.keep_checkpoints=0 --set train.probe_images=100 "
+        f"--output-dir outputs/fmnist-ssgan {TINY_GAN}", "digits stands in for Fashion-MNIST; tiny"),
+    "python benchmarks/bench_rotation.py outputs/fmnist-probe-curve outputs/rotation-benchmark "
+    "--rotation-gan-run outputs/fmnist-ssgan --seeds 5 --labels-per-class 10,100 "
+    "--strategies gan-frozen,gan-linear-probe,random-frozen,random-linear-probe": (
+        f"{sys.executable} {ROOT}/benchmarks/bench_rotation.py outputs/fmnist-probe-curve "
+        "outputs/rotation-benchmark --rotation-gan-run outputs/fmnist-ssgan --config digits "
+        "--seeds 2 --labels-per-class 5 --strategies gan-linear-probe,random-linear-probe "
+        "--set transfer.cv_folds=2 --set transfer.bn_images=200",
+        "digits stands in for Fashion-MNIST; the two tiny GANs above; two seeds"),
     "bash benchmarks/bench_fashion_mnist.sh outputs/fashion-mnist-benchmark": (
         f"bash {ROOT}/benchmarks/bench_fashion_mnist.sh {{cwd}}/outputs/fashion-mnist-benchmark "
         "--config digits --labels-per-class 10 --seeds 1 --strategies scratch,gan-linear-probe "
