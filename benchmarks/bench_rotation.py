@@ -14,7 +14,7 @@ Usage:
         [--labels-per-class 10,100] [--strategies gan-frozen,gan-finetune,gan-linear-probe]
         [--config fashion_mnist] [--set KEY=VALUE ...] [--rotation-gan-run RUN]
 
-The rotation GAN trains for ``--epochs`` (3 by default: an SS-GAN epoch costs about 1.6 plain
+The rotation GAN trains for ``--epochs`` (3 by default: an SS-GAN epoch costs about 1.5 plain
 ones, so 3 stay within the plain run's 5 epochs of CPU time). A finished rotation GAN in
 ``OUTPUT_DIR/gan``, or the run ``--rotation-gan-run`` names, is used instead of training one.
 """
