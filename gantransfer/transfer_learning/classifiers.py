@@ -467,7 +467,7 @@ def fit_cross_validated(build: Callable[[], keras.Model], data: tuple[np.ndarray
                       val_loss=float(np.mean([run.val_loss for run in runs])),
                       history=first.history, wall_time_s=time.perf_counter() - started,
                       selection=f"{len(pairs)}-fold cross-validation over the budget, then a refit "
-                                "on all of it")
+                                "on all of it", restart=restarts.start)
 
 
 @dataclass
@@ -478,13 +478,14 @@ class FinetuneChoice:
     when ``finetune`` is not None, everything then fine-tuned on them too. ``finetune`` holds the
     fine-tuning phase's rate, epochs (the median of the folds' best) and mean fold scores;
     ``finetune_score`` is that mean score and ``finetune_history`` the first fold's fine-tuning
-    curves, kept even when fine-tuning lost.
+    curves, kept even when fine-tuning lost; ``folds`` is how many folds chose.
     """
 
     classifier: keras.Model
     head: FitOutcome
     finetune: FitOutcome | None
     finetune_score: float
+    folds: int
     finetune_history: dict[str, list[float]] = field(default_factory=dict)
 
 
@@ -531,15 +532,18 @@ def finetune_cross_validated(trunk: keras.Model, build_head: Callable[[], keras.
                                patience=patience, batch_size=batch_size, seed=seed,
                                progress=None if progress is None else f"{progress}, head")
     rate = head.learning_rate * rate_factor
-    heads = _Restarts(build_head, seed)
+    assert head.restart is not None, "fit_cross_validated returns its model's restart"
+    refitted = head.model.get_weights()  # the head refitted on every image
     trunk.trainable = True  # its BatchNorm stays in inference mode: it is called with training=False
-    classifier = build_classifier(trunk, int(heads.model.output_shape[-1]), head=heads.model,
+    # The cross-validated head model itself is the classifier's head: no second model is traced.
+    classifier = build_classifier(trunk, int(head.model.output_shape[-1]), head=head.model,
                                   trunk_training=False)
     models = _Restarts(lambda: classifier, seed)  # the trunk's weights now are every fold's start
     runs = []
-    for i, (train, val) in enumerate(fold_indices(y, folds, seed)):
+    pairs = fold_indices(y, folds, seed)
+    for i, (train, val) in enumerate(pairs):
         model = models.start(rate)
-        _train_for(heads.start(head.learning_rate), (features[train], y[train]),
+        _train_for(head.restart(head.learning_rate), (features[train], y[train]),
                    epochs=head.best_epoch, batch_size=batch_size, seed=seed, progress=None)
         label = None if progress is None else f"{progress}, fine-tuning, fold {i + 1}"
         run = _fit_until_best(model, (pixels[train], y[train]), (pixels[val], y[val]),
@@ -549,7 +553,7 @@ def finetune_cross_validated(trunk: keras.Model, build_head: Callable[[], keras.
         runs.append(run)
     score = float(np.mean([run.score for run in runs]))
     model = models.start(rate)
-    heads.model.set_weights(head.model.get_weights())  # the head refitted on every image
+    head.model.set_weights(refitted)
     finetune = None
     if score > head.score:
         epochs = max(1, int(round(float(np.median([run.best_epoch for run in runs])))))
@@ -563,4 +567,4 @@ def finetune_cross_validated(trunk: keras.Model, build_head: Callable[[], keras.
     else:
         trunk.trainable = False
     return FinetuneChoice(classifier=model, head=head, finetune=finetune, finetune_score=score,
-                          finetune_history=runs[0].history)
+                          folds=len(pairs), finetune_history=runs[0].history)

@@ -197,24 +197,30 @@ def _refitted(outcome: FitOutcome, build: Any, train: tuple[np.ndarray, np.ndarr
     return outcome
 
 
-def _final_fit(ctx: StrategyContext, build: Any, what: str, notes: list[str]) -> FitOutcome:
-    """A strategy's final model trained through pixels: with ``transfer.refit`` and
-    ``transfer.cv_folds`` >= 2, the learning rate and epochs are chosen by stratified k-fold
-    cross-validation over the whole budget and the model is refitted on all of it; otherwise they
-    are chosen on the validation split, then refitted (:func:`_refitted`) when ``refit`` is on.
+def _final_fit(ctx: StrategyContext, build: Any, what: str, notes: list[str],
+               inputs: tuple[np.ndarray, np.ndarray] | None = None) -> FitOutcome:
+    """A strategy's final model: with ``transfer.refit`` and ``transfer.cv_folds`` >= 2, the
+    learning rate and epochs are chosen by stratified k-fold cross-validation over the whole budget
+    and the model is refitted on all of it; otherwise they are chosen on the validation split, then
+    refitted (:func:`_refitted`) when ``refit`` is on.
+
+    ``inputs`` are what the model reads of the training and validation images: their pixels by
+    default, or a frozen trunk's cached features of them.
 
     With a few labels per class, the validation split holds two images of each class: a choice
     made on them is mostly noise, and a bad one (a rate too high) costs a network trained through
     pixels far more than a head on fixed features.
     """
     s, split = ctx.settings, ctx.split
+    x_train, x_val = inputs if inputs is not None else (split.x_train, split.x_val)
+    train = (x_train, split.y_train)
+    everything = (np.concatenate([x_train, x_val]), np.concatenate([split.y_train, split.y_val]))
     fit = dict(learning_rates=s.learning_rates, max_epochs=s.max_epochs, patience=s.patience,
                batch_size=s.batch_size, seed=split.seed, progress=_progress(ctx, what))
     if s.refit and s.cv_folds >= 2:
-        return fit_cross_validated(build, _all_labels(split), folds=s.cv_folds, **fit)
-    outcome = fit_selected(build, (split.x_train, split.y_train), (split.x_val, split.y_val), **fit)
-    return _refitted(outcome, build, (split.x_train, split.y_train), _all_labels(split), ctx, what,
-                     notes)
+        return fit_cross_validated(build, everything, folds=s.cv_folds, **fit)
+    outcome = fit_selected(build, train, (x_val, split.y_val), **fit)
+    return _refitted(outcome, build, train, everything, ctx, what, notes)
 
 
 def _prepared_trunk(ctx: StrategyContext, pretrained: bool, notes: list[str]) -> keras.Model:
@@ -262,24 +268,18 @@ def _train_head(ctx: StrategyContext, trunk: keras.Model, kind: str, notes: list
         f_train, f_val, f_test = cached_features(trunk, split)
         notes.append("frozen trunk features cached: computed once, the head trained on them")
         f_all = np.concatenate([f_train, f_val])
-        y_all = np.concatenate([split.y_train, split.y_val])
 
         def build() -> keras.Model:
             return build_head(f_train.shape[1:], split.num_classes, kind=kind, dropout=s.dropout,
                               l2=s.l2)
 
-        fit = dict(learning_rates=s.learning_rates, max_epochs=s.max_epochs, patience=s.patience,
-                   batch_size=s.batch_size, seed=split.seed)
-        if final and s.refit and s.cv_folds >= 2:
-            outcome = fit_cross_validated(build, (f_all, y_all), folds=s.cv_folds,
-                                          progress=_progress(ctx, "head on cached features"),
-                                          **fit)
+        if final:
+            outcome = _final_fit(ctx, build, "head on cached features", notes, (f_train, f_val))
         else:
             outcome = fit_selected(build, (f_train, split.y_train), (f_val, split.y_val),
-                                   progress=_progress(ctx, "head on cached features"), **fit)
-            if final:
-                outcome = _refitted(outcome, build, (f_train, split.y_train), (f_all, y_all),
-                                    ctx, "head", notes)
+                                   learning_rates=s.learning_rates, max_epochs=s.max_epochs,
+                                   patience=s.patience, batch_size=s.batch_size, seed=split.seed,
+                                   progress=_progress(ctx, "head on cached features"))
         classifier = build_classifier(trunk, split.num_classes, head=outcome.model,
                                       trunk_training=False)
         predictions = np.argmax(outcome.model.predict(f_test, verbose=0), axis=-1)
@@ -410,8 +410,8 @@ def _finetune_cv_outcome(ctx: StrategyContext, trunk: keras.Model, kind: str,
         phase_kept="finetune" if finetune is not None else "head",
         train_time_s=time.perf_counter() - started, trainable_params=trainable, total_params=total,
         notes=notes, head=kind,
-        selection=f"{head.selection.split(',')[0]} (the head's rate and epochs, and whether "
-                  "fine-tuning helps), then a refit on all of it"))
+        selection=f"{choice.folds}-fold cross-validation over the budget (the head's rate and "
+                  "epochs, and whether fine-tuning helps), then a refit on all of it"))
 
 
 def _refit_finetune(ctx: StrategyContext, trunk: keras.Model, kind: str,
