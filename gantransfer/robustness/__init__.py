@@ -1,0 +1,1 @@
+"""Adversarial robustness: gradient attacks on any saved classifier, and robust accuracy."""
