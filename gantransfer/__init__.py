@@ -68,6 +68,10 @@ _EXPORTS = {
     "STRATEGIES": "gantransfer.registry",
     "StrategyResult": "gantransfer.evaluation.results",
     "write_report": "gantransfer.reporting.report",
+    "AttackSettings": "gantransfer.robustness",
+    "adversarial_examples": "gantransfer.robustness",
+    "robust_accuracy": "gantransfer.robustness",
+    "attack_model": "gantransfer.workflows.attacking",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

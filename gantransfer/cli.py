@@ -409,6 +409,68 @@ def visualize_command(source: Path, dataset: str | None, image_file: Path | None
         click.echo(f"{kind}: {path}")
 
 
+def _epsilons(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise GantransferError(f"--epsilons: received {text!r}; give numbers on the [0, 1] pixel "
+                               "scale separated by commas, e.g. 0,0.01,0.03,0.1") from None
+
+
+@cli.command("attack")
+@click.argument("model_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                metavar="MODEL.keras")
+@click.option("--dataset", help="Whose test images to attack: a name or a path. Default: the run's "
+              "own dataset for a model in a run's models/ folder, else digits.")
+@click.option("--epsilons", default="0,0.01,0.03,0.1", show_default=True,
+              help="L-infinity budgets on the [0, 1] pixel scale, comma-separated; 0 is clean.")
+@click.option("--method", type=click.Choice(["fgsm", "pgd"]), default="pgd", show_default=True)
+@click.option("--steps", type=int, default=20, show_default=True, help="PGD iterations.")
+@click.option("--step-size", type=float,
+              help="PGD step as a multiple of epsilon (default 2.5 / steps, as in Madry et al.).")
+@click.option("--restarts", type=int, default=1, show_default=True, help="PGD random restarts.")
+@click.option("--no-random-start", is_flag=True, help="Start PGD at the image itself.")
+@click.option("--images", type=int, default=1000, show_default=True,
+              help="Attack the first this many test images.")
+@click.option("--examples", type=int, default=4, show_default=True,
+              help="Images in the picture of original, perturbation and adversarial image.")
+@click.option("--picture-epsilon", type=float, help="The budget the picture shows (default the "
+              "largest of --epsilons).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of PGD's random starts.")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the files go (default: outputs/<dataset>-attack-<time>).")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier attack's files in --out-dir.")
+@_user_errors
+def attack_command(model_file: Path, dataset: str | None, epsilons: str, method: str, steps: int,
+                   step_size: float | None, restarts: int, no_random_start: bool, images: int,
+                   examples: int, picture_epsilon: float | None, seed: int,
+                   out_dir: Path | None, overwrite: bool) -> None:
+    """Attack a saved classifier with FGSM or PGD: accuracy under attack against epsilon.
+
+    MODEL.keras is any classifier gantransfer saved (a compare or transfer run's models/, linear
+    probes included). Writes robustness.csv, robustness.png (the curve), adversarial_examples.png
+    (image, perturbation scaled for display, adversarial image, each with its prediction) and
+    attack.json.
+
+    \b
+    Example:
+      gantransfer attack outputs/cmp/models/gan-finetune_lpc-10_seed-0.keras --method fgsm
+      gantransfer attack outputs/cmp/models/scratch_lpc-10_seed-0.keras --epsilons 0,0.02,0.05,0.1 \\
+          --method pgd --steps 20 --out-dir outputs/cmp-attack
+    """
+    _setup_logging(quiet=False)
+    import_quietly()
+    from gantransfer.robustness import AttackSettings
+    from gantransfer.workflows.attacking import attack_model, describe
+
+    settings = AttackSettings(method=method, steps=steps, step_size=step_size,
+                              random_start=not no_random_start, restarts=restarts, seed=seed)
+    result = attack_model(model_file, dataset=dataset, epsilons=_epsilons(epsilons),
+                          settings=settings, images=images, examples=examples,
+                          picture_epsilon=picture_epsilon, out_dir=out_dir, overwrite=overwrite)
+    click.echo(describe(result))
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="gantransfer")

@@ -111,6 +111,29 @@ def default_run_name(command: str, dataset: str) -> str:
     return f"{stem}-{command}-{stamp}"
 
 
+def files_folder(out_dir: str | Path | None, command: str, dataset: str, files: tuple[str, ...],
+                 *, overwrite: bool, what: str) -> Path:
+    """The folder a command writes its named files into, checked before anything is computed.
+
+    Args:
+        out_dir: The folder asked for, or None for a new ``outputs/<dataset>-<command>-<time>``.
+        command: The command's name, for the default folder.
+        dataset: The dataset's name or path, for the default folder.
+        files: The names the command writes.
+        overwrite: Whether files of an earlier run there may be replaced.
+        what: What those files are, for the error (``"pictures"``, ``"an attack's files"``).
+
+    Raises:
+        RunFolderError: If the folder holds any of ``files`` and ``overwrite`` is false.
+    """
+    folder = Path(out_dir) if out_dir is not None else (
+        DEFAULT_OUTPUT_ROOT / default_run_name(command, dataset))
+    if folder.exists() and not overwrite and any((folder / name).exists() for name in files):
+        raise RunFolderError(f"{str(folder)!r} already holds {what}; pass --overwrite or another "
+                             "--out-dir")
+    return folder
+
+
 def check_run_dir(path: Path, *, resume: bool = False, overwrite: bool = False,
                   marker: str = "config.yaml") -> None:
     """Checks that a run folder may be used as asked, changing nothing on disk.

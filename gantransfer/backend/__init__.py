@@ -116,6 +116,23 @@ def gan_train_step(gan: Any, data: Any) -> dict[str, Any]:
     return resolve().gan_train_step(gan, data)
 
 
+def adversarial_train_step(model: Any, data: Any) -> dict[str, Any]:
+    """One training step of an ``AdversariallyTrained`` classifier; returns its metrics.
+
+    The adversarial batch is the model's own (``adversarial_batch``, in ``keras.ops`` around
+    :func:`value_and_gradient`); the step that trains on it is the backend trainer's own
+    ``train_step``, so losses, metrics, loss scaling and distribution behave as in any ``fit``.
+
+    Args:
+        model: A compiled ``gantransfer.robustness.training.AdversariallyTrained`` model.
+        data: ``(x, y)`` or ``(x, y, sample_weight)``.
+
+    Returns:
+        The metric values, by name.
+    """
+    return resolve().adversarial_train_step(model, data)
+
+
 def value_and_gradient(function: Callable[[Any], Any], inputs: Any) -> tuple[Any, Any]:
     """A scalar function's value and its gradient with respect to its input tensor.
 

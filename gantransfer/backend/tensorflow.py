@@ -17,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 import tensorflow as tf
 from keras import ops
+from keras import utils as keras_utils
 
 
 def gan_train_step(gan: Any, data: Any) -> dict[str, Any]:
@@ -45,6 +46,26 @@ def gan_train_step(gan: Any, data: Any) -> dict[str, Any]:
     gan.d_optimizer.apply_gradients(zip(d_tape.gradient(d_loss, d_weights), d_weights))
     gan.g_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_weights), g_weights))
     return gan.update_metrics(d_loss, g_loss, real_logits, fake_logits, rotation_accuracy)
+
+
+def adversarial_train_step(model: Any, data: Any) -> dict[str, Any]:
+    """Keras's own TensorFlow train step, on the batch with its adversarial images (see the package).
+
+    Example:
+        >>> import keras
+        >>> from gantransfer.robustness.training import AdversarialTraining, AdversariallyTrained
+        >>> inputs = keras.Input((4, 4, 1))
+        >>> model = AdversariallyTrained(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(inputs)),
+        ...                              training=AdversarialTraining("fgsm", 0.1))
+        >>> model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(True))
+        >>> "loss" in adversarial_train_step(model, (np.ones((2, 4, 4, 1), "float32"), np.zeros(2)))
+        True
+    """
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
+    x, y, sample_weight = keras_utils.unpack_x_y_sample_weight(data)
+    batch = (model.adversarial_batch(x, y), y, sample_weight)
+    return TensorFlowTrainer.train_step(model, batch)
 
 
 def value_and_gradient(function: Callable[[Any], Any], inputs: Any) -> tuple[Any, Any]:

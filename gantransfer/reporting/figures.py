@@ -284,3 +284,74 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], title: str)
     axes.set_ylabel("True class", fontsize=9)
     axes.set_title(title, fontsize=10)
     return _png(figure)
+
+
+def robustness_figure(curves: dict[str, list[tuple[float, float, float | None]]], title: str
+                      ) -> bytes:
+    """Accuracy against the attack's epsilon, one line per model or strategy.
+
+    Args:
+        curves: Label -> ``(epsilon, accuracy, std or None)`` points; accuracies are fractions.
+            Strategy names get the report's colours; other labels, greys.
+        title: The figure's title (the attack).
+
+    Returns:
+        The PNG bytes.
+    """
+    styles = strategy_styles(list(curves))
+    figure = Figure(figsize=(7.0, 4.2), layout="constrained")
+    axes = figure.add_subplot()
+    for label, points in curves.items():
+        points = sorted(points)
+        errors = [100.0 * (std or 0.0) for _, _, std in points]
+        axes.errorbar([e for e, _, _ in points], [100.0 * a for _, a, _ in points],
+                      yerr=errors if any(errors) else None, label=label, markersize=4,
+                      capsize=3, linewidth=1.6, **styles[label])
+    axes.set_xlabel("ε (L∞, on the [0, 1] pixel scale)")
+    axes.set_ylabel("Accuracy under attack (%)")
+    axes.set_ylim(-2, 102)
+    axes.grid(True, alpha=0.3)
+    if len(curves) > 1:
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
+    axes.set_title(title, fontsize=11)
+    return _png(figure)
+
+
+def adversarial_figure(originals: np.ndarray, adversarials: np.ndarray,
+                       original_scores: list[tuple[str, float]],
+                       adversarial_scores: list[tuple[str, float]], epsilon: float,
+                       attack: str) -> bytes:
+    """The course's picture: each image, its perturbation (scaled for display) and the result.
+
+    Args:
+        originals: uint8-range pixels ``(N, H, W, C)`` in [0, 255].
+        adversarials: The attacked images, same shape and range.
+        original_scores: ``(predicted class name, confidence)`` per original.
+        adversarial_scores: The same for each adversarial image.
+        epsilon: The budget on the [0, 1] scale.
+        attack: The attack's name, for the title.
+
+    Returns:
+        The PNG bytes.
+    """
+    rows = len(originals)
+    figure = Figure(figsize=(6.6, 2.2 * rows + 0.5), layout="constrained")
+    grid = figure.subplots(rows, 3, squeeze=False)
+    grey = originals.shape[-1] == 1
+    radius = max(epsilon * 255.0, 1e-12)
+    for row in range(rows):
+        x, adv = originals[row].astype("float32"), adversarials[row].astype("float32")
+        noise = np.clip((adv - x) / (2 * radius) + 0.5, 0, 1)  # -epsilon..+epsilon to 0..1
+        panels = [(x / 255.0, "{} ({:.1%})".format(*original_scores[row])),
+                  (noise, f"perturbation (±{epsilon:g}, scaled)"),
+                  (adv / 255.0, "{} ({:.1%})".format(*adversarial_scores[row]))]
+        for column, (image, caption) in enumerate(panels):
+            axes = grid[row][column]
+            axes.imshow(image[..., 0] if grey else image, cmap="gray" if grey else None,
+                        vmin=0, vmax=1, interpolation="nearest")
+            axes.set_title(caption, fontsize=9)
+            axes.set_xticks([])
+            axes.set_yticks([])
+    figure.suptitle(f"image + perturbation = adversarial image ({attack}, ε = {epsilon:g})",
+                    fontsize=10)
+    return _png(figure)

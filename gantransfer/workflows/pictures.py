@@ -21,8 +21,8 @@ from gantransfer.data import Dataset, load_dataset
 from gantransfer.errors import GantransferError
 from gantransfer.evaluation.results import StrategyResult
 from gantransfer.registry import STRATEGIES, family_of
-from gantransfer.workflows.targets import trunk_architecture
-from gantransfer.runs import DEFAULT_OUTPUT_ROOT, atomic_write_json, default_run_name
+from gantransfer.workflows.targets import test_pool, trunk_architecture
+from gantransfer.runs import atomic_write_json, files_folder
 from gantransfer.transfer_learning.trunks import (build_gan_trunk, load_discriminator,
                                                   reestimate_batchnorm, trunk_from_discriminator)
 
@@ -88,16 +88,12 @@ def visualize_model(source: str | Path, *, dataset: str | None = None,
     if dataset is None and source.is_dir() and (source / "config.yaml").is_file():
         dataset = load_config(source / "config.yaml").data.dataset
     dataset = dataset or DEFAULT_DATASET
-    out_dir = Path(out_dir) if out_dir is not None else (
-        DEFAULT_OUTPUT_ROOT / default_run_name("visualize", dataset))
-    if out_dir.exists() and not overwrite and any((out_dir / name).exists() for name in PICTURES):
-        raise GantransferError(f"{str(out_dir)!r} already holds pictures; pass --overwrite or "
-                               "another --out-dir")
+    out_dir = files_folder(out_dir, "visualize", dataset, PICTURES, overwrite=overwrite,
+                           what="pictures")
 
     model = load_discriminator(model_file)
-    _, size, _, channels = model.input_shape
-    data = load_dataset(dataset, image_size=int(size), channels=int(channels), seed=0)
-    pool = data.test if len(data.test) else data.train
+    data, pool = test_pool(model, dataset)
+    channels = model.input_shape[-1]
     if image_file is not None:
         picture = _load_image(Path(image_file), int(channels))
     else:

@@ -7,7 +7,7 @@ from typing import Any
 import keras
 
 from gantransfer.config import Config
-from gantransfer.data import Dataset
+from gantransfer.data import Dataset, ImageSet, load_dataset
 from gantransfer.errors import DataError
 from gantransfer.gan.train import load_gan_data
 from gantransfer.transfer_learning.trunks import TrunkArchitecture, architecture_of
@@ -95,3 +95,11 @@ def trunk_architecture(config: Config, data: Dataset,
     g = config.gan
     return TrunkArchitecture(data.image_size, data.channels, width=g.width,
                              kernel_size=g.kernel_size, leaky_relu_slope=g.leaky_relu_slope)
+
+
+def test_pool(model: keras.Model, dataset: str) -> tuple[Dataset, ImageSet]:
+    """``dataset`` at ``model``'s input size and channels, and the images to look at or attack: its
+    test split (its training split when it has no test split)."""
+    _, size, _, channels = model.input_shape
+    data = load_dataset(dataset, image_size=int(size), channels=int(channels), seed=0)
+    return data, data.test if len(data.test) else data.train

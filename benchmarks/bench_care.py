@@ -1,0 +1,88 @@
+"""What each kind of care does to the networks trained with few labels, paired over the same seeds.
+
+The defaults (every choice cross-validated over the budget, a refit on all of it, no augmentation,
+no weight decay, no dropout) are the baseline. Each variant changes one setting and runs the same
+strategies on the same labeled images (same budgets and seeds), from the same GAN, in this one
+process. The script prints, per variant, strategy and budget, both means and the paired difference
+(variant minus defaults) with its 95% Student t-interval. This is the evidence behind the
+defaults the README's care list states.
+
+Usage:
+    python benchmarks/bench_care.py GAN_RUN OUTPUT_DIR [--seeds 3] [--labels-per-class 10]
+        [--strategies scratch,gan-frozen,random-frozen] [--variants validation-split,shift,...]
+        [--config fashion_mnist] [--set KEY=VALUE ...]
+
+GAN_RUN is a finished train-gan run (for instance ``OUTPUT_DIR/gan`` of ``bench_fashion_mnist.sh``);
+its best-probe discriminator seeds the gan-* strategies, as in ``compare``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import gantransfer as gt
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_rotation import paired_row  # noqa: E402  (one paired-row format for both benchmarks)
+
+# name -> (the one setting it changes, what it tests)
+VARIANTS = {
+    "validation-split": (["transfer.cv_folds=0"],
+                         "choices made on the validation split instead of k-fold CV"),
+    "no-refit": (["transfer.refit=false"], "the final model trains without the validation images"),
+    "shift": (["transfer.augment_shift=0.1"], "random shifts of up to 10% of the side"),
+    "l2-1e-3": (["transfer.l2=0.001"], "weight decay 1e-3 on the head"),
+    "l2-1e-2": (["transfer.l2=0.01"], "weight decay 1e-2 on the head"),
+    "dropout": (["transfer.dropout=0.5"], "dropout 0.5 before the head's Dense layer"),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("gan_run", type=Path)
+    parser.add_argument("output_dir", type=Path)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--labels-per-class", default="10")
+    parser.add_argument("--strategies", default="scratch,gan-frozen,random-frozen")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"comma-separated, among: {', '.join(VARIANTS)}")
+    parser.add_argument("--config", default="fashion_mnist")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    args = parser.parse_args()
+    variants = args.variants.split(",")
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant(s) {', '.join(unknown)}; choose among {', '.join(VARIANTS)}")
+
+    settings = [*args.overrides, f"transfer.labels_per_class={args.labels_per_class}",
+                f"transfer.seeds={args.seeds}", f"transfer.strategies={args.strategies}",
+                "transfer.gan_metrics=false"]
+    results = {}
+    for name in ["defaults", *variants]:
+        changes = [] if name == "defaults" else VARIANTS[name][0]
+        config = gt.load_config(args.config, [*settings, *changes])
+        started = time.perf_counter()
+        run = gt.transfer(config, args.output_dir / name, discriminator=args.gan_run,
+                          overwrite=True, verbose=False)
+        results[name] = {(r.strategy, str(r.labels_per_class), r.seed): r.test_accuracy
+                         for r in run.results if r.status == "ok"}
+        print(f"{name}: {len(results[name])} models in {(time.perf_counter() - started) / 60:.1f} min",
+              flush=True)
+
+    print("\n| variant | strategy | labels/class | defaults | variant | variant - defaults "
+          "(95% t-interval) |")
+    print("|---|---|---:|---:|---:|---:|")
+    for name in variants:
+        for strategy, budget in sorted({(s, b) for s, b, _ in results[name]}):
+            print(paired_row(f"{name} | {strategy} | {budget}", results["defaults"], results[name],
+                             (strategy, budget), (strategy, budget)))
+    print()
+    for name in variants:
+        print(f"{name}: {VARIANTS[name][1]} ({' '.join(VARIANTS[name][0])})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""Every README command outside the benchmark chain runs (see test_readme.py for the rules)."""
+
+import pytest
+
+from test_readme import bash_commands, in_benchmark_chain, run_commands
+
+
+@pytest.mark.slow
+def test_every_bash_command_outside_the_benchmarks_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ran = run_commands(tmp_path, benchmarks=False)
+    others = [c for c in bash_commands() if not in_benchmark_chain(c)]
+    assert len(ran) == len(others) - 1  # all but the test suite's own command
+    assert (tmp_path / "outputs/fmnist-pictures/filters.png").is_file()
+    assert (tmp_path / "walk.png").is_file() and (tmp_path / "my-samples").is_dir()
+    assert (tmp_path / "outputs/fmnist-gan/gan_metrics.json").is_file()
+    assert list(tmp_path.glob("outputs/digits-compare-*/report.html"))  # the quick start
+    assert (tmp_path / "outputs/cmp/models/gan-finetune_lpc-10_seed-0.keras").is_file()
+    assert (tmp_path / "outputs/cmp-attack/adversarial_examples.png").is_file()
