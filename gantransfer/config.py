@@ -215,6 +215,17 @@ class TransferConfig:
         allow_test_overlap: With a GAN run trained on the same data, ``transfer`` tests on the
             images that GAN never saw, and refuses when it cannot; true runs anyway, and the report
             says that the GAN may have seen test images.
+        adversarial_training: Train every strategy that trains through pixels on adversarial
+            examples made afresh each step: none, fgsm (with a random start, "fast adversarial
+            training") or pgd (Madry et al.). Frozen heads then train through the pixels too.
+        adversarial_epsilon: Its L-infinity budget, on the [0, 1] pixel scale.
+        adversarial_steps: Its PGD steps.
+        adversarial_fraction: The share of each batch replaced by adversarial examples.
+        robustness: Epsilons (on the [0, 1] pixel scale) at which every trained model is attacked
+            on the test images after training; empty is off.
+        robustness_method: The attack: pgd or fgsm.
+        robustness_steps: PGD steps of that attack.
+        robustness_images: At most this many test images are attacked.
     """
 
     strategies: list[str] = dataclasses.field(default_factory=lambda: list(_strategy_names()))
@@ -245,6 +256,14 @@ class TransferConfig:
     embedding: str = "pca"
     gan_discriminator: str = "best-probe"
     allow_test_overlap: bool = False
+    adversarial_training: str = "none"
+    adversarial_epsilon: float = 0.1
+    adversarial_steps: int = 7
+    adversarial_fraction: float = 1.0
+    robustness: list[float] = dataclasses.field(default_factory=list)
+    robustness_method: str = "pgd"
+    robustness_steps: int = 20
+    robustness_images: int = 1000
 
     def __post_init__(self) -> None:
         names = _strategy_names()
@@ -285,11 +304,34 @@ class TransferConfig:
                "a number in (0, 2]")
         _check("transfer.backbone_input_size", self.backbone_input_size,
                self.backbone_input_size >= 32, "an integer >= 32")
+        _check("transfer.adversarial_training", self.adversarial_training,
+               self.adversarial_training in ("none", "fgsm", "pgd"), "none, fgsm or pgd")
+        _check("transfer.adversarial_epsilon", self.adversarial_epsilon,
+               0 < self.adversarial_epsilon <= 1, "a budget in (0, 1] on the [0, 1] pixel scale")
+        _check("transfer.adversarial_steps", self.adversarial_steps, self.adversarial_steps >= 1,
+               "an integer >= 1")
+        _check("transfer.adversarial_fraction", self.adversarial_fraction,
+               0 < self.adversarial_fraction <= 1, "a share in (0, 1]")
+        for epsilon in self.robustness:
+            _check("transfer.robustness", epsilon, 0 <= epsilon <= 1,
+                   "epsilons in [0, 1] on the pixel scale, e.g. 0,0.02,0.05,0.1")
+        _check("transfer.robustness_method", self.robustness_method,
+               self.robustness_method in ("fgsm", "pgd"), "fgsm or pgd")
+        _check("transfer.robustness_steps", self.robustness_steps, self.robustness_steps >= 1,
+               "an integer >= 1")
+        _check("transfer.robustness_images", self.robustness_images, self.robustness_images >= 1,
+               "an integer >= 1")
 
     @property
     def augments(self) -> bool:
         """Whether any augmentation is on."""
         return self.augment_flip or self.augment_shift > 0
+
+    @property
+    def trains_through_pixels(self) -> bool:
+        """Whether heads must train through the pixels: with augmentation or adversarial training,
+        a frozen trunk's features are not the same at every step, so they cannot be cached."""
+        return self.augments or self.adversarial_training != "none"
 
 
 @dataclasses.dataclass
@@ -320,6 +362,10 @@ RETIRED_KEYS = {
 }
 
 
+# List keys whose empty list means "off".
+MAY_BE_EMPTY = {"transfer.robustness"}
+
+
 def _fields(cls: type) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(cls)}
 
@@ -336,7 +382,7 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
             value = [yaml.safe_load(part) for part in value.split(",") if part.strip()]
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             value = [value]  # one budget or rate, as typed on a command line
-        if not isinstance(value, list) or not value:
+        if not isinstance(value, list) or (not value and key not in MAY_BE_EMPTY):
             raise ConfigError(f"{key}: received {value!r}, expected a non-empty list of "
                               f"{_type_name(typing.get_args(item) or (item,))} (e.g. [1, 2] or 1,2)")
         return [_coerce(f"{key}[{i}]", v, item) for i, v in enumerate(value)]

@@ -70,6 +70,19 @@ RUN_AS = {
         "gantransfer transfer --dataset digits --strategies scratch,imagenet-frozen "
         f"--backbone-weights none --backbone-input-size 32 --labels-per-class 10 --seeds 1 "
         f"{TINY_TRANSFER} --quiet", "MobileNet at 32 px, one budget and seed"),
+    "gantransfer compare --set transfer.robustness=0,0.02,0.05,0.1 --set "
+    "transfer.robustness_steps=10": (
+        f"gantransfer compare --labels-per-class 10 --set transfer.robustness=0,0.02,0.05,0.1 "
+        f"--set transfer.robustness_steps=2 --set transfer.robustness_images=50 {TINY_COMPARE} "
+        f"{NO_GAN_METRICS}", "tiny; PGD-2 on 50 test images"),
+    "gantransfer compare --set transfer.robustness=0,0.05,0.1 --set "
+    "transfer.adversarial_training=pgd --set transfer.adversarial_epsilon=0.1 --output-dir "
+    "outputs/digits-adversarial": (
+        f"gantransfer compare --labels-per-class 10 --set transfer.robustness=0,0.05,0.1 --set "
+        f"transfer.adversarial_training=pgd --set transfer.adversarial_epsilon=0.1 --set "
+        f"transfer.adversarial_steps=2 --set transfer.robustness_steps=2 --set "
+        f"transfer.robustness_images=50 --output-dir outputs/digits-adversarial {TINY_COMPARE} "
+        f"{NO_GAN_METRICS}", "tiny; PGD-2 for training and attack, on 50 test images"),
     "gantransfer train-gan": (f"gantransfer train-gan --epochs 1 {TINY_GAN}", "tiny"),
     "gantransfer train-gan --config configs/fashion_mnist.yaml --output-dir outputs/fmnist-gan": (
         f"gantransfer train-gan --config digits --epochs 1 --output-dir outputs/fmnist-gan "

@@ -17,3 +17,4 @@ def test_every_bash_command_outside_the_benchmarks_runs(tmp_path, monkeypatch):
     assert list(tmp_path.glob("outputs/digits-compare-*/report.html"))  # the quick start
     assert (tmp_path / "outputs/cmp/models/gan-finetune_lpc-10_seed-0.keras").is_file()
     assert (tmp_path / "outputs/cmp-attack/adversarial_examples.png").is_file()
+    assert "## Robustness" in (tmp_path / "outputs/digits-adversarial/report.md").read_text()

@@ -96,6 +96,16 @@ def _number(value: Any, kind: type) -> Any:
     return int(number) if kind is int and number.is_integer() else number
 
 
+def _epsilon_key(value: Any) -> str:
+    """An epsilon as the text key of ``robust_accuracy``: ``0.05``, ``0`` (the shortest form).
+
+    Example:
+        >>> _epsilon_key(0.05), _epsilon_key("0.10"), _epsilon_key(0)
+        ('0.05', '0.1', '0')
+    """
+    return f"{float(value):g}"
+
+
 @dataclasses.dataclass(frozen=True)
 class StrategyResult:
     """What one strategy gave at one label budget and seed: one row of results.csv.
@@ -130,6 +140,11 @@ class StrategyResult:
         model_file: Where the trained classifier was saved.
         train_images: Labeled images trained on.
         val_images: Labeled images held out for validation.
+        adversarial_training: How the model was trained on adversarial examples, in words; None
+            when it was not (``transfer.adversarial_training`` off, or a linear probe).
+        robust_accuracy: Accuracy under attack on the test images, by epsilon (as text, on the
+            [0, 1] pixel scale), with ``transfer.robustness``.
+        robustness_attack: The attack behind ``robust_accuracy``, in words.
 
     Example:
         >>> result = StrategyResult("gan-frozen", "10", seed=np.int64(1), test_accuracy=0.75,
@@ -163,6 +178,9 @@ class StrategyResult:
     model_file: str | None = None
     train_images: int | None = None
     val_images: int | None = None
+    adversarial_training: str | None = None
+    robust_accuracy: dict[str, float | None] = dataclasses.field(default_factory=dict)
+    robustness_attack: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.strategy, str) or not self.strategy:
@@ -193,6 +211,12 @@ class StrategyResult:
             "head": None if self.head is None else str(self.head),
             "selection": None if self.selection is None else str(self.selection),
             "model_file": None if self.model_file is None else str(self.model_file),
+            "adversarial_training": None if self.adversarial_training is None
+            else str(self.adversarial_training),
+            "robust_accuracy": {_epsilon_key(key): _number(value, float)
+                                for key, value in dict(self.robust_accuracy or {}).items()},
+            "robustness_attack": None if self.robustness_attack is None
+            else str(self.robustness_attack),
         }
         for name in ("test_accuracy", "macro_f1", "train_time_s", "learning_rate", "C"):
             changes[name] = _number(getattr(self, name), float)

@@ -26,6 +26,8 @@ import yaml
 from PIL import Image
 
 from gantransfer.evaluation.results import CSV_COLUMNS, CSV_EXCLUDED, StrategyResult, to_json_safe
+from gantransfer.evaluation.robustness import (attacked_epsilons, render_robust_comparison,
+                                               robust_comparisons, robustness_summary)
 from gantransfer.evaluation.summary import (CONFIDENCE, budget_label, budget_order, budget_sort_key,
                                             comparisons, headline, normalize_budget,
                                             render_comparison, render_flag, sanity_flags,
@@ -477,6 +479,61 @@ def _config_text(config: Any) -> str:
         return json.dumps(safe, indent=2)
 
 
+def _robustness_blocks(results: list[StrategyResult]) -> list[Any]:
+    """Accuracy under attack per strategy, budget and epsilon, its curve, and what pretraining
+    does to it; nothing when no model was attacked."""
+    rows = robustness_summary(results)
+    if not rows:
+        return []
+    attacked = [r for r in results if r.has_results and r.robust_accuracy]
+    attack = next((r.robustness_attack for r in attacked if r.robustness_attack), "the attack")
+    trained = sorted({r.adversarial_training for r in attacked if r.adversarial_training})
+    blocks: list[Any] = [_Heading("Robustness")]
+    said = (f"Every model attacked after training: {attack}; ε on the [0, 1] pixel scale. "
+            "ε = 0 is the clean accuracy on the attacked images. ")
+    said += (f"Networks trained through the pixels had {'; '.join(trained)}; linear probes did "
+             "not." if trained else "No model was trained on adversarial examples.")
+    blocks.append(_Paragraph(said))
+    epsilons = attacked_epsilons(results)
+    header = [_Cell("Labels/class"), _Cell("Strategy")] + [
+        _Cell(f"ε = {e:g} (%)", numeric=True) for e in epsilons]
+    table_rows, starts = [], set()
+    for budget in budget_order(results):
+        group = [r for r in rows if r["labels_per_class"] == budget]
+        if not group:
+            continue
+        starts.add(len(table_rows))
+        for strategy in dict.fromkeys(r["strategy"] for r in group):
+            cells = {r["epsilon"]: r for r in group if r["strategy"] == strategy}
+            table_rows.append([_Cell(_budget_text(budget)), _Cell(strategy)] + [
+                _Cell(_pct(cells[e]["mean"], cells[e]["std"]) if e in cells else "–",
+                      numeric=True) for e in epsilons])
+    blocks.append(_Table(header, table_rows, starts))
+    largest = budget_order([r for r in attacked])[-1]
+    curves = {}
+    for row in (r for r in rows if r["labels_per_class"] == largest):
+        curves.setdefault(row["strategy"], []).append((row["epsilon"], row["mean"], row["std"]))
+    png = figures.robustness_figure(curves, f"Accuracy under attack, {budget_label(largest)}")
+    blocks.append(_Image("figures/robustness.png", png, "Accuracy under attack against ε",
+                         f"{attack}; mean over seeds, error bars the std, at "
+                         f"{budget_label(largest)}."))
+    return blocks
+
+
+def _robust_verdict_blocks(results: list[StrategyResult]) -> list[Any]:
+    """The verdict's answer to the course's question: does pretraining make a model more robust?"""
+    compared = robust_comparisons(results)
+    if not compared:
+        return []
+    attack = next((r.robustness_attack for r in results if r.robustness_attack), "the attack")
+    name = attack.split(" (")[0].split(" on ")[0]
+    return [_Paragraph("Does pretraining make a classifier more robust? Each pretrained strategy "
+                       "against training from scratch, and each GAN strategy against its "
+                       "random-trunk control, by accuracy under attack at the largest ε, paired "
+                       "over seeds (see Robustness):"),
+            _List([render_robust_comparison(item, name) for item in compared], "robustness")]
+
+
 def _verdict_blocks(results: list[StrategyResult], compared: list[dict[str, Any]],
                     flags: list[dict[str, Any]]) -> list[Any]:
     """The headline per budget, the models below raw pixels, then every comparison."""
@@ -491,6 +548,7 @@ def _verdict_blocks(results: list[StrategyResult], compared: list[dict[str, Any]
                              f"({100 * CONFIDENCE:.0f}%); it is a win or a loss only when the "
                              "interval excludes 0.", muted=True))
     blocks.append(_List([render_comparison(item) for item in compared], "verdict"))
+    blocks.extend(_robust_verdict_blocks(results))
     return blocks
 
 
@@ -533,6 +591,8 @@ def _blocks(results: list[StrategyResult], ctx: dict[str, Any], summary: list[di
         blocks.append(_Image("figures/accuracy.png", accuracy_png,
                              "Test accuracy against labels per class",
                              "Mean test accuracy per strategy; error bars are the std over seeds."))
+
+    blocks.extend(_robustness_blocks(results))
 
     history_records = figures.pick_history_records(results, strategies)
     curves_png = figures.learning_curves_figure(history_records, strategies)
@@ -710,7 +770,9 @@ def write_report(results: list[StrategyResult], run_dir: str | Path,
                                                                "num_classes", "title")}},
                              "results": rows, "summary": summary,
                              "verdict": verdict(results), "comparisons": compared,
-                             "sanity_flags": flags})
+                             "sanity_flags": flags,
+                             "robustness": {"summary": robustness_summary(results),
+                                            "comparisons": robust_comparisons(results)}})
     json.dumps(document, allow_nan=False)  # Fails loudly here rather than writing invalid JSON.
     paths["results.json"] = run_dir / "results.json"
     atomic_write_json(paths["results.json"], document)

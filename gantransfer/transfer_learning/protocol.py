@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import keras
 import numpy as np
@@ -21,8 +21,11 @@ from gantransfer.errors import ConfigError, DataError
 from gantransfer.evaluation.metrics import classification_metrics
 from gantransfer.evaluation.results import StrategyResult, normalize_budget
 from gantransfer.registry import STRATEGIES, in_family
+from gantransfer.robustness import AttackSettings, robust_accuracy
+from gantransfer.robustness.training import plain
 from gantransfer.runs import atomic_save
-from gantransfer.transfer_learning.strategies import RUNNERS, Split, StrategyContext, StrategySkipped
+from gantransfer.transfer_learning.strategies import (RUNNERS, Split, StrategyContext,
+                                                      StrategySkipped, adversarial_training)
 from gantransfer.transfer_learning.trunks import TrunkArchitecture, architecture_of, load_discriminator
 
 logger = logging.getLogger(__name__)
@@ -93,8 +96,42 @@ def model_path(folder: Path, strategy: str, budget: Budget, seed: int, suffix: s
 
 def _save_model(model: keras.Model, folder: Path, strategy: str, budget: Budget, seed: int) -> str:
     path = model_path(folder, strategy, budget, seed, ".keras")
-    atomic_save(path, model.save)
+    atomic_save(path, plain(model).save)  # an adversarially trained model saves as a plain one
     return str(path)
+
+
+def robustness_record(model: keras.Model, name: str, x_test: np.ndarray, y_test: np.ndarray,
+                      settings: TransferConfig, seed: int) -> dict[str, Any]:
+    """How the model was trained against attacks, and its accuracy under the configured attack.
+
+    Args:
+        model: The trained classifier (pixels in [0, 255] to logits).
+        name: Its strategy: linear probes are never adversarially trained.
+        x_test: Test pixels; the first ``transfer.robustness_images`` are attacked.
+        y_test: Their labels.
+        settings: The transfer settings (``adversarial_*`` and ``robustness*``).
+        seed: Seed of the attack's random starts.
+
+    Returns:
+        ``StrategyResult`` fields: ``adversarial_training``, and with ``transfer.robustness``,
+        ``robust_accuracy`` by epsilon and ``robustness_attack``.
+    """
+    record: dict[str, Any] = {}
+    training = adversarial_training(settings)
+    if training is not None and STRATEGIES[name].method != "linear-probe":
+        record["adversarial_training"] = training.describe()
+    if settings.robustness:
+        attack = AttackSettings(settings.robustness_method, steps=settings.robustness_steps,
+                                seed=seed)
+        count = min(settings.robustness_images, len(y_test))
+        points = robust_accuracy(plain(model), x_test[:count], y_test[:count],
+                                 settings.robustness, attack)
+        record["robust_accuracy"] = {p.epsilon: p.accuracy for p in points}
+        zero = max(p.zero_gradient_images for p in points)
+        record["robustness_attack"] = (f"{attack.describe()} on {count} test images"
+                                       + (f"; {zero} had a zero gradient (masked, not robust)"
+                                          if zero else ""))
+    return record
 
 
 def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list[Budget],
@@ -201,7 +238,10 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
                     else:
                         model_file = None if models_dir is None else _save_model(
                             outcome.model, Path(models_dir), name, budget, seed)
+                        robustness = robustness_record(outcome.model, name, x_test, test.y,
+                                                       settings, seed)
                         record = StrategyResult(**base, **outcome.record, model_file=model_file,
+                                                **robustness,
                                                 **classification_metrics(test.y, outcome.predictions,
                                                                          dataset.num_classes))
                         logger.info("  %s: test accuracy %.4f, %.1f s", name,

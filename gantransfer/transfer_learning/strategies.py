@@ -33,6 +33,7 @@ import numpy as np
 from gantransfer.config import TransferConfig
 from gantransfer.errors import ConfigError, GantransferError
 from gantransfer.registry import STRATEGIES, strategy
+from gantransfer.robustness.training import AdversarialTraining, adversarially_trained
 from gantransfer.transfer_learning.classifiers import (FitOutcome, augmentation, build_classifier,
                                                       build_head, count_parameters,
                                                       fit_cross_validated, fit_selected,
@@ -250,6 +251,25 @@ def cached_features(trunk: keras.Model, split: Split,
                  for x in (split.x_train, split.x_val, split.x_test))
 
 
+def _pixel_classifier(ctx: StrategyContext, trunk: keras.Model, kind: str,
+                      trunk_training: bool | None) -> keras.Model:
+    """A new classifier that trains through the pixels: with the config's augmentation, and
+    adversarially trained when ``transfer.adversarial_training`` is on."""
+    s = ctx.settings
+    model = build_classifier(trunk, ctx.split.num_classes, kind=kind, dropout=s.dropout, l2=s.l2,
+                             trunk_training=trunk_training,
+                             augment=augmentation(s.augment_flip, s.augment_shift))
+    return adversarially_trained(model, adversarial_training(s), seed=ctx.split.seed)
+
+
+def adversarial_training(settings: TransferConfig) -> AdversarialTraining | None:
+    """The config's adversarial training, or None when it is off."""
+    if settings.adversarial_training == "none":
+        return None
+    return AdversarialTraining(settings.adversarial_training, settings.adversarial_epsilon,
+                               settings.adversarial_steps, settings.adversarial_fraction)
+
+
 def _train_head(ctx: StrategyContext, trunk: keras.Model, kind: str, notes: list[str], *,
                 final: bool) -> tuple[keras.Model, FitOutcome, np.ndarray, np.ndarray | None]:
     """Trains a head on a frozen trunk, on cached features unless augmentation needs the pixels.
@@ -264,7 +284,7 @@ def _train_head(ctx: StrategyContext, trunk: keras.Model, kind: str, notes: list
     """
     s, split = ctx.settings, ctx.split
     trunk.trainable = False
-    if not s.augments:
+    if not s.trains_through_pixels:
         f_train, f_val, f_test = cached_features(trunk, split)
         notes.append("frozen trunk features cached: computed once, the head trained on them")
         f_all = np.concatenate([f_train, f_val])
@@ -284,11 +304,8 @@ def _train_head(ctx: StrategyContext, trunk: keras.Model, kind: str, notes: list
                                       trunk_training=False)
         predictions = np.argmax(outcome.model.predict(f_test, verbose=0), axis=-1)
         return classifier, outcome, predictions, f_all
-    augment = augmentation(s.augment_flip, s.augment_shift)
-
     def build_pixels() -> keras.Model:
-        return build_classifier(trunk, split.num_classes, kind=kind, dropout=s.dropout, l2=s.l2,
-                                trunk_training=False, augment=augment)
+        return _pixel_classifier(ctx, trunk, kind, trunk_training=False)
 
     if final:
         outcome = _final_fit(ctx, build_pixels, "head", notes)
@@ -328,7 +345,7 @@ def _finetune_outcome(ctx: StrategyContext, trunk: keras.Model, native: str,
     kind = resolve_head(s.head, native)
     notes.append(_describe_head(kind, s.head))
     trunk = _headed(trunk, kind)
-    if s.refit and s.cv_folds >= 2 and not s.augments:
+    if s.refit and s.cv_folds >= 2 and not s.trains_through_pixels:
         return _finetune_cv_outcome(ctx, trunk, kind, notes)
     started = time.perf_counter()
     start_weights = trunk.get_weights()
@@ -434,10 +451,7 @@ def _refit_finetune(ctx: StrategyContext, trunk: keras.Model, kind: str,
                                         dropout=s.dropout, l2=s.l2), (f_all, y_all), **common)
         classifier = build_classifier(trunk, split.num_classes, head=head, trunk_training=False)
     else:
-        augment = augmentation(s.augment_flip, s.augment_shift)
-        classifier = refit(lambda: build_classifier(trunk, split.num_classes, kind=kind,
-                                                    dropout=s.dropout, l2=s.l2,
-                                                    trunk_training=False, augment=augment),
+        classifier = refit(lambda: _pixel_classifier(ctx, trunk, kind, trunk_training=False),
                            (x_all, y_all), **common)
     if finetune is not None:
         trunk.trainable = True
@@ -486,12 +500,9 @@ def run_scratch(ctx: StrategyContext) -> StrategyOutcome:
     s, split = ctx.settings, ctx.split
     kind = resolve_head(s.head, GAN_ARCHITECTURE_HEAD)
     started = time.perf_counter()
-    augment = augmentation(s.augment_flip, s.augment_shift)
-
     def build() -> keras.Model:
-        return build_classifier(_headed(build_gan_trunk(ctx.architecture), kind),
-                                split.num_classes, kind=kind, dropout=s.dropout, l2=s.l2,
-                                trunk_training=None, augment=augment)
+        return _pixel_classifier(ctx, _headed(build_gan_trunk(ctx.architecture), kind), kind,
+                                 trunk_training=None)
 
     notes = [strategy("scratch").description, _describe_head(kind, s.head)]
     outcome = _final_fit(ctx, build, "from scratch", notes)
