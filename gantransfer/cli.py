@@ -148,8 +148,9 @@ def _print_summary(run_dir: Path, manifest: dict[str, Any]) -> None:
 def _transfer_overrides(strategies: str | None, labels_per_class: str | None, seeds: int | None,
                         backbone: str | None, backbone_alpha: float | None,
                         backbone_input_size: int | None, backbone_weights: str | None,
-                        head: str | None) -> list[str]:
-    pairs = {"transfer.strategies": strategies, "transfer.labels_per_class": labels_per_class,
+                        head: str | None, regularisation: dict[str, float | None]) -> list[str]:
+    pairs = {f"transfer.{key}": value for key, value in regularisation.items()}
+    pairs |= {"transfer.strategies": strategies, "transfer.labels_per_class": labels_per_class,
              "transfer.head": head,
              "transfer.seeds": seeds, "transfer.backbone": backbone,
              "transfer.backbone_alpha": backbone_alpha,
@@ -172,6 +173,12 @@ def _transfer_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--head", type=click.Choice(["auto", "gap", "flatten", "pooled"]),
                      help="How heads read the trunk: global average pooling, the flattened map, "
                      "every block pooled to 4x4, or auto (the head the trunk was pretrained with)."),
+        click.option("--dropout", type=float, help="Dropout before the head's Dense layer."),
+        click.option("--l2", type=float, help="L2 weight decay on the head."),
+        click.option("--trunk-dropout", type=float, help="Spatial dropout after every conv block "
+                     "of a DCGAN-architecture trunk (acts where it trains in training mode: scratch)."),
+        click.option("--trunk-l2", type=float, help="L2 weight decay on a DCGAN-architecture "
+                     "trunk's conv kernels (acts where it trains: scratch, fine-tuning)."),
         click.option("--backbone", help="ImageNet backbone: mobilenet, mobilenet_v2, resnet50, "
                      "efficientnet_b0."),
         click.option("--backbone-alpha", type=float, help="MobileNet width multiplier, e.g. 0.25."),
@@ -224,12 +231,12 @@ def _print_report(result: Any) -> None:
 @_user_errors
 def transfer_command(gan_run: Path | None, discriminator: Path | None, config_file: str | None,
                      dataset: str | None, strategies: str | None, labels_per_class: str | None,
-                     seeds: int | None, head: str | None, backbone: str | None,
-                     backbone_alpha: float | None, backbone_input_size: int | None,
-                     backbone_weights: str | None, output_dir: Path | None, overwrite: bool,
-                     resume: bool,
-                     overrides: tuple[str, ...],
-                     quiet: bool) -> None:
+                     seeds: int | None, head: str | None, dropout: float | None,
+                     l2: float | None, trunk_dropout: float | None, trunk_l2: float | None,
+                     backbone: str | None, backbone_alpha: float | None,
+                     backbone_input_size: int | None, backbone_weights: str | None,
+                     output_dir: Path | None, overwrite: bool, resume: bool,
+                     overrides: tuple[str, ...], quiet: bool) -> None:
     """Compare transfer strategies on a labeled target dataset.
 
     --gan-run or --discriminator is needed only when a gan-* strategy is asked for. The target
@@ -247,7 +254,9 @@ def transfer_command(gan_run: Path | None, discriminator: Path | None, config_fi
         raise GantransferError("pass --gan-run or --discriminator, not both")
     flags = _overrides(dataset=dataset)
     flags += _transfer_overrides(strategies, labels_per_class, seeds, backbone, backbone_alpha,
-                                 backbone_input_size, backbone_weights, head)
+                                 backbone_input_size, backbone_weights, head,
+                                 {"dropout": dropout, "l2": l2, "trunk_dropout": trunk_dropout,
+                                  "trunk_l2": trunk_l2})
     config = load_config(_config_file(config_file, output_dir, resume), [*flags, *overrides])
     if output_dir is None:
         output_dir = DEFAULT_OUTPUT_ROOT / default_run_name("transfer", config.data.dataset)
@@ -265,11 +274,11 @@ def transfer_command(gan_run: Path | None, discriminator: Path | None, config_fi
 @_user_errors
 def compare_command(epochs: int | None, config_file: str | None, dataset: str | None,
                     strategies: str | None, labels_per_class: str | None, seeds: int | None,
-                    head: str | None, backbone: str | None, backbone_alpha: float | None,
-                    backbone_input_size: int | None, backbone_weights: str | None,
-                    output_dir: Path | None, overwrite: bool, resume: bool,
-                    overrides: tuple[str, ...],
-                    quiet: bool) -> None:
+                    head: str | None, dropout: float | None, l2: float | None,
+                    trunk_dropout: float | None, trunk_l2: float | None, backbone: str | None,
+                    backbone_alpha: float | None, backbone_input_size: int | None,
+                    backbone_weights: str | None, output_dir: Path | None, overwrite: bool,
+                    resume: bool, overrides: tuple[str, ...], quiet: bool) -> None:
     """Train a DCGAN on the unlabeled images, then compare every strategy: the main job.
 
     With no arguments it runs on the embedded digits dataset, offline, in minutes. ImageNet
@@ -285,7 +294,9 @@ def compare_command(epochs: int | None, config_file: str | None, dataset: str | 
     _setup_logging(quiet)
     flags = _overrides(dataset=dataset, epochs=epochs)
     flags += _transfer_overrides(strategies, labels_per_class, seeds, backbone, backbone_alpha,
-                                 backbone_input_size, backbone_weights, head)
+                                 backbone_input_size, backbone_weights, head,
+                                 {"dropout": dropout, "l2": l2, "trunk_dropout": trunk_dropout,
+                                  "trunk_l2": trunk_l2})
     config = load_config(_config_file(config_file, output_dir, resume), [*flags, *overrides])
     if quiet:
         config.train.verbose = 0

@@ -194,6 +194,11 @@ class TransferConfig:
         batch_size: Images per step.
         dropout: Head dropout rate.
         l2: Head L2 weight decay.
+        trunk_dropout: Spatial dropout after every conv block of a DCGAN-architecture trunk
+            (gan-*, random-*, scratch); it acts where the trunk trains in training mode (scratch):
+            frozen and fine-tuned trunks run in inference mode.
+        trunk_l2: Weight decay on a DCGAN-architecture trunk's conv kernels (acts where the trunk
+            trains: scratch and fine-tuning).
         augment_flip: Random horizontal flips while training (not for digits or text).
         augment_shift: Random shifts as a fraction of the side; 0 is off.
         probe: Linear-probe classifier: logistic (on standardised features), svm (an L2-SVM on
@@ -242,6 +247,8 @@ class TransferConfig:
     batch_size: int = 32
     dropout: float = 0.0
     l2: float = 0.0
+    trunk_dropout: float = 0.0
+    trunk_l2: float = 0.0
     augment_flip: bool = False
     augment_shift: float = 0.0
     probe: str = "logistic"
@@ -293,6 +300,9 @@ class TransferConfig:
         _check("transfer.batch_size", self.batch_size, self.batch_size >= 1, "an integer >= 1")
         _check("transfer.dropout", self.dropout, 0 <= self.dropout < 1, "a rate in [0, 1)")
         _check("transfer.l2", self.l2, self.l2 >= 0, "a number >= 0")
+        _check("transfer.trunk_dropout", self.trunk_dropout, 0 <= self.trunk_dropout < 1,
+               "a rate in [0, 1)")
+        _check("transfer.trunk_l2", self.trunk_l2, self.trunk_l2 >= 0, "a number >= 0")
         _check("transfer.augment_shift", self.augment_shift, 0 <= self.augment_shift < 0.5,
                "a fraction in [0, 0.5)")
         _check("transfer.probe", self.probe, self.probe in ("logistic", "svm", "paper"),

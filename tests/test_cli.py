@@ -304,3 +304,17 @@ def test_bad_transfer_input_is_refused_before_anything_is_made(runner, tmp_path,
     out = tmp_path / "run"
     _bad(runner, [command, *args, "--output-dir", str(out), "--quiet"], expected)
     assert not out.exists()  # no half run folder: the rerun is not refused
+
+
+def test_regularisation_flags_reach_the_config(runner, tmp_path):
+    import yaml
+
+    out = tmp_path / "run"
+    result = runner.invoke(cli, ["transfer", "--dataset", "digits", "--strategies", "pixels-linear",
+                                 "--labels-per-class", "5", "--seeds", "1", "--dropout", "0.2",
+                                 "--l2", "0.001", "--trunk-dropout", "0.1", "--trunk-l2", "0.01",
+                                 "--output-dir", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    transfer = yaml.safe_load((out / "config.yaml").read_text())["transfer"]
+    assert (transfer["dropout"], transfer["l2"], transfer["trunk_dropout"],
+            transfer["trunk_l2"]) == (0.2, 0.001, 0.1, 0.01)

@@ -131,6 +131,15 @@ RUN_AS = {
         "--seeds 2 --labels-per-class 5 --strategies gan-linear-probe,random-linear-probe "
         "--set transfer.cv_folds=2 --set transfer.bn_images=200",
         "digits stands in for Fashion-MNIST; the two tiny GANs above; two seeds"),
+    "python benchmarks/bench_robustness.py outputs/fashion-mnist-benchmark/gan "
+    "outputs/robustness-benchmark --seeds 3 --labels-per-class 100 --epsilons 0,0.02,0.05,0.1 "
+    "--pgd-steps 20": (
+        f"{sys.executable} {ROOT}/benchmarks/bench_robustness.py outputs/fmnist-probe-curve "
+        "outputs/robustness-benchmark --config digits --seeds 2 --labels-per-class 5 "
+        "--strategies scratch,gan-finetune --epsilons 0,0.1 --pgd-steps 2 --images 50 "
+        "--adversarial-steps 2 --set transfer.cv_folds=2 --set transfer.max_epochs=2 "
+        "--set transfer.bn_images=200",
+        "digits stands in for Fashion-MNIST; the tiny GAN above; two seeds, two PGD steps"),
     "bash benchmarks/bench_fashion_mnist.sh outputs/fashion-mnist-benchmark": (
         f"bash {ROOT}/benchmarks/bench_fashion_mnist.sh {{cwd}}/outputs/fashion-mnist-benchmark "
         "--config digits --labels-per-class 10 --seeds 1 --strategies scratch,gan-linear-probe "
@@ -255,6 +264,8 @@ def run_commands(tmp_path: Path, benchmarks: bool) -> list[str]:
     _make_folders(tmp_path)
     commands = [c for c in bash_commands() if in_benchmark_chain(c) == benchmarks]
     ordered = [c for c in FIRST if c in commands] + [c for c in commands if c not in FIRST]
+    if benchmarks:  # the GANs the benchmark scripts read are trained first
+        ordered.sort(key=lambda c: not c.startswith("gantransfer train-gan"))
     ran = []
     for command in ordered:
         instead, _why = RUN_AS.get(command, (command, "as written"))

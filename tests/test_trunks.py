@@ -85,3 +85,24 @@ def test_batchnorm_reestimation_gives_the_exact_statistics():
     # In inference mode, block 3's BatchNorm output is now standardised over these images.
     normalised = keras.Model(trunk.input, trunk.get_layer("block3_bn").output)(images).numpy()
     assert np.abs(normalised.mean(axis=(0, 1, 2))).max() < 1e-3
+
+
+def test_trunk_dropout_and_l2_regularise_and_still_take_the_discriminators_weights():
+    d = _trained_looking_discriminator()
+    plain, _ = trunk_from_discriminator(d)
+    regularised, report = trunk_from_discriminator(d, dropout=0.3, l2=0.01)
+    assert report.copied == ["block1_conv", "block2_conv", "block2_bn", "block3_conv", "block3_bn"]
+    names = [layer.name for layer in regularised.layers]
+    assert [n for n in names if n.endswith("_dropout")] == [f"block{i}_dropout" for i in (1, 2, 3)]
+    x = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 1)).astype("float32")
+    # Inference mode: the same features as the plain trunk; training mode: maps dropped.
+    np.testing.assert_allclose(regularised(x, training=False), plain(x, training=False), atol=1e-5)
+    dropped = keras.ops.convert_to_numpy(regularised(x, training=True))
+    assert (dropped.reshape(4, -1, dropped.shape[-1]).max(axis=1) == 0).any()
+    # One L2 loss per conv kernel, 0.01 * sum of squares.
+    kernels = [regularised.get_layer(f"block{i}_conv").kernel for i in (1, 2, 3)]
+    expected = sum(0.01 * float(np.sum(keras.ops.convert_to_numpy(k) ** 2)) for k in kernels)
+    assert len(regularised.losses) == 3
+    assert float(sum(keras.ops.convert_to_numpy(l) for l in regularised.losses)) == \
+        pytest.approx(expected, rel=1e-4)
+    assert not plain.losses

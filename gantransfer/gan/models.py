@@ -73,18 +73,24 @@ def block_filters(num_blocks: int, width: float = 1.0) -> list[int]:
 
 
 def discriminator_blocks(x, num_blocks: int, *, width: float = 1.0, kernel_size: int = 5,
-                         leaky_relu_slope: float = 0.2):
+                         leaky_relu_slope: float = 0.2, dropout: float = 0.0, l2: float = 0.0):
     """Applies the discriminator's conv blocks to a tensor; shared by the GAN and its transfer trunk.
 
     Block ``i`` is ``block{i}_conv`` (stride 2, 'same', no bias), ``block{i}_bn`` (not in block 1,
-    the input block) and ``block{i}_lrelu``.
+    the input block) and ``block{i}_lrelu``; with ``dropout``, ``block{i}_dropout`` (spatial: whole
+    feature maps) follows it, and ``l2`` puts weight decay on every conv kernel. Neither has
+    weights, so a trunk with them still takes a plain discriminator's weights by layer name.
     """
+    regularizer = keras.regularizers.L2(l2) if l2 else None
     for i, filters in enumerate(block_filters(num_blocks, width), start=1):
         x = layers.Conv2D(filters, kernel_size, strides=2, padding="same", use_bias=False,
-                          kernel_initializer=_weight_init(), name=f"block{i}_conv")(x)
+                          kernel_initializer=_weight_init(), kernel_regularizer=regularizer,
+                          name=f"block{i}_conv")(x)
         if i > 1:
             x = _batchnorm(f"block{i}_bn")(x)
         x = layers.LeakyReLU(negative_slope=leaky_relu_slope, name=f"block{i}_lrelu")(x)
+        if dropout:
+            x = layers.SpatialDropout2D(dropout, name=f"block{i}_dropout")(x)
     return x
 
 

@@ -229,12 +229,15 @@ def _prepared_trunk(ctx: StrategyContext, pretrained: bool, notes: list[str]) ->
     if pretrained:
         if ctx.discriminator is None:
             raise StrategySkipped("no GAN discriminator was given (--gan-run or --discriminator)")
-        trunk, report = trunk_from_discriminator(ctx.discriminator)
+        trunk, report = trunk_from_discriminator(ctx.discriminator,
+                                                 dropout=ctx.settings.trunk_dropout,
+                                                 l2=ctx.settings.trunk_l2)
         notes.append(f"weights of {len(report.copied)} layers imported from the discriminator "
                      f"({', '.join(report.copied)}); its head ({', '.join(report.skipped)}) left out")
     else:
         keras.utils.set_random_seed(ctx.split.seed)
-        trunk = build_gan_trunk(ctx.architecture)
+        trunk = build_gan_trunk(ctx.architecture, dropout=ctx.settings.trunk_dropout,
+                                l2=ctx.settings.trunk_l2)
         notes.append("the discriminator's architecture, randomly initialised (seeded)")
     images = ctx.split.unlabeled[:ctx.settings.bn_images]
     updated = reestimate_batchnorm(trunk, images)
@@ -501,8 +504,8 @@ def run_scratch(ctx: StrategyContext) -> StrategyOutcome:
     kind = resolve_head(s.head, GAN_ARCHITECTURE_HEAD)
     started = time.perf_counter()
     def build() -> keras.Model:
-        return _pixel_classifier(ctx, _headed(build_gan_trunk(ctx.architecture), kind), kind,
-                                 trunk_training=None)
+        trunk = build_gan_trunk(ctx.architecture, dropout=s.trunk_dropout, l2=s.trunk_l2)
+        return _pixel_classifier(ctx, _headed(trunk, kind), kind, trunk_training=None)
 
     notes = [strategy("scratch").description, _describe_head(kind, s.head)]
     outcome = _final_fit(ctx, build, "from scratch", notes)

@@ -61,12 +61,16 @@ class ImportReport:
     skipped: list[str] = field(default_factory=list)
 
 
-def build_gan_trunk(architecture: TrunkArchitecture, name: str = "gan_trunk") -> keras.Model:
+def build_gan_trunk(architecture: TrunkArchitecture, name: str = "gan_trunk", *,
+                    dropout: float = 0.0, l2: float = 0.0) -> keras.Model:
     """Builds a randomly initialised trunk with the discriminator's architecture.
 
     Args:
         architecture: Image size, channels, width, kernel size and LeakyReLU slope of the GAN.
         name: Model name.
+        dropout: Spatial dropout after every block (active only where the trunk runs in training
+            mode: trained from scratch).
+        l2: Weight decay on every conv kernel.
 
     Returns:
         A ``keras.Model`` from raw ``(image_size, image_size, channels)`` pixels in [0, 255] to the
@@ -81,7 +85,7 @@ def build_gan_trunk(architecture: TrunkArchitecture, name: str = "gan_trunk") ->
     inputs = keras.Input((a.image_size, a.image_size, a.channels), name="pixels")
     x = gan_range_layer("to_gan_range")(inputs)
     x = discriminator_blocks(x, a.num_blocks, width=a.width, kernel_size=a.kernel_size,
-                             leaky_relu_slope=a.leaky_relu_slope)
+                             leaky_relu_slope=a.leaky_relu_slope, dropout=dropout, l2=l2)
     return keras.Model(inputs, x, name=name)
 
 
@@ -186,9 +190,12 @@ def import_discriminator_weights(trunk: keras.Model, source: str | Path | keras.
     return report
 
 
-def trunk_from_discriminator(source: str | Path | keras.Model,
-                             name: str = "gan_trunk") -> tuple[keras.Model, ImportReport]:
+def trunk_from_discriminator(source: str | Path | keras.Model, name: str = "gan_trunk", *,
+                             dropout: float = 0.0, l2: float = 0.0
+                             ) -> tuple[keras.Model, ImportReport]:
     """Builds a trunk with a discriminator's architecture and copies its weights in.
+
+    ``dropout`` and ``l2`` regularise the trunk as in :func:`build_gan_trunk`.
 
     Example:
         >>> from gantransfer.gan.models import build_discriminator
@@ -197,7 +204,7 @@ def trunk_from_discriminator(source: str | Path | keras.Model,
         ((None, 7, 7, 16), ['block1_conv', 'block2_conv', 'block2_bn'])
     """
     discriminator = load_discriminator(source)
-    trunk = build_gan_trunk(architecture_of(discriminator), name=name)
+    trunk = build_gan_trunk(architecture_of(discriminator), name=name, dropout=dropout, l2=l2)
     report = import_discriminator_weights(trunk, discriminator)
     if not isinstance(source, keras.Model):
         report.source = str(source)
