@@ -115,6 +115,9 @@ RUN_AS = {
     "python benchmarks/bench_train_gan.py": (
         f"{sys.executable} {ROOT}/benchmarks/bench_train_gan.py --dataset digits --images 256 "
         "--epochs 2 --width 0.125 --large-images 32 --rounds 1", "digits, tiny"),
+    "python benchmarks/bench_attack.py": (
+        f"{sys.executable} {ROOT}/benchmarks/bench_attack.py --images 64 --steps 2 --epochs 1 "
+        "--width 0.125", "64 images, PGD-2, a tiny classifier"),
     "python benchmarks/bench_cached_features.py": (
         f"{sys.executable} {ROOT}/benchmarks/bench_cached_features.py --dataset digits "
         "--labels-per-class 10 --epochs 2 --width 0.125 --test-images 100", "digits, tiny"),
