@@ -12,12 +12,12 @@ from gantransfer.evaluation.robustness import (render_robust_comparison, robust_
                                                robustness_summary)
 from gantransfer.gan.models import build_discriminator
 
-SETTINGS = ["transfer.labels_per_class=10", "transfer.seeds=2", "transfer.max_epochs=6",
+SETTINGS = ["transfer.labels_per_class=10", "transfer.seeds=2", "transfer.max_epochs=5",
             "transfer.patience=2", "transfer.learning_rates=0.003", "transfer.cv_folds=2",
             "transfer.bn_images=200", "transfer.gan_metrics=false",
             "transfer.strategies=scratch,gan-frozen,gan-linear-probe,random-frozen",
             "transfer.robustness=0,0.05,0.2", "transfer.robustness_steps=3",
-            "transfer.robustness_images=120"]
+            "transfer.robustness_images=80"]
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +29,8 @@ def runs(tmp_path_factory):
     plain = gt.transfer(gt.load_config("digits", SETTINGS), folder / "plain",
                         discriminator=discriminator, verbose=False)
     trained = gt.transfer(gt.load_config("digits", [*SETTINGS,
+                                                    "transfer.strategies=scratch,gan-frozen,"
+                                                    "gan-linear-probe",
                                                     "transfer.adversarial_training=fgsm",
                                                     "transfer.adversarial_epsilon=0.2"]),
                           folder / "adversarial", discriminator=discriminator, verbose=False)
@@ -43,7 +45,7 @@ def test_every_model_is_attacked_and_the_report_answers_the_question(runs):
     for record in ok:
         assert set(record.robust_accuracy) == {"0", "0.05", "0.2"}
         assert record.robust_accuracy["0.2"] <= record.robust_accuracy["0"]
-        assert record.robustness_attack.startswith("PGD-3") and "120 test images" in \
+        assert record.robustness_attack.startswith("PGD-3") and "80 test images" in \
             record.robustness_attack
         assert record.adversarial_training is None
     # Undefended networks fall far under a large budget.
