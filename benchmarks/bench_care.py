@@ -37,6 +37,10 @@ VARIANTS = {
     "l2-1e-3": (["transfer.l2=0.001"], "weight decay 1e-3 on the head"),
     "l2-1e-2": (["transfer.l2=0.01"], "weight decay 1e-2 on the head"),
     "dropout": (["transfer.dropout=0.5"], "dropout 0.5 before the head's Dense layer"),
+    "trunk-l2-1e-4": (["transfer.trunk_l2=0.0001"], "weight decay 1e-4 on the trunk's kernels"),
+    "trunk-l2-1e-3": (["transfer.trunk_l2=0.001"], "weight decay 1e-3 on the trunk's kernels"),
+    "trunk-dropout": (["transfer.trunk_dropout=0.1"],
+                      "spatial dropout 0.1 after every trunk block (acts in scratch only)"),
 }
 
 

@@ -125,3 +125,20 @@ def test_bad_input_is_one_clear_error(cnn, digits, call, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")
                        .replace("[", r"\[").replace("]", r"\]")):
         call(cnn, x[:4], y[:4])
+
+
+def test_a_saturated_softmax_is_attacked_along_the_logit_margin():
+    # Class 0's logit is about 12,500 above the rest: in float32 the softmax is exactly 1 and the
+    # cross-entropy's gradient exactly 0. The margin's gradient still moves every image.
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Rescaling(1 / 255),
+                              keras.layers.Flatten(), keras.layers.Dense(10)])
+    kernel = np.zeros((16, 10), "float32")
+    kernel[:, 0] = 1000.0
+    model.layers[-1].set_weights([kernel, np.zeros(10, "float32")])
+    x = np.full((6, 4, 4, 1), 200.0, "float32")
+    y = np.zeros(6, "int64")
+    losses, gradient = _losses_and_gradients(model, x, y)
+    assert (losses == 0).all() and (gradient != 0).all()
+    adversarial, zero = adversarial_examples(model, x, y, 0.1, FGSM)
+    assert not zero.any()
+    np.testing.assert_allclose(adversarial, x - 25.5, atol=1e-3)  # down: against class 0

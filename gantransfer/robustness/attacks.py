@@ -10,8 +10,10 @@ Two guards keep a report from mistaking a broken attack for a robust model:
 
 - PGD starts one of its tries from the FGSM image and keeps, per image, the strongest try, so PGD is
   never weaker than FGSM at the same epsilon.
-- Images whose loss gradient is exactly zero everywhere are counted (``zero_gradient_images``): a
-  sign attack cannot move them, and their robustness is gradient masking, not a defence.
+- Where a saturated softmax makes the cross-entropy's gradient exactly zero, the attack steps along
+  the logit margin's gradient instead (Carlini and Wagner 2017). Images whose gradient is zero
+  even so are counted (``zero_gradient_images``): a sign attack cannot move them, and their
+  robustness is gradient masking, not a defence.
 
 Example:
     >>> import keras, numpy as np
@@ -134,23 +136,52 @@ def check_epsilons(epsilons: list[float] | tuple[float, ...]) -> list[float]:
     return values
 
 
-def _losses_and_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray
-                          ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-image cross-entropy on the logits, and its gradient with respect to the pixels."""
-    labels = ops.convert_to_tensor(y.astype("int32"))
+def _gradient(model: keras.Model, x: np.ndarray, labels: Any, loss: Any
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image ``loss(labels, logits)`` and the gradient of their sum with respect to ``x``."""
     per_image: list[Any] = []
 
-    def total_loss(inputs: Any) -> Any:
-        logits = model(inputs, training=False)
-        losses = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-        per_image.append(losses)
-        return ops.sum(losses)  # a sum, so each image's gradient is its own loss's
+    def total(inputs: Any) -> Any:
+        values = loss(labels, model(inputs, training=False))
+        per_image.append(values)
+        return ops.sum(values)  # a sum, so each image's gradient is its own loss's
 
-    _, gradient = backend.value_and_gradient(total_loss, x.astype("float32"))
-    losses = ops.convert_to_numpy(per_image[-1])
+    _, gradient = backend.value_and_gradient(total, x.astype("float32"))
+    values = ops.convert_to_numpy(per_image[-1])
     if gradient is None:  # TensorFlow: the loss does not depend on the pixels at all
-        return losses, np.zeros_like(x, dtype="float32")
-    return losses, ops.convert_to_numpy(gradient)
+        return values, np.zeros_like(x, dtype="float32")
+    return values, ops.convert_to_numpy(gradient)
+
+
+def _cross_entropy(labels: Any, logits: Any) -> Any:
+    return keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+
+
+def _margin(labels: Any, logits: Any) -> Any:
+    """The best other class's logit minus the true class's (Carlini and Wagner's margin)."""
+    true = ops.one_hot(labels, ops.shape(logits)[-1], dtype=logits.dtype)
+    others = ops.max(logits - 1e9 * true, axis=-1)
+    return others - ops.sum(logits * true, axis=-1)
+
+
+def _losses_and_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image cross-entropy on the logits, and the gradient the attack steps along.
+
+    A confident model can push the softmax to exactly 1 in float32: the cross-entropy and its
+    gradient are then exactly 0, and a sign attack would not move the image. For those images the
+    gradient is the logit margin's instead, which does not saturate; only images where that is
+    zero too (a model whose output ignores them) keep a zero gradient.
+    """
+    labels = ops.convert_to_tensor(y.astype("int32"))
+    losses, gradient = _gradient(model, x, labels, _cross_entropy)
+    flat = np.zeros(len(x), bool) if x.size == 0 else \
+        ~np.any(gradient.reshape(len(x), -1) != 0, axis=1)
+    if flat.any():
+        _, margin = _gradient(model, x[flat], ops.convert_to_tensor(y[flat].astype("int32")),
+                              _margin)
+        gradient[flat] = margin
+    return losses, gradient
 
 
 def _predict(model: keras.Model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
