@@ -88,8 +88,8 @@ def attack_model(model_file: str | Path, *, dataset: str | None = None,
 
     Writes into ``out_dir``: ``robustness.csv`` (one row per epsilon), ``robustness.png`` (accuracy
     against epsilon), ``adversarial_examples.png`` (for ``examples`` test images the model gets
-    right: the image, the perturbation scaled for display and the adversarial image, each with its
-    predicted class and confidence) and ``attack.json`` (the model, data, attack and points).
+    right, those the attack fools first: the image, the perturbation scaled for display and the
+    adversarial image, each with its predicted class and confidence) and ``attack.json`` (the model, data, attack and points).
 
     Args:
         model_file: A classifier ``.keras`` file (pixels in [0, 255] to logits): any model in a
@@ -173,12 +173,16 @@ def attack_model(model_file: str | Path, *, dataset: str | None = None,
 def _examples_picture(model: keras.Model, x: np.ndarray, y: np.ndarray, epsilon: float,
                       settings: AttackSettings, examples: int, class_names: list[str]
                       ) -> bytes | None:
-    """The course's picture for the first ``examples`` images the model classifies correctly."""
+    """The course's picture: among the first images the model classifies correctly, those the
+    attack fools first (then the others), ``examples`` of them."""
     logits = keras.ops.convert_to_numpy(model(x[:max(64, examples * 8)], training=False))
-    right = np.flatnonzero(logits.argmax(-1) == y[:len(logits)])[:examples]
+    right = np.flatnonzero(logits.argmax(-1) == y[:len(logits)])[:examples * 4]
     if not len(right):
         return None
-    adversarial, _ = adversarial_examples(model, x[right], y[right], epsilon, settings)
+    attacked, _ = adversarial_examples(model, x[right], y[right], epsilon, settings)
+    fooled = keras.ops.convert_to_numpy(model(attacked, training=False)).argmax(-1) != y[right]
+    order = np.concatenate([np.flatnonzero(fooled), np.flatnonzero(~fooled)])[:examples]
+    right, adversarial = right[np.sort(order)], attacked[np.sort(order)]
 
     def scores(images: np.ndarray) -> list[tuple[str, float]]:
         probabilities = keras.ops.convert_to_numpy(
