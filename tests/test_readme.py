@@ -143,6 +143,11 @@ RUN_AS = {
         "--adversarial-steps 2 --set transfer.cv_folds=2 --set transfer.max_epochs=2 "
         "--set transfer.bn_images=200",
         "digits stands in for Fashion-MNIST; the tiny GAN above; two seeds, two PGD steps"),
+    "gantransfer attack outputs/fashion-mnist-benchmark/models/gan-finetune_lpc-10_seed-0.keras "
+    "--epsilons 0,0.01,0.02,0.05,0.1 --picture-epsilon 0.05": (
+        "gantransfer attack outputs/fashion-mnist-benchmark/models/gan-linear-probe_lpc-10_seed-0"
+        ".keras --epsilons 0,0.05 --picture-epsilon 0.05 --images 50",
+        "the tiny benchmark above saved no gan-finetune model; its probe is attacked instead"),
     "bash benchmarks/bench_fashion_mnist.sh outputs/fashion-mnist-benchmark": (
         f"bash {ROOT}/benchmarks/bench_fashion_mnist.sh {{cwd}}/outputs/fashion-mnist-benchmark "
         "--config digits --labels-per-class 10 --seeds 1 --strategies scratch,gan-linear-probe "
@@ -259,7 +264,8 @@ def in_benchmark_chain(command: str) -> bool:
     """The benchmark scripts and the GAN runs they read: test_readme_benchmarks.py runs these, on
     another pytest-xdist worker than test_readme_commands.py, which runs the rest."""
     return any(part in command for part in ("benchmarks/", "outputs/fmnist-probe-curve",
-                                            "outputs/fmnist-ssgan"))
+                                            "outputs/fmnist-ssgan",
+                                            "outputs/fashion-mnist-benchmark/models"))
 
 
 def run_commands(tmp_path: Path, benchmarks: bool) -> list[str]:

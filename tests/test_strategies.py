@@ -436,3 +436,36 @@ def test_one_model_restarted_per_rate_keeps_the_best_rates_weights():
     restarted = outcome.restart(0.05)  # back at its start: the same model, initial weights
     assert restarted is outcome.model
     assert float(keras.ops.convert_to_numpy(restarted.optimizer.iterations)) == 0
+
+
+def test_a_cross_validated_finetuning_refit_worse_than_the_head_alone_is_discarded(split,
+                                                                                   monkeypatch):
+    from gantransfer.transfer_learning import classifiers
+
+    # Fine-tuning is made to win over the folds; its refit on every image is then broken (the
+    # trunk's kernels zeroed, as a bad last epoch could leave it): the head-only model must be
+    # what comes back, saying why.
+    real_fit, real_train = classifiers._fit_until_best, classifiers._train_for
+
+    def winning(model, train, *args, **kwargs):
+        run = real_fit(model, train, *args, **kwargs)
+        if train[0].shape[1:3] == (32, 32):  # a fold's fine-tuning, not a head on features
+            run.val_accuracy, run.val_loss = 1.0, 0.0
+        return run
+
+    def broken(model, data, **kwargs):
+        trained = real_train(model, data, **kwargs)
+        if data[0].shape[1:3] == (32, 32):  # the refit on pixels, not a head on features
+            for weight in trained.weights:
+                if "conv" in weight.path and "kernel" in weight.path:
+                    weight.assign(np.zeros(weight.shape, "float32"))
+        return trained
+
+    monkeypatch.setattr(classifiers, "_fit_until_best", winning)
+    monkeypatch.setattr(classifiers, "_train_for", broken)
+    outcome = RUNNERS["gan-finetune"](_context(split, cv_folds=2))
+    assert outcome.record["phase_kept"] == "head"
+    assert any("but its refit on all labels fit them worse" in note
+               for note in outcome.record["notes"])
+    accuracy = np.mean(np.argmax(outcome.model.predict(split.x_test, verbose=0), -1) == split.y_test)
+    assert accuracy > 0.3  # the head on the pretrained trunk, not the zeroed one

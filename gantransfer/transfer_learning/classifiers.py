@@ -487,6 +487,14 @@ class FinetuneChoice:
     finetune_score: float
     folds: int
     finetune_history: dict[str, list[float]] = field(default_factory=dict)
+    # When fine-tuning won over the folds but its refit fit the budget worse than the head alone:
+    # (the fine-tuned refit's accuracy on the budget, the head's); the head-only model is kept.
+    discarded_refit: tuple[float, float] | None = None
+
+
+def _budget_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
+    """Accuracy on the budget's own labeled images (never test images)."""
+    return float(np.mean(np.argmax(model.predict(x, batch_size=256, verbose=0), axis=-1) == y))
 
 
 def finetune_cross_validated(trunk: keras.Model, build_head: Callable[[], keras.Model],
@@ -504,6 +512,10 @@ def finetune_cross_validated(trunk: keras.Model, build_head: Callable[[], keras.
     3. Fine-tuning is kept when its mean fold score beats the head's; then the final model is the
        head refitted on every image, fine-tuned on every image for the median of the folds' best
        epochs. Otherwise it is the refitted head on the pretrained trunk.
+    4. A fine-tuning refit has no validation images to stop it at a good epoch, and at a high rate
+       it can end on a bad one: when it fits the budget's own images worse than the head alone
+       does, it is discarded and the refitted head on the pretrained trunk is kept
+       (``discarded_refit``).
 
     Every choice rests on every labeled image, and the final model trains on all of them; no test
     image is involved. One classifier is compiled and restarted for every fold.
@@ -554,17 +566,26 @@ def finetune_cross_validated(trunk: keras.Model, build_head: Callable[[], keras.
     score = float(np.mean([run.score for run in runs]))
     model = models.start(rate)
     head.model.set_weights(refitted)
-    finetune = None
+    finetune, discarded = None, None
     if score > head.score:
+        head_fit = _budget_accuracy(head.model, features, y)
         epochs = max(1, int(round(float(np.median([run.best_epoch for run in runs])))))
         _train_for(model, (pixels, y), epochs=epochs, batch_size=batch_size, seed=seed,
                    progress=None if progress is None else f"{progress}, fine-tuning")
-        finetune = FitOutcome(model=model, learning_rate=rate, epochs=epochs, best_epoch=epochs,
-                              val_accuracy=float(np.mean([run.val_accuracy for run in runs])),
-                              val_loss=float(np.mean([run.val_loss for run in runs])),
-                              history=runs[0].history,
-                              wall_time_s=time.perf_counter() - started)
-    else:
+        finetune_fit = _budget_accuracy(model, pixels, y)
+        if finetune_fit >= head_fit:
+            finetune = FitOutcome(model=model, learning_rate=rate, epochs=epochs,
+                                  best_epoch=epochs,
+                                  val_accuracy=float(np.mean([run.val_accuracy for run in runs])),
+                                  val_loss=float(np.mean([run.val_loss for run in runs])),
+                                  history=runs[0].history,
+                                  wall_time_s=time.perf_counter() - started)
+        else:
+            discarded = (finetune_fit, head_fit)
+            model = models.start(rate)  # the pretrained trunk again, under the refitted head
+            head.model.set_weights(refitted)
+    if finetune is None:
         trunk.trainable = False
     return FinetuneChoice(classifier=model, head=head, finetune=finetune, finetune_score=score,
-                          folds=len(pairs), finetune_history=runs[0].history)
+                          folds=len(pairs), finetune_history=runs[0].history,
+                          discarded_refit=discarded)

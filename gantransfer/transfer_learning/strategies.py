@@ -415,10 +415,19 @@ def _finetune_cv_outcome(ctx: StrategyContext, trunk: keras.Model, kind: str,
         rate_factor=s.finetune_learning_rate_factor, max_epochs=s.max_epochs, patience=s.patience,
         batch_size=s.batch_size, seed=split.seed, progress=_progress(ctx, "fine-tuning strategy"))
     head, finetune = choice.head, choice.finetune
-    verdict = "beat" if finetune is not None else "did not beat"
-    notes.append(f"fine-tuning's mean fold validation accuracy, {100 * choice.finetune_score:.1f}%, "
-                 f"{verdict} the head's, {100 * head.score:.1f}% (ties go to the lower loss); the "
-                 f"{'fine-tuned' if finetune is not None else 'head-only'} model is kept")
+    if choice.discarded_refit is not None:
+        finetuned_fit, head_fit = choice.discarded_refit
+        notes.append(f"fine-tuning's mean fold validation accuracy, "
+                     f"{100 * choice.finetune_score:.1f}%, beat the head's, "
+                     f"{100 * head.score:.1f}%, but its refit on all labels fit them worse "
+                     f"({100 * finetuned_fit:.1f}%) than the head alone ({100 * head_fit:.1f}%), "
+                     "so the head-only model is kept")
+    else:
+        verdict = "beat" if finetune is not None else "did not beat"
+        notes.append(f"fine-tuning's mean fold validation accuracy, "
+                     f"{100 * choice.finetune_score:.1f}%, {verdict} the head's, "
+                     f"{100 * head.score:.1f}% (ties go to the lower loss); the "
+                     f"{'fine-tuned' if finetune is not None else 'head-only'} model is kept")
     history = {f"head_{k}": v for k, v in head.history.items()}
     history.update(choice.finetune_history)  # the first fold's, as for the head
     classifier = choice.classifier
