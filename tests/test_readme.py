@@ -148,6 +148,13 @@ RUN_AS = {
         "gantransfer attack outputs/fashion-mnist-benchmark/models/gan-linear-probe_lpc-10_seed-0"
         ".keras --epsilons 0,0.05 --picture-epsilon 0.05 --images 50",
         "the tiny benchmark above saved no gan-finetune model; its probe is attacked instead"),
+    "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-benchmark "
+    "--seeds 3 --labels-per-class 10 --strategies scratch --variants "
+    "trunk-l2-1e-4,trunk-l2-1e-3,trunk-dropout": (
+        f"{sys.executable} {ROOT}/benchmarks/bench_care.py outputs/fmnist-probe-curve "
+        "outputs/care-benchmark --config digits --seeds 2 --labels-per-class 5 --strategies "
+        "scratch --variants trunk-l2-1e-3 --set transfer.cv_folds=2 --set transfer.max_epochs=2 "
+        "--set transfer.bn_images=200", "digits stands in for Fashion-MNIST; two seeds, one variant"),
     "bash benchmarks/bench_fashion_mnist.sh outputs/fashion-mnist-benchmark": (
         f"bash {ROOT}/benchmarks/bench_fashion_mnist.sh {{cwd}}/outputs/fashion-mnist-benchmark "
         "--config digits --labels-per-class 10 --seeds 1 --strategies scratch,gan-linear-probe "
