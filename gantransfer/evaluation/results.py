@@ -96,11 +96,11 @@ def _number(value: Any, kind: type) -> Any:
     return int(number) if kind is int and number.is_integer() else number
 
 
-def _epsilon_key(value: Any) -> str:
+def epsilon_key(value: Any) -> str:
     """An epsilon as the text key of ``robust_accuracy``: ``0.05``, ``0`` (the shortest form).
 
     Example:
-        >>> _epsilon_key(0.05), _epsilon_key("0.10"), _epsilon_key(0)
+        >>> epsilon_key(0.05), epsilon_key("0.10"), epsilon_key(0)
         ('0.05', '0.1', '0')
     """
     return f"{float(value):g}"
@@ -213,7 +213,7 @@ class StrategyResult:
             "model_file": None if self.model_file is None else str(self.model_file),
             "adversarial_training": None if self.adversarial_training is None
             else str(self.adversarial_training),
-            "robust_accuracy": {_epsilon_key(key): _number(value, float)
+            "robust_accuracy": {epsilon_key(key): _number(value, float)
                                 for key, value in dict(self.robust_accuracy or {}).items()},
             "robustness_attack": None if self.robustness_attack is None
             else str(self.robustness_attack),

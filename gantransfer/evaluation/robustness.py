@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from gantransfer.evaluation.results import StrategyResult
+from gantransfer.evaluation.results import StrategyResult, epsilon_key
 from gantransfer.evaluation.summary import (CONFIDENCE, budget_order, budget_phrase,
                                             paired_interval, strategy_order)
 from gantransfer.registry import control_of, family_of
@@ -45,7 +45,7 @@ def attacked_epsilons(results: list[StrategyResult]) -> list[float]:
 
 def _per_seed(results: list[StrategyResult], strategy: str, budget: Any,
               epsilon: float) -> dict[Any, float]:
-    key = f"{epsilon:g}"
+    key = epsilon_key(epsilon)
     values: dict[Any, list[float]] = {}
     for index, r in enumerate(results):
         if (r.has_results and r.strategy == strategy and r.labels_per_class == budget

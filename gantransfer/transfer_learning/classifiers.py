@@ -492,7 +492,7 @@ class FinetuneChoice:
     discarded_refit: tuple[float, float] | None = None
 
 
-def _budget_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
+def budget_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
     """Accuracy on the budget's own labeled images (never test images)."""
     return float(np.mean(np.argmax(model.predict(x, batch_size=256, verbose=0), axis=-1) == y))
 
@@ -568,11 +568,11 @@ def finetune_cross_validated(trunk: keras.Model, build_head: Callable[[], keras.
     head.model.set_weights(refitted)
     finetune, discarded = None, None
     if score > head.score:
-        head_fit = _budget_accuracy(head.model, features, y)
+        head_fit = budget_accuracy(head.model, features, y)
         epochs = max(1, int(round(float(np.median([run.best_epoch for run in runs])))))
         _train_for(model, (pixels, y), epochs=epochs, batch_size=batch_size, seed=seed,
                    progress=None if progress is None else f"{progress}, fine-tuning")
-        finetune_fit = _budget_accuracy(model, pixels, y)
+        finetune_fit = budget_accuracy(model, pixels, y)
         if finetune_fit >= head_fit:
             finetune = FitOutcome(model=model, learning_rate=rate, epochs=epochs,
                                   best_epoch=epochs,

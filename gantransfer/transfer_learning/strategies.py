@@ -34,7 +34,8 @@ from gantransfer.config import TransferConfig
 from gantransfer.errors import ConfigError, GantransferError
 from gantransfer.registry import STRATEGIES, strategy
 from gantransfer.robustness.training import AdversarialTraining, adversarially_trained
-from gantransfer.transfer_learning.classifiers import (FitOutcome, augmentation, build_classifier,
+from gantransfer.transfer_learning.classifiers import (FitOutcome, augmentation, budget_accuracy,
+                                                      build_classifier,
                                                       build_head, count_parameters,
                                                       fit_cross_validated, fit_selected,
                                                       finetune_cross_validated,
@@ -155,11 +156,6 @@ def _describe_head(kind: str, setting: str) -> str:
     return f"head: {how}{why}"
 
 
-def _fit_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
-    """Accuracy on labeled images of the budget (never the test set)."""
-    return float(np.mean(np.argmax(model.predict(x, verbose=0), axis=-1) == y))
-
-
 def _keep_refit(validated: float, refitted: float, notes: list[str]) -> bool:
     """Whether a refit is kept: it must fit the whole budget at least as well as the validated
     model fit its own training images. A refit has no validation images to stop it at a good epoch;
@@ -181,7 +177,7 @@ def _refitted(outcome: FitOutcome, build: Any, train: tuple[np.ndarray, np.ndarr
     s = ctx.settings
     if not s.refit:
         return outcome
-    validated = _fit_accuracy(outcome.model, *train)
+    validated = budget_accuracy(outcome.model, *train)
     kept = outcome.model.get_weights()
     # The validated model itself is restarted and refitted (no second trace); its weights are
     # put back if the refit is not kept.
@@ -189,7 +185,7 @@ def _refitted(outcome: FitOutcome, build: Any, train: tuple[np.ndarray, np.ndarr
                   batch_size=s.batch_size, seed=ctx.split.seed, progress=_progress(ctx, what),
                   model=outcome.restart(outcome.learning_rate) if outcome.restart else None)
     outcome.epochs += outcome.best_epoch
-    if _keep_refit(validated, _fit_accuracy(model, *data), notes):
+    if _keep_refit(validated, budget_accuracy(model, *data), notes):
         outcome.model = model
         outcome.selection = f"{outcome.selection}, then a refit on all of it"
     else:
@@ -373,11 +369,11 @@ def _finetune_outcome(ctx: StrategyContext, trunk: keras.Model, native: str,
     selection = "validation split"
     if s.refit:
         validated, kept_weights = classifier, classifier.get_weights()
-        accuracy = _fit_accuracy(classifier, split.x_train, split.y_train)
+        accuracy = budget_accuracy(classifier, split.x_train, split.y_train)
         refitted = _refit_finetune(ctx, trunk, kind, start_weights, f_all, head_outcome,
                                    outcome if finetuned else None)
         epochs += head_outcome.best_epoch + (outcome.best_epoch if finetuned else 0)
-        if _keep_refit(accuracy, _fit_accuracy(refitted, *_all_labels(split)), notes):
+        if _keep_refit(accuracy, budget_accuracy(refitted, *_all_labels(split)), notes):
             classifier, selection = refitted, f"{selection}, then a refit on all of it"
         else:
             validated.set_weights(kept_weights)  # the trunk is shared: its validated weights too
