@@ -104,10 +104,10 @@ def test_bad_config_file(runner, tmp_path):
 def test_an_unsupported_backend_is_one_clear_line(runner, tmp_path, npz, monkeypatch):
     import keras
 
-    monkeypatch.setattr(keras.config, "backend", lambda: "jax")
+    monkeypatch.setattr(keras.config, "backend", lambda: "torch")
     _bad(runner, ["train-gan", "--dataset", str(npz), "--epochs", "1",
                   "--output-dir", str(tmp_path / "run"), *TINY],
-         "received KERAS_BACKEND='jax'. Set KERAS_BACKEND=tensorflow")
+         "received KERAS_BACKEND='torch'. Set KERAS_BACKEND=jax or tensorflow")
 
 
 def test_resume_of_a_folder_that_is_not_a_run(runner, tmp_path):

@@ -57,7 +57,7 @@ def test_train_step_names_supported_backends(monkeypatch):
     gan = DCGAN(build_generator(32, 1, latent_dim=4, width=0.125),
                 build_discriminator(32, 1, width=0.125))
     monkeypatch.setattr(keras.config, "backend", lambda: "torch")
-    with pytest.raises(NotImplementedError, match="supports the tensorflow backend; received "
+    with pytest.raises(NotImplementedError, match="supports the jax and tensorflow backends; received "
                                                   "KERAS_BACKEND='torch'"):
         gan.train_step(np.zeros((2, 32, 32, 1), "float32"))
 
@@ -374,11 +374,12 @@ def test_save_checkpoint_refuses_a_non_finite_state(tmp_path, tiny_overrides):
 
 @pytest.mark.slow
 def test_a_collapse_is_said_by_default_and_stops_when_asked(tmp_path, tiny_overrides, caplog):
-    # At the highest learning rate a config allows, D wins outright within two epochs: d_loss 0.
+    # At the highest learning rate a config allows, training collapses within two epochs (on
+    # TensorFlow D wins outright, d_loss 0; on JAX the generator's pixels saturate first).
     overrides = [*tiny_overrides, "data.image_size=32", "train.epochs=4", "gan.learning_rate=0.9"]
     with caplog.at_level(logging.WARNING, logger="gantransfer.gan.callbacks"):
         result = train_gan(load_config(None, overrides), tmp_path / "warned")
-    assert "GAN training has collapsed: the discriminator's loss is pinned" in caplog.text
+    assert "GAN training has collapsed: " in caplog.text
     assert (result.run_dir / "generator.keras").is_file()  # only a warning: the run finishes
     with pytest.raises(TrainingDiverged, match="collapsed.*train.stop_on_collapse"):
         train_gan(load_config(None, [*overrides, "train.stop_on_collapse=true"]),

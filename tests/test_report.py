@@ -506,3 +506,19 @@ def test_report_renders_in_headless_chromium(report):
     assert pixels.shape[1] >= 1200 and pixels.shape[0] > 2000  # the whole long page
     assert pixels.std() > 10 and (pixels < 128).mean() > 0.01  # not blank: text and figures drawn
     assert not math.isnan(float(pixels.mean()))
+
+
+@pytest.mark.parametrize("machine, said", [
+    ({"backend": "jax", "gpus": ["cuda:0"], "cpu_count": 16},
+     "trained on Keras's jax backend (cuda:0)"),
+    ({"backend": "tensorflow", "gpus": [], "cpu_count": 2},
+     "trained on Keras's tensorflow backend (2 CPU cores)"),
+])
+def test_the_report_says_which_backend_and_devices_trained_the_models(tmp_path, machine, said):
+    results = [StrategyResult("scratch", 10, seed=0, test_accuracy=0.5)]
+    paths = write_report(results, tmp_path, {"dataset": "digits", "num_classes": 10,
+                                             "machine": machine})
+    assert said in paths["report.md"].read_text()
+    assert said in html.unescape(paths["report.html"].read_text())
+    bare = write_report(results, tmp_path / "bare", {"dataset": "digits", "num_classes": 10})
+    assert "backend" not in bare["report.md"].read_text()

@@ -13,13 +13,14 @@ Keras backend before anything imports Keras.
 
 Example:
     >>> from gantransfer import backend
-    >>> backend.resolve("tensorflow").__name__
-    'gantransfer.backend.tensorflow'
+    >>> backend.resolve("jax").__name__
+    'gantransfer.backend.jax'
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 from types import ModuleType
@@ -30,7 +31,7 @@ from gantransfer.errors import GantransferError
 if TYPE_CHECKING:
     import numpy as np
 
-BACKENDS = {"tensorflow": "gantransfer.backend.tensorflow"}
+BACKENDS = {"tensorflow": "gantransfer.backend.tensorflow", "jax": "gantransfer.backend.jax"}
 """Keras backend name -> the module implementing the seam for it."""
 
 DEFAULT_BACKEND = "tensorflow"
@@ -43,8 +44,8 @@ class UnsupportedBackendError(GantransferError, NotImplementedError):
         >>> try:
         ...     resolve("torch")
         ... except UnsupportedBackendError as error:
-        ...     print(str(error)[:62])
-        gantransfer supports the tensorflow backend; received KERAS_BA
+        ...     print(str(error)[:59])
+        gantransfer supports the jax and tensorflow backends; recei
     """
 
 
@@ -52,14 +53,18 @@ def select_default() -> None:
     """Makes TensorFlow Keras's backend unless the user chose one, and quiets TF's C++ logging.
 
     Keras reads ``KERAS_BACKEND`` once, when it is first imported, so this runs before anything
-    imports Keras: ``import gantransfer`` calls it. A ``KERAS_BACKEND`` already set is kept.
+    imports Keras: ``import gantransfer`` calls it. A ``KERAS_BACKEND`` already set is kept. Where
+    TensorFlow is not installed and JAX is (``pip install gantransfer[jax]``), JAX is the default.
 
     Example:
         >>> select_default()
         >>> os.environ["KERAS_BACKEND"] in BACKENDS
         True
     """
-    os.environ.setdefault("KERAS_BACKEND", DEFAULT_BACKEND)
+    if "KERAS_BACKEND" not in os.environ:
+        installed = [name for name in BACKENDS if importlib.util.find_spec(name) is not None]
+        os.environ["KERAS_BACKEND"] = DEFAULT_BACKEND if DEFAULT_BACKEND in installed or \
+            not installed else installed[0]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -76,8 +81,9 @@ def resolve(name: str | None = None) -> ModuleType:
         UnsupportedBackendError: If gantransfer has no module for the backend.
 
     Example:
-        >>> resolve().__name__
-        'gantransfer.backend.tensorflow'
+        >>> import keras
+        >>> resolve().__name__ == f"gantransfer.backend.{keras.config.backend()}"
+        True
     """
     if name is None:
         import keras
@@ -86,38 +92,42 @@ def resolve(name: str | None = None) -> ModuleType:
     module = BACKENDS.get(name)
     if module is None:
         raise UnsupportedBackendError(
-            f"gantransfer supports the {', '.join(sorted(BACKENDS))} backend; received "
-            f"KERAS_BACKEND={name!r}. Set KERAS_BACKEND=tensorflow before Python starts (or before "
-            "anything imports keras).")
+            f"gantransfer supports the {' and '.join(sorted(BACKENDS))} backends; received "
+            f"KERAS_BACKEND={name!r}. Set KERAS_BACKEND=jax or tensorflow before Python starts "
+            "(or before anything imports keras).")
     return importlib.import_module(module)
 
 
-def gan_train_step(gan: Any, data: Any) -> dict[str, Any]:
-    """One simultaneous gradient step of both networks of a ``DCGAN``; returns its metrics.
+def gan_train_step(gan: Any, *args: Any) -> Any:
+    """One simultaneous gradient step of both networks of a ``DCGAN``.
 
-    ``DCGAN.train_step`` delegates here: the losses and metrics are the model's own
-    (``adversarial_losses``, ``update_metrics``); only the autodiff is the backend's.
+    ``DCGAN.train_step`` delegates here with what the backend's trainer gave it: ``(data)`` on
+    TensorFlow, which returns the metrics by name, and ``(state, data)`` on JAX, which returns
+    ``(metrics, state)``. The losses and metrics are the model's own (``adversarial_losses``,
+    ``update_metrics``); only the autodiff, and on JAX the state, are the backend's.
 
     Args:
         gan: A compiled ``gantransfer.gan.dcgan.DCGAN``.
-        data: A batch of real images, or a tuple whose first element is one.
+        *args: The trainer's arguments; ``data`` is a batch of real images, or a tuple whose first
+            element is one.
 
     Returns:
-        The metric values, by name.
+        What the backend's trainer expects of a ``train_step``.
 
     Example:
         >>> from gantransfer.gan.train import build_dcgan
         >>> from gantransfer.config import load_config
         >>> import numpy as np
         >>> gan = build_dcgan(load_config(None, ["gan.width=0.125", "gan.latent_dim=8"]), 28, 1)
-        >>> sorted(gan_train_step(gan, np.zeros((4, 28, 28, 1), "float32")))
+        >>> sorted(gan.train_on_batch(np.zeros((4, 28, 28, 1), "float32"), return_dict=True))
         ['d_fake', 'd_loss', 'd_real', 'g_loss']
     """
-    return resolve().gan_train_step(gan, data)
+    return resolve().gan_train_step(gan, *args)
 
 
-def adversarial_train_step(model: Any, data: Any) -> dict[str, Any]:
-    """One training step of an ``AdversariallyTrained`` classifier; returns its metrics.
+def adversarial_train_step(model: Any, *args: Any) -> Any:
+    """One training step of an ``AdversariallyTrained`` classifier, with the trainer's arguments
+    (``(data)`` on TensorFlow, ``(state, data)`` on JAX, as for :func:`gan_train_step`).
 
     The adversarial batch is the model's own (``adversarial_batch``, in ``keras.ops`` around
     :func:`value_and_gradient`); the step that trains on it is the backend trainer's own
@@ -125,15 +135,16 @@ def adversarial_train_step(model: Any, data: Any) -> dict[str, Any]:
 
     Args:
         model: A compiled ``gantransfer.robustness.training.AdversariallyTrained`` model.
-        data: ``(x, y)`` or ``(x, y, sample_weight)``.
+        *args: The trainer's arguments; ``data`` is ``(x, y)`` or ``(x, y, sample_weight)``.
 
     Returns:
-        The metric values, by name.
+        What the backend's trainer expects of a ``train_step``.
     """
-    return resolve().adversarial_train_step(model, data)
+    return resolve().adversarial_train_step(model, *args)
 
 
-def value_and_gradient(function: Callable[[Any], Any], inputs: Any) -> tuple[Any, Any]:
+def value_and_gradient(function: Callable[[Any], Any], inputs: Any, *,
+                       has_aux: bool = False) -> tuple[Any, Any]:
     """A scalar function's value and its gradient with respect to its input tensor.
 
     The model's weights are constants here: only ``inputs`` is differentiated. This is the input
@@ -142,12 +153,15 @@ def value_and_gradient(function: Callable[[Any], Any], inputs: Any) -> tuple[Any
 
     Args:
         function: Maps a tensor shaped like ``inputs`` to a scalar, with ``keras.ops`` and Keras
-            layers and models.
+            layers and models; with ``has_aux``, to ``(scalar, aux)``.
         inputs: An array or tensor.
+        has_aux: ``function`` also returns something to pass through undifferentiated (tensors
+            made inside it must leave this way: on JAX, any other way out leaks a tracer).
 
     Returns:
-        ``(value, gradient)``: backend tensors, the gradient shaped like ``inputs``. TensorFlow
-        gives None for the gradient when the value does not depend on ``inputs`` at all.
+        ``(value, gradient)``, or ``((value, aux), gradient)`` with ``has_aux``: backend tensors,
+        the gradient shaped like ``inputs``. TensorFlow gives None for the gradient when the value
+        does not depend on ``inputs`` at all; JAX gives zeros.
 
     Example:
         >>> import numpy as np
@@ -155,8 +169,12 @@ def value_and_gradient(function: Callable[[Any], Any], inputs: Any) -> tuple[Any
         >>> value, gradient = value_and_gradient(lambda x: ops.sum(x ** 2), np.array([1.0, -2.0]))
         >>> float(value), ops.convert_to_numpy(gradient).tolist()
         (5.0, [2.0, -4.0])
+        >>> (value, aux), _ = value_and_gradient(lambda x: (ops.sum(x), x * 3), np.ones(2),
+        ...                                      has_aux=True)
+        >>> ops.convert_to_numpy(aux).tolist()
+        [3.0, 3.0]
     """
-    return resolve().value_and_gradient(function, inputs)
+    return resolve().value_and_gradient(function, inputs, has_aux=has_aux)
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool = False,

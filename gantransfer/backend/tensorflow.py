@@ -68,7 +68,8 @@ def adversarial_train_step(model: Any, data: Any) -> dict[str, Any]:
     return TensorFlowTrainer.train_step(model, batch)
 
 
-def value_and_gradient(function: Callable[[Any], Any], inputs: Any) -> tuple[Any, Any]:
+def value_and_gradient(function: Callable[[Any], Any], inputs: Any, *,
+                       has_aux: bool = False) -> tuple[Any, Any]:
     """``function(inputs)`` and its gradient with respect to ``inputs``, by ``tf.GradientTape``.
 
     Example:
@@ -79,8 +80,9 @@ def value_and_gradient(function: Callable[[Any], Any], inputs: Any) -> tuple[Any
     inputs = tf.convert_to_tensor(inputs)
     with tf.GradientTape() as tape:
         tape.watch(inputs)
-        value = function(inputs)
-    return value, tape.gradient(value, inputs)
+        result = function(inputs)
+    value = result[0] if has_aux else result
+    return result, tape.gradient(value, inputs)
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool = False,

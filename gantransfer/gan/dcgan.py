@@ -35,6 +35,67 @@ def rotate_quarters(images, quarters) -> Any:
     return ops.einsum("bk,kbhwc->bhwc", choice, ops.stack(turned))
 
 
+class OptimizerPair(keras.optimizers.Optimizer):
+    """A DCGAN's two optimizers as the one ``model.optimizer`` Keras's trainers carry.
+
+    ``fit`` keeps ``model.optimizer``'s variables in its training state (on JAX, the state a jitted
+    step takes and returns), so this pair exposes both optimizers' variables, the discriminator's
+    first. It applies nothing itself: the backend's GAN step updates each network with its own
+    optimizer. ``iterations`` and ``learning_rate`` are the discriminator's, as callbacks read them.
+
+    Example:
+        >>> pair = OptimizerPair(keras.optimizers.Adam(), keras.optimizers.SGD())
+        >>> d, g = keras.Variable([1.0]), keras.Variable([2.0])
+        >>> pair.build_pair([d], [g])
+        >>> [len(pair.d_optimizer.variables), len(pair.g_optimizer.variables), len(pair.variables)]
+        [4, 2, 6]
+    """
+
+    def __init__(self, d_optimizer: keras.optimizers.Optimizer,
+                 g_optimizer: keras.optimizers.Optimizer, name: str = "optimizer_pair") -> None:
+        super().__init__(learning_rate=0.0, name=name)
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+
+    def build_pair(self, d_variables: list[Any], g_variables: list[Any]) -> None:
+        """Creates both optimizers' variables for their own networks' weights."""
+        if not self.d_optimizer.built:
+            self.d_optimizer.build(d_variables)
+        if not self.g_optimizer.built:
+            self.g_optimizer.build(g_variables)
+        self.built = True
+
+    def build(self, var_list: list[Any]) -> None:  # fit builds it with all of the model's weights
+        raise RuntimeError("an OptimizerPair is built by DCGAN.build_optimizers, which gives each "
+                           "optimizer its own network's weights")
+
+    @property
+    def variables(self) -> list[Any]:
+        return [*self.d_optimizer.variables, *self.g_optimizer.variables]
+
+    @property
+    def iterations(self) -> Any:
+        return self.d_optimizer.iterations
+
+    @property
+    def learning_rate(self) -> Any:
+        return self.d_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value: Any) -> None:  # the base class sets it once, in __init__
+        if hasattr(self, "d_optimizer"):
+            self.d_optimizer.learning_rate = value
+
+    def finalize_variable_values(self, var_list: list[Any]) -> None:
+        self.d_optimizer.finalize_variable_values(var_list)
+        self.g_optimizer.finalize_variable_values(var_list)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name,
+                "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
+                "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer)}
+
+
 @keras.saving.register_keras_serializable(package="gantransfer")
 class DCGAN(keras.Model):
     """A generator and a discriminator trained adversarially with ``fit()``.
@@ -99,20 +160,25 @@ class DCGAN(keras.Model):
                 name="rotation_head")
             self.rotation_head.build(flat.shape)
             self.d_rotation_tracker = keras.metrics.Mean(name="d_rotation")
+        # Both networks (and the rotation head) are built; so is the model, which fit on JAX would
+        # otherwise try to build by calling it on a batch of images.
+        self.built = True
 
     def compile(self, d_optimizer: keras.optimizers.Optimizer,
                 g_optimizer: keras.optimizers.Optimizer, **kwargs: Any) -> None:
-        """Sets one optimizer per network.
+        """Sets one optimizer per network, and builds both: ``model.optimizer`` is their
+        :class:`OptimizerPair`, which is how ``fit``'s state carries them.
 
         Args:
             d_optimizer: Updates the discriminator.
             g_optimizer: Updates the generator.
             **kwargs: Passed to ``keras.Model.compile`` (e.g. ``jit_compile``).
         """
-        super().compile(**kwargs)
+        super().compile(optimizer=OptimizerPair(d_optimizer, g_optimizer), **kwargs)
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
         self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
+        self.build_optimizers()
 
     @property
     def d_trainable_weights(self) -> list[Any]:
@@ -122,10 +188,8 @@ class DCGAN(keras.Model):
 
     def build_optimizers(self) -> None:
         """Creates both optimizers' variables now, so a checkpoint can be restored into them."""
-        if not self.d_optimizer.built:
-            self.d_optimizer.build(self.d_trainable_weights)
-        if not self.g_optimizer.built:
-            self.g_optimizer.build(self.generator.trainable_variables)
+        self.optimizer.build_pair(self.d_trainable_weights,
+                                  self.generator.trainable_variables)
 
     @property
     def metrics(self) -> list[keras.metrics.Metric]:
@@ -179,8 +243,9 @@ class DCGAN(keras.Model):
         self.d_fake_tracker.update_state(ops.mean(ops.sigmoid(ops.cast(fake_logits, "float32"))))
         return {m.name: m.result() for m in self.metrics}
 
-    def train_step(self, data):
-        return backend.gan_train_step(self, data)
+    def train_step(self, *args):
+        # (data) on TensorFlow, (state, data) on JAX: the backend's trainer decides, the seam obeys.
+        return backend.gan_train_step(self, *args)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

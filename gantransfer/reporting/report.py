@@ -326,6 +326,7 @@ def _resolve_context(context: dict[str, Any] | None,
         "config": context.get("config"),
         "skipped": [s for s in (context.get("skipped") or []) if isinstance(s, dict)],
         "notes": [str(n) for n in (context.get("notes") or [])],
+        "machine": dict(context["machine"]) if isinstance(context.get("machine"), dict) else None,
         "figures": [f for f in (context.get("figures") or [])
                     if isinstance(f, dict) and f.get("png")],
     }
@@ -562,6 +563,11 @@ def _blocks(results: list[StrategyResult], ctx: dict[str, Any], summary: list[di
              _count(len({r["strategy"] for r in summary}), "strategy", "strategies") + " with results",
              "labels per class: " + (", ".join(_budget_text(b) for b in budget_order(results))
                                      or "none")]
+    machine = ctx["machine"]
+    if machine and machine.get("backend"):
+        devices = ", ".join(machine.get("gpus") or []) or \
+            _count(machine.get("cpu_count") or 0, "CPU core", "CPU cores")
+        facts.append(f"trained on Keras's {machine['backend']} backend ({devices})")
     blocks.append(_Paragraph(" · ".join(facts), muted=True))
     blocks.append(_Paragraph("Accuracies are percentages on the test set; ± is the sample standard "
                              "deviation over seeds; differences are in percentage points.",
@@ -729,7 +735,8 @@ def write_report(results: list[StrategyResult], run_dir: str | Path,
         context: Optional keys ``dataset``, ``class_names``, ``num_classes``, ``title``, ``gan``
             (a dict with e.g. ``run_dir``, ``epochs``, ``source_dataset`` and ``samples_png``, the
             path of a sample grid to embed), ``config`` (shown collapsed at the end), ``skipped``
-            (``[{"strategy", "reason"}]`` for strategies skipped as a whole) and ``notes``.
+            (``[{"strategy", "reason"}]`` for strategies skipped as a whole), ``notes`` and
+            ``machine`` (``gantransfer.runs.machine_description()``: the backend and devices).
 
     Returns:
         ``{name: path}`` of the four report files, keyed by file name: ``"results.csv"``,

@@ -139,15 +139,12 @@ def check_epsilons(epsilons: list[float] | tuple[float, ...]) -> list[float]:
 def _gradient(model: keras.Model, x: np.ndarray, labels: Any, loss: Any
               ) -> tuple[np.ndarray, np.ndarray]:
     """Per-image ``loss(labels, logits)`` and the gradient of their sum with respect to ``x``."""
-    per_image: list[Any] = []
-
-    def total(inputs: Any) -> Any:
+    def total(inputs: Any) -> tuple[Any, Any]:
         values = loss(labels, model(inputs, training=False))
-        per_image.append(values)
-        return ops.sum(values)  # a sum, so each image's gradient is its own loss's
+        return ops.sum(values), values  # a sum, so each image's gradient is its own loss's
 
-    _, gradient = backend.value_and_gradient(total, x.astype("float32"))
-    values = ops.convert_to_numpy(per_image[-1])
+    (_, values), gradient = backend.value_and_gradient(total, x.astype("float32"), has_aux=True)
+    values = ops.convert_to_numpy(values)
     if gradient is None:  # TensorFlow: the loss does not depend on the pixels at all
         return values, np.zeros_like(x, dtype="float32")
     return values, ops.convert_to_numpy(gradient)

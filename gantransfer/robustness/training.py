@@ -129,8 +129,9 @@ class AdversariallyTrained(keras.Model):
         mask = ops.reshape(ops.arange(batch) < replaced, (-1,) + (1,) * (len(x.shape) - 1))
         return ops.where(mask, current, x)
 
-    def train_step(self, data: Any) -> Any:
-        return backend.adversarial_train_step(self, data)
+    def train_step(self, *args: Any) -> Any:
+        # (data) on TensorFlow, (state, data) on JAX: the backend's trainer decides, the seam obeys.
+        return backend.adversarial_train_step(self, *args)
 
 
 def adversarially_trained(model: keras.Model, training: AdversarialTraining | None, *,

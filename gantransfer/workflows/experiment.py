@@ -279,6 +279,7 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
         "title": f"gantransfer: transfer strategies on {data.name}",
         "dataset": data.name, "class_names": data.class_names, "num_classes": data.num_classes,
         "gan": gan, "config": config.to_dict(), "skipped": [], "notes": notes,
+        "machine": machine_description(),
     }
     partial: list[dict[str, Any]] = [r.to_row() for r in finished or () if r.status == "ok"]
 

@@ -1,0 +1,225 @@
+"""The seam on JAX: stateless, jitted steps that thread every piece of state; no TensorFlow needed.
+
+Import :mod:`gantransfer.backend` instead; it picks this module when Keras runs on JAX.
+
+Keras's JAX trainer compiles ``train_step(state, data)`` with ``jax.jit``: the model's variables
+hold no values while an epoch runs, and everything a step reads or changes travels in ``state``,
+``(trainable, non_trainable, optimizer, metrics)`` values in the order of the model's own lists.
+Everything stateful that the steps here do (BatchNorm statistics, the noise ``SeedGenerator``,
+metric updates) therefore runs inside a ``keras.StatelessScope`` that maps each variable to its
+value in the state, and its new values are read back out of the scope. A DCGAN's two optimizers
+reach the state through ``model.optimizer``, an ``OptimizerPair`` whose variables are both
+optimizers', the discriminator's first.
+
+Example:
+    >>> import sys
+    >>> from gantransfer import backend
+    >>> backend.resolve("jax") is sys.modules[__name__]
+    True
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import math
+import os
+from typing import Any, Callable
+
+import jax
+import keras
+import numpy as np
+from keras import ops
+from keras import utils as keras_utils
+
+
+def gan_train_step(gan: Any, state: Any, data: Any) -> tuple[dict[str, Any], Any]:
+    """Both networks' gradients from one forward pass, each applied by its own optimizer.
+
+    One ``jax.vjp`` of the forward pass gives both losses; its pullback runs twice, once for the
+    discriminator's loss (with respect to D and the rotation head) and once for the generator's
+    (with respect to G): the same gradients as the TensorFlow step's two tapes, from the same
+    noise and the same BatchNorm batch statistics. Each optimizer then updates its own network
+    with ``stateless_apply``.
+
+    Args:
+        gan: A compiled ``DCGAN`` whose optimizers are built.
+        state: ``(trainable, non_trainable, optimizer, metrics)`` values, as Keras's JAX trainer
+            passes them.
+        data: A batch of real images, or a tuple whose first element is one.
+
+    Returns:
+        ``(logs, state)``: the metrics by name, and the new state in the same layout.
+    """
+    trainable, non_trainable, optimizer_values, metrics_values = state
+    real = data[0] if isinstance(data, (tuple, list)) else data
+    d_variables = gan.d_trainable_weights
+    g_variables = gan.generator.trainable_weights
+    position = {id(v): i for i, v in enumerate(gan.trainable_variables)}
+    d_values = [trainable[position[id(v)]] for v in d_variables]
+    g_values = [trainable[position[id(v)]] for v in g_variables]
+    held = list(zip(gan.non_trainable_variables, non_trainable))
+
+    def forward(d_values: list[Any], g_values: list[Any]) -> tuple[Any, Any]:
+        mapping = [*zip(d_variables, d_values), *zip(g_variables, g_values), *held]
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            fake = gan.generator(gan.sample_noise(ops.shape(real)[0]), training=True)
+            real_logits = gan.discriminator(real, training=True)
+            fake_logits = gan.discriminator(fake, training=True)
+            d_loss, g_loss = gan.adversarial_losses(real_logits, fake_logits)
+            rotation_accuracy = ops.zeros(())
+            if gan.rotation_head is not None:
+                d_rotation, g_rotation, rotation_accuracy = gan.rotation_losses(real, fake)
+                d_loss, g_loss = d_loss + d_rotation, g_loss + g_rotation
+        updated = [scope.get_current_value(v) for v, _ in held]
+        return (d_loss, g_loss), (real_logits, fake_logits, rotation_accuracy, updated)
+
+    (d_loss, g_loss), pullback, aux = jax.vjp(forward, d_values, g_values, has_aux=True)
+    real_logits, fake_logits, rotation_accuracy, non_trainable = aux
+    one, zero = ops.ones_like(d_loss), ops.zeros_like(d_loss)
+    d_grads, _ = pullback((one, zero))
+    _, g_grads = pullback((zero, one))
+    split = len(gan.d_optimizer.variables)
+    d_values, d_optimizer = gan.d_optimizer.stateless_apply(optimizer_values[:split], d_grads,
+                                                            d_values)
+    g_values, g_optimizer = gan.g_optimizer.stateless_apply(optimizer_values[split:], g_grads,
+                                                            g_values)
+    trainable = list(trainable)
+    for variables, values in ((d_variables, d_values), (g_variables, g_values)):
+        for variable, value in zip(variables, values):
+            trainable[position[id(variable)]] = value
+    with keras.StatelessScope(state_mapping=list(zip(gan.metrics_variables,
+                                                     metrics_values))) as scope:
+        logs = gan.update_metrics(d_loss, g_loss, real_logits, fake_logits,
+                                  rotation_accuracy if gan.rotation_head is not None else None)
+    metrics_values = [scope.get_current_value(v) for v in gan.metrics_variables]
+    return logs, (trainable, non_trainable, [*d_optimizer, *g_optimizer], metrics_values)
+
+
+def adversarial_train_step(model: Any, state: Any, data: Any) -> tuple[dict[str, Any], Any]:
+    """Keras's own JAX train step, on the batch with its adversarial images (see the package).
+
+    The adversarial images are made inside a ``StatelessScope`` over the state's values, so they
+    attack the weights of this step, and the random start's ``SeedGenerator`` advances in the
+    state that goes on to the trainer's step.
+    """
+    from keras.src.backend.jax.trainer import JAXTrainer
+
+    trainable, non_trainable, optimizer_values, metrics_values = state
+    x, y, sample_weight = keras_utils.unpack_x_y_sample_weight(data)
+    held = [*zip(model.trainable_variables, trainable),
+            *zip(model.non_trainable_variables, non_trainable)]
+    with keras.StatelessScope(state_mapping=held) as scope:
+        adversarial = model.adversarial_batch(x, y)
+    non_trainable = [scope.get_current_value(v) for v in model.non_trainable_variables]
+    return JAXTrainer.train_step(model, (trainable, non_trainable, optimizer_values,
+                                         metrics_values), (adversarial, y, sample_weight))
+
+
+def value_and_gradient(function: Callable[[Any], Any], inputs: Any, *,
+                       has_aux: bool = False) -> tuple[Any, Any]:
+    """``function(inputs)`` and its gradient with respect to ``inputs``, by ``jax.value_and_grad``.
+
+    Example:
+        >>> value, gradient = value_and_gradient(lambda x: ops.sum(3.0 * x), np.ones(2, "float32"))
+        >>> float(value), np.asarray(gradient).tolist()
+        (6.0, [3.0, 3.0])
+    """
+    return jax.value_and_grad(function, has_aux=has_aux)(jax.numpy.asarray(inputs))
+
+
+class ArrayBatches(keras.utils.PyDataset):
+    """In-memory ``(x, y)`` batches for ``fit``, reshuffled every epoch from a seed; no TensorFlow.
+
+    Epoch ``e``'s order is a permutation drawn from ``seed + e``, so a run repeats exactly. ``fit``
+    ends an epoch with :meth:`on_epoch_end`; a plain ``for`` loop over every batch ends one too.
+
+    Example:
+        >>> batches = ArrayBatches(np.arange(5.0), np.arange(5), 2, shuffle=True, seed=0)
+        >>> sorted(int(v) for _, y in batches for v in y)
+        [0, 1, 2, 3, 4]
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool = False,
+                 seed: int = 0) -> None:
+        super().__init__()
+        self.x, self.y = x, y
+        self.batch_size = batch_size
+        self.shuffle, self.seed = shuffle, seed
+        self.epoch = 0
+        self.order = self._order()
+
+    def _order(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(len(self.x))
+        return np.random.default_rng(self.seed + self.epoch).permutation(len(self.x))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} of {len(self)}")
+        chosen = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        return self.x[chosen], self.y[chosen]
+
+    def __iter__(self) -> Any:
+        for index in range(len(self)):
+            yield self[index]
+        self.on_epoch_end()
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self.order = self._order()
+
+
+def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool = False,
+                 seed: int = 0) -> Any:
+    """:class:`ArrayBatches`: Keras's JAX trainer iterates a ``PyDataset`` without TensorFlow.
+
+    Example:
+        >>> [len(b) for b, _ in make_dataset(np.zeros((5, 3)), np.arange(5), 2)]
+        [2, 2, 1]
+    """
+    return ArrayBatches(x, y, batch_size, shuffle=shuffle, seed=seed)
+
+
+def enable_determinism() -> None:
+    """Asks XLA for deterministic GPU kernels (JAX on a CPU is deterministic already).
+
+    The flag takes effect only when XLA starts after it is set: ``gantransfer`` sets it before the
+    first computation of a run that asks for determinism.
+    """
+    flag = "--xla_gpu_deterministic_ops=true"
+    flags = os.environ.get("XLA_FLAGS", "")
+    if flag not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {flag}".strip()
+
+
+def accelerators() -> list[str]:
+    """The GPUs (or TPUs) JAX sees, e.g. ``['cuda:0']``.
+
+    Example:
+        >>> isinstance(accelerators(), list)
+        True
+    """
+    return [f"{d.platform}:{d.id}" for d in jax.devices() if d.platform != "cpu"]
+
+
+def start_up() -> None:
+    """Finds the devices now (JAX logs its findings then), imports TensorFlow where it is
+    installed, and turns down both's Python logging.
+
+    Example:
+        >>> start_up()
+        >>> logging.getLogger("jax._src.xla_bridge").level == logging.ERROR
+        True
+    """
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.ERROR)
+    jax.devices()
+    # Where TensorFlow is installed too, Keras imports it on JAX as well (keras.utils'
+    # set_random_seed seeds it): import it now, while its C++ start-up lines go nowhere.
+    if importlib.util.find_spec("tensorflow") is not None:
+        importlib.import_module("tensorflow")
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
