@@ -24,6 +24,11 @@ def test_module_discovery_finds_every_source_file():
 
 @pytest.mark.parametrize("name", all_modules())
 def test_docstring_examples(name, tmp_path, monkeypatch):
+    import os
+
+    backend = os.environ["KERAS_BACKEND"]
+    if name.startswith("gantransfer.backend.") and name != f"gantransfer.backend.{backend}":
+        pytest.skip(f"{name}'s examples run on its own backend; this run is on {backend}")
     monkeypatch.chdir(tmp_path)  # examples that write files write them here, never into the checkout
     before = set(Path(__file__).resolve().parent.parent.iterdir())
     module = importlib.import_module(name)
