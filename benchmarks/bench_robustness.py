@@ -18,18 +18,24 @@ Usage:
     python benchmarks/bench_robustness.py GAN_RUN OUTPUT_DIR [--seeds 3] [--labels-per-class 100]
         [--epsilons 0,0.02,0.05,0.1] [--pgd-steps 20] [--images 1000]
         [--adversarial-epsilon 0.1] [--adversarial-steps 7] [--config fashion_mnist]
-        [--set KEY=VALUE ...]
+        [--set KEY=VALUE ...] [--train-only undefended|PGD-trained]
+
+Each defence trains in its own run folder, OUTPUT_DIR/undefended and OUTPUT_DIR/PGD-trained, and
+an interrupted one resumes: the models it finished are kept. ``--train-only`` trains one of them
+and stops, so that two processes can train both at once; a last run without it attacks them all.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 import numpy as np
 
 import gantransfer as gt
+from gantransfer.evaluation.results import StrategyResult
 from gantransfer.evaluation.summary import paired_interval
 from gantransfer.reporting.figures import robustness_figure
 
@@ -53,6 +59,7 @@ def main() -> None:
                              f"{', '.join(DEFENDED)} among them")
     parser.add_argument("--config", default="fashion_mnist")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--train-only", choices=["undefended", "PGD-trained"])
     args = parser.parse_args()
     epsilons = [float(e) for e in args.epsilons.split(",")]
     undefended = args.strategies.split(",")
@@ -69,18 +76,27 @@ def main() -> None:
     clean: dict[tuple[str, str], dict[int, float]] = {}
     dataset = None
     for defence, (strategies, settings) in runs.items():
+        if args.train_only not in (None, defence):
+            continue
         config = gt.load_config(args.config, [*common, *settings,
                                               f"transfer.strategies={','.join(strategies)}"])
         dataset = config.data.dataset
         started = time.perf_counter()
-        run = gt.transfer(config, args.output_dir / defence, discriminator=args.gan_run,
-                          overwrite=True, verbose=False)
-        print(f"{defence}: {len(run.results)} models in "
+        folder = args.output_dir / defence
+        if (folder / "results.json").is_file():  # trained already (perhaps by --train-only)
+            rows = json.loads((folder / "results.json").read_text())["results"]
+            results = [StrategyResult.from_row(row) for row in rows]
+        else:
+            results = gt.transfer(config, folder, discriminator=args.gan_run, verbose=False,
+                                  resume=(folder / "config.yaml").is_file()).results
+        print(f"{defence}: {len(results)} models in "
               f"{(time.perf_counter() - started) / 60:.1f} min", flush=True)
-        for r in run.results:
+        for r in results:
             if r.has_results and r.model_file:
                 models.setdefault((r.strategy, defence), {})[r.seed] = r.model_file
                 clean.setdefault((r.strategy, defence), {})[r.seed] = r.test_accuracy
+    if args.train_only:
+        return
 
     attacks = {"FGSM": gt.AttackSettings("fgsm"),
                f"PGD-{args.pgd_steps}": gt.AttackSettings("pgd", steps=args.pgd_steps)}
