@@ -22,7 +22,9 @@ Usage:
 
 Each defence trains in its own run folder, OUTPUT_DIR/undefended and OUTPUT_DIR/PGD-trained, and
 an interrupted one resumes: the models it finished are kept. ``--train-only`` trains one of them
-and stops, so that two processes can train both at once; a last run without it attacks them all.
+and stops, so that two processes can train both at once; ``--no-train`` attacks the defences that
+have finished and trains nothing. Each model's attack is kept in its own folder and read back when
+the script runs again with the same attack on the same images.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ def main() -> None:
     parser.add_argument("--config", default="fashion_mnist")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--train-only", choices=["undefended", "PGD-trained"])
+    parser.add_argument("--no-train", action="store_true")
     args = parser.parse_args()
     epsilons = [float(e) for e in args.epsilons.split(",")]
     undefended = args.strategies.split(",")
@@ -83,6 +86,8 @@ def main() -> None:
         dataset = config.data.dataset
         started = time.perf_counter()
         folder = args.output_dir / defence
+        if args.no_train and not (folder / "results.json").is_file():
+            continue
         if (folder / "results.json").is_file():  # trained already (perhaps by --train-only)
             rows = json.loads((folder / "results.json").read_text())["results"]
             results = [StrategyResult.from_row(row) for row in rows]
@@ -105,12 +110,14 @@ def main() -> None:
     for (strategy, defence), files in models.items():
         for name, settings in attacks.items():
             for seed, file in files.items():
-                result = gt.attack_model(
-                    file, dataset=dataset, epsilons=epsilons, settings=settings,
-                    images=args.images, examples=0, overwrite=True,
-                    out_dir=args.output_dir / "attacks" / f"{strategy}-{defence}-{name}-{seed}")
+                folder = args.output_dir / "attacks" / f"{strategy}-{defence}-{name}-{seed}"
+                points = _kept_attack(folder, file, settings, args.images, epsilons)
+                if points is None:
+                    points = [p.to_row() for p in gt.attack_model(
+                        file, dataset=dataset, epsilons=epsilons, settings=settings,
+                        images=args.images, examples=0, overwrite=True, out_dir=folder).points]
                 scores.setdefault((strategy, defence, name), {})[seed] = {
-                    p.epsilon: p.accuracy for p in result.points}
+                    p["epsilon"]: p["accuracy"] for p in points}
     print(f"attacks: {(time.perf_counter() - started) / 60:.1f} min on {args.images} test images "
           "per model", flush=True)
 
@@ -157,6 +164,19 @@ def main() -> None:
                                     settings=attacks[pgd], images=64, examples=4, overwrite=True,
                                     out_dir=args.output_dir / f"picture-{defence}")
             print(f"picture ({defence} gan-finetune): {shown.files.get('examples')}")
+
+
+def _kept_attack(folder: Path, model: str, settings: gt.AttackSettings, images: int,
+                 epsilons: list[float]) -> list[dict] | None:
+    """The points of an earlier run of the same attack on the same model, or None."""
+    try:
+        kept = json.loads((folder / "attack.json").read_text())
+    except (OSError, ValueError):
+        return None
+    same = (kept["model"] == str(model) and kept["attack"]["description"] == settings.describe()
+            and kept["images"] == images
+            and sorted(p["epsilon"] for p in kept["points"]) == sorted(epsilons))
+    return kept["points"] if same else None
 
 
 def paired_line(label: str, first: dict[int, float], second: dict[int, float]) -> str:

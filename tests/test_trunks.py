@@ -77,13 +77,15 @@ def test_batchnorm_reestimation_gives_the_exact_statistics():
     assert reestimate_batchnorm(trunk, images, batch_size=7) == 2
     for name in ("block2_bn", "block3_bn"):
         layer = trunk.get_layer(name)
-        inputs = keras.Model(trunk.input, layer.input)(images, training=False).numpy()
+        inputs = keras.ops.convert_to_numpy(
+            keras.Model(trunk.input, layer.input)(images, training=False))
         np.testing.assert_allclose(layer.moving_mean.numpy(), inputs.mean(axis=(0, 1, 2)),
                                    rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(layer.moving_variance.numpy(), inputs.var(axis=(0, 1, 2)),
                                    rtol=1e-3, atol=1e-5)
     # In inference mode, block 3's BatchNorm output is now standardised over these images.
-    normalised = keras.Model(trunk.input, trunk.get_layer("block3_bn").output)(images).numpy()
+    normalised = keras.ops.convert_to_numpy(
+        keras.Model(trunk.input, trunk.get_layer("block3_bn").output)(images))
     assert np.abs(normalised.mean(axis=(0, 1, 2))).max() < 1e-3
 
 

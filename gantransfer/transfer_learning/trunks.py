@@ -180,7 +180,9 @@ def import_discriminator_weights(trunk: keras.Model, source: str | Path | keras.
                     f"{tuple(theirs.shape)}, trunk shape {tuple(mine.shape)}; build the trunk with "
                     "the discriminator's architecture (architecture_of)")
         for mine, theirs in zip(target.weights, layer.weights):
-            mine.assign(theirs)
+            # A copy: on JAX, assigning a variable shares its array, and a jitted fit donates (and
+            # so deletes) the arrays of the model it trains, which would pull them from the other.
+            mine.assign(keras.ops.convert_to_numpy(theirs))
         report.copied.append(layer.name)
     if trunk_layers:
         raise WeightImportError(f"trunk layers {sorted(trunk_layers)} have no counterpart in the "
