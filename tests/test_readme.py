@@ -43,6 +43,13 @@ RUN_AS = {
         "comparison itself is made tiny"),
     "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && .venv/bin/pytest -q": (
         None, "the test suite cannot run itself; .ci/run runs this exact line"),
+    "KERAS_BACKEND=jax gantransfer compare --output-dir outputs/digits-compare-jax": (
+        f"KERAS_BACKEND=jax gantransfer compare --labels-per-class 10 "
+        f"--output-dir outputs/digits-compare-jax {TINY_COMPARE} {NO_GAN_METRICS}",
+        "tiny"),
+    "KERAS_BACKEND=jax gantransfer train-gan --epochs 2 --output-dir outputs/digits-gan-jax": (
+        f"KERAS_BACKEND=jax gantransfer train-gan --epochs 2 --output-dir outputs/digits-gan-jax "
+        f"{TINY_GAN}", "tiny; the next command resumes it on TensorFlow as written"),
     "gantransfer compare": (
         f"gantransfer compare --labels-per-class 10 --output-dir outputs/cmp {TINY_COMPARE} "
         f"--strategies gan-finetune {NO_GAN_METRICS}",
@@ -256,13 +263,19 @@ def _make_folders(cwd: Path) -> None:
 
 def _run(command: str, cwd: Path) -> None:
     argv = shlex.split(command.replace("{cwd}", str(cwd)))
-    if argv[0] == "gantransfer":
+    settings = {}
+    while "=" in argv[0]:  # KERAS_BACKEND=jax gantransfer ...: a fresh process with that setting
+        key, value = argv.pop(0).split("=", 1)
+        settings[key] = value
+    if settings and argv[0] == "gantransfer":
+        argv = [sys.executable, "-m", "gantransfer", *argv[1:]]
+    elif argv[0] == "gantransfer":
         result = CliRunner().invoke(cli, argv[1:], catch_exceptions=False)
         assert result.exit_code == 0, f"{command}\n{result.output[-3000:]}"
         return
     env = {**os.environ, "KERAS_HOME": str(cwd / "keras-home"),
            "GANTRANSFER": str(Path(sys.executable).parent / "gantransfer"),
-           "EPOCHS": "1", "PYTHONPATH": str(ROOT)}
+           "EPOCHS": "1", "PYTHONPATH": str(ROOT), **settings}
     result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"{command}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
 

@@ -1,5 +1,7 @@
 """Every README command outside the benchmark chain runs (see test_readme.py for the rules)."""
 
+import json
+
 import pytest
 
 from test_readme import bash_commands, in_benchmark_chain, run_commands
@@ -18,3 +20,10 @@ def test_every_bash_command_outside_the_benchmarks_runs(tmp_path, monkeypatch):
     assert (tmp_path / "outputs/cmp/models/gan-finetune_lpc-10_seed-0.keras").is_file()
     assert (tmp_path / "outputs/cmp-attack/adversarial_examples.png").is_file()
     assert "## Robustness" in (tmp_path / "outputs/digits-adversarial/report.md").read_text()
+    # The JAX examples ran on JAX, and the GAN run started there finished on TensorFlow.
+    jax_compare = json.loads((tmp_path / "outputs/digits-compare-jax/run.json").read_text())
+    assert jax_compare["machine"]["backend"] == "jax"
+    assert "trained on Keras's jax backend" in (
+        tmp_path / "outputs/digits-compare-jax/report.md").read_text()
+    gan = json.loads((tmp_path / "outputs/digits-gan-jax/run.json").read_text())
+    assert gan["machine"]["backend"] == "tensorflow" and gan["epochs"] == 3
