@@ -143,7 +143,7 @@ RUN_AS = {
         "digits stands in for Fashion-MNIST; the two tiny GANs above; two seeds"),
     "python benchmarks/bench_robustness.py outputs/fashion-mnist-benchmark/gan "
     "outputs/robustness-benchmark --seeds 3 --labels-per-class 100 --epsilons 0,0.02,0.05,0.1 "
-    "--pgd-steps 20": (
+    "--pgd-steps 20 --set transfer.backbone_input_size=128 --set transfer.cv_folds=0": (
         f"{sys.executable} {ROOT}/benchmarks/bench_robustness.py outputs/fmnist-probe-curve "
         "outputs/robustness-benchmark --config digits --seeds 2 --labels-per-class 5 "
         "--strategies scratch,gan-finetune --epsilons 0,0.1 --pgd-steps 2 --images 50 "

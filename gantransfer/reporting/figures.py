@@ -292,13 +292,24 @@ def robustness_figure(curves: dict[str, list[tuple[float, float, float | None]]]
 
     Args:
         curves: Label -> ``(epsilon, accuracy, std or None)`` points; accuracies are fractions.
-            Strategy names get the report's colours; other labels, greys.
+            Strategy names get the report's colours; other labels, greys. A label ``"strategy
+            (defence)"`` takes its strategy's colour, and a defence other than ``undefended`` draws
+            it solid and thicker, with diamonds.
         title: The figure's title (the attack).
 
     Returns:
         The PNG bytes.
     """
-    styles = strategy_styles(list(curves))
+    bases = {label: label.split(" (")[0] for label in curves}
+    base_styles = strategy_styles(list(dict.fromkeys(bases.values())))
+    styles = {}
+    for label, base in bases.items():
+        styles[label] = dict(base_styles[base])
+        defence = label[len(base):].strip(" ()")
+        if defence and defence != "undefended":
+            styles[label].update(linestyle="-", marker="D", linewidth=2.6)
+    for style in styles.values():
+        style.setdefault("linewidth", 1.6)
     figure = Figure(figsize=(7.0, 4.2), layout="constrained")
     axes = figure.add_subplot()
     for label, points in curves.items():
@@ -306,7 +317,7 @@ def robustness_figure(curves: dict[str, list[tuple[float, float, float | None]]]
         errors = [100.0 * (std or 0.0) for _, _, std in points]
         axes.errorbar([e for e, _, _ in points], [100.0 * a for _, a, _ in points],
                       yerr=errors if any(errors) else None, label=label, markersize=4,
-                      capsize=3, linewidth=1.6, **styles[label])
+                      capsize=3, **styles[label])
     axes.set_xlabel("ε (L∞, on the [0, 1] pixel scale)")
     axes.set_ylabel("Accuracy under attack (%)")
     axes.set_ylim(-2, 102)
