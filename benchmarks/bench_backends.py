@@ -151,15 +151,21 @@ def measure(kind: str, args) -> float:
     return json.loads(result.stdout.strip().splitlines()[-1])["images_per_s"]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def gan_benchmark_parser(doc: str) -> argparse.ArgumentParser:
+    """The arguments both GAN-throughput benchmarks take (this one and bench_train_gan.py)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--dataset", default=None, help="default: fashion_mnist if found, else digits")
     parser.add_argument("--images", type=int, default=6000, help="training images used per epoch")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of the comparison")
+    return parser
+
+
+def main() -> None:
+    parser = gan_benchmark_parser(__doc__)
     parser.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.dataset = args.dataset or ("fashion_mnist" if os.path.isdir(

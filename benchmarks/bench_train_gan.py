@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import tempfile
 import time
 
@@ -33,6 +34,9 @@ from gantransfer.config import load_config  # noqa: E402
 from gantransfer.data import load_dataset, to_gan_range  # noqa: E402
 from gantransfer.gan.models import build_discriminator, build_generator  # noqa: E402
 from gantransfer.gan.train import train_gan  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_backends import gan_benchmark_parser  # noqa: E402  (one set of arguments for both)
 
 
 class EpochClock(keras.callbacks.Callback):
@@ -103,15 +107,8 @@ def train_gan_rate(dataset_name: str, image_size: int, args, images: int,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--dataset", default=None, help="default: fashion_mnist if found, else digits")
-    parser.add_argument("--images", type=int, default=6000, help="training images used per epoch")
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--width", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = gan_benchmark_parser(__doc__)
     parser.add_argument("--large-images", type=int, default=1024, help="images for the 64x64 figure")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of the comparison")
     args = parser.parse_args()
     name = args.dataset or ("fashion_mnist" if os.path.isdir("/usr/share/datasets/fashion-mnist")
                             else "digits")

@@ -188,8 +188,10 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool
 def enable_determinism() -> None:
     """Asks XLA for deterministic GPU kernels (JAX on a CPU is deterministic already).
 
-    The flag takes effect only when XLA starts after it is set: ``gantransfer`` sets it before the
-    first computation of a run that asks for determinism.
+    XLA reads the flag when it starts, and ``backend.import_quietly`` starts it (to find the
+    devices) before a run's seed is set: within the process that asks for determinism, the flag
+    reaches only subprocesses. For deterministic GPU kernels, set
+    ``XLA_FLAGS=--xla_gpu_deterministic_ops=true`` before Python starts.
     """
     flag = "--xla_gpu_deterministic_ops=true"
     flags = os.environ.get("XLA_FLAGS", "")

@@ -93,8 +93,7 @@ def build_dcgan(config: Config, image_size: int, channels: int) -> DCGAN:
                 rotation_weight=g.rotation_weight)
     gan.compile(d_optimizer=keras.optimizers.Adam(g.learning_rate, beta_1=g.beta_1),
                 g_optimizer=keras.optimizers.Adam(g.learning_rate, beta_1=g.beta_1))
-    gan.build_optimizers()
-    return gan
+    return gan  # compile built both optimizers
 
 
 def _number(text: str) -> float | None:
