@@ -5,7 +5,9 @@ trained here on the digits' training split for a few epochs; the images are 1,00
 split has 360, so the training split's images are used too: speed does not depend on which images).
 It prints the seconds of a clean prediction over the images (the baseline), of FGSM and of PGD-20
 (the attack ``gantransfer attack`` runs by default), their ratio to the baseline, and the accuracy
-under each at epsilon 0.1.
+under each at epsilon 0.1; then PGD again with the input gradient uncompiled (eager), the
+reference for what compiling it (``jax.jit`` on JAX, ``tf.function`` on TensorFlow) gains. It runs
+on the backend Keras runs on (``KERAS_BACKEND``).
 
 Usage:
     python benchmarks/bench_attack.py [--images 1000] [--steps 20] [--epsilon 0.1] [--epochs 5]
@@ -15,12 +17,28 @@ from __future__ import annotations
 
 import argparse
 import time
+from unittest import mock
 
+import gantransfer as gt  # first: it picks Keras's backend before Keras is imported
 import keras
 import numpy as np
-
-import gantransfer as gt
+from gantransfer import backend
 from gantransfer.transfer_learning.trunks import TrunkArchitecture
+
+
+def eager_input_gradient(model, loss):
+    """The reference: the same gradient, uncompiled (each call traced through ``value_and_gradient``
+    eagerly, as the attacks computed it before ``backend.input_gradient``)."""
+    def gradient(x, labels):
+        def total(inputs):
+            values = loss(keras.ops.convert_to_tensor(labels), model(inputs, training=False))
+            return keras.ops.sum(values), values
+
+        (_, values), grad = backend.value_and_gradient(total, x, has_aux=True)
+        return (np.array(keras.ops.convert_to_numpy(values)),
+                np.array(keras.ops.convert_to_numpy(grad)))
+
+    return gradient
 
 
 def main() -> None:
@@ -53,9 +71,14 @@ def main() -> None:
         started = time.perf_counter()
         (point,) = gt.robust_accuracy(model, x, y, [args.epsilon], settings)
         timings[name] = (time.perf_counter() - started, point.accuracy)
+    with mock.patch.object(backend, "input_gradient", eager_input_gradient):
+        started = time.perf_counter()
+        (point,) = gt.robust_accuracy(model, x, y, [args.epsilon],
+                                      gt.AttackSettings("pgd", steps=args.steps))
+        timings[f"PGD-{args.steps}, eager"] = (time.perf_counter() - started, point.accuracy)
     base = timings["clean pass"][0]
     print(f"{len(y)} images, ε = {args.epsilon:g}, classifier of {model.count_params():,} "
-          "parameters")
+          f"parameters, on Keras's {keras.config.backend()} backend")
     for name, (seconds, accuracy) in timings.items():
         print(f"{name:>12}: {seconds:6.2f} s  ({seconds / base:5.1f}x the clean pass), "
               f"accuracy {100 * accuracy:.1f}%")

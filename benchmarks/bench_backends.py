@@ -21,6 +21,8 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -173,21 +175,27 @@ def main() -> None:
     if args.worker:
         worker(args)
         return
-    import jax
-    import keras
-
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-          f"keras {keras.__version__}, jax {jax.__version__}")
+    installed = {name: importlib.util.find_spec(name) is not None for name in ("tensorflow", "jax")}
+    if not installed["jax"]:
+        raise SystemExit("bench_backends.py needs JAX: pip install -e '.[jax]' (and '.[tensorflow]' "
+                         "for the TensorFlow figure)")
+    kinds = [kind for kind in WORKERS if installed[kind.split("-")[0]]]
+    versions = ", ".join(f"{name} {importlib.metadata.version(name)}"
+                         for name in ("keras", *sorted(n for n, there in installed.items() if there)))
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; {versions}")
     print(f"data: {args.dataset}, {args.images} images at 28x28, batch {args.batch_size}, width "
           f"{args.width}, {args.epochs} epochs (first left out), {args.rounds} rounds")
-    rates: dict[str, list[float]] = {kind: [] for kind in WORKERS}
+    if not installed["tensorflow"]:
+        print("TensorFlow is not installed: JAX only")
+    rates: dict[str, list[float]] = {kind: [] for kind in kinds}
     for round_ in range(1, args.rounds + 1):
-        for kind in WORKERS:
+        for kind in kinds:
             rates[kind].append(measure(kind, args))
         print(f"round {round_}: " + ", ".join(f"{kind} {rates[kind][-1]:.1f} images/s"
-                                              for kind in WORKERS), flush=True)
+                                              for kind in kinds), flush=True)
     mean = {kind: sum(values) / len(values) for kind, values in rates.items()}
-    print(f"train-gan, JAX / TensorFlow: {mean['jax'] / mean['tensorflow']:.3f}")
+    if "tensorflow" in mean:
+        print(f"train-gan, JAX / TensorFlow: {mean['jax'] / mean['tensorflow']:.3f}")
     print(f"train-gan on JAX / plain jax.jit loop: {mean['jax'] / mean['jax-jit-loop']:.3f}")
 
 

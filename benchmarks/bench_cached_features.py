@@ -16,9 +16,7 @@ import argparse
 import os
 import time
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
+import gantransfer  # noqa: E402,F401  (first: it picks Keras's backend before Keras is imported)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 

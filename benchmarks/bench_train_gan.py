@@ -9,6 +9,9 @@ the first epoch (tracing) is left out. It then reports what rotation self-superv
 (``gan.rotation_weight``) costs, as a ratio to the plain run in the same rounds, and train-gan's
 images/s at batch 128 for 28x28 and 64x64 images.
 
+It runs on TensorFlow whatever KERAS_BACKEND says; benchmarks/bench_backends.py compares the
+backends.
+
 Usage:
     python benchmarks/bench_train_gan.py                 # Fashion-MNIST subset if available, else digits
     python benchmarks/bench_train_gan.py --images 6000 --epochs 4 --width 1.0
@@ -17,13 +20,19 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import sys
 import tempfile
 import time
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# Always TensorFlow: the baseline is TensorFlow's own loop (bench_backends.py compares backends).
+if importlib.util.find_spec("tensorflow") is None:
+    raise SystemExit("bench_train_gan.py measures against TensorFlow's tutorial loop and needs "
+                     "TensorFlow: pip install -e '.[tensorflow]'; on JAX alone, run "
+                     "benchmarks/bench_backends.py")
+os.environ["KERAS_BACKEND"] = "tensorflow"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402

@@ -1,10 +1,22 @@
-"""Shared test set-up: the TensorFlow backend, quiet logs, and tiny configs."""
+"""Shared test set-up: the backend, quiet logs, and tiny configs.
+
+The suite runs on the backend gantransfer picks (``KERAS_BACKEND`` if set, else TensorFlow where
+it is installed, else JAX): ``KERAS_BACKEND=jax pytest`` runs it on JAX.
+"""
 
 import os
+import tempfile
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# On JAX, every test's models are compiled; many share shapes, so compiled steps are kept on disk
+# for the whole run (and its subprocesses), away from the user's own cache.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(tempfile.gettempdir(), "gantransfer-tests-jax-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+
+from gantransfer.backend import select_default  # noqa: E402  (imports neither Keras nor a backend)
+
+select_default()
 
 import pytest  # noqa: E402
 

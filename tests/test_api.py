@@ -17,10 +17,13 @@ def test_no_public_name_is_also_a_submodule_name():
 
 def test_every_public_name_survives_importing_every_module():
     script = """
-import importlib, inspect, json, pkgutil, types
+import importlib, importlib.util, inspect, json, pkgutil, types
 import gantransfer as gt
 gt.trunk_from_discriminator  # the README's order, which once turned gt.transfer into a module
 for info in pkgutil.walk_packages(gt.__path__, "gantransfer."):
+    seam = info.name.removeprefix("gantransfer.backend.")
+    if seam != info.name and importlib.util.find_spec(seam) is None:
+        continue  # a backend's module where that backend is not installed
     if info.name != "gantransfer.__main__":
         importlib.import_module(info.name)
 wrong = {}

@@ -1,5 +1,7 @@
 """The backend seam: which module it picks, its clear refusal, and each function's contract."""
 
+import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -35,6 +37,27 @@ def test_an_unsupported_backend_is_refused_by_name(name):
     assert "Set KERAS_BACKEND=jax or tensorflow" in message
     # The CLI reports it in one line; code that expects NotImplementedError still catches it.
     assert isinstance(caught.value, GantransferError) and isinstance(caught.value, NotImplementedError)
+
+
+@pytest.mark.parametrize("name", ["tensorflow", "jax"])
+def test_a_backend_that_is_not_installed_is_one_clear_line_from_the_cli(tmp_path, name):
+    # The package installs with either backend alone; asking for the other names the extra.
+    other = "jax" if name == "tensorflow" else "tensorflow"
+    script = (f"import sys; sys.modules[{name!r}] = None; sys.argv = sys.argv[1:]; "
+              "from gantransfer.cli import main; main()")
+    result = subprocess.run(
+        [sys.executable, "-c", script, "gantransfer", "train-gan", "--epochs", "1",
+         "--output-dir", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "KERAS_BACKEND": name})
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    line = result.stderr.strip()
+    assert line.startswith(f"Error: KERAS_BACKEND={name}, but {name} is not installed: pip install "
+                           f"'gantransfer[{name}]'"), line
+    assert len(line.splitlines()) == 1
+    installed = importlib.util.find_spec(other) is not None
+    assert line.endswith(f", or set KERAS_BACKEND={other}") == installed, line
+    assert not (tmp_path / "run").exists()
 
 
 def test_the_gan_step_says_which_backend_it_got(monkeypatch):
@@ -136,8 +159,32 @@ machine = machine_description()
 assert machine["backend"] == name and isinstance(machine["gpus"], list), machine
 print("ok")
 """
+    # An earlier test in this worker may have asked JAX for determinism, which sets XLA_FLAGS here.
+    fresh = {key: value for key, value in os.environ.items() if key != "XLA_FLAGS"}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=300)
+                            timeout=300, env=fresh)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "ok"
     assert result.stderr == ""  # the backend's start-up lines went nowhere
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
+@pytest.mark.parametrize("setting", [None, ""])
+def test_on_jax_the_command_line_keeps_compiled_steps_unless_told_not_to(tmp_path, setting):
+    script = ("from gantransfer import backend; backend.import_quietly(); "
+              "import jax, jax.numpy as jnp; jax.jit(lambda x: x * 2 + 1)(jnp.ones(3)); "
+              "print(jax.config.jax_compilation_cache_dir)")
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("JAX_COMPILATION_CACHE", "JAX_PERSISTENT_CACHE"))}
+    env.update(KERAS_BACKEND="jax", XDG_CACHE_HOME=str(tmp_path))
+    if setting is not None:
+        env["JAX_COMPILATION_CACHE_DIR"] = setting  # empty: the user turned the cache off
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    cached = list((tmp_path / "gantransfer" / "jax").glob("*"))
+    if setting is None:
+        assert result.stdout.strip() == str(tmp_path / "gantransfer" / "jax")
+        assert cached  # even a step that compiles in milliseconds is kept
+    else:
+        assert result.stdout.strip() == "" and not cached

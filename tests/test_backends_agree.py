@@ -3,6 +3,7 @@
 Keras reads ``KERAS_BACKEND`` once per process, so each backend runs in a subprocess of its own.
 """
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -14,9 +15,11 @@ import pytest
 
 from conftest import TINY
 
-pytestmark = pytest.mark.slow
-
 BACKENDS = ("tensorflow", "jax")
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    any(importlib.util.find_spec(name) is None for name in BACKENDS),
+    reason="needs both backends: pip install -e '.[tensorflow,jax,test]'")]
 
 # The same DCGAN (weights from one file), the same real batches and the same noise under each
 # backend, a few steps run eagerly so that the noise can be handed to each step.

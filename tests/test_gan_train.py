@@ -282,19 +282,22 @@ def test_build_dcgan_follows_the_config(tiny_overrides):
     assert float(gan.g_optimizer.beta_1) == pytest.approx(0.5)
 
 
-def test_tensorboard_without_the_package_is_a_clear_error(tmp_path, tiny_overrides, blobs_npz,
-                                                          monkeypatch):
+@pytest.mark.parametrize("missing", ["tensorboard", "tensorflow"])
+def test_tensorboard_without_its_packages_is_a_clear_error(tmp_path, tiny_overrides, blobs_npz,
+                                                           monkeypatch, missing):
     import importlib.util
 
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "tensorboard" else real_find_spec(name, *a))
-    with pytest.raises(ConfigError, match=r"train.tensorboard needs the tensorboard package"):
+                        lambda name, *a: None if name == missing else real_find_spec(name, *a))
+    with pytest.raises(ConfigError, match=r"train.tensorboard needs the tensorboard and "
+                                          r"tensorflow packages: pip install 'gantransfer\[tensorb"):
         train_gan(_config(tiny_overrides, blobs_npz, "train.tensorboard=true"), tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
 def test_tensorboard_logs_on_request(tmp_path, tiny_overrides, blobs_npz):
+    pytest.importorskip("tensorflow", reason="Keras's TensorBoard callback writes with tf.summary")
     train_gan(_config(tiny_overrides, blobs_npz, "train.epochs=1", "train.tensorboard=true"),
               tmp_path / "run")
     events = list((tmp_path / "run/tensorboard").rglob("events.out.tfevents.*"))

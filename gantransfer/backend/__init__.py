@@ -79,6 +79,8 @@ def resolve(name: str | None = None) -> ModuleType:
 
     Raises:
         UnsupportedBackendError: If gantransfer has no module for the backend.
+        BackendNotInstalledError: If Keras is not imported yet and ``KERAS_BACKEND`` names a
+            backend that is not installed.
 
     Example:
         >>> import keras
@@ -86,6 +88,8 @@ def resolve(name: str | None = None) -> ModuleType:
         True
     """
     if name is None:
+        if "keras" not in sys.modules:
+            _require_installed(os.environ.get("KERAS_BACKEND", DEFAULT_BACKEND))
         import keras
 
         name = keras.config.backend()
@@ -96,6 +100,25 @@ def resolve(name: str | None = None) -> ModuleType:
             f"KERAS_BACKEND={name!r}. Set KERAS_BACKEND=jax or tensorflow before Python starts "
             "(or before anything imports keras).")
     return importlib.import_module(module)
+
+
+class BackendNotInstalledError(GantransferError, ImportError):
+    """Keras is asked to run on a backend that is not installed (``import keras`` would fail)."""
+
+
+def _require_installed(name: str) -> None:
+    """Raises :class:`BackendNotInstalledError` if ``name`` is a backend we support but cannot import.
+
+    Example:
+        >>> _require_installed("tensorflow" if importlib.util.find_spec("tensorflow") else "jax")
+    """
+    if name in BACKENDS and importlib.util.find_spec(name) is None:
+        others = [other for other in BACKENDS
+                  if other != name and importlib.util.find_spec(other) is not None]
+        switch = f", or set KERAS_BACKEND={others[0]}" if others else ""
+        raise BackendNotInstalledError(
+            f"KERAS_BACKEND={name}, but {name} is not installed: pip install "
+            f"'gantransfer[{name}]'{switch}")
 
 
 def gan_train_step(gan: Any, *args: Any) -> Any:
@@ -175,6 +198,48 @@ def value_and_gradient(function: Callable[[Any], Any], inputs: Any, *,
         [3.0, 3.0]
     """
     return resolve().value_and_gradient(function, inputs, has_aux=has_aux)
+
+
+def input_gradient(model: Any, loss: Callable[[Any, Any], Any]
+                   ) -> Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """A compiled function of ``(images, labels)``: each image's ``loss(labels, logits)`` and the
+    gradient of their sum with respect to the images, the model's weights held constant.
+
+    This is the attacks' inner loop (FGSM is one call, PGD one per step), so it is compiled once
+    per model and loss and kept while the model lives: ``jax.jit`` over ``stateless_call`` on JAX,
+    ``tf.function`` on TensorFlow. The model runs in inference mode, on its weights at each call.
+
+    Args:
+        model: A Keras model mapping images to logits.
+        loss: ``(labels, logits) -> one value per image``, in ``keras.ops``.
+
+    Returns:
+        ``gradient(x, labels) -> (losses, gradient)``, NumPy arrays; the gradient is shaped like
+        ``x``, and zeros where the loss does not depend on the pixels at all.
+
+    Example:
+        >>> import keras
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> inputs = keras.Input((3,))
+        >>> model = keras.Model(inputs, keras.layers.Dense(2, kernel_initializer="ones")(inputs))
+        >>> def loss(labels, logits):
+        ...     return ops.sum(logits, axis=-1) * ops.cast(labels, logits.dtype)
+        >>> losses, gradient = input_gradient(model, loss)(np.ones((2, 3), "float32"),
+        ...                                                np.array([1, 0]))
+        >>> losses.tolist(), gradient.tolist()
+        ([6.0, 0.0], [[2.0, 2.0, 2.0], [0.0, 0.0, 0.0]])
+        >>> input_gradient(model, loss) is input_gradient(model, loss)
+        True
+    """
+    compiled = getattr(model, "_gantransfer_input_gradients", None)
+    if compiled is None:
+        compiled = {}
+        # Kept on the model itself (past Keras's attribute tracking), so it goes when the model does.
+        object.__setattr__(model, "_gantransfer_input_gradients", compiled)
+    if loss not in compiled:
+        compiled[loss] = resolve().input_gradient(model, loss)
+    return compiled[loss]
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool = False,

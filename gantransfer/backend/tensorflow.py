@@ -85,6 +85,33 @@ def value_and_gradient(function: Callable[[Any], Any], inputs: Any, *,
     return result, tape.gradient(value, inputs)
 
 
+def input_gradient(model: Any, loss: Callable[[Any, Any], Any]
+                   ) -> Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """A ``tf.function`` ``(images, labels) -> (per-image losses, gradient)`` (see the package).
+
+    Example: zeros, not None, where the loss ignores the pixels
+        >>> import keras
+        >>> inputs = keras.Input((2,))
+        >>> model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+        >>> constant = lambda labels, logits: ops.zeros_like(logits[:, 0]) + 1.0
+        >>> input_gradient(model, constant)(np.ones((1, 2), "float32"), np.zeros(1))[1].tolist()
+        [[0.0, 0.0]]
+    """
+    @tf.function(reduce_retracing=True)
+    def step(x: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            values = loss(labels, model(x, training=False))
+            total = tf.reduce_sum(values)  # a sum: each image's gradient is its own loss's
+        return values, tape.gradient(total, x, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+    def gradient(x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        values, grad = step(tf.convert_to_tensor(x), tf.convert_to_tensor(labels))
+        return values.numpy(), grad.numpy()
+
+    return gradient
+
+
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool = False,
                  seed: int = 0) -> tf.data.Dataset:
     """An in-memory ``tf.data`` pipeline: cached, reshuffled every epoch from ``seed``, batched.

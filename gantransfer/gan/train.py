@@ -229,9 +229,11 @@ def train_gan(config: Config, run_dir: str | Path, *, resume: bool = False, over
     # Check the folder first (fail fast), load the data, and only then touch the folder: bad data
     # never leaves an empty run folder behind or costs an old run under --overwrite.
     check_run_dir(Path(run_dir), resume=resume, overwrite=overwrite)
-    if config.train.tensorboard and importlib.util.find_spec("tensorboard") is None:
-        raise ConfigError("train.tensorboard needs the tensorboard package: pip install "
-                          "'gantransfer[tensorboard]' (or set train.tensorboard=false)")
+    if config.train.tensorboard and None in (importlib.util.find_spec("tensorboard"),
+                                             importlib.util.find_spec("tensorflow")):
+        # Keras's TensorBoard callback writes with tf.summary, on every backend.
+        raise ConfigError("train.tensorboard needs the tensorboard and tensorflow packages: pip "
+                          "install 'gantransfer[tensorboard]' (or set train.tensorboard=false)")
     seed_everything(config.train.seed, config.train.deterministic)
     data = dataset if dataset is not None else load_gan_data(config)
     if len(data.train) == 0:

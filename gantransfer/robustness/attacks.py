@@ -139,15 +139,7 @@ def check_epsilons(epsilons: list[float] | tuple[float, ...]) -> list[float]:
 def _gradient(model: keras.Model, x: np.ndarray, labels: Any, loss: Any
               ) -> tuple[np.ndarray, np.ndarray]:
     """Per-image ``loss(labels, logits)`` and the gradient of their sum with respect to ``x``."""
-    def total(inputs: Any) -> tuple[Any, Any]:
-        values = loss(labels, model(inputs, training=False))
-        return ops.sum(values), values  # a sum, so each image's gradient is its own loss's
-
-    (_, values), gradient = backend.value_and_gradient(total, x.astype("float32"), has_aux=True)
-    values = ops.convert_to_numpy(values)
-    if gradient is None:  # TensorFlow: the loss does not depend on the pixels at all
-        return values, np.zeros_like(x, dtype="float32")
-    return values, ops.convert_to_numpy(gradient)
+    return backend.input_gradient(model, loss)(x.astype("float32"), labels)
 
 
 def _cross_entropy(labels: Any, logits: Any) -> Any:
@@ -170,13 +162,11 @@ def _losses_and_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray
     gradient is the logit margin's instead, which does not saturate; only images where that is
     zero too (a model whose output ignores them) keep a zero gradient.
     """
-    labels = ops.convert_to_tensor(y.astype("int32"))
-    losses, gradient = _gradient(model, x, labels, _cross_entropy)
+    losses, gradient = _gradient(model, x, y.astype("int32"), _cross_entropy)
     flat = np.zeros(len(x), bool) if x.size == 0 else \
         ~np.any(gradient.reshape(len(x), -1) != 0, axis=1)
     if flat.any():
-        _, margin = _gradient(model, x[flat], ops.convert_to_tensor(y[flat].astype("int32")),
-                              _margin)
+        _, margin = _gradient(model, x[flat], y[flat].astype("int32"), _margin)
         gradient[flat] = margin
     return losses, gradient
 

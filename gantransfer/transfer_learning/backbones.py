@@ -250,7 +250,8 @@ class BackbonePreprocess(layers.Layer):
 
     Example:
         >>> import numpy as np
-        >>> BackbonePreprocess("mobilenet")(np.array([[[[0.0, 127.5, 255.0]]]])).numpy().tolist()
+        >>> scaled = BackbonePreprocess("mobilenet")(np.array([[[[0.0, 127.5, 255.0]]]]))
+        >>> keras.ops.convert_to_numpy(scaled).tolist()
         [[[[-1.0, 0.0, 1.0]]]]
     """
 
