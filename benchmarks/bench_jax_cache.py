@@ -26,10 +26,16 @@ import tempfile
 import time
 
 
-def run_compare(args, folder: str, cache: str) -> float:
-    """Seconds for one ``gantransfer compare`` in a fresh process on JAX."""
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_COMPILATION_CACHE_DIR": cache}
-    env.pop("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", None)
+def run_compare(args, folder: str, cache_home: str | None) -> float:
+    """Seconds for one ``gantransfer compare`` in a fresh process on JAX: with the command line's
+    own cache under ``cache_home`` (as ``XDG_CACHE_HOME``), or none (``JAX_COMPILATION_CACHE_DIR=``)."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("JAX_COMPILATION_CACHE", "JAX_PERSISTENT_CACHE"))}
+    env["KERAS_BACKEND"] = "jax"
+    if cache_home is None:
+        env["JAX_COMPILATION_CACHE_DIR"] = ""
+    else:
+        env["XDG_CACHE_HOME"] = cache_home
     command = [sys.executable, "-m", "gantransfer", "compare", "--quiet", "--output-dir", folder,
                "--labels-per-class", "10", "--seeds", str(args.seeds), "--epochs", str(args.epochs),
                "--strategies", args.strategies, "--set", "transfer.gan_metrics=false"]
@@ -55,7 +61,7 @@ def main() -> None:
         work = tempfile.mkdtemp(prefix="bench-jax-cache-")
         try:
             cache = os.path.join(work, "cache")
-            times["no cache"].append(run_compare(args, os.path.join(work, "a"), ""))
+            times["no cache"].append(run_compare(args, os.path.join(work, "a"), None))
             times["empty cache"].append(run_compare(args, os.path.join(work, "b"), cache))
             times["warm cache"].append(run_compare(args, os.path.join(work, "c"), cache))
         finally:

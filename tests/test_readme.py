@@ -128,6 +128,12 @@ RUN_AS = {
     "python benchmarks/bench_train_gan.py": (
         f"{sys.executable} {ROOT}/benchmarks/bench_train_gan.py --dataset digits --images 256 "
         "--epochs 2 --width 0.125 --large-images 32 --rounds 1", "digits, tiny"),
+    "python benchmarks/bench_backends.py": (
+        f"{sys.executable} {ROOT}/benchmarks/bench_backends.py --dataset digits --images 256 "
+        "--epochs 2 --width 0.125 --rounds 1", "tiny"),
+    "python benchmarks/bench_jax_cache.py": (
+        f"{sys.executable} {ROOT}/benchmarks/bench_jax_cache.py --seeds 1 --epochs 1 "
+        "--strategies random-linear-probe", "tiny"),
     "python benchmarks/bench_attack.py": (
         f"{sys.executable} {ROOT}/benchmarks/bench_attack.py --images 64 --steps 2 --epochs 1 "
         "--width 0.125", "64 images, PGD-2, a tiny classifier"),
@@ -234,6 +240,15 @@ def test_the_substitution_table_matches_the_readme():
 def test_the_test_commands_are_what_ci_runs(command):
     assert command in bash_commands()
     assert command in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_link_within_the_readme_reaches_a_heading():
+    text = README.read_text()
+    # GitHub's anchors: the heading in lower case, punctuation but hyphens dropped, spaces hyphens.
+    anchors = {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+               for heading in re.findall(r"^#+ (.+)$", text, re.MULTILINE)}
+    links = re.findall(r"\]\(#([^)]+)\)", text)
+    assert links and not [link for link in links if link not in anchors]
 
 
 @pytest.mark.parametrize("synopsis", [text for lang, text in blocks()
