@@ -419,6 +419,23 @@ def test_every_family_and_method_of_the_registry_has_a_style():
     assert strategy_styles(["gan-frozen"]) == {"gan-frozen": styles["gan-frozen"]}
 
 
+def test_a_defended_model_is_drawn_in_its_strategys_colour_and_stands_out():
+    from gantransfer.reporting.figures import robustness_styles
+
+    labels = ["scratch (undefended)", "scratch (PGD-trained)", "gan-finetune (undefended)",
+              "gan-finetune (FGSM-trained)", "gan-frozen"]
+    styles = robustness_styles(labels)
+    base = strategy_styles(["scratch", "gan-finetune", "gan-frozen"])
+    for strategy in ("scratch", "gan-finetune"):
+        undefended, defended = styles[f"{strategy} (undefended)"], styles[[
+            label for label in labels if label.startswith(strategy) and "trained" in label][0]]
+        assert undefended == {**base[strategy], "linewidth": 1.6}
+        assert defended["color"] == base[strategy]["color"]
+        assert (defended["linestyle"], defended["marker"], defended["linewidth"]) == ("-", "D", 2.6)
+    assert styles["gan-frozen"] == {**base["gan-frozen"], "linewidth": 1.6}  # no defence named
+    assert styles["scratch (undefended)"]["color"] != styles["gan-finetune (undefended)"]["color"]
+
+
 def test_strategies_outside_the_registry_are_summarised_and_drawn_in_grey(tmp_path):
     results = _records({"my-method": {0: 0.6, 1: 0.7}, "gan-frozen": {0: 0.5, 1: 0.55},
                         "random-frozen": {0: 0.4, 1: 0.45}, "scratch": {0: 0.3, 1: 0.35}})

@@ -286,6 +286,32 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], title: str)
     return _png(figure)
 
 
+def robustness_styles(labels: list[str]) -> dict[str, dict[str, Any]]:
+    """Matplotlib line styles for a robustness curve's labels.
+
+    A label ``"strategy (defence)"`` takes its strategy's colour; a defence other than
+    ``undefended`` is drawn solid and thicker, with diamonds, so that a defended model stands out
+    from the same strategy undefended.
+
+    Example:
+        >>> styles = robustness_styles(["scratch (undefended)", "scratch (PGD-trained)"])
+        >>> styles["scratch (PGD-trained)"]["color"] == styles["scratch (undefended)"]["color"]
+        True
+        >>> [styles["scratch (PGD-trained)"][key] for key in ("linestyle", "marker", "linewidth")]
+        ['-', 'D', 2.6]
+    """
+    bases = {label: label.split(" (")[0] for label in labels}
+    base_styles = strategy_styles(list(dict.fromkeys(bases.values())))
+    styles = {}
+    for label, base in bases.items():
+        styles[label] = dict(base_styles[base])
+        defence = label[len(base):].strip(" ()")
+        if defence and defence != "undefended":
+            styles[label].update(linestyle="-", marker="D", linewidth=2.6)
+        styles[label].setdefault("linewidth", 1.6)
+    return styles
+
+
 def robustness_figure(curves: dict[str, list[tuple[float, float, float | None]]], title: str
                       ) -> bytes:
     """Accuracy against the attack's epsilon, one line per model or strategy.
@@ -300,16 +326,7 @@ def robustness_figure(curves: dict[str, list[tuple[float, float, float | None]]]
     Returns:
         The PNG bytes.
     """
-    bases = {label: label.split(" (")[0] for label in curves}
-    base_styles = strategy_styles(list(dict.fromkeys(bases.values())))
-    styles = {}
-    for label, base in bases.items():
-        styles[label] = dict(base_styles[base])
-        defence = label[len(base):].strip(" ()")
-        if defence and defence != "undefended":
-            styles[label].update(linestyle="-", marker="D", linewidth=2.6)
-    for style in styles.values():
-        style.setdefault("linewidth", 1.6)
+    styles = robustness_styles(list(curves))
     figure = Figure(figsize=(7.0, 4.2), layout="constrained")
     axes = figure.add_subplot()
     for label, points in curves.items():
