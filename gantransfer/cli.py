@@ -61,6 +61,35 @@ def _overrides(**flags: Any) -> list[str]:
     return [f"{keys[name]}={value}" for name, value in flags.items() if value is not None]
 
 
+def _runtime_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--mixed-precision``, ``--jit-compile`` and ``--distribute``: the ``train.precision``,
+    ``train.jit_compile`` and ``train.distribute`` overrides, ahead of ``--set`` (which wins)."""
+    @functools.wraps(command)
+    def run(*args: Any, precision: str | None, jit_compile: bool | None,
+            distribute: str | None, overrides: tuple[str, ...] = (), **kwargs: Any) -> Any:
+        runtime = {"train.precision": precision and f"mixed_{precision}",
+                   "train.jit_compile": None if jit_compile is None else str(jit_compile).lower(),
+                   "train.distribute": distribute}
+        flags = tuple(f"{key}={value}" for key, value in runtime.items() if value is not None)
+        return command(*args, overrides=(*flags, *overrides), **kwargs)
+
+    options = [
+        click.option("--mixed-precision", "precision", type=click.Choice(["float16", "bfloat16"]),
+                     is_flag=False, flag_value="float16", default=None,
+                     help="Compute in 16 bits, weights in float32: float16 (the default with no "
+                     "value; NVIDIA tensor cores, losses scaled) or bfloat16. Outputs and saved "
+                     "models stay float32."),
+        click.option("--jit-compile/--no-jit-compile", default=None,
+                     help="XLA-compile the training steps (default: on a GPU, not on a CPU)."),
+        click.option("--distribute", type=click.Choice(["none", "mirrored", "multi-worker"]),
+                     help="Train on every local GPU (mirrored), or on the workers in TF_CONFIG "
+                     "(multi-worker; TensorFlow only). The batch size is the global batch."),
+    ]
+    for option in reversed(options):
+        run = option(run)
+    return run
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(gantransfer.__version__, "--version", prog_name="gantransfer")
 def cli() -> None:
@@ -93,6 +122,7 @@ def cli() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override any config key, e.g. --set gan.latent_dim=64 (repeatable).")
 @click.option("--quiet", is_flag=True, help="Only warnings and errors; no progress bar.")
+@_runtime_options
 @_user_errors
 def train_gan_command(config_file: str | None, dataset: str | None, image_size: int | None,
                       epochs: int | None, batch_size: int | None, seed: int | None,
@@ -228,6 +258,7 @@ def _print_report(result: Any) -> None:
 @click.option("--discriminator", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A discriminator .keras file, instead of --gan-run.")
 @_transfer_options
+@_runtime_options
 @_user_errors
 def transfer_command(gan_run: Path | None, discriminator: Path | None, config_file: str | None,
                      dataset: str | None, strategies: str | None, labels_per_class: str | None,
@@ -271,6 +302,7 @@ def transfer_command(gan_run: Path | None, discriminator: Path | None, config_fi
 @cli.command("compare")
 @click.option("--epochs", type=int, help="GAN training epochs.")
 @_transfer_options
+@_runtime_options
 @_user_errors
 def compare_command(epochs: int | None, config_file: str | None, dataset: str | None,
                     strategies: str | None, labels_per_class: str | None, seeds: int | None,

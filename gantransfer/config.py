@@ -101,6 +101,10 @@ class GANConfig:
                "a weight in [0, 100] (0 turns rotation self-supervision off)")
 
 
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+DISTRIBUTIONS = ("none", "mirrored", "multi-worker")
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """How long and how to train, and what to write along the way.
@@ -124,6 +128,16 @@ class TrainConfig:
             unlabeled data it is off, with a warning. It never looks at the test split.
         probe_labels_per_class: Labeled training images per class the probe fits on.
         probe_images: Other training images (disjoint from those) the probe is scored on.
+        precision: What layers compute in, for the GAN and every classifier of the run:
+            ``float32``, ``mixed_float16`` (GPUs with tensor cores; losses are scaled) or
+            ``mixed_bfloat16`` (recent GPUs and TPUs). Weights, final logits, generated images and
+            saved models stay float32.
+        jit_compile: XLA for the training steps: true, false, or ``auto`` (Keras's rule: on a GPU,
+            not on a CPU, where it measured slower for a DCGAN step; JAX always compiles).
+        distribute: ``none``, ``mirrored`` (every local GPU: ``tf.distribute.MirroredStrategy``
+            on TensorFlow, ``keras.distribution.DataParallel`` on JAX) or ``multi-worker``
+            (TensorFlow's ``MultiWorkerMirroredStrategy``, configured by ``TF_CONFIG``).
+            ``train.batch_size`` is the global batch, split across replicas.
     """
 
     epochs: int = 25
@@ -140,8 +154,18 @@ class TrainConfig:
     probe_every: int = 0
     probe_labels_per_class: int = 10
     probe_images: int = 1000
+    precision: str = "float32"
+    jit_compile: bool | str = "auto"
+    distribute: str = "none"
 
     def __post_init__(self) -> None:
+        _check("train.precision", self.precision, self.precision in PRECISIONS,
+               " or ".join(PRECISIONS))
+        _check("train.jit_compile", self.jit_compile,
+               isinstance(self.jit_compile, bool) or self.jit_compile == "auto",
+               "true, false or auto")
+        _check("train.distribute", self.distribute, self.distribute in DISTRIBUTIONS,
+               " or ".join(DISTRIBUTIONS))
         _check("train.probe_every", self.probe_every, self.probe_every >= 0,
                "an integer >= 0 (0 is off)")
         _check("train.probe_labels_per_class", self.probe_labels_per_class,

@@ -195,15 +195,19 @@ def package_versions() -> dict[str, str]:
 
 
 def machine_description() -> dict[str, Any]:
-    """The machine a run ran on: platform, CPU count and accelerators seen by the backend."""
+    """The machine a run ran on, and how it used it: platform, CPU count, the backend, the
+    accelerators it saw (and what they are), and the active runtime's precision, XLA setting,
+    distribution and replicas (:mod:`gantransfer.runtime`)."""
     info: dict[str, Any] = {"platform": platform.platform(), "cpu_count": os.cpu_count()}
     try:
         import keras
 
-        from gantransfer import backend
+        from gantransfer import backend, runtime
 
         info["backend"] = keras.config.backend()
         info["gpus"] = backend.accelerators()
+        info["devices"] = backend.device_kinds()
+        info.update(runtime.current().describe())
     except Exception:  # The manifest must never fail a run.
         pass
     return info

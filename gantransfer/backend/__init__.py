@@ -284,6 +284,57 @@ def accelerators() -> list[str]:
     return resolve().accelerators()
 
 
+def device_kinds() -> list[str]:
+    """What each accelerator is, e.g. ``['NVIDIA H200']``; empty on a CPU-only machine.
+
+    Example:
+        >>> len(device_kinds()) == len(accelerators())
+        True
+    """
+    return resolve().device_kinds()
+
+
+def auto_jit_compile(distributed: bool) -> bool:
+    """What Keras's ``jit_compile="auto"`` becomes here: on TensorFlow, XLA on a GPU and not under a
+    ``tf.distribute`` strategy nor on a CPU; on JAX, always (its steps are ``jax.jit`` functions).
+
+    Example:
+        >>> isinstance(auto_jit_compile(distributed=False), bool)
+        True
+    """
+    return resolve().auto_jit_compile(distributed)
+
+
+def distribution_scope(mode: str) -> Any:
+    """A context in which models, optimizers and ``fit`` span the devices ``mode`` names.
+
+    ``none``: one device, as Keras picks it. ``mirrored``: every local GPU (or, with none, every
+    logical CPU device), one replica each; on TensorFlow ``tf.distribute.MirroredStrategy``, on JAX
+    ``keras.distribution.DataParallel``. ``multi-worker``: TensorFlow's
+    ``MultiWorkerMirroredStrategy`` over the workers in ``TF_CONFIG``.
+
+    Args:
+        mode: One of ``gantransfer.runtime.DISTRIBUTIONS``.
+
+    Returns:
+        A context manager.
+
+    Raises:
+        ConfigError: If the backend cannot distribute that way.
+
+    Example:
+        >>> with distribution_scope("none"):
+        ...     replicas()
+        1
+    """
+    return resolve().distribution_scope(mode)
+
+
+def replicas() -> int:
+    """How many replicas a batch is split across in the current distribution scope (1 outside)."""
+    return resolve().replicas()
+
+
 def import_quietly() -> None:
     """Imports Keras and its backend, and finds the devices, with stderr silenced meanwhile.
 

@@ -20,19 +20,22 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import logging
 import math
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import jax
 import keras
 import numpy as np
 from keras import ops
 from keras import utils as keras_utils
+
+from gantransfer.errors import ConfigError
 
 
 def gan_train_step(gan: Any, state: Any, data: Any) -> tuple[dict[str, Any], Any]:
@@ -78,10 +81,14 @@ def gan_train_step(gan: Any, state: Any, data: Any) -> tuple[dict[str, Any], Any
 
     (d_loss, g_loss), pullback, aux = jax.vjp(forward, d_values, g_values, has_aux=True)
     real_logits, fake_logits, rotation_accuracy, non_trainable = aux
-    one, zero = ops.ones_like(d_loss), ops.zeros_like(d_loss)
-    d_grads, _ = pullback((one, zero))
-    _, g_grads = pullback((zero, one))
     split = len(gan.d_optimizer.variables)
+    # Under float16 each optimizer scales its loss up (its LossScaleOptimizer unscales the
+    # gradients); otherwise the scale is 1.
+    d_scale = _loss_scale(gan.d_optimizer, optimizer_values[:split], d_loss)
+    g_scale = _loss_scale(gan.g_optimizer, optimizer_values[split:], g_loss)
+    zero = ops.zeros_like(d_loss)
+    d_grads, _ = pullback((d_scale, zero))
+    _, g_grads = pullback((zero, g_scale))
     d_values, d_optimizer = gan.d_optimizer.stateless_apply(optimizer_values[:split], d_grads,
                                                             d_values)
     g_values, g_optimizer = gan.g_optimizer.stateless_apply(optimizer_values[split:], g_grads,
@@ -96,6 +103,12 @@ def gan_train_step(gan: Any, state: Any, data: Any) -> tuple[dict[str, Any], Any
                                   rotation_accuracy if gan.rotation_head is not None else None)
     metrics_values = [scope.get_current_value(v) for v in gan.metrics_variables]
     return logs, (trainable, non_trainable, [*d_optimizer, *g_optimizer], metrics_values)
+
+
+def _loss_scale(optimizer: Any, values: list[Any], loss: Any) -> Any:
+    """``optimizer.scale_loss`` of 1, with the optimizer's variables at ``values``."""
+    with keras.StatelessScope(state_mapping=list(zip(optimizer.variables, values))):
+        return optimizer.scale_loss(ops.ones_like(loss))
 
 
 def adversarial_train_step(model: Any, state: Any, data: Any) -> tuple[dict[str, Any], Any]:
@@ -241,6 +254,50 @@ def accelerators() -> list[str]:
         True
     """
     return [f"{d.platform}:{d.id}" for d in jax.devices() if d.platform != "cpu"]
+
+
+def device_kinds() -> list[str]:
+    """Each accelerator's kind as JAX reports it, e.g. ``'NVIDIA H200'`` (see the package).
+
+    Example:
+        >>> len(device_kinds()) == len(accelerators())
+        True
+    """
+    return [d.device_kind for d in jax.devices() if d.platform != "cpu"]
+
+
+def auto_jit_compile(distributed: bool) -> bool:
+    """Always: Keras's JAX trainer compiles its steps with ``jax.jit`` wherever it runs."""
+    return True
+
+
+@contextlib.contextmanager
+def distribution_scope(mode: str) -> Iterator[None]:
+    """``keras.distribution.DataParallel`` over every local device for ``mirrored`` (see the
+    package): the batch is split across the device mesh, the weights replicated, and XLA sums the
+    gradients. Several CPU devices need ``XLA_FLAGS=--xla_force_host_platform_device_count=N``
+    before JAX starts.
+
+    Example:
+        >>> with distribution_scope("mirrored"):
+        ...     replicas() == len(jax.devices())
+        True
+    """
+    if mode == "none":
+        yield
+        return
+    if mode != "mirrored":
+        raise ConfigError(f"train.distribute={mode} runs on TensorFlow only; on JAX use "
+                          "train.distribute=mirrored (every local device), or KERAS_BACKEND="
+                          "tensorflow")
+    with keras.distribution.DataParallel(devices=jax.devices()).scope():
+        yield
+
+
+def replicas() -> int:
+    """The devices the current ``keras.distribution`` splits a batch across (see the package)."""
+    distribution = keras.distribution.distribution()
+    return 1 if distribution is None else int(distribution.device_mesh.devices.size)
 
 
 def compilation_cache_dir() -> Path:

@@ -11,8 +11,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -41,10 +42,15 @@ def gan_train_step(gan: Any, data: Any) -> dict[str, Any]:
         if gan.rotation_head is not None:
             d_rotation, g_rotation, rotation_accuracy = gan.rotation_losses(real, fake)
             d_loss, g_loss = d_loss + d_rotation, g_loss + g_rotation
+        # Each replica's gradients are summed across replicas: scaled by the replica count, they
+        # are the global batch's mean's. Under float16 each optimizer also scales its loss up.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        d_scaled = gan.d_optimizer.scale_loss(d_loss / replicas)
+        g_scaled = gan.g_optimizer.scale_loss(g_loss / replicas)
     d_weights = gan.d_trainable_weights
     g_weights = gan.generator.trainable_weights
-    gan.d_optimizer.apply_gradients(zip(d_tape.gradient(d_loss, d_weights), d_weights))
-    gan.g_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_weights), g_weights))
+    gan.d_optimizer.apply_gradients(zip(d_tape.gradient(d_scaled, d_weights), d_weights))
+    gan.g_optimizer.apply_gradients(zip(g_tape.gradient(g_scaled, g_weights), g_weights))
     return gan.update_metrics(d_loss, g_loss, real_logits, fake_logits, rotation_accuracy)
 
 
@@ -146,6 +152,51 @@ def accelerators() -> list[str]:
         True
     """
     return [device.name for device in tf.config.list_physical_devices("GPU")]
+
+
+def device_kinds() -> list[str]:
+    """Each GPU's name as its driver gives it (see the package).
+
+    Example:
+        >>> len(device_kinds()) == len(accelerators())
+        True
+    """
+    return [tf.config.experimental.get_device_details(device).get("device_name", device.name)
+            for device in tf.config.list_physical_devices("GPU")]
+
+
+def auto_jit_compile(distributed: bool) -> bool:
+    """XLA on a GPU, not on a CPU nor under a strategy, as Keras's TensorFlow trainer decides."""
+    return bool(accelerators()) and not distributed
+
+
+@contextlib.contextmanager
+def distribution_scope(mode: str) -> Iterator[None]:
+    """``tf.distribute``'s strategy scope for ``mode`` (see the package).
+
+    ``mirrored`` mirrors over every logical GPU, or with none every logical CPU device: two
+    logical CPUs (``tf.config.set_logical_device_configuration``) make two replicas on one CPU.
+
+    Example:
+        >>> with distribution_scope("mirrored"):
+        ...     tf.distribute.get_strategy().__class__.__name__
+        'MirroredStrategy'
+    """
+    if mode == "none":
+        yield
+        return
+    if mode == "mirrored":
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        strategy = tf.distribute.MirroredStrategy(devices=[device.name for device in devices])
+    else:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    with strategy.scope():
+        yield
+
+
+def replicas() -> int:
+    """The current strategy's replica count (see the package)."""
+    return int(tf.distribute.get_strategy().num_replicas_in_sync)
 
 
 def start_up() -> None:

@@ -43,16 +43,33 @@ class Checkpoint:
     settings: dict[str, Any] | None = None  # what defines the run; None in 0.1 checkpoints
 
 
+# Groups a checkpoint may lack, and a model may lack: a resume restores them where both have them.
+_OPTIONAL = ("loss_scale",)
+
+
+def _inner(optimizer):
+    """The optimizer that holds the training state: under float16 loss scaling, the wrapped one."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
 def _groups(gan) -> dict[str, list]:
+    """The state by group. The optimizers' groups hold their own variables (Adam's moments and step)
+    in every precision, so a run can resume in another precision; float16's loss scales, which
+    only that precision has, are a group of their own."""
     groups = {
         "generator": list(gan.generator.variables),
         "discriminator": list(gan.discriminator.variables),
-        "g_optimizer": list(gan.g_optimizer.variables),
-        "d_optimizer": list(gan.d_optimizer.variables),
+        "g_optimizer": list(_inner(gan.g_optimizer).variables),
+        "d_optimizer": list(_inner(gan.d_optimizer).variables),
         "seed": [gan.seed_generator.state],
     }
     if getattr(gan, "rotation_head", None) is not None:
         groups["rotation_head"] = list(gan.rotation_head.variables)
+    scaling = [v for optimizer in (gan.d_optimizer, gan.g_optimizer)
+               for v in optimizer.variables
+               if id(v) not in {id(inner) for inner in _inner(optimizer).variables}]
+    if scaling:
+        groups["loss_scale"] = scaling
     return groups
 
 
@@ -151,6 +168,8 @@ def restore_checkpoint(gan, checkpoint: Checkpoint) -> None:
     """
     gan.build_optimizers()
     for group, variables in _groups(gan).items():
+        if group in _OPTIONAL and group not in checkpoint.variables:
+            continue  # e.g. a float32 run resumed under float16: its loss scales start afresh
         saved = checkpoint.variables.get(group, [])
         if len(saved) != len(variables):
             raise RunFolderError(

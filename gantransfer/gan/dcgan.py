@@ -157,7 +157,7 @@ class DCGAN(keras.Model):
             self.features = keras.Model(discriminator.inputs, flat, name="discriminator_features")
             self.rotation_head = keras.layers.Dense(
                 ROTATIONS, kernel_initializer=keras.initializers.RandomNormal(stddev=0.02),
-                name="rotation_head")
+                name="rotation_head", dtype="float32")
             self.rotation_head.build(flat.shape)
             self.d_rotation_tracker = keras.metrics.Mean(name="d_rotation")
         # Both networks (and the rotation head) are built; so is the model, which fit on JAX would
@@ -169,12 +169,22 @@ class DCGAN(keras.Model):
         """Sets one optimizer per network, and builds both: ``model.optimizer`` is their
         :class:`OptimizerPair`, which is how ``fit``'s state carries them.
 
+        Under the ``mixed_float16`` dtype policy each is wrapped in a ``LossScaleOptimizer``.
+
         Args:
             d_optimizer: Updates the discriminator.
             g_optimizer: Updates the generator.
             **kwargs: Passed to ``keras.Model.compile`` (e.g. ``jit_compile``).
         """
-        super().compile(optimizer=OptimizerPair(d_optimizer, g_optimizer), **kwargs)
+        if self.discriminator.dtype_policy.name == "mixed_float16":
+            # float16 gradients underflow: each optimizer scales its network's loss up, and its
+            # gradients back down, skipping a step whose gradients are not finite (as Keras's own
+            # compile does for a model's one optimizer).
+            d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer)
+            g_optimizer = keras.optimizers.LossScaleOptimizer(g_optimizer)
+        # The pair itself is never wrapped: it applies nothing.
+        super().compile(optimizer=OptimizerPair(d_optimizer, g_optimizer), auto_scale_loss=False,
+                        **kwargs)
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
         self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)

@@ -125,7 +125,8 @@ def build_discriminator(image_size: int = 32, channels: int = 1, *, width: float
     x = discriminator_blocks(inputs, num_blocks, width=width, kernel_size=kernel_size,
                              leaky_relu_slope=leaky_relu_slope)
     x = layers.Flatten(name="head_flatten")(x)
-    logits = layers.Dense(1, kernel_initializer=_weight_init(), name="head_dense")(x)
+    logits = layers.Dense(1, kernel_initializer=_weight_init(), name="head_dense",
+                          dtype="float32")(x)  # float32 logits in every precision
     return keras.Model(inputs, logits, name=name)
 
 

@@ -24,6 +24,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from gantransfer import runtime
 from gantransfer.data import select_labels_per_class
 from gantransfer.data.transforms import to_gan_range
 from gantransfer.errors import ConfigError, DataError
@@ -243,5 +244,5 @@ class DiscriminatorProbe(keras.callbacks.Callback):
             return
         if self.best_accuracy is None or accuracy > self.best_accuracy:
             if self.best_path is not None:
-                atomic_save(self.best_path, self.model.discriminator.save)
+                atomic_save(self.best_path, runtime.float32_model(self.model.discriminator).save)
             self.best_epoch, self.best_accuracy = epoch + 1, accuracy

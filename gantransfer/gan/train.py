@@ -26,7 +26,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from gantransfer import backend
+from gantransfer import backend, runtime
 from gantransfer.config import Config, load_config, save_config
 from gantransfer.data import Dataset, ImageBatches, load_dataset
 from gantransfer.errors import (ConfigError, DataError, GantransferError, RunFolderError,
@@ -92,7 +92,8 @@ def build_dcgan(config: Config, image_size: int, channels: int) -> DCGAN:
     gan = DCGAN(generator, discriminator, latent_dim=g.latent_dim, seed=config.train.seed,
                 rotation_weight=g.rotation_weight)
     gan.compile(d_optimizer=keras.optimizers.Adam(g.learning_rate, beta_1=g.beta_1),
-                g_optimizer=keras.optimizers.Adam(g.learning_rate, beta_1=g.beta_1))
+                g_optimizer=keras.optimizers.Adam(g.learning_rate, beta_1=g.beta_1),
+                jit_compile=runtime.current().jit_compile)
     return gan  # compile built both optimizers
 
 
@@ -234,6 +235,13 @@ def train_gan(config: Config, run_dir: str | Path, *, resume: bool = False, over
         # Keras's TensorBoard callback writes with tf.summary, on every backend.
         raise ConfigError("train.tensorboard needs the tensorboard and tensorflow packages: pip "
                           "install 'gantransfer[tensorboard]' (or set train.tensorboard=false)")
+    with runtime.Runtime.from_config(config).activate():
+        return _train(config, Path(run_dir), resume, overwrite, dataset, callbacks, started)
+
+
+def _train(config: Config, run_dir: Path, resume: bool, overwrite: bool, dataset: Dataset | None,
+           callbacks: list[keras.callbacks.Callback] | None, started: float) -> TrainGanResult:
+    """:func:`train_gan` once the folder is checked, in the run's precision and distribution."""
     seed_everything(config.train.seed, config.train.deterministic)
     data = dataset if dataset is not None else load_gan_data(config)
     if len(data.train) == 0:
@@ -259,10 +267,13 @@ def train_gan(config: Config, run_dir: str | Path, *, resume: bool = False, over
 
 # What a resumed run may change: how long it trains and what it writes along the way. Every other
 # setting defines the run (its data, models, optimisers, seeds and batches), and a resume keeps it.
+# How the run uses the machine (precision, XLA, devices) may change too: a run started on a laptop's
+# CPU may go on under mixed precision on a GPU box; checkpoints hold float32 weights in every case.
 RESUMABLE_KEYS = ("train.epochs", "train.verbose", "train.tensorboard", "train.keep_checkpoints",
                   "train.metrics_every", "train.metrics_images", "train.stop_on_collapse",
                   "train.probe_every", "train.probe_labels_per_class", "train.probe_images",
-                  "data.max_in_memory_mb")
+                  "data.max_in_memory_mb", "train.precision", "train.jit_compile",
+                  "train.distribute")
 # Except these, once the run has probe scores: they define what the best score, carried across
 # sessions, measures (a resume may still turn the probe on, with any sizes, or off).
 PROBE_MEASURE_KEYS = ("probe_labels_per_class", "probe_images")
@@ -440,8 +451,11 @@ def _fit(gan: DCGAN, config: Config, run_dir: Path, data: Dataset, initial_epoch
             kept = f"the last good checkpoint (epoch {last_good.epoch}) is kept in {run_dir / 'checkpoints'}"
         else:
             kept = "no epoch finished, so there is no checkpoint"
-        raise TrainingDiverged(f"training stopped: {guard.failure}; {kept}; try a lower "
-                               "gan.learning_rate or a smaller batch")
+        advice = "try a lower gan.learning_rate or a smaller batch"
+        if t.precision != "float32":  # 16-bit activations overflow where float32 ones would not
+            advice = (f"it ran under train.precision={t.precision}; resume it with "
+                      f"train.precision=float32, or {advice.removeprefix('try ')}")
+        raise TrainingDiverged(f"training stopped: {guard.failure}; {kept}; {advice}")
     return fit.history
 
 
@@ -458,8 +472,9 @@ def _write_results(gan: DCGAN, config: Config, run_dir: Path, data: Dataset,
     if bad:  # the guard checks at every epoch's end; this is the last line before the files
         raise TrainingDiverged(f"not saving models that hold NaN or inf ({', '.join(bad[:3])}); the "
                                f"last good checkpoint is kept in {run_dir / 'checkpoints'}")
-    atomic_save(run_dir / "generator.keras", gan.generator.save)
-    atomic_save(run_dir / "discriminator.keras", gan.discriminator.save)
+    # float32 files in every precision (runtime.float32_model)
+    atomic_save(run_dir / "generator.keras", runtime.float32_model(gan.generator).save)
+    atomic_save(run_dir / "discriminator.keras", runtime.float32_model(gan.discriminator).save)
     plot_history(run_dir / "history.csv", run_dir / "losses.png")
     rates = throughput.epoch_rates if throughput is not None else []
     # The first epoch of a call includes tracing and compilation; leave it out when there are others.

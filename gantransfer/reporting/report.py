@@ -553,6 +553,29 @@ def _verdict_blocks(results: list[StrategyResult], compared: list[dict[str, Any]
     return blocks
 
 
+def _devices(machine: dict[str, Any]) -> str:
+    """The devices, precision, XLA and replicas of ``run.json``'s machine, in words.
+
+    Example:
+        >>> _devices({"cpu_count": 2, "precision": "float32", "xla": False, "replicas": 1})
+        '2 CPU cores, float32, no XLA'
+        >>> _devices({"gpus": ["cuda:0", "cuda:1"], "devices": ["NVIDIA H200"] * 2,
+        ...           "precision": "mixed_bfloat16", "xla": True, "replicas": 2})
+        '2 × NVIDIA H200, mixed_bfloat16, XLA, 2 replicas'
+    """
+    kinds = machine.get("devices") or machine.get("gpus") or []
+    if kinds:
+        names = sorted(set(kinds))
+        parts = [", ".join(f"{kinds.count(n)} × {n}" if kinds.count(n) > 1 else n for n in names)]
+    else:
+        parts = [_count(machine.get("cpu_count") or 0, "CPU core", "CPU cores")]
+    if "precision" in machine:  # older runs recorded the devices only
+        parts += [machine["precision"], "XLA" if machine.get("xla") else "no XLA"]
+    if (machine.get("replicas") or 1) > 1:
+        parts.append(f"{machine['replicas']} replicas")
+    return ", ".join(parts)
+
+
 def _blocks(results: list[StrategyResult], ctx: dict[str, Any], summary: list[dict[str, Any]],
             comparisons: list[dict[str, Any]], flags: list[dict[str, Any]]) -> list[Any]:
     strategies = strategy_order(results)
@@ -565,9 +588,7 @@ def _blocks(results: list[StrategyResult], ctx: dict[str, Any], summary: list[di
                                      or "none")]
     machine = ctx["machine"]
     if machine and machine.get("backend"):
-        devices = ", ".join(machine.get("gpus") or []) or \
-            _count(machine.get("cpu_count") or 0, "CPU core", "CPU cores")
-        facts.append(f"trained on Keras's {machine['backend']} backend ({devices})")
+        facts.append(f"trained on Keras's {machine['backend']} backend ({_devices(machine)})")
     blocks.append(_Paragraph(" · ".join(facts), muted=True))
     blocks.append(_Paragraph("Accuracies are percentages on the test set; ± is the sample standard "
                              "deviation over seeds; differences are in percentage points.",

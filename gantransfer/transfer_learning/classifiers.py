@@ -23,7 +23,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from gantransfer import backend
+from gantransfer import backend, runtime
 from gantransfer.transfer_learning.probe import GridMaxPooling, conv_feature_layers, fold_indices
 
 logger = logging.getLogger(__name__)
@@ -82,7 +82,9 @@ def build_head(feature_shape: tuple[int, ...], num_classes: int, *, kind: str = 
     if dropout > 0:
         x = layers.Dropout(dropout, name="head_dropout")(x)
     regularizer = keras.regularizers.L2(l2) if l2 > 0 else None
-    outputs = layers.Dense(num_classes, kernel_regularizer=regularizer, name="head_dense")(x)
+    # float32 logits in every precision (16-bit softmaxes and losses lose too much)
+    outputs = layers.Dense(num_classes, kernel_regularizer=regularizer, name="head_dense",
+                           dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -276,7 +278,8 @@ def _compiled(build: Callable[[], keras.Model], learning_rate: float, seed: int)
     model = build()
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"], steps_per_execution=STEPS_PER_EXECUTION)
+                  metrics=["accuracy"], steps_per_execution=STEPS_PER_EXECUTION,
+                  jit_compile=runtime.current().jit_compile)
     return model
 
 

@@ -159,12 +159,13 @@ def probe_as_keras(probe: Pipeline, input_shape: tuple[int, ...], num_classes: i
     width = len(linear.coef_[0]) if np.ndim(linear.coef_) == 2 else len(linear.coef_)
     mean = np.zeros(width) if scaler.mean_ is None else scaler.mean_  # None: not standardised
     scale = np.ones(width) if scaler.scale_ is None else scaler.scale_
-    x = layers.Normalization(mean=mean, variance=scale**2, name="standardise")(x)
+    # The linear part is float32 in every precision: the same numbers as scikit-learn's.
+    x = layers.Normalization(mean=mean, variance=scale**2, name="standardise", dtype="float32")(x)
     coef, intercept = np.atleast_2d(linear.coef_), np.atleast_1d(linear.intercept_)
     if coef.shape[0] == 1 and num_classes == 2:  # binary: one score for class 1
         coef, intercept = np.concatenate([-coef / 2, coef / 2]), np.concatenate([-intercept / 2,
                                                                                  intercept / 2])
-    dense = layers.Dense(num_classes, name="probe_dense")
+    dense = layers.Dense(num_classes, name="probe_dense", dtype="float32")
     outputs = dense(x)
     dense.set_weights([coef.T.astype("float32"), intercept.astype("float32")])
     return keras.Model(inputs, outputs, name=name)

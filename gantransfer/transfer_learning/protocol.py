@@ -15,6 +15,7 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
+from gantransfer import runtime
 from gantransfer.config import TransferConfig
 from gantransfer.data import Dataset, select_labels_per_class
 from gantransfer.errors import ConfigError, DataError
@@ -96,7 +97,8 @@ def model_path(folder: Path, strategy: str, budget: Budget, seed: int, suffix: s
 
 def _save_model(model: keras.Model, folder: Path, strategy: str, budget: Budget, seed: int) -> str:
     path = model_path(folder, strategy, budget, seed, ".keras")
-    atomic_save(path, plain(model).save)  # an adversarially trained model saves as a plain one
+    # An adversarially trained model saves as a plain one, and a mixed-precision one as float32.
+    atomic_save(path, runtime.float32_model(plain(model)).save)
     return str(path)
 
 

@@ -246,8 +246,9 @@ def _prepared_trunk(ctx: StrategyContext, pretrained: bool, notes: list[str]) ->
 def cached_features(trunk: keras.Model, split: Split,
                     batch_size: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The frozen trunk's features of the train, validation and test images, computed once."""
-    return tuple(trunk.predict(x, batch_size=batch_size, verbose=0)  # type: ignore[return-value]
-                 for x in (split.x_train, split.x_val, split.x_test))
+    # float32 in every precision: a mixed-precision trunk computes, and returns, 16-bit features
+    return tuple(trunk.predict(x, batch_size=batch_size, verbose=0).astype("float32", copy=False)
+                 for x in (split.x_train, split.x_val, split.x_test))  # type: ignore[return-value]
 
 
 def _pixel_classifier(ctx: StrategyContext, trunk: keras.Model, kind: str,
@@ -402,7 +403,7 @@ def _finetune_cv_outcome(ctx: StrategyContext, trunk: keras.Model, kind: str,
     started = time.perf_counter()
     trunk.trainable = False
     x_all, y_all = _all_labels(split)
-    features = trunk.predict(x_all, batch_size=256, verbose=0)
+    features = trunk.predict(x_all, batch_size=256, verbose=0).astype("float32", copy=False)
     notes.append("frozen trunk features cached: computed once, the head trained on them")
     choice = finetune_cross_validated(
         trunk, lambda: build_head(features.shape[1:], split.num_classes, kind=kind,

@@ -8,12 +8,13 @@ Both write a run folder with the trained classifiers, ``results.csv``/``results.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import keras
 
@@ -28,6 +29,7 @@ from gantransfer.gan.train import TrainGanResult, seed_everything, train_gan
 from gantransfer.runs import (atomic_write_json, check_run_dir, machine_description,
                               package_versions, prepare_run_dir)
 from gantransfer.registry import STRATEGIES
+from gantransfer.runtime import Runtime
 from gantransfer.transfer_learning.backbones import check_backbone, imagenet_weights_problem
 from gantransfer.transfer_learning.protocol import budget_split, run_transfer
 from gantransfer.transfer_learning.trunks import load_discriminator
@@ -205,6 +207,17 @@ def _gan_metrics(config: Config, gan: TrainGanResult, data: Dataset) -> dict[str
                                 f"{scores['generated_images']} generated test-split images"}
 
 
+def _in_runtime(workflow: Callable[..., Any]) -> Callable[..., Any]:
+    """Runs ``workflow(config, ...)`` in its config's runtime: precision, XLA and devices."""
+    @functools.wraps(workflow)
+    def run(config: Config, *args: Any, **kwargs: Any) -> Any:
+        with Runtime.from_config(config).activate():
+            return workflow(config, *args, **kwargs)
+
+    return run
+
+
+@_in_runtime
 def transfer(config: Config, run_dir: str | Path, *,
              discriminator: str | Path | keras.Model | None = None, overwrite: bool = False,
              resume: bool = False, verbose: bool = True) -> TransferResult:
@@ -321,6 +334,7 @@ def _finished_gan(config: Config, gan_dir: Path) -> TrainGanResult | None:
     return TrainGanResult(run_dir=gan_dir, gan=gan, manifest=manifest)
 
 
+@_in_runtime
 def compare(config: Config, run_dir: str | Path, *, overwrite: bool = False, resume: bool = False,
             verbose: bool = True) -> TransferResult:
     """Trains a DCGAN on the target's unlabeled training images, then runs every strategy.

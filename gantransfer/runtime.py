@@ -1,0 +1,182 @@
+"""How a run uses the machine: the precision its layers compute in, XLA, and the devices it spans.
+
+A :class:`Runtime` is made from the ``train`` section of a config (``train.precision``,
+``train.jit_compile``, ``train.distribute``) and is active for the whole of a run, GAN training and
+transfer fits alike: ``with Runtime(...).activate():``. Inside it:
+
+- new layers compute in the precision's dtype (Keras's global dtype policy), their variables stay
+  float32, and the layers that make final logits or images are float32 in every policy;
+- every ``compile`` in gantransfer passes :func:`current` ``.jit_compile`` to Keras;
+- models and optimizers are created in the backend's distribution scope (see
+  :func:`gantransfer.backend.distribution_scope`), so ``fit`` spans every replica.
+
+Leaving it restores the dtype policy and the distribution that were there before, so one Python
+process can run several configurations in turn.
+
+Example:
+    >>> import keras
+    >>> with Runtime(precision="mixed_bfloat16").activate() as runtime:
+    ...     keras.layers.Dense(2).dtype_policy.name, current() is runtime
+    ('mixed_bfloat16', True)
+    >>> keras.config.dtype_policy().name, current().precision
+    ('float32', 'float32')
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+from typing import Any, Iterator
+
+from gantransfer import backend
+from gantransfer.config import DISTRIBUTIONS, PRECISIONS  # noqa: F401  (the values, documented there)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Runtime:
+    """A run's precision, XLA setting and distribution.
+
+    Attributes:
+        precision: One of :data:`PRECISIONS`.
+        jit_compile: True or False for XLA-compiled train steps, or ``"auto"``: Keras's rule (XLA on
+            a GPU, not on a CPU, where it was measured slower for a DCGAN step; on JAX, steps are
+            always XLA-compiled).
+        distribute: One of :data:`DISTRIBUTIONS`.
+    """
+
+    precision: str = "float32"
+    jit_compile: bool | str = "auto"
+    distribute: str = "none"
+
+    @classmethod
+    def from_config(cls, config: Any) -> "Runtime":
+        """The runtime a config's ``train`` section asks for.
+
+        Example:
+            >>> from gantransfer.config import load_config
+            >>> Runtime.from_config(load_config(None, ["train.precision=mixed_float16"])).precision
+            'mixed_float16'
+        """
+        t = config.train
+        return cls(precision=t.precision, jit_compile=t.jit_compile, distribute=t.distribute)
+
+    @property
+    def mixed(self) -> bool:
+        """Whether layers compute in 16 bits."""
+        return self.precision != "float32"
+
+    @property
+    def scales_loss(self) -> bool:
+        """Whether losses need scaling: float16's range is narrow enough for gradients to
+        underflow; bfloat16 has float32's range and needs none."""
+        return self.precision == "mixed_float16"
+
+    @contextlib.contextmanager
+    def activate(self) -> Iterator["Runtime"]:
+        """Sets the dtype policy and enters the distribution scope; restores both on the way out."""
+        import keras
+
+        global _ACTIVE
+        if _ACTIVE == self:  # e.g. compare's GAN training inside compare's own runtime
+            yield self
+            return
+        if self.precision == "mixed_float16" and not backend.accelerators():
+            logger.warning("train.precision=mixed_float16 on a CPU: CPUs compute float16 slowly "
+                           "and it is meant for GPUs (mixed_bfloat16 or float32 suit a CPU)")
+        previous_policy = keras.config.dtype_policy()
+        previous_runtime = _ACTIVE
+        keras.config.set_dtype_policy(self.precision)
+        _ACTIVE = self
+        try:
+            with backend.distribution_scope(self.distribute):
+                yield self
+        finally:
+            _ACTIVE = previous_runtime
+            keras.config.set_dtype_policy(previous_policy)
+
+    def describe(self) -> dict[str, Any]:
+        """What ``run.json`` and the report record of it: the settings and the replicas used.
+
+        Example:
+            >>> Runtime().describe()["precision"], Runtime().describe()["replicas"]
+            ('float32', 1)
+        """
+        return {"precision": self.precision, "jit_compile": self.jit_compile, "xla": self.xla,
+                "distribute": self.distribute, "replicas": backend.replicas()}
+
+    @property
+    def xla(self) -> bool:
+        """Whether the training steps are XLA-compiled: ``jit_compile``, with ``auto`` resolved as
+        Keras resolves it (:func:`gantransfer.backend.auto_jit_compile`)."""
+        if isinstance(self.jit_compile, bool):
+            return self.jit_compile
+        return backend.auto_jit_compile(distributed=self.distribute != "none")
+
+
+_ACTIVE: Runtime | None = None
+
+
+def current() -> Runtime:
+    """The active :class:`Runtime`: the innermost ``activate()``, or the defaults outside any.
+
+    Example:
+        >>> current().jit_compile
+        'auto'
+    """
+    return _ACTIVE if _ACTIVE is not None else Runtime()
+
+
+def _float32_config(value: Any) -> Any:
+    """A serialized Keras object with every mixed dtype policy in it replaced by float32."""
+    if isinstance(value, list):
+        return [_float32_config(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if "DTypePolicy" in str(value.get("class_name", "")) and \
+            str((value.get("config") or {}).get("name", "")).startswith("mixed_"):
+        return {**value, "config": {**value["config"], "name": "float32"}}
+    return {key: _float32_config(item) for key, item in value.items()}
+
+
+def float32_model(model: Any) -> Any:
+    """``model`` itself if every layer computes in float32; otherwise a float32 twin with its weights.
+
+    Files a run saves are float32 models in every precision, so they load and predict the same way
+    on any machine (a float16 model is slow on a CPU, and bfloat16 has few digits). The weights of a
+    mixed-precision model are float32 already: the twin holds the same values.
+
+    Example:
+        >>> import keras, numpy as np
+        >>> with Runtime(precision="mixed_float16").activate():
+        ...     inputs = keras.Input((3,))
+        ...     mixed = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+        >>> twin = float32_model(mixed)
+        >>> [layer.dtype_policy.name for layer in twin.layers[1:]], twin.output.dtype
+        (['float32'], 'float32')
+        >>> all(np.array_equal(a, b) for a, b in zip(twin.get_weights(), mixed.get_weights()))
+        True
+        >>> float32_model(twin) is twin
+        True
+    """
+    import keras
+
+    if all(layer.dtype_policy.name == "float32" for layer in _every_layer(model)):
+        return model
+    config = _float32_config(keras.saving.serialize_keras_object(model))
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")  # for any layer whose config names no policy
+    try:
+        twin = keras.saving.deserialize_keras_object(config)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def _every_layer(model: Any) -> Iterator[Any]:
+    for layer in getattr(model, "layers", []):
+        yield layer
+        yield from _every_layer(layer)
