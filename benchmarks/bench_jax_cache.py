@@ -12,7 +12,7 @@ as a fresh ``gantransfer compare`` process, alternating:
 It prints each wall time and the ratios to the baseline.
 
 Usage:
-    python benchmarks/bench_jax_cache.py [--rounds 1] [--seeds 3] [--epochs 5]
+    python benchmarks/bench_jax_cache.py [--rounds 1] [--seeds 3] [--epochs 5] [--set KEY=VALUE]
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def run_compare(args, folder: str, cache_home: str | None) -> float:
         env["XDG_CACHE_HOME"] = cache_home
     command = [sys.executable, "-m", "gantransfer", "compare", "--quiet", "--output-dir", folder,
                "--labels-per-class", "10", "--seeds", str(args.seeds), "--epochs", str(args.epochs),
-               "--strategies", args.strategies, "--set", "transfer.gan_metrics=false"]
+               "--strategies", args.strategies, "--set", "transfer.gan_metrics=false",
+               *[part for override in args.overrides for part in ("--set", override)]]
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - started
@@ -53,6 +54,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=5, help="GAN epochs")
     parser.add_argument("--strategies", default="scratch,gan-frozen,gan-finetune,random-frozen")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="a config override for every compare")
     args = parser.parse_args()
     print(f"digits, 10 labels/class, {args.seeds} seeds, {args.strategies}; GAN {args.epochs} "
           f"epochs; {os.cpu_count()} CPUs")

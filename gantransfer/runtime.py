@@ -129,43 +129,51 @@ def current() -> Runtime:
     return _ACTIVE if _ACTIVE is not None else Runtime()
 
 
-def _float32_config(value: Any) -> Any:
-    """A serialized Keras object with every mixed dtype policy in it replaced by float32."""
+def _portable_config(value: Any) -> Any:
+    """A serialized Keras object with every mixed dtype policy in it replaced by float32, and every
+    BatchNormalization's ``synchronized`` flag dropped."""
     if isinstance(value, list):
-        return [_float32_config(item) for item in value]
+        return [_portable_config(item) for item in value]
     if not isinstance(value, dict):
         return value
     if "DTypePolicy" in str(value.get("class_name", "")) and \
             str((value.get("config") or {}).get("name", "")).startswith("mixed_"):
         return {**value, "config": {**value["config"], "name": "float32"}}
-    return {key: _float32_config(item) for key, item in value.items()}
+    return {key: _portable_config(item) for key, item in value.items() if key != "synchronized"}
 
 
-def float32_model(model: Any) -> Any:
-    """``model`` itself if every layer computes in float32; otherwise a float32 twin with its weights.
+def _portable(layer: Any) -> bool:
+    return layer.dtype_policy.name == "float32" and not getattr(layer, "synchronized", False)
+
+
+def portable_model(model: Any) -> Any:
+    """``model`` itself if it saves as a file any machine loads; otherwise such a twin, with its
+    weights: every layer float32, and no BatchNormalization synchronized across replicas.
 
     Files a run saves are float32 models in every precision, so they load and predict the same way
     on any machine (a float16 model is slow on a CPU, and bfloat16 has few digits). The weights of a
-    mixed-precision model are float32 already: the twin holds the same values.
+    mixed-precision model are float32 already: the twin holds the same values. A layer synchronized
+    across ``tf.distribute`` replicas computes as any other on one device, and Keras refuses the flag
+    on JAX, so the twin leaves it out.
 
     Example:
         >>> import keras, numpy as np
         >>> with Runtime(precision="mixed_float16").activate():
         ...     inputs = keras.Input((3,))
         ...     mixed = keras.Model(inputs, keras.layers.Dense(2)(inputs))
-        >>> twin = float32_model(mixed)
+        >>> twin = portable_model(mixed)
         >>> [layer.dtype_policy.name for layer in twin.layers[1:]], twin.output.dtype
         (['float32'], 'float32')
         >>> all(np.array_equal(a, b) for a, b in zip(twin.get_weights(), mixed.get_weights()))
         True
-        >>> float32_model(twin) is twin
+        >>> portable_model(twin) is twin
         True
     """
     import keras
 
-    if all(layer.dtype_policy.name == "float32" for layer in _every_layer(model)):
+    if all(_portable(layer) for layer in _every_layer(model)):
         return model
-    config = _float32_config(keras.saving.serialize_keras_object(model))
+    config = _portable_config(keras.saving.serialize_keras_object(model))
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")  # for any layer whose config names no policy
     try:

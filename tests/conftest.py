@@ -54,8 +54,20 @@ def keras_home(tmp_path, monkeypatch):
     return SimpleNamespace(models=home / "models", attempts=attempts)
 
 
+# The modules that take longest, longest first (``pytest --durations``). Two workers take whole
+# modules in collection order (``--dist loadfile``), so these start first and the rest fill in
+# around them; alphabetical order would start the longest last and leave one worker idle at the end.
+LONGEST_FIRST = ["test_readme_benchmarks.py", "test_readme_commands.py", "test_readme.py",
+                 "test_backends_agree.py", "test_config_keys.py", "test_robustness_in_transfer.py",
+                 "test_checkpoint.py", "test_experiment.py", "test_cli.py", "test_gan_train.py",
+                 "test_strategies.py", "test_gan_metrics.py"]
+
+
 def pytest_collection_modifyitems(config, items):
-    """Skips the tests marked ``tensorflow_only`` on other backends, with the reason each gives."""
+    """Starts the longest modules first, and skips the tests marked ``tensorflow_only`` on other
+    backends, with the reason each gives."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order within kept
     name = os.environ["KERAS_BACKEND"]
     for item in items:
         marker = item.get_closest_marker("tensorflow_only")

@@ -133,7 +133,8 @@ RUN_AS = {
         "--epochs 2 --width 0.125 --rounds 1", "tiny"),
     "python benchmarks/bench_jax_cache.py": (
         f"{sys.executable} {ROOT}/benchmarks/bench_jax_cache.py --seeds 1 --epochs 1 "
-        "--strategies random-linear-probe", "tiny"),
+        "--strategies random-linear-probe --set gan.width=0.125 --set gan.latent_dim=8 "
+        "--set gan.kernel_size=3 --set data.image_size=16", "tiny"),
     "python benchmarks/bench_attack.py": (
         f"{sys.executable} {ROOT}/benchmarks/bench_attack.py --images 64 --steps 2 --epochs 1 "
         "--width 0.125", "64 images, PGD-2, a tiny classifier"),

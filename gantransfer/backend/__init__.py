@@ -294,6 +294,30 @@ def device_kinds() -> list[str]:
     return resolve().device_kinds()
 
 
+def batchnorm_options() -> dict[str, Any]:
+    """Keyword arguments for a new ``BatchNormalization`` layer, so that its batch statistics are the
+    global batch's in every distribution: on TensorFlow under a strategy with several replicas,
+    ``synchronized=True`` (an all-reduce per layer); elsewhere none (JAX's ``DataParallel`` computes
+    on the global batch already). Files saved from such a layer drop the flag
+    (``gantransfer.runtime.portable_model``): Keras refuses it on JAX.
+
+    Example:
+        >>> batchnorm_options()
+        {}
+    """
+    return resolve().batchnorm_options()
+
+
+def peak_memory() -> int | None:
+    """The most bytes the first accelerator has held since the process started; None on a CPU.
+
+    Example:
+        >>> peak_memory() is None or peak_memory() >= 0
+        True
+    """
+    return resolve().peak_memory()
+
+
 def auto_jit_compile(distributed: bool) -> bool:
     """What Keras's ``jit_compile="auto"`` becomes here: on TensorFlow, XLA on a GPU and not under a
     ``tf.distribute`` strategy nor on a CPU; on JAX, always (its steps are ``jax.jit`` functions).

@@ -266,6 +266,18 @@ def device_kinds() -> list[str]:
     return [d.device_kind for d in jax.devices() if d.platform != "cpu"]
 
 
+def batchnorm_options() -> dict[str, Any]:
+    """None needed: a ``DataParallel`` step computes on the global batch (see the package)."""
+    return {}
+
+
+def peak_memory() -> int | None:
+    """The first accelerator's ``peak_bytes_in_use`` (see the package)."""
+    devices = [d for d in jax.devices() if d.platform != "cpu"]
+    stats = devices[0].memory_stats() if devices else None
+    return None if not stats else int(stats.get("peak_bytes_in_use", 0))
+
+
 def auto_jit_compile(distributed: bool) -> bool:
     """Always: Keras's JAX trainer compiles its steps with ``jax.jit`` wherever it runs."""
     return True

@@ -32,7 +32,7 @@ def gan_train_step(gan: Any, data: Any) -> dict[str, Any]:
         True
     """
     real = data[0] if isinstance(data, (tuple, list)) else data
-    noise = gan.sample_noise(ops.shape(real)[0])
+    noise = _replica_noise(gan, ops.shape(real)[0])
     with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
         fake = gan.generator(noise, training=True)
         real_logits = gan.discriminator(real, training=True)
@@ -52,6 +52,21 @@ def gan_train_step(gan: Any, data: Any) -> dict[str, Any]:
     gan.d_optimizer.apply_gradients(zip(d_tape.gradient(d_scaled, d_weights), d_weights))
     gan.g_optimizer.apply_gradients(zip(g_tape.gradient(g_scaled, g_weights), g_weights))
     return gan.update_metrics(d_loss, g_loss, real_logits, fake_logits, rotation_accuracy)
+
+
+def _replica_noise(gan: Any, batch: Any) -> Any:
+    """This replica's share of the global batch's noise: the same noise one device would draw.
+
+    Every replica holds the same noise seed, so each drawing its own batch would give all of them
+    the same noise; each draws the global batch's and keeps its own slice instead (the GAN's
+    batches are full, so every replica's share is the same size).
+    """
+    context = tf.distribute.get_replica_context()
+    replicas = context.num_replicas_in_sync if context is not None else 1
+    if replicas == 1:
+        return gan.sample_noise(batch)
+    start = context.replica_id_in_sync_group * batch
+    return gan.sample_noise(batch * replicas)[start:start + batch]
 
 
 def adversarial_train_step(model: Any, data: Any) -> dict[str, Any]:
@@ -165,6 +180,18 @@ def device_kinds() -> list[str]:
             for device in tf.config.list_physical_devices("GPU")]
 
 
+def batchnorm_options() -> dict[str, Any]:
+    """``synchronized=True`` under a strategy with several replicas (see the package)."""
+    return {"synchronized": True} if replicas() > 1 else {}
+
+
+def peak_memory() -> int | None:
+    """TensorFlow's allocator's peak on the first GPU (see the package)."""
+    if not accelerators():
+        return None
+    return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+
+
 def auto_jit_compile(distributed: bool) -> bool:
     """XLA on a GPU, not on a CPU nor under a strategy, as Keras's TensorFlow trainer decides."""
     return bool(accelerators()) and not distributed
@@ -185,13 +212,17 @@ def distribution_scope(mode: str) -> Iterator[None]:
     if mode == "none":
         yield
         return
-    if mode == "mirrored":
-        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        strategy = tf.distribute.MirroredStrategy(devices=[device.name for device in devices])
-    else:
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    with strategy.scope():
+    if mode not in _STRATEGIES:  # one per process: TensorFlow's collectives are set up once
+        if mode == "mirrored":
+            devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+            _STRATEGIES[mode] = tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
+        else:
+            _STRATEGIES[mode] = tf.distribute.MultiWorkerMirroredStrategy()
+    with _STRATEGIES[mode].scope():
         yield
+
+
+_STRATEGIES: dict[str, tf.distribute.Strategy] = {}
 
 
 def replicas() -> int:

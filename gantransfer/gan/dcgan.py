@@ -35,6 +35,13 @@ def rotate_quarters(images, quarters) -> Any:
     return ops.einsum("bk,kbhwc->bhwc", choice, ops.stack(turned))
 
 
+def _cross_entropy(labels, logits) -> Any:
+    """The batch's mean binary cross-entropy, the same on one replica or many: a
+    ``keras.losses.BinaryCrossentropy`` would divide it by the replica count under
+    ``tf.distribute``, and the backend's step scales the losses it differentiates itself."""
+    return ops.mean(keras.losses.binary_crossentropy(labels, logits, from_logits=True))
+
+
 class OptimizerPair(keras.optimizers.Optimizer):
     """A DCGAN's two optimizers as the one ``model.optimizer`` Keras's trainers carry.
 
@@ -187,7 +194,6 @@ class DCGAN(keras.Model):
                         **kwargs)
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
-        self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
         self.build_optimizers()
 
     @property
@@ -218,9 +224,9 @@ class DCGAN(keras.Model):
         """Returns ``(d_loss, g_loss)`` for one batch of real and one of generated logits."""
         real_logits = ops.cast(real_logits, "float32")
         fake_logits = ops.cast(fake_logits, "float32")
-        d_loss = (self.loss_fn(ops.ones_like(real_logits), real_logits)
-                  + self.loss_fn(ops.zeros_like(fake_logits), fake_logits))
-        g_loss = self.loss_fn(ops.ones_like(fake_logits), fake_logits)
+        d_loss = (_cross_entropy(ops.ones_like(real_logits), real_logits)
+                  + _cross_entropy(ops.zeros_like(fake_logits), fake_logits))
+        g_loss = _cross_entropy(ops.ones_like(fake_logits), fake_logits)
         return d_loss, g_loss
 
     def rotation_losses(self, real, fake) -> tuple[Any, Any, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from gantransfer import backend
 from gantransfer.data.transforms import GAN_RANGE, PIXEL_RANGE
 from gantransfer.errors import ConfigError
 from gantransfer.shapes import check_image_size
@@ -39,8 +40,10 @@ def _gamma_init() -> keras.initializers.Initializer:
 
 
 def _batchnorm(name: str) -> layers.BatchNormalization:
+    # Across replicas, the statistics of the global batch, as on one device (batchnorm_options).
     return layers.BatchNormalization(momentum=BATCHNORM_MOMENTUM, epsilon=BATCHNORM_EPSILON,
-                                     gamma_initializer=_gamma_init(), name=name)
+                                     gamma_initializer=_gamma_init(), name=name,
+                                     **backend.batchnorm_options())
 
 
 def spatial_plan(image_size: int) -> tuple[int, int]:

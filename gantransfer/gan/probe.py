@@ -244,5 +244,5 @@ class DiscriminatorProbe(keras.callbacks.Callback):
             return
         if self.best_accuracy is None or accuracy > self.best_accuracy:
             if self.best_path is not None:
-                atomic_save(self.best_path, runtime.float32_model(self.model.discriminator).save)
+                atomic_save(self.best_path, runtime.portable_model(self.model.discriminator).save)
             self.best_epoch, self.best_accuracy = epoch + 1, accuracy

@@ -433,8 +433,11 @@ def _fit(gan: DCGAN, config: Config, run_dir: Path, data: Dataset, initial_epoch
     t = config.train
     images = data.train
     # Full batches only: one traced step shape, and BatchNorm never sees a tiny last batch.
+    # With an accelerator, two threads make the next batches while it trains on this one (the
+    # order stays the seed's); on a CPU they would only compete with the step for its cores.
+    prefetch = {"workers": 2} if backend.accelerators() else {}
     batches = ImageBatches(images, t.batch_size, seed=t.seed, initial_epoch=initial_epoch,
-                           drop_remainder=len(images) >= t.batch_size)
+                           drop_remainder=len(images) >= t.batch_size, **prefetch)
     logger.info("training a DCGAN on %d images of %s (%dx%dx%d) for epochs %d..%d", len(images),
                 data.name, data.image_size, data.image_size, data.channels, initial_epoch + 1,
                 t.epochs)
@@ -472,9 +475,9 @@ def _write_results(gan: DCGAN, config: Config, run_dir: Path, data: Dataset,
     if bad:  # the guard checks at every epoch's end; this is the last line before the files
         raise TrainingDiverged(f"not saving models that hold NaN or inf ({', '.join(bad[:3])}); the "
                                f"last good checkpoint is kept in {run_dir / 'checkpoints'}")
-    # float32 files in every precision (runtime.float32_model)
-    atomic_save(run_dir / "generator.keras", runtime.float32_model(gan.generator).save)
-    atomic_save(run_dir / "discriminator.keras", runtime.float32_model(gan.discriminator).save)
+    # files that load anywhere: float32 in every precision (runtime.portable_model)
+    atomic_save(run_dir / "generator.keras", runtime.portable_model(gan.generator).save)
+    atomic_save(run_dir / "discriminator.keras", runtime.portable_model(gan.discriminator).save)
     plot_history(run_dir / "history.csv", run_dir / "losses.png")
     rates = throughput.epoch_rates if throughput is not None else []
     # The first epoch of a call includes tracing and compilation; leave it out when there are others.

@@ -273,12 +273,19 @@ class FitOutcome:
         return self.val_accuracy - 1e-3 * self.val_loss
 
 
+def _steps_per_execution() -> int:
+    """:data:`STEPS_PER_EXECUTION` on one device; 1 across replicas, where TensorFlow's
+    multi-step loop under a ``tf.distribute`` strategy fails to build (a placeholder it never feeds).
+    """
+    return STEPS_PER_EXECUTION if backend.replicas() == 1 else 1
+
+
 def _compiled(build: Callable[[], keras.Model], learning_rate: float, seed: int) -> keras.Model:
     keras.utils.set_random_seed(seed)
     model = build()
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"], steps_per_execution=STEPS_PER_EXECUTION,
+                  metrics=["accuracy"], steps_per_execution=_steps_per_execution(),
                   jit_compile=runtime.current().jit_compile)
     return model
 

@@ -98,7 +98,7 @@ def model_path(folder: Path, strategy: str, budget: Budget, seed: int, suffix: s
 def _save_model(model: keras.Model, folder: Path, strategy: str, budget: Budget, seed: int) -> str:
     path = model_path(folder, strategy, budget, seed, ".keras")
     # An adversarially trained model saves as a plain one, and a mixed-precision one as float32.
-    atomic_save(path, runtime.float32_model(plain(model)).save)
+    atomic_save(path, runtime.portable_model(plain(model)).save)
     return str(path)
 
 
