@@ -81,9 +81,9 @@ def _runtime_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      "models stay float32."),
         click.option("--jit-compile/--no-jit-compile", default=None,
                      help="XLA-compile the training steps (default: on a GPU, not on a CPU)."),
-        click.option("--distribute", type=click.Choice(["none", "mirrored", "multi-worker"]),
-                     help="Train on every local GPU (mirrored), or on the workers in TF_CONFIG "
-                     "(multi-worker; TensorFlow only). The batch size is the global batch."),
+        click.option("--distribute", type=click.Choice(["none", "mirrored"]),
+                     help="mirrored: train on every local GPU, one replica each. The batch size "
+                     "is the global batch."),
     ]
     for option in reversed(options):
         run = option(run)

@@ -102,7 +102,7 @@ class GANConfig:
 
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-DISTRIBUTIONS = ("none", "mirrored", "multi-worker")
+DISTRIBUTIONS = ("none", "mirrored")
 
 
 @dataclasses.dataclass
@@ -134,10 +134,10 @@ class TrainConfig:
             saved models stay float32.
         jit_compile: XLA for the training steps: true, false, or ``auto`` (Keras's rule: on a GPU,
             not on a CPU, where it measured slower for a DCGAN step; JAX always compiles).
-        distribute: ``none``, ``mirrored`` (every local GPU: ``tf.distribute.MirroredStrategy``
-            on TensorFlow, ``keras.distribution.DataParallel`` on JAX) or ``multi-worker``
-            (TensorFlow's ``MultiWorkerMirroredStrategy``, configured by ``TF_CONFIG``).
-            ``train.batch_size`` is the global batch, split across replicas.
+        distribute: ``none``, or ``mirrored``: every local GPU, one replica each
+            (``tf.distribute.MirroredStrategy`` on TensorFlow, ``keras.distribution.DataParallel``
+            on JAX). ``train.batch_size`` is the global batch, split across replicas. Training
+            across machines is not built yet.
     """
 
     epochs: int = 25
@@ -165,7 +165,8 @@ class TrainConfig:
                isinstance(self.jit_compile, bool) or self.jit_compile == "auto",
                "true, false or auto")
         _check("train.distribute", self.distribute, self.distribute in DISTRIBUTIONS,
-               " or ".join(DISTRIBUTIONS))
+               " or ".join(DISTRIBUTIONS) + (" (training across machines is not built yet)"
+                                             if self.distribute == "multi-worker" else ""))
         _check("train.probe_every", self.probe_every, self.probe_every >= 0,
                "an integer >= 0 (0 is off)")
         _check("train.probe_labels_per_class", self.probe_labels_per_class,

@@ -334,8 +334,7 @@ def distribution_scope(mode: str) -> Any:
 
     ``none``: one device, as Keras picks it. ``mirrored``: every local GPU (or, with none, every
     logical CPU device), one replica each; on TensorFlow ``tf.distribute.MirroredStrategy``, on JAX
-    ``keras.distribution.DataParallel``. ``multi-worker``: TensorFlow's
-    ``MultiWorkerMirroredStrategy`` over the workers in ``TF_CONFIG``.
+    ``keras.distribution.DataParallel``.
 
     Args:
         mode: One of ``gantransfer.runtime.DISTRIBUTIONS``.

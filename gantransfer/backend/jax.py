@@ -35,8 +35,6 @@ import numpy as np
 from keras import ops
 from keras import utils as keras_utils
 
-from gantransfer.errors import ConfigError
-
 
 def gan_train_step(gan: Any, state: Any, data: Any) -> tuple[dict[str, Any], Any]:
     """Both networks' gradients from one forward pass, each applied by its own optimizer.
@@ -298,10 +296,6 @@ def distribution_scope(mode: str) -> Iterator[None]:
     if mode == "none":
         yield
         return
-    if mode != "mirrored":
-        raise ConfigError(f"train.distribute={mode} runs on TensorFlow only; on JAX use "
-                          "train.distribute=mirrored (every local device), or KERAS_BACKEND="
-                          "tensorflow")
     with keras.distribution.DataParallel(devices=jax.devices()).scope():
         yield
 

@@ -213,11 +213,8 @@ def distribution_scope(mode: str) -> Iterator[None]:
         yield
         return
     if mode not in _STRATEGIES:  # one per process: TensorFlow's collectives are set up once
-        if mode == "mirrored":
-            devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-            _STRATEGIES[mode] = tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
-        else:
-            _STRATEGIES[mode] = tf.distribute.MultiWorkerMirroredStrategy()
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        _STRATEGIES[mode] = tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
     with _STRATEGIES[mode].scope():
         yield
 
