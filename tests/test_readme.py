@@ -135,6 +135,26 @@ RUN_AS = {
         f"{sys.executable} {ROOT}/benchmarks/bench_jax_cache.py --seeds 1 --epochs 1 "
         "--strategies random-linear-probe --set gan.width=0.125 --set gan.latent_dim=8 "
         "--set gan.kernel_size=3 --set data.image_size=16", "tiny"),
+    "python benchmarks/gpu_check.py": (
+        f"{sys.executable} {ROOT}/benchmarks/gpu_check.py --image-size 16 --channels 1 "
+        "--batch-size 16 --width 0.125 --steps 2 --warmup 2 --workloads train-gan "
+        "--precisions mixed_bfloat16", "tiny; the train-gan step, one precision"),
+    "KERAS_BACKEND=jax python benchmarks/gpu_check.py": (
+        f"KERAS_BACKEND=jax {sys.executable} {ROOT}/benchmarks/gpu_check.py --image-size 16 "
+        "--channels 1 --batch-size 16 --width 0.125 --steps 2 --warmup 2 --workloads finetune "
+        "--precisions mixed_bfloat16", "tiny; the finetune step, one precision"),
+    "python benchmarks/gpu_check.py --image-size 32 --channels 1 --batch-size 64 --steps 10 "
+    "--warmup 3": (None, "the CPU figures' size (minutes); the tiny gpu_check runs above check "
+                   "the script"),
+    "gantransfer train-gan --config fashion_mnist --mixed-precision --output-dir "
+    "outputs/fmnist-gan-fp16": (
+        f"gantransfer train-gan --config digits --epochs 1 --mixed-precision --output-dir "
+        f"outputs/fmnist-gan-fp16 {TINY_GAN}", "digits stands in for Fashion-MNIST; tiny"),
+    "gantransfer compare --mixed-precision bfloat16 --distribute mirrored --output-dir "
+    "outputs/digits-compare-gpus": (
+        f"gantransfer compare --labels-per-class 10 --mixed-precision bfloat16 --distribute "
+        f"mirrored --output-dir outputs/digits-compare-gpus {TINY_COMPARE} {NO_GAN_METRICS}",
+        "tiny; one replica on this CPU"),
     "python benchmarks/bench_attack.py": (
         f"{sys.executable} {ROOT}/benchmarks/bench_attack.py --images 64 --steps 2 --epochs 1 "
         "--width 0.125", "64 images, PGD-2, a tiny classifier"),
@@ -303,7 +323,8 @@ def _run(command: str, cwd: Path) -> None:
 
 
 def in_benchmark_chain(command: str) -> bool:
-    """The benchmark scripts and the GAN runs they read: test_readme_benchmarks.py runs these, on
+    """The benchmark scripts and the GAN runs they read: test_readme_benchmarks.py and
+    test_readme_benchmark_scripts.py run these (see reads_gan_runs), on
     another pytest-xdist worker than test_readme_commands.py, which runs the rest."""
     return any(part in command for part in ("benchmarks/", "outputs/fmnist-probe-curve",
                                             "outputs/fmnist-ssgan",
@@ -322,11 +343,27 @@ def runnable(command: str) -> bool:
     return command not in NEEDS_TENSORFLOW or importlib.util.find_spec("tensorflow") is not None
 
 
-def run_commands(tmp_path: Path, benchmarks: bool) -> list[str]:
+def reads_gan_runs(command: str) -> bool:
+    """A benchmark command that reads (or makes) the chain's GAN runs in ``outputs/``; the others
+    stand alone, and test_readme_benchmark_scripts.py runs them on the other pytest-xdist worker."""
+    return "outputs/" in command
+
+
+def benchmark_commands(standalone: bool) -> list[str]:
+    """The README's benchmark-chain commands that stand alone, or those that read the GAN runs,
+    as each test runs them (those RUN_AS leaves out, and those this install cannot run, omitted)."""
+    return [c for c in bash_commands() if in_benchmark_chain(c) and runnable(c)
+            and reads_gan_runs(c) != standalone and RUN_AS.get(c, (c,))[0] is not None]
+
+
+def run_commands(tmp_path: Path, benchmarks: bool, standalone: bool | None = None) -> list[str]:
     """Runs one chain of README commands (as written, or as RUN_AS says) in ``tmp_path``, in order;
-    returns those it ran: all but the test suites' own and what this install cannot run."""
+    returns those it ran: all but the test suites' own and what this install cannot run. With
+    ``benchmarks``, ``standalone`` picks the benchmark commands that read no GAN run (True) or
+    those that do (False)."""
     _make_folders(tmp_path)
-    commands = [c for c in bash_commands() if in_benchmark_chain(c) == benchmarks]
+    commands = [c for c in bash_commands() if in_benchmark_chain(c) == benchmarks
+                and (standalone is None or reads_gan_runs(c) != standalone)]
     ordered = [c for c in FIRST if c in commands] + [c for c in commands if c not in FIRST]
     if benchmarks:  # the GANs the benchmark scripts read are trained first
         ordered.sort(key=lambda c: not c.startswith("gantransfer train-gan"))
