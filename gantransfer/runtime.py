@@ -119,6 +119,27 @@ class Runtime:
 _ACTIVE: Runtime | None = None
 
 
+@contextlib.contextmanager
+def float32_layers() -> Iterator[None]:
+    """New layers compute in float32 inside, whatever the run's precision; for the models that
+    measure (FID's feature extractor), whose numbers must not depend on how a run trained.
+
+    Example:
+        >>> import keras
+        >>> with Runtime(precision="mixed_float16").activate(), float32_layers():
+        ...     keras.layers.Dense(2).dtype_policy.name
+        'float32'
+    """
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def current() -> Runtime:
     """The active :class:`Runtime`: the innermost ``activate()``, or the defaults outside any.
 

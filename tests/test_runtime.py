@@ -152,3 +152,13 @@ def test_a_runtime_restores_the_callers_policy_even_when_the_run_fails():
             raise RuntimeError("a failed run")
     assert keras.config.dtype_policy().name == "float32"
     assert runtime.current() == Runtime()
+
+
+def test_the_fid_feature_extractor_is_float32_in_a_mixed_precision_run():
+    from gantransfer.gan.extractors import train_feature_extractor
+
+    images = np.random.default_rng(0).integers(0, 256, (32, 16, 16, 1)).astype("uint8")
+    with Runtime(precision="mixed_bfloat16").activate():
+        extractor, _ = train_feature_extractor(images, np.arange(32) % 2, 2, epochs=1)
+        assert keras.layers.Dense(1).dtype_policy.name == "mixed_bfloat16"  # the run's, around it
+    assert {layer.dtype_policy.name for layer in extractor.layers} == {"float32"}

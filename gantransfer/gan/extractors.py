@@ -14,6 +14,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from gantransfer import runtime
 from gantransfer.data.sources import imagenet_cache_dir
 from gantransfer.data.transforms import gan_range_layer
 from gantransfer.runs import atomic_save
@@ -50,7 +51,8 @@ def train_feature_extractor(images: np.ndarray, labels: np.ndarray, num_classes:
         classifier's accuracy on its last epoch (a sanity check that the features mean something).
     """
     keras.utils.set_random_seed(seed)
-    classifier = build_feature_classifier(images.shape[1], images.shape[-1], num_classes)
+    with runtime.float32_layers():  # FID and KID mean the same whatever the run's precision
+        classifier = build_feature_classifier(images.shape[1], images.shape[-1], num_classes)
     classifier.compile(keras.optimizers.Adam(1e-3),
                        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                        metrics=["accuracy"])
@@ -69,13 +71,15 @@ def inception_extractor(image_size: int, channels: int) -> keras.Model | None:
     cached = imagenet_cache_dir() / "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
     if not cached.is_file():
         return None
-    inputs = keras.Input((image_size, image_size, channels), name="pixels")
-    x = layers.Resizing(299, 299)(inputs)
-    if channels == 1:
-        x = layers.Concatenate()([x, x, x])
-    x = gan_range_layer("inception_preprocess")(x)  # InceptionV3 takes [-1, 1] too
-    base = keras.applications.InceptionV3(include_top=False, weights=str(cached), pooling="avg")
-    return keras.Model(inputs, base(x), name="inception_features")
+    with runtime.float32_layers():  # FID and KID mean the same whatever the run's precision
+        inputs = keras.Input((image_size, image_size, channels), name="pixels")
+        x = layers.Resizing(299, 299)(inputs)
+        if channels == 1:
+            x = layers.Concatenate()([x, x, x])
+        x = gan_range_layer("inception_preprocess")(x)  # InceptionV3 takes [-1, 1] too
+        base = keras.applications.InceptionV3(include_top=False, weights=str(cached),
+                                              pooling="avg")
+        return keras.Model(inputs, base(x), name="inception_features")
 
 
 def save_extractor(extractor: keras.Model, path: Path) -> None:
