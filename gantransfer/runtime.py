@@ -63,22 +63,9 @@ class Runtime:
         t = config.train
         return cls(precision=t.precision, jit_compile=t.jit_compile, distribute=t.distribute)
 
-    @property
-    def mixed(self) -> bool:
-        """Whether layers compute in 16 bits."""
-        return self.precision != "float32"
-
-    @property
-    def scales_loss(self) -> bool:
-        """Whether losses need scaling: float16's range is narrow enough for gradients to
-        underflow; bfloat16 has float32's range and needs none."""
-        return self.precision == "mixed_float16"
-
     @contextlib.contextmanager
     def activate(self) -> Iterator["Runtime"]:
         """Sets the dtype policy and enters the distribution scope; restores both on the way out."""
-        import keras
-
         global _ACTIVE
         if _ACTIVE == self:  # e.g. compare's GAN training inside compare's own runtime
             yield self
@@ -86,16 +73,13 @@ class Runtime:
         if self.precision == "mixed_float16" and not backend.accelerators():
             logger.warning("train.precision=mixed_float16 on a CPU: CPUs compute float16 slowly "
                            "and it is meant for GPUs (mixed_bfloat16 or float32 suit a CPU)")
-        previous_policy = keras.config.dtype_policy()
         previous_runtime = _ACTIVE
-        keras.config.set_dtype_policy(self.precision)
         _ACTIVE = self
         try:
-            with backend.distribution_scope(self.distribute):
+            with _dtype_policy(self.precision), backend.distribution_scope(self.distribute):
                 yield self
         finally:
             _ACTIVE = previous_runtime
-            keras.config.set_dtype_policy(previous_policy)
 
     def describe(self) -> dict[str, Any]:
         """What ``run.json`` and the report record of it: the settings and the replicas used.
@@ -120,7 +104,19 @@ _ACTIVE: Runtime | None = None
 
 
 @contextlib.contextmanager
-def float32_layers() -> Iterator[None]:
+def _dtype_policy(name: str) -> Iterator[None]:
+    """Keras's global dtype policy set to ``name`` inside, and put back on the way out."""
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def float32_layers() -> contextlib.AbstractContextManager[None]:
     """New layers compute in float32 inside, whatever the run's precision; for the models that
     measure (FID's feature extractor), whose numbers must not depend on how a run trained.
 
@@ -130,14 +126,7 @@ def float32_layers() -> Iterator[None]:
         ...     keras.layers.Dense(2).dtype_policy.name
         'float32'
     """
-    import keras
-
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
+    return _dtype_policy("float32")
 
 
 def current() -> Runtime:
@@ -195,12 +184,8 @@ def portable_model(model: Any) -> Any:
     if all(_portable(layer) for layer in _every_layer(model)):
         return model
     config = _portable_config(keras.saving.serialize_keras_object(model))
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")  # for any layer whose config names no policy
-    try:
+    with float32_layers():  # for any layer whose config names no policy
         twin = keras.saving.deserialize_keras_object(config)
-    finally:
-        keras.config.set_dtype_policy(previous)
     twin.set_weights(model.get_weights())
     return twin
 

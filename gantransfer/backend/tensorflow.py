@@ -44,9 +44,8 @@ def gan_train_step(gan: Any, data: Any) -> dict[str, Any]:
             d_loss, g_loss = d_loss + d_rotation, g_loss + g_rotation
         # Each replica's gradients are summed across replicas: scaled by the replica count, they
         # are the global batch's mean's. Under float16 each optimizer also scales its loss up.
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        d_scaled = gan.d_optimizer.scale_loss(d_loss / replicas)
-        g_scaled = gan.g_optimizer.scale_loss(g_loss / replicas)
+        d_scaled = gan.d_optimizer.scale_loss(d_loss / replicas())
+        g_scaled = gan.g_optimizer.scale_loss(g_loss / replicas())
     d_weights = gan.d_trainable_weights
     g_weights = gan.generator.trainable_weights
     gan.d_optimizer.apply_gradients(zip(d_tape.gradient(d_scaled, d_weights), d_weights))
@@ -61,12 +60,12 @@ def _replica_noise(gan: Any, batch: Any) -> Any:
     the same noise; each draws the global batch's and keeps its own slice instead (the GAN's
     batches are full, so every replica's share is the same size).
     """
-    context = tf.distribute.get_replica_context()
-    replicas = context.num_replicas_in_sync if context is not None else 1
-    if replicas == 1:
+    context = tf.distribute.get_replica_context()  # None outside a replica's step
+    count = context.num_replicas_in_sync if context is not None else 1
+    if count == 1:
         return gan.sample_noise(batch)
     start = context.replica_id_in_sync_group * batch
-    return gan.sample_noise(batch * replicas)[start:start + batch]
+    return gan.sample_noise(batch * count)[start:start + batch]
 
 
 def adversarial_train_step(model: Any, data: Any) -> dict[str, Any]:

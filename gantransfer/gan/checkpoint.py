@@ -65,9 +65,10 @@ def _groups(gan) -> dict[str, list]:
     }
     if getattr(gan, "rotation_head", None) is not None:
         groups["rotation_head"] = list(gan.rotation_head.variables)
-    scaling = [v for optimizer in (gan.d_optimizer, gan.g_optimizer)
-               for v in optimizer.variables
-               if id(v) not in {id(inner) for inner in _inner(optimizer).variables}]
+    scaling = []
+    for optimizer in (gan.d_optimizer, gan.g_optimizer):
+        own = {id(v) for v in _inner(optimizer).variables}
+        scaling += [v for v in optimizer.variables if id(v) not in own]
     if scaling:
         groups["loss_scale"] = scaling
     return groups
