@@ -16,7 +16,7 @@ import click
 
 import gantransfer
 from gantransfer.backend import import_quietly
-from gantransfer.config import load_config
+from gantransfer.config import DISTRIBUTIONS, load_config
 from gantransfer.errors import GantransferError
 from gantransfer.registry import STRATEGIES
 from gantransfer.runs import DEFAULT_OUTPUT_ROOT, default_run_name
@@ -81,9 +81,10 @@ def _runtime_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      "models stay float32."),
         click.option("--jit-compile/--no-jit-compile", default=None,
                      help="XLA-compile the training steps (default: on a GPU, not on a CPU)."),
-        click.option("--distribute", type=click.Choice(["none", "mirrored"]),
-                     help="mirrored: train on every local GPU, one replica each. The batch size "
-                     "is the global batch."),
+        click.option("--distribute", type=click.Choice(list(DISTRIBUTIONS)),
+                     help="mirrored: train on every local GPU, one replica each. multi-worker "
+                     "(train-gan): every machine TF_CONFIG names, each with its local GPUs; only "
+                     "the chief writes. The batch size is the global batch."),
     ]
     for option in reversed(options):
         run = option(run)
@@ -153,6 +154,9 @@ def train_gan_command(config_file: str | None, dataset: str | None, image_size: 
     from gantransfer.gan.train import train_gan
 
     result = train_gan(config, output_dir, resume=resume, overwrite=overwrite)
+    if not result.chief:
+        click.echo(f"trained alongside the chief, which wrote the run folder: {result.run_dir}")
+        return
     _print_summary(result.run_dir, result.manifest)
 
 

@@ -102,7 +102,7 @@ class GANConfig:
 
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-DISTRIBUTIONS = ("none", "mirrored")
+DISTRIBUTIONS = ("none", "mirrored", "multi-worker")
 
 
 @dataclasses.dataclass
@@ -136,8 +136,10 @@ class TrainConfig:
             not on a CPU, where it measured slower for a DCGAN step; JAX always compiles).
         distribute: ``none``, or ``mirrored``: every local GPU, one replica each
             (``tf.distribute.MirroredStrategy`` on TensorFlow, ``keras.distribution.DataParallel``
-            on JAX). ``train.batch_size`` is the global batch, split across replicas. Training
-            across machines is not built yet.
+            on JAX). ``train.batch_size`` is the global batch, split across replicas.
+            ``multi-worker`` (TensorFlow, ``train_gan`` only): every machine ``TF_CONFIG`` names,
+            each with its local GPUs, through ``tf.distribute.MultiWorkerMirroredStrategy``; only
+            the chief writes the run folder, which the others must see to resume.
     """
 
     epochs: int = 25
@@ -165,8 +167,7 @@ class TrainConfig:
                isinstance(self.jit_compile, bool) or self.jit_compile == "auto",
                "true, false or auto")
         _check("train.distribute", self.distribute, self.distribute in DISTRIBUTIONS,
-               " or ".join(DISTRIBUTIONS) + (" (training across machines is not built yet)"
-                                             if self.distribute == "multi-worker" else ""))
+               " or ".join(DISTRIBUTIONS))
         _check("train.probe_every", self.probe_every, self.probe_every >= 0,
                "an integer >= 0 (0 is off)")
         _check("train.probe_labels_per_class", self.probe_labels_per_class,

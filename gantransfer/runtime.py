@@ -8,7 +8,9 @@ transfer fits alike: ``with Runtime(...).activate():``. Inside it:
   float32, and the layers that make final logits or images are float32 in every policy;
 - every ``compile`` in gantransfer passes :func:`current` ``.jit_compile`` to Keras;
 - models and optimizers are created in the backend's distribution scope (see
-  :func:`gantransfer.backend.distribution_scope`), so ``fit`` spans every replica.
+  :func:`gantransfer.backend.distribution_scope`), so ``fit`` spans every replica; under
+  ``multi-worker`` every process ``TF_CONFIG`` names runs the same run, and only the chief writes
+  its files (:attr:`Runtime.cluster`).
 
 Leaving it restores the dtype policy and the distribution that were there before, so one Python
 process can run several configurations in turn.
@@ -26,11 +28,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
+import os
 from typing import Any, Iterator
 
 from gantransfer import backend
 from gantransfer.config import DISTRIBUTIONS, PRECISIONS  # noqa: F401  (the values, documented there)
+from gantransfer.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -65,11 +70,16 @@ class Runtime:
 
     @contextlib.contextmanager
     def activate(self) -> Iterator["Runtime"]:
-        """Sets the dtype policy and enters the distribution scope; restores both on the way out."""
+        """Sets the dtype policy and enters the distribution scope; restores both on the way out.
+
+        Raises:
+            ConfigError: ``multi-worker`` off TensorFlow, or without a usable ``TF_CONFIG``.
+        """
         global _ACTIVE
         if _ACTIVE == self:  # e.g. compare's GAN training inside compare's own runtime
             yield self
             return
+        self.cluster  # noqa: B018  (checks TF_CONFIG before TensorFlow reads it)
         if self.precision == "mixed_float16" and not backend.accelerators():
             logger.warning("train.precision=mixed_float16 on a CPU: CPUs compute float16 slowly "
                            "and it is meant for GPUs (mixed_bfloat16 or float32 suit a CPU)")
@@ -89,7 +99,27 @@ class Runtime:
             ('float32', 1)
         """
         return {"precision": self.precision, "jit_compile": self.jit_compile, "xla": self.xla,
-                "distribute": self.distribute, "replicas": backend.replicas()}
+                "distribute": self.distribute, "replicas": backend.replicas(),
+                "workers": self.cluster.workers}
+
+    @property
+    def cluster(self) -> "Cluster":
+        """The machines the run spans: this one alone, or under ``multi-worker`` those ``TF_CONFIG``
+        names (see :func:`cluster_from_tf_config`).
+
+        Raises:
+            ConfigError: ``multi-worker`` off TensorFlow, or without a usable ``TF_CONFIG``.
+        """
+        if self.distribute != "multi-worker":
+            return Cluster()
+        import keras
+
+        if keras.config.backend() != "tensorflow":
+            raise ConfigError(f"train.distribute=multi-worker is TensorFlow's "
+                              f"MultiWorkerMirroredStrategy and Keras runs on "
+                              f"{keras.config.backend()}; set KERAS_BACKEND=tensorflow, or use "
+                              "train.distribute=mirrored for this machine's devices")
+        return cluster_from_tf_config(os.environ.get("TF_CONFIG"))
 
     @property
     def xla(self) -> bool:
@@ -101,6 +131,61 @@ class Runtime:
 
 
 _ACTIVE: Runtime | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Cluster:
+    """The machines of a run, and this process's place among them.
+
+    Attributes:
+        workers: How many processes train together (each with its local devices).
+        task: This process's task in ``TF_CONFIG`` terms, e.g. ``"worker 1"``.
+        chief: Whether this process writes the run's files. The others train alongside it and write
+            nothing of the run (``tf.distribute``'s rule: the ``chief`` task, or worker 0 when the
+            cluster names none).
+    """
+
+    workers: int = 1
+    task: str = "worker 0"
+    chief: bool = True
+
+
+_TF_CONFIG_EXAMPLE = ('TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+                      '"task": {"type": "worker", "index": 0}}\'')
+
+
+def cluster_from_tf_config(text: str | None) -> Cluster:
+    """The cluster a ``TF_CONFIG`` value describes, checked as TensorFlow will read it.
+
+    Example:
+        >>> spec = {"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}
+        >>> cluster_from_tf_config(json.dumps(spec))
+        Cluster(workers=2, task='worker 1', chief=False)
+
+    Raises:
+        ConfigError: ``TF_CONFIG`` is unset, not JSON, or names no task of its cluster.
+    """
+    fix = f"set it on every machine, e.g. {_TF_CONFIG_EXAMPLE} (the index differs per machine)"
+    if not text:
+        raise ConfigError(f"train.distribute=multi-worker needs TF_CONFIG, the cluster's addresses: "
+                          f"{fix}")
+    try:
+        spec = json.loads(text)
+    except ValueError as error:
+        raise ConfigError(f"TF_CONFIG is not JSON ({error}); {fix}") from None
+    jobs = spec.get("cluster") if isinstance(spec, dict) else None
+    task = spec.get("task") if isinstance(spec, dict) else None
+    if not isinstance(jobs, dict) or not isinstance(task, dict) or not all(
+            isinstance(jobs.get(job, []), list) for job in ("chief", "worker")):
+        raise ConfigError(f"TF_CONFIG needs a \"cluster\" of address lists and a \"task\"; {fix}")
+    kind, index = task.get("type"), task.get("index")
+    if kind not in ("chief", "worker") or isinstance(index, bool) or not isinstance(index, int) \
+            or not 0 <= index < len(jobs.get(kind, [])):
+        raise ConfigError(f"TF_CONFIG's task {task!r} is not a chief or worker of its cluster "
+                          f"{jobs!r}; {fix}")
+    chiefs = jobs.get("chief", [])
+    return Cluster(workers=len(chiefs) + len(jobs.get("worker", [])), task=f"{kind} {index}",
+                   chief=kind == "chief" or (not chiefs and index == 0))
 
 
 @contextlib.contextmanager

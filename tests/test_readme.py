@@ -41,6 +41,11 @@ TEST_COMMAND = \
 JAX_TEST_COMMAND = "python3 -m venv .venv-jax && .venv-jax/bin/pip install -q -e '.[jax,test]' && " \
                    ".venv-jax/bin/pytest -q"
 
+MULTI_WORKER_COMMAND = (
+    """TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": """
+    """"worker", "index": 0}}' gantransfer train-gan --config fashion_mnist --distribute """
+    "multi-worker --output-dir /shared/fmnist-gan")
+
 # README command -> (what the test runs instead, why). Every other command runs as written.
 RUN_AS = {
     "python3 -m venv .venv && .venv/bin/pip install -q -e '.[tensorflow]' && .venv/bin/gantransfer compare": (
@@ -48,6 +53,8 @@ RUN_AS = {
         "the test already runs in an installed environment (.ci/run builds a fresh one); the "
         "comparison itself is made tiny"),
     TEST_COMMAND: (None, "the test suite cannot run itself; .ci/run runs this exact line"),
+    MULTI_WORKER_COMMAND: (None, "it needs the two machines it names; test_multi_worker.py runs two "
+                                 "workers on localhost"),
     JAX_TEST_COMMAND: (None, "the test suite cannot run itself; .ci/run runs this exact line"),
     "KERAS_BACKEND=jax gantransfer compare --output-dir outputs/digits-compare-jax": (
         f"KERAS_BACKEND=jax gantransfer compare --labels-per-class 10 "

@@ -125,9 +125,7 @@ def test_a_transfer_in_mixed_precision_saves_float32_classifiers_that_predict_as
 def test_runtime_settings_are_checked_with_one_clear_line():
     for key, value, expected in [("precision", "float16", "float32 or mixed_float16 or mixed_bfloat16"),
                                  ("jit_compile", "sometimes", "true, false or auto"),
-                                 ("distribute", "cluster", "none or mirrored"),
-                                 ("distribute", "multi-worker", "none or mirrored (training across "
-                                  "machines is not built yet)")]:
+                                 ("distribute", "cluster", "none or mirrored or multi-worker")]:
         with pytest.raises(ConfigError) as caught:
             load_config(None, [f"train.{key}={value}"])
         assert str(caught.value) == f"train.{key}: received {value!r}, expected {expected}"

@@ -334,7 +334,8 @@ def distribution_scope(mode: str) -> Any:
 
     ``none``: one device, as Keras picks it. ``mirrored``: every local GPU (or, with none, every
     logical CPU device), one replica each; on TensorFlow ``tf.distribute.MirroredStrategy``, on JAX
-    ``keras.distribution.DataParallel``.
+    ``keras.distribution.DataParallel``. ``multi-worker`` (TensorFlow): every process ``TF_CONFIG``
+    names, through ``tf.distribute.MultiWorkerMirroredStrategy``.
 
     Args:
         mode: One of ``gantransfer.runtime.DISTRIBUTIONS``.

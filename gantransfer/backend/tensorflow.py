@@ -50,7 +50,19 @@ def gan_train_step(gan: Any, data: Any) -> dict[str, Any]:
     g_weights = gan.generator.trainable_weights
     gan.d_optimizer.apply_gradients(zip(d_tape.gradient(d_scaled, d_weights), d_weights))
     gan.g_optimizer.apply_gradients(zip(g_tape.gradient(g_scaled, g_weights), g_weights))
-    return gan.update_metrics(d_loss, g_loss, real_logits, fake_logits, rotation_accuracy)
+    logs = gan.update_metrics(d_loss, g_loss, real_logits, fake_logits, rotation_accuracy)
+    if _across_workers():
+        # Keras averages a step's logs across workers along axis 0, which a scalar lacks
+        # (tensorflow/tensorflow#72388): one value per replica, averaged into the scalar.
+        logs = {key: tf.reshape(value, (1,)) for key, value in logs.items()}
+    return logs
+
+
+def _across_workers() -> bool:
+    """Whether Keras reduces step logs across workers: the test its ``reduce_per_replica`` makes."""
+    strategy = tf.distribute.get_strategy()
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and \
+        strategy.extended._in_multi_worker_mode()
 
 
 def _replica_noise(gan: Any, batch: Any) -> Any:
@@ -202,6 +214,7 @@ def distribution_scope(mode: str) -> Iterator[None]:
 
     ``mirrored`` mirrors over every logical GPU, or with none every logical CPU device: two
     logical CPUs (``tf.config.set_logical_device_configuration``) make two replicas on one CPU.
+    ``multi-worker`` joins the processes ``TF_CONFIG`` names, each with its local devices.
 
     Example:
         >>> with distribution_scope("mirrored"):
@@ -212,8 +225,11 @@ def distribution_scope(mode: str) -> Iterator[None]:
         yield
         return
     if mode not in _STRATEGIES:  # one per process: TensorFlow's collectives are set up once
-        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        _STRATEGIES[mode] = tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
+        if mode == "multi-worker":
+            _STRATEGIES[mode] = tf.distribute.MultiWorkerMirroredStrategy()
+        else:
+            devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+            _STRATEGIES[mode] = tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
     with _STRATEGIES[mode].scope():
         yield
 

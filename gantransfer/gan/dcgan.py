@@ -259,6 +259,14 @@ class DCGAN(keras.Model):
         self.d_fake_tracker.update_state(ops.mean(ops.sigmoid(ops.cast(fake_logits, "float32"))))
         return {m.name: m.result() for m in self.metrics}
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None) -> None:
+        """Nothing to build: compile built the networks, trackers and both optimizers.
+
+        Keras's TensorFlow trainer calls this as ``fit`` starts, to build a model's metrics from one
+        batch reduced across replicas; under ``MultiWorkerMirroredStrategy`` that reduction fails
+        on the tuple Keras batches come in (Keras 3.15).
+        """
+
     def train_step(self, *args):
         # (data) on TensorFlow, (state, data) on JAX: the backend's trainer decides, the seam obeys.
         return backend.gan_train_step(self, *args)

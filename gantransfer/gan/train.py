@@ -18,8 +18,10 @@ import io
 import json
 import logging
 import math
+import shutil
+import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,8 @@ class TrainGanResult:
         history: Per-epoch metrics of this call's epochs.
         images_per_second: Mean training throughput over this call's epochs.
         manifest: The contents of ``run.json``.
+        chief: False on a ``multi-worker`` worker other than the chief: it trained alongside and
+            wrote nothing; ``run_dir`` is the chief's.
 
     Example:
         >>> result = train_gan(config, "outputs/run")  # doctest: +SKIP
@@ -66,6 +70,7 @@ class TrainGanResult:
     history: dict[str, list[float]] = field(default_factory=dict)
     images_per_second: float = 0.0
     manifest: dict[str, Any] = field(default_factory=dict)
+    chief: bool = True
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -227,16 +232,44 @@ def train_gan(config: Config, run_dir: str | Path, *, resume: bool = False, over
         True
     """
     started = time.perf_counter()
+    run_runtime = runtime.Runtime.from_config(config)
+    cluster = run_runtime.cluster  # a bad TF_CONFIG fails here, before anything is touched
     # Check the folder first (fail fast), load the data, and only then touch the folder: bad data
-    # never leaves an empty run folder behind or costs an old run under --overwrite.
-    check_run_dir(Path(run_dir), resume=resume, overwrite=overwrite)
+    # never leaves an empty run folder behind or costs an old run under --overwrite. Other workers
+    # than the chief only read it, to resume.
+    if cluster.chief or resume:
+        check_run_dir(Path(run_dir), resume=resume, overwrite=overwrite)
     if config.train.tensorboard and None in (importlib.util.find_spec("tensorboard"),
                                              importlib.util.find_spec("tensorflow")):
         # Keras's TensorBoard callback writes with tf.summary, on every backend.
         raise ConfigError("train.tensorboard needs the tensorboard and tensorflow packages: pip "
                           "install 'gantransfer[tensorboard]' (or set train.tensorboard=false)")
-    with runtime.Runtime.from_config(config).activate():
-        return _train(config, Path(run_dir), resume, overwrite, dataset, callbacks, started)
+    with run_runtime.activate():
+        if cluster.chief:
+            return _train(config, Path(run_dir), resume, overwrite, dataset, callbacks, started)
+        return _train_beside_chief(config, Path(run_dir), cluster, resume, dataset, callbacks,
+                                   started)
+
+
+def _train_beside_chief(config: Config, run_dir: Path, cluster: runtime.Cluster, resume: bool,
+                        dataset: Dataset | None, callbacks: list[keras.callbacks.Callback] | None,
+                        started: float) -> TrainGanResult:
+    """:func:`_train` on a worker other than the chief, into a scratch folder deleted afterwards.
+
+    Every worker runs the same steps, callbacks included (a sample grid or a probe computes across
+    the workers), so each writes the same files; only the chief's stay. To resume, a worker starts
+    from a copy of the chief's run folder, which it must therefore see (a shared file system).
+    """
+    logger.info("%s of %d workers: training alongside the chief, which writes %s", cluster.task,
+                cluster.workers, run_dir)
+    with tempfile.TemporaryDirectory(prefix=f"gantransfer-{cluster.task.replace(' ', '')}-") \
+            as scratch:
+        work_dir = Path(scratch) / run_dir.name
+        if resume:
+            shutil.copytree(run_dir, work_dir, ignore=shutil.ignore_patterns(
+                "samples", "tensorboard", "*.keras", "*.png"))
+        result = _train(config, work_dir, resume, False, dataset, callbacks, started)
+    return replace(result, run_dir=run_dir, chief=False)
 
 
 def _train(config: Config, run_dir: Path, resume: bool, overwrite: bool, dataset: Dataset | None,

@@ -208,9 +208,19 @@ def _gan_metrics(config: Config, gan: TrainGanResult, data: Dataset) -> dict[str
 
 
 def _in_runtime(workflow: Callable[..., Any]) -> Callable[..., Any]:
-    """Runs ``workflow(config, ...)`` in its config's runtime: precision, XLA and devices."""
+    """Runs ``workflow(config, ...)`` in its config's runtime: precision, XLA and devices.
+
+    Raises:
+        ConfigError: ``train.distribute=multi-worker``, which only ``train_gan`` supports.
+    """
     @functools.wraps(workflow)
     def run(config: Config, *args: Any, **kwargs: Any) -> Any:
+        if config.train.distribute == "multi-worker":
+            raise ConfigError(
+                "train.distribute=multi-worker trains the GAN only: run gantransfer train-gan "
+                "across the machines, then gantransfer transfer --gan-run on one of them "
+                "(--distribute mirrored uses its GPUs). Keras 3 cannot fit a classifier under "
+                "MultiWorkerMirroredStrategy (tensorflow/tensorflow#72388)")
         with Runtime.from_config(config).activate():
             return workflow(config, *args, **kwargs)
 

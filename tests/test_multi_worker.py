@@ -1,0 +1,161 @@
+"""train-gan across machines (train.distribute=multi-worker): two worker processes on localhost.
+
+Both processes run ``gantransfer train-gan`` with a ``TF_CONFIG`` naming the two of them on loopback
+ports, as two machines would; TensorFlow's MultiWorkerMirroredStrategy joins them. Only the chief
+(worker 0) writes the run folder; the other trains alongside it in a scratch folder it deletes.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gantransfer.cli import cli
+from gantransfer.errors import ConfigError
+from gantransfer.runtime import Cluster, Runtime, cluster_from_tf_config
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--dataset", "digits", "--image-size", "16", "--batch-size", "64", "--set", "gan.width=0.125",
+        "--set", "gan.latent_dim=8", "--set", "train.sample_images=4"]
+
+
+def _tf_config(ports: list[int], index: int) -> str:
+    cluster = {"worker": [f"localhost:{port}" for port in ports]}
+    return json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _two_workers(tmp_path: Path, args: list[str]) -> list[tuple[int, str, str]]:
+    """Runs ``gantransfer train-gan ARGS`` as worker 0 and worker 1; their exit codes and output.
+
+    Each worker's temporary files go to its own folder under ``tmp_path``, to be inspected after.
+    """
+    ports = _free_ports(2)
+    processes = []
+    for index in range(2):
+        scratch = tmp_path / f"tmp{index}"
+        scratch.mkdir(exist_ok=True)
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "tensorflow",
+               "TF_CONFIG": _tf_config(ports, index), "TMPDIR": str(scratch)}
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "gantransfer", "train-gan", *args], cwd=tmp_path, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        outputs = [process.communicate(timeout=300) for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    return [(process.returncode, out, err) for process, (out, err) in zip(processes, outputs)]
+
+
+def _history(run_dir: Path) -> list[dict[str, float]]:
+    lines = (run_dir / "history.csv").read_text().splitlines()
+    keys = lines[0].split(",")
+    return [dict(zip(keys, map(float, line.split(",")))) for line in lines[1:]]
+
+
+@pytest.mark.slow
+@pytest.mark.tensorflow_only("MultiWorkerMirroredStrategy is tf.distribute's")
+def test_two_workers_train_resume_and_only_the_chief_writes(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [*TINY, "--epochs", "1", "--output-dir", "run", "--quiet",
+            "--distribute", "multi-worker"]
+    (chief_rc, chief_out, chief_err), (rc, out, err) = _two_workers(tmp_path, args)
+    assert chief_rc == 0, chief_err[-3000:]
+    assert rc == 0, err[-3000:]
+    assert f"run folder: {Path('run')}" in chief_out
+    assert f"trained alongside the chief, which wrote the run folder: {Path('run')}" in out
+    manifest = json.loads((run_dir / "run.json").read_text())
+    machine = manifest["machine"]
+    assert (machine["distribute"], machine["replicas"], machine["workers"]) == ("multi-worker", 2, 2)
+    assert len(_history(run_dir)) == 1
+    assert (run_dir / "samples" / "epoch_001.png").is_file()
+    # The other worker wrote nothing that outlives it, and nothing in the chief's folder.
+    assert list((tmp_path / "tmp1").iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "tmp0", "tmp1"]
+
+    # One global batch per step, split across the workers, each drawing its share of the global
+    # batch's noise, BatchNorm statistics synchronized: the same training as on one device, to the
+    # float error of summing the gradients in another order.
+    from gantransfer.config import load_config
+    from gantransfer.gan.train import train_gan
+
+    config = load_config(run_dir / "config.yaml", ["train.distribute=none", "train.verbose=0"])
+    alone = train_gan(config, tmp_path / "alone").history
+    for key in ("d_loss", "g_loss", "d_real", "d_fake"):
+        assert _history(run_dir)[0][key] == pytest.approx(alone[key][0], rel=2e-3), key
+
+    # Both workers resume from the chief's checkpoint: the other reads it from the shared folder.
+    args = ["--epochs", "2", "--output-dir", "run", "--resume", "--quiet"]
+    (chief_rc, _, chief_err), (rc, out, err) = _two_workers(tmp_path, args)
+    assert chief_rc == 0, chief_err[-3000:]
+    assert rc == 0, err[-3000:]
+    assert [row["epoch"] for row in _history(run_dir)] == [0.0, 1.0]
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert [session["epochs"] for session in manifest["sessions"]] == [[1, 1], [2, 2]]
+    assert (run_dir / "checkpoints" / "epoch_002.npz").is_file()
+    assert list((tmp_path / "tmp1").iterdir()) == []
+
+
+@pytest.mark.parametrize("tf_config, expected", [
+    (None, "train.distribute=multi-worker needs TF_CONFIG"),
+    ("{not json", "TF_CONFIG is not JSON"),
+    ('{"cluster": {"worker": ["a:1"]}}', 'TF_CONFIG needs a "cluster" of address lists and a "task"'),
+    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}',
+     "is not a chief or worker of its cluster"),
+    ('{"cluster": {"worker": "a:1"}, "task": {"type": "worker", "index": 0}}',
+     'TF_CONFIG needs a "cluster" of address lists'),
+])
+def test_a_bad_tf_config_is_one_clear_line(tf_config, expected):
+    with pytest.raises(ConfigError, match="e.g. TF_CONFIG=") as error:
+        cluster_from_tf_config(tf_config)
+    assert expected in str(error.value) and "\n" not in str(error.value)
+
+
+def test_the_chief_is_the_chief_task_or_else_worker_0():
+    two = {"worker": ["a:1", "b:1"]}
+    spec = {"cluster": two, "task": {"type": "worker", "index": 0}}
+    assert cluster_from_tf_config(json.dumps(spec)) == Cluster(2, "worker 0", chief=True)
+    spec = {"cluster": {"chief": ["c:1"], **two}, "task": {"type": "worker", "index": 0}}
+    assert cluster_from_tf_config(json.dumps(spec)) == Cluster(3, "worker 0", chief=False)
+    spec["task"] = {"type": "chief", "index": 0}
+    assert cluster_from_tf_config(json.dumps(spec)) == Cluster(3, "chief 0", chief=True)
+    assert Runtime().cluster == Cluster(1, "worker 0", chief=True)
+
+
+@pytest.mark.parametrize("command", ["train-gan", "transfer", "compare"])
+def test_multi_worker_without_its_cluster_or_for_classifiers_is_refused(tmp_path, monkeypatch,
+                                                                         command):
+    import keras
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    out = tmp_path / "run"
+    args = [command, "--distribute", "multi-worker", "--output-dir", str(out), "--quiet"]
+    if command != "train-gan":
+        args += ["--strategies", "scratch"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    last = result.output.strip().splitlines()[-1]
+    if command != "train-gan":
+        expected = "train.distribute=multi-worker trains the GAN only"
+    elif keras.config.backend() == "tensorflow":
+        expected = "train.distribute=multi-worker needs TF_CONFIG"
+    else:
+        expected = "set KERAS_BACKEND=tensorflow"
+    assert expected in last, result.output
+    assert not out.exists()
