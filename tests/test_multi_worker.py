@@ -100,6 +100,14 @@ def test_two_workers_train_resume_and_only_the_chief_writes(tmp_path):
     for key in ("d_loss", "g_loss", "d_real", "d_fake"):
         assert _history(run_dir)[0][key] == pytest.approx(alone[key][0], rel=2e-3), key
 
+    # The chief refuses a second run into its folder; the other worker learns of it and stops too,
+    # instead of waiting for the chief at its first step.
+    (chief_rc, _, chief_err), (rc, _, err) = _two_workers(tmp_path, args)
+    assert chief_rc == 1 and "run folder 'run' already exists" in chief_err.splitlines()[-1]
+    assert rc == 1 and "another worker of the cluster refused to start" in err.splitlines()[-1]
+    assert "Traceback" not in chief_err + err
+    assert len(_history(run_dir)) == 1
+
     # Both workers resume from the chief's checkpoint: the other reads it from the shared folder.
     args = ["--epochs", "2", "--output-dir", "run", "--resume", "--quiet"]
     (chief_rc, _, chief_err), (rc, out, err) = _two_workers(tmp_path, args)

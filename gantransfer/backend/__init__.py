@@ -359,6 +359,19 @@ def replicas() -> int:
     return resolve().replicas()
 
 
+def all_ready(ready: bool) -> bool:
+    """Whether every process of the run is ``ready``: each passes its own answer, and all wait here
+    until every one has, then get the same reply. A run spans one process except under
+    ``multi-worker``, where a worker that refuses to start would otherwise leave the others waiting
+    for it at their first training step.
+
+    Example:
+        >>> all_ready(True)
+        True
+    """
+    return resolve().all_ready(ready)
+
+
 def import_quietly() -> None:
     """Imports Keras and its backend, and finds the devices, with stderr silenced meanwhile.
 

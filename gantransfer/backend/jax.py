@@ -306,6 +306,11 @@ def replicas() -> int:
     return 1 if distribution is None else int(distribution.device_mesh.devices.size)
 
 
+def all_ready(ready: bool) -> bool:
+    """``ready``: a run on JAX is one process (see the package)."""
+    return ready
+
+
 def compilation_cache_dir() -> Path:
     """Where the command line keeps XLA's compiled steps: ``$XDG_CACHE_HOME/gantransfer/jax``.
 

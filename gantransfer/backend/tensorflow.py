@@ -242,6 +242,19 @@ def replicas() -> int:
     return int(tf.distribute.get_strategy().num_replicas_in_sync)
 
 
+def all_ready(ready: bool) -> bool:
+    """Whether every process of the current strategy is ``ready``, by an all-reduce (see the package).
+
+    Example:
+        >>> all_ready(True), all_ready(False)
+        (True, False)
+    """
+    strategy = tf.distribute.get_strategy()
+    missing = strategy.experimental_distribute_values_from_function(
+        lambda _: tf.constant(0.0 if ready else 1.0))
+    return float(strategy.reduce("SUM", missing, axis=None)) == 0.0
+
+
 def start_up() -> None:
     """Finds the devices now (TF logs its CUDA findings then) and turns down TF's Python logging.
 

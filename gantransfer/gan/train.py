@@ -234,21 +234,37 @@ def train_gan(config: Config, run_dir: str | Path, *, resume: bool = False, over
     started = time.perf_counter()
     run_runtime = runtime.Runtime.from_config(config)
     cluster = run_runtime.cluster  # a bad TF_CONFIG fails here, before anything is touched
+    if cluster.workers == 1:
+        _check_start(config, Path(run_dir), cluster, resume, overwrite)
+    with run_runtime.activate():
+        if cluster.workers > 1:  # every worker learns whether all of them may start
+            try:
+                _check_start(config, Path(run_dir), cluster, resume, overwrite)
+            except GantransferError:
+                backend.all_ready(False)
+                raise
+            if not backend.all_ready(True):
+                raise RunFolderError(f"another worker of the cluster refused to start ({cluster.task} "
+                                     "was ready); that worker's output says why")
+        if cluster.chief:
+            return _train(config, Path(run_dir), resume, overwrite, dataset, callbacks, started)
+        return _train_beside_chief(config, Path(run_dir), cluster, resume, dataset, callbacks,
+                                   started)
+
+
+def _check_start(config: Config, run_dir: Path, cluster: runtime.Cluster, resume: bool,
+                 overwrite: bool) -> None:
+    """What :func:`train_gan` checks before it loads anything: the run folder (which only the chief
+    writes; the other workers read it, to resume) and TensorBoard's packages."""
     # Check the folder first (fail fast), load the data, and only then touch the folder: bad data
-    # never leaves an empty run folder behind or costs an old run under --overwrite. Other workers
-    # than the chief only read it, to resume.
+    # never leaves an empty run folder behind or costs an old run under --overwrite.
     if cluster.chief or resume:
-        check_run_dir(Path(run_dir), resume=resume, overwrite=overwrite)
+        check_run_dir(run_dir, resume=resume, overwrite=overwrite)
     if config.train.tensorboard and None in (importlib.util.find_spec("tensorboard"),
                                              importlib.util.find_spec("tensorflow")):
         # Keras's TensorBoard callback writes with tf.summary, on every backend.
         raise ConfigError("train.tensorboard needs the tensorboard and tensorflow packages: pip "
                           "install 'gantransfer[tensorboard]' (or set train.tensorboard=false)")
-    with run_runtime.activate():
-        if cluster.chief:
-            return _train(config, Path(run_dir), resume, overwrite, dataset, callbacks, started)
-        return _train_beside_chief(config, Path(run_dir), cluster, resume, dataset, callbacks,
-                                   started)
 
 
 def _train_beside_chief(config: Config, run_dir: Path, cluster: runtime.Cluster, resume: bool,
