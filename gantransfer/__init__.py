@@ -26,6 +26,7 @@ except _metadata.PackageNotFoundError:  # Running from a source tree that is not
 _EXPORTS = {
     "Config": "gantransfer.config",
     "load_config": "gantransfer.config",
+    "ClusterError": "gantransfer.errors",
     "ConfigError": "gantransfer.errors",
     "DataError": "gantransfer.errors",
     "GantransferError": "gantransfer.errors",

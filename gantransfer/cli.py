@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -17,7 +18,7 @@ import click
 import gantransfer
 from gantransfer.backend import import_quietly
 from gantransfer.config import DISTRIBUTIONS, load_config
-from gantransfer.errors import GantransferError
+from gantransfer.errors import ClusterError, GantransferError
 from gantransfer.registry import STRATEGIES
 from gantransfer.runs import DEFAULT_OUTPUT_ROOT, default_run_name
 
@@ -33,6 +34,13 @@ def _user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
+        except ClusterError as error:
+            # Its peers gone, TensorFlow leaves threads blocked in collectives that never finish,
+            # which Python's exit would report with tracebacks; the run's files are already safe.
+            click.echo(f"Error: {error}", err=True)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)
         except GantransferError as error:
             raise click.ClickException(str(error)) from None
         except OSError as error:
@@ -83,8 +91,8 @@ def _runtime_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="XLA-compile the training steps (default: on a GPU, not on a CPU)."),
         click.option("--distribute", type=click.Choice(list(DISTRIBUTIONS)),
                      help="mirrored: train on every local GPU, one replica each. multi-worker "
-                     "(train-gan): every machine TF_CONFIG names, each with its local GPUs; only "
-                     "the chief writes. The batch size is the global batch."),
+                     "(train-gan, compare): the GAN on every machine TF_CONFIG names, each with "
+                     "its local GPUs; only the chief writes. The batch size is the global batch."),
     ]
     for option in reversed(options):
         run = option(run)
@@ -147,8 +155,7 @@ def train_gan_command(config_file: str | None, dataset: str | None, image_size: 
     config = load_config(_config_file(config_file, output_dir, resume), [*flags, *overrides])
     if quiet:
         config.train.verbose = 0
-    if output_dir is None:
-        output_dir = DEFAULT_OUTPUT_ROOT / default_run_name("train-gan", config.data.dataset)
+    output_dir = _run_folder(output_dir, "train-gan", config)
 
     import_quietly()
     from gantransfer.gan.train import train_gan
@@ -158,6 +165,16 @@ def train_gan_command(config_file: str | None, dataset: str | None, image_size: 
         click.echo(f"trained alongside the chief, which wrote the run folder: {result.run_dir}")
         return
     _print_summary(result.run_dir, result.manifest)
+
+
+def _run_folder(output_dir: Path | None, command: str, config: Any) -> Path:
+    """``--output-dir``, or a new folder in outputs/ named after the command, dataset and time."""
+    if output_dir is not None:
+        return output_dir
+    if config.train.distribute == "multi-worker":
+        raise GantransferError("--distribute multi-worker needs --output-dir: the same run folder "
+                               "on every worker, on a file system they all see")
+    return DEFAULT_OUTPUT_ROOT / default_run_name(command, config.data.dataset)
 
 
 def _print_summary(run_dir: Path, manifest: dict[str, Any]) -> None:
@@ -336,12 +353,15 @@ def compare_command(epochs: int | None, config_file: str | None, dataset: str | 
     config = load_config(_config_file(config_file, output_dir, resume), [*flags, *overrides])
     if quiet:
         config.train.verbose = 0
-    if output_dir is None:
-        output_dir = DEFAULT_OUTPUT_ROOT / default_run_name("compare", config.data.dataset)
+    output_dir = _run_folder(output_dir, "compare", config)
     import_quietly()
     from gantransfer.workflows.experiment import compare
 
     result = compare(config, output_dir, overwrite=overwrite, resume=resume, verbose=not quiet)
+    if not result.chief:
+        click.echo("trained the GAN alongside the chief, which trains the classifiers and writes "
+                   f"the run folder: {result.run_dir}")
+        return
     _print_report(result)
 
 

@@ -137,9 +137,10 @@ class TrainConfig:
         distribute: ``none``, or ``mirrored``: every local GPU, one replica each
             (``tf.distribute.MirroredStrategy`` on TensorFlow, ``keras.distribution.DataParallel``
             on JAX). ``train.batch_size`` is the global batch, split across replicas.
-            ``multi-worker`` (TensorFlow, ``train_gan`` only): every machine ``TF_CONFIG`` names,
+            ``multi-worker`` (TensorFlow; GAN training only): every machine ``TF_CONFIG`` names,
             each with its local GPUs, through ``tf.distribute.MultiWorkerMirroredStrategy``; only
-            the chief writes the run folder, which the others must see to resume.
+            the chief writes the run folder, which the others must see to resume. ``compare``
+            trains its classifiers on the chief alone.
     """
 
     epochs: int = 25

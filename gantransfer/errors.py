@@ -66,3 +66,16 @@ class TrainingDiverged(GantransferError, RuntimeError):
         ... except gt.TrainingDiverged as error:
         ...     print(error)  # names the epoch and batch, and where the last good checkpoint is
     """
+
+
+class ClusterError(GantransferError, RuntimeError):
+    """Training across machines (``train.distribute=multi-worker``) stopped: a worker refused to
+    start, stopped, or lost touch with the others. The chief's checkpoints are kept.
+
+    Example:
+        >>> import gantransfer as gt
+        >>> try:  # doctest: +SKIP
+        ...     gt.train_gan(config, "/shared/run")
+        ... except gt.ClusterError as error:
+        ...     print(error)  # says which worker to look at, and how to go on
+    """

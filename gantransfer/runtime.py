@@ -31,13 +31,14 @@ import dataclasses
 import json
 import logging
 import os
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from gantransfer import backend
 from gantransfer.config import DISTRIBUTIONS, PRECISIONS  # noqa: F401  (the values, documented there)
-from gantransfer.errors import ConfigError
+from gantransfer.errors import ClusterError, ConfigError, GantransferError
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +132,74 @@ class Runtime:
 
 
 _ACTIVE: Runtime | None = None
+
+
+def start_together(run: Runtime, check: Callable[[], T]) -> T:
+    """Runs ``check``, which raises a :class:`GantransferError` to refuse to start a run, and
+    returns what it returns; under ``multi-worker``, in the cluster's scope, so that every worker
+    learns whether all of them passed (:func:`gantransfer.backend.all_ready`) and none is left
+    waiting for one that stopped.
+
+    Example:
+        >>> start_together(Runtime(), lambda: "ready")
+        'ready'
+
+    Raises:
+        GantransferError: ``check``'s, on the worker it failed on.
+        ClusterError: On the other workers, when ``check`` failed on another.
+    """
+    if run.cluster.workers == 1:
+        return check()
+    with run.activate():
+        try:
+            result = check()
+        except GantransferError:
+            backend.all_ready(False)
+            raise
+        if not backend.all_ready(True):
+            raise ClusterError(f"another worker of the cluster refused to start "
+                               f"({run.cluster.task} was ready); that worker's output says why")
+    return result
+
+
+@contextlib.contextmanager
+def together(run: Runtime) -> Iterator[None]:
+    """Under ``multi-worker``, the workers leave the block together, and a worker gone mid-way
+    becomes a :class:`ClusterError` on the others, in one line.
+
+    A worker that finished its share waits here for the rest (the chief, say, writing the run's
+    files), so that none is left to find its peers gone. A worker that stopped (an error, a lost
+    machine) makes the others' collectives fail; they stop too, and say so.
+
+    Example:
+        >>> with together(Runtime()):
+        ...     pass
+
+    Raises:
+        ClusterError: Another worker stopped, or did not finish.
+    """
+    if run.cluster.workers == 1:
+        yield
+        return
+    task = run.cluster.task
+    finished, lost = False, None
+    try:
+        yield
+        finished = True
+    except backend.cluster_errors() as error:
+        # Raised below, once the backend's error (and the frames its traceback holds) is let go.
+        lost = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    finally:
+        with run.activate():
+            everyone = backend.all_ready(finished)
+    if lost is not None:
+        raise ClusterError(f"{task} stopped: another worker stopped or lost touch ({lost[:200]}). "
+                           "Its output says why; the chief's checkpoints are kept, so start every "
+                           "worker again with --resume")
+    if not everyone:
+        raise ClusterError(f"another worker stopped before the end ({task} finished); its output "
+                           "says why, and the chief's checkpoints are kept: start every worker "
+                           "again with --resume")
 
 
 @dataclasses.dataclass(frozen=True)

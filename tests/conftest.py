@@ -58,7 +58,7 @@ def keras_home(tmp_path, monkeypatch):
 # modules in collection order (``--dist loadfile``), so these start first and the rest fill in
 # around them; alphabetical order would start the longest last and leave one worker idle at the end.
 LONGEST_FIRST = ["test_readme_commands.py", "test_readme_benchmark_scripts.py",
-                 "test_readme_benchmarks.py", "test_readme.py",
+                 "test_readme_benchmarks.py", "test_multi_worker.py", "test_readme.py",
                  "test_backends_agree.py", "test_config_keys.py", "test_robustness_in_transfer.py",
                  "test_checkpoint.py", "test_experiment.py", "test_cli.py", "test_gan_train.py",
                  "test_strategies.py", "test_gan_metrics.py"]

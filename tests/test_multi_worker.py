@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,8 @@ from gantransfer.errors import ConfigError
 from gantransfer.runtime import Cluster, Runtime, cluster_from_tf_config
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = ["--dataset", "digits", "--image-size", "16", "--batch-size", "64", "--set", "gan.width=0.125",
-        "--set", "gan.latent_dim=8", "--set", "train.sample_images=4"]
+TINY = ["--dataset", "digits", "--set", "data.image_size=16", "--set", "train.batch_size=64",
+        "--set", "gan.width=0.125", "--set", "gan.latent_dim=8", "--set", "train.sample_images=4"]
 
 
 def _tf_config(ports: list[int], index: int) -> str:
@@ -40,8 +41,8 @@ def _free_ports(count: int) -> list[int]:
             s.close()
 
 
-def _two_workers(tmp_path: Path, args: list[str]) -> list[tuple[int, str, str]]:
-    """Runs ``gantransfer train-gan ARGS`` as worker 0 and worker 1; their exit codes and output.
+def _start_workers(tmp_path: Path, args: list[str]) -> list[subprocess.Popen]:
+    """Starts ``gantransfer ARGS`` as worker 0 (the chief) and worker 1 of one cluster.
 
     Each worker's temporary files go to its own folder under ``tmp_path``, to be inspected after.
     """
@@ -53,14 +54,24 @@ def _two_workers(tmp_path: Path, args: list[str]) -> list[tuple[int, str, str]]:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "tensorflow",
                "TF_CONFIG": _tf_config(ports, index), "TMPDIR": str(scratch)}
         processes.append(subprocess.Popen(
-            [sys.executable, "-m", "gantransfer", "train-gan", *args], cwd=tmp_path, env=env,
+            [sys.executable, "-m", "gantransfer", *args], cwd=tmp_path, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return processes
+
+
+def _finish(processes: list[subprocess.Popen]) -> list[tuple[int, str, str]]:
+    """Each worker's exit code, stdout and stderr; a worker still running after 5 minutes fails."""
     try:
         outputs = [process.communicate(timeout=300) for process in processes]
     finally:
         for process in processes:
             process.kill()
     return [(process.returncode, out, err) for process, (out, err) in zip(processes, outputs)]
+
+
+def _two_workers(tmp_path: Path, args: list[str]) -> list[tuple[int, str, str]]:
+    """Runs ``gantransfer train-gan ARGS`` as worker 0 and worker 1; their exit codes and output."""
+    return _finish(_start_workers(tmp_path, ["train-gan", *args]))
 
 
 def _history(run_dir: Path) -> list[dict[str, float]]:
@@ -120,6 +131,54 @@ def test_two_workers_train_resume_and_only_the_chief_writes(tmp_path):
     assert list((tmp_path / "tmp1").iterdir()) == []
 
 
+@pytest.mark.slow
+@pytest.mark.tensorflow_only("MultiWorkerMirroredStrategy is tf.distribute's")
+def test_a_worker_lost_mid_run_stops_the_other_in_one_line_and_resume_recovers(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["train-gan", *TINY, "--epochs", "30", "--output-dir", "run", "--quiet",
+            "--distribute", "multi-worker", "--set", "train.keep_checkpoints=0"]
+    chief, worker = _start_workers(tmp_path, args)
+    deadline = time.monotonic() + 240
+    while not (run_dir / "checkpoints" / "epoch_002.npz").is_file():  # the chief is lost mid-run
+        assert chief.poll() is None and time.monotonic() < deadline, chief.communicate()[1][-3000:]
+        time.sleep(0.2)
+    chief.kill()
+    (_, _, _), (rc, _, err) = _finish([chief, worker])
+    assert rc == 1, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert "worker 1 stopped: another worker stopped or lost touch" in last, err[-3000:]
+    assert "start every worker again with --resume" in last and "Traceback" not in err
+    kept = max(int(path.stem.split("_")[1]) for path in (run_dir / "checkpoints").glob("*.npz"))
+
+    (chief_rc, _, chief_err), (rc, _, err) = _two_workers(
+        tmp_path, ["--output-dir", "run", "--resume", "--epochs", str(kept + 1), "--quiet"])
+    assert chief_rc == 0, chief_err[-3000:]
+    assert rc == 0, err[-3000:]
+    assert [row["epoch"] for row in _history(run_dir)] == [float(e) for e in range(kept + 1)]
+
+
+@pytest.mark.slow
+@pytest.mark.tensorflow_only("MultiWorkerMirroredStrategy is tf.distribute's")
+def test_compare_trains_the_gan_across_workers_and_the_classifiers_on_the_chief(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["compare", *TINY, "--epochs", "1", "--strategies", "scratch,gan-frozen",
+            "--labels-per-class", "10", "--seeds", "1", "--set", "transfer.max_epochs=2",
+            "--set", "transfer.gan_metrics=false", "--output-dir", "run", "--quiet",
+            "--distribute", "multi-worker"]
+    (chief_rc, chief_out, chief_err), (rc, out, err) = _finish(_start_workers(tmp_path, args))
+    assert chief_rc == 0, chief_err[-3000:]
+    assert rc == 0, err[-3000:]
+    assert "2 models trained" in chief_out
+    assert "trained the GAN alongside the chief, which trains the classifiers" in out
+    gan_machine = json.loads((run_dir / "gan" / "run.json").read_text())["machine"]
+    assert (gan_machine["distribute"], gan_machine["workers"]) == ("multi-worker", 2)
+    machine = json.loads((run_dir / "run.json").read_text())["machine"]
+    assert (machine["distribute"], machine["workers"]) == ("none", 1)
+    results = json.loads((run_dir / "results.json").read_text())["results"]
+    assert sorted(r["strategy"] for r in results) == ["gan-frozen", "scratch"]
+    assert list((tmp_path / "tmp1").iterdir()) == []
+
+
 @pytest.mark.parametrize("tf_config, expected", [
     (None, "train.distribute=multi-worker needs TF_CONFIG"),
     ("{not json", "TF_CONFIG is not JSON"),
@@ -159,11 +218,20 @@ def test_multi_worker_without_its_cluster_or_for_classifiers_is_refused(tmp_path
     result = CliRunner().invoke(cli, args)
     assert result.exit_code != 0 and "Traceback" not in result.output
     last = result.output.strip().splitlines()[-1]
-    if command != "train-gan":
-        expected = "train.distribute=multi-worker trains the GAN only"
+    if command == "transfer":
+        expected = "train.distribute=multi-worker spans machines for GAN training only"
     elif keras.config.backend() == "tensorflow":
         expected = "train.distribute=multi-worker needs TF_CONFIG"
     else:
         expected = "set KERAS_BACKEND=tensorflow"
     assert expected in last, result.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["train-gan", "compare"])
+def test_multi_worker_needs_the_run_folder_named(tmp_path, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)  # a default run folder would be made under outputs/ here
+    result = CliRunner().invoke(cli, [command, "--distribute", "multi-worker", "--quiet"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "--distribute multi-worker needs --output-dir" in result.output.strip().splitlines()[-1]
+    assert list(tmp_path.iterdir()) == []

@@ -372,6 +372,17 @@ def all_ready(ready: bool) -> bool:
     return resolve().all_ready(ready)
 
 
+def cluster_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions a training step raises when a worker of a ``multi-worker`` run stopped or
+    lost touch (the others' collectives fail); empty where a run is one process.
+
+    Example:
+        >>> all(issubclass(kind, BaseException) for kind in cluster_errors())
+        True
+    """
+    return resolve().cluster_errors()
+
+
 def import_quietly() -> None:
     """Imports Keras and its backend, and finds the devices, with stderr silenced meanwhile.
 

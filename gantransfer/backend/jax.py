@@ -311,6 +311,11 @@ def all_ready(ready: bool) -> bool:
     return ready
 
 
+def cluster_errors() -> tuple[type[BaseException], ...]:
+    """None: a run on JAX is one process (see the package)."""
+    return ()
+
+
 def compilation_cache_dir() -> Path:
     """Where the command line keeps XLA's compiled steps: ``$XDG_CACHE_HOME/gantransfer/jax``.
 

@@ -250,9 +250,22 @@ def all_ready(ready: bool) -> bool:
         (True, False)
     """
     strategy = tf.distribute.get_strategy()
-    missing = strategy.experimental_distribute_values_from_function(
-        lambda _: tf.constant(0.0 if ready else 1.0))
-    return float(strategy.reduce("SUM", missing, axis=None)) == 0.0
+
+    # In a graph: an eager reduce that fails leaves a thread pool behind, noisy at exit.
+    @tf.function(autograph=False)
+    def missing(count: tf.Tensor) -> tf.Tensor:
+        return strategy.reduce("SUM", strategy.experimental_distribute_values_from_function(
+            lambda _: count), axis=None)
+
+    try:
+        return float(missing(tf.constant(0.0 if ready else 1.0))) == 0.0
+    except tf.errors.OpError:  # a worker is gone: not every one is ready
+        return False
+
+
+def cluster_errors() -> tuple[type[BaseException], ...]:
+    """What TensorFlow raises when a step's collectives fail: a worker is gone (see the package)."""
+    return (tf.errors.OpError,)
 
 
 def start_up() -> None:

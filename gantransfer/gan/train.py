@@ -219,6 +219,7 @@ def train_gan(config: Config, run_dir: str | Path, *, resume: bool = False, over
 
     Raises:
         RunFolderError: The folder exists without ``resume``/``overwrite``, or cannot be resumed.
+        ClusterError: Under ``multi-worker``, another worker refused to start or stopped.
         DataError: The dataset cannot be loaded.
         TrainingDiverged: Losses or variables became NaN or inf (the models hold the last good
             checkpoint, and no model file is written), or training collapsed and
@@ -234,28 +235,18 @@ def train_gan(config: Config, run_dir: str | Path, *, resume: bool = False, over
     started = time.perf_counter()
     run_runtime = runtime.Runtime.from_config(config)
     cluster = run_runtime.cluster  # a bad TF_CONFIG fails here, before anything is touched
-    if cluster.workers == 1:
-        _check_start(config, Path(run_dir), cluster, resume, overwrite)
-    with run_runtime.activate():
-        if cluster.workers > 1:  # every worker learns whether all of them may start
-            try:
-                _check_start(config, Path(run_dir), cluster, resume, overwrite)
-            except GantransferError:
-                backend.all_ready(False)
-                raise
-            if not backend.all_ready(True):
-                raise RunFolderError(f"another worker of the cluster refused to start ({cluster.task} "
-                                     "was ready); that worker's output says why")
+    data = runtime.start_together(run_runtime, lambda: _ready_to_start(
+        config, Path(run_dir), cluster, resume, overwrite, dataset))
+    with run_runtime.activate(), runtime.together(run_runtime):
         if cluster.chief:
-            return _train(config, Path(run_dir), resume, overwrite, dataset, callbacks, started)
-        return _train_beside_chief(config, Path(run_dir), cluster, resume, dataset, callbacks,
-                                   started)
+            return _train(config, Path(run_dir), resume, overwrite, data, callbacks, started)
+        return _train_beside_chief(config, Path(run_dir), cluster, resume, data, callbacks, started)
 
 
-def _check_start(config: Config, run_dir: Path, cluster: runtime.Cluster, resume: bool,
-                 overwrite: bool) -> None:
-    """What :func:`train_gan` checks before it loads anything: the run folder (which only the chief
-    writes; the other workers read it, to resume) and TensorBoard's packages."""
+def _ready_to_start(config: Config, run_dir: Path, cluster: runtime.Cluster, resume: bool,
+                    overwrite: bool, dataset: Dataset | None) -> Dataset:
+    """What :func:`train_gan` checks before it trains, and the data: the run folder (which only the
+    chief writes; the other workers read it, to resume), TensorBoard's packages, and the data."""
     # Check the folder first (fail fast), load the data, and only then touch the folder: bad data
     # never leaves an empty run folder behind or costs an old run under --overwrite.
     if cluster.chief or resume:
@@ -265,10 +256,14 @@ def _check_start(config: Config, run_dir: Path, cluster: runtime.Cluster, resume
         # Keras's TensorBoard callback writes with tf.summary, on every backend.
         raise ConfigError("train.tensorboard needs the tensorboard and tensorflow packages: pip "
                           "install 'gantransfer[tensorboard]' (or set train.tensorboard=false)")
+    data = dataset if dataset is not None else load_gan_data(config)
+    if len(data.train) == 0:
+        raise DataError("the dataset's training split is empty; nothing to train on")
+    return data
 
 
 def _train_beside_chief(config: Config, run_dir: Path, cluster: runtime.Cluster, resume: bool,
-                        dataset: Dataset | None, callbacks: list[keras.callbacks.Callback] | None,
+                        data: Dataset, callbacks: list[keras.callbacks.Callback] | None,
                         started: float) -> TrainGanResult:
     """:func:`_train` on a worker other than the chief, into a scratch folder deleted afterwards.
 
@@ -284,17 +279,15 @@ def _train_beside_chief(config: Config, run_dir: Path, cluster: runtime.Cluster,
         if resume:
             shutil.copytree(run_dir, work_dir, ignore=shutil.ignore_patterns(
                 "samples", "tensorboard", "*.keras", "*.png"))
-        result = _train(config, work_dir, resume, False, dataset, callbacks, started)
+        result = _train(config, work_dir, resume, False, data, callbacks, started)
     return replace(result, run_dir=run_dir, chief=False)
 
 
-def _train(config: Config, run_dir: Path, resume: bool, overwrite: bool, dataset: Dataset | None,
+def _train(config: Config, run_dir: Path, resume: bool, overwrite: bool, data: Dataset,
            callbacks: list[keras.callbacks.Callback] | None, started: float) -> TrainGanResult:
-    """:func:`train_gan` once the folder is checked, in the run's precision and distribution."""
+    """:func:`train_gan` once the folder is checked and the data loaded, in the run's precision and
+    distribution."""
     seed_everything(config.train.seed, config.train.deterministic)
-    data = dataset if dataset is not None else load_gan_data(config)
-    if len(data.train) == 0:
-        raise DataError("the dataset's training split is empty; nothing to train on")
     metrics = _metrics_callback(config, data)  # may train a feature classifier; fails early
     probe = _probe_callback(config, data, Path(run_dir))
     run_dir = prepare_run_dir(Path(run_dir), resume=resume, overwrite=overwrite)

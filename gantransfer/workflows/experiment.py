@@ -12,7 +12,7 @@ import functools
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,7 +29,7 @@ from gantransfer.gan.train import TrainGanResult, seed_everything, train_gan
 from gantransfer.runs import (atomic_write_json, check_run_dir, machine_description,
                               package_versions, prepare_run_dir)
 from gantransfer.registry import STRATEGIES
-from gantransfer.runtime import Runtime
+from gantransfer.runtime import Runtime, start_together, together
 from gantransfer.transfer_learning.backbones import check_backbone, imagenet_weights_problem
 from gantransfer.transfer_learning.protocol import budget_split, run_transfer
 from gantransfer.transfer_learning.trunks import load_discriminator
@@ -50,6 +50,8 @@ class TransferResult:
         results: One :class:`StrategyResult` per (strategy, labels per class, seed).
         files: The report files by name (results.csv, results.json, report.md, report.html).
         gan: The GAN training result, for ``compare``.
+        chief: False on a ``multi-worker`` worker other than the chief: it trained the GAN
+            alongside the chief, and has no results; ``run_dir`` is the chief's.
 
     Example:
         >>> result = compare(config, "outputs/cmp")  # doctest: +SKIP
@@ -60,6 +62,7 @@ class TransferResult:
     results: list[StrategyResult] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
     gan: TrainGanResult | None = None
+    chief: bool = True
 
 
 def _gan_manifest(gan_dir: Path | None) -> dict[str, Any] | None:
@@ -207,27 +210,39 @@ def _gan_metrics(config: Config, gan: TrainGanResult, data: Dataset) -> dict[str
                                 f"{scores['generated_images']} generated test-split images"}
 
 
-def _in_runtime(workflow: Callable[..., Any]) -> Callable[..., Any]:
+def _in_runtime(*, trains_gan: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Runs ``workflow(config, ...)`` in its config's runtime: precision, XLA and devices.
 
+    Under ``train.distribute=multi-worker`` the classifiers train on the chief alone, in the same
+    precision and XLA setting on one device; a workflow that ``trains_gan`` trains it across the
+    machines (``train_gan`` spans them itself).
+
     Raises:
-        ConfigError: ``train.distribute=multi-worker``, which only ``train_gan`` supports.
+        ConfigError: ``multi-worker`` for a workflow that trains no GAN, or with a bad
+            ``TF_CONFIG``.
     """
-    @functools.wraps(workflow)
-    def run(config: Config, *args: Any, **kwargs: Any) -> Any:
-        if config.train.distribute == "multi-worker":
-            raise ConfigError(
-                "train.distribute=multi-worker trains the GAN only: run gantransfer train-gan "
-                "across the machines, then gantransfer transfer --gan-run on one of them "
-                "(--distribute mirrored uses its GPUs). Keras 3 cannot fit a classifier under "
-                "MultiWorkerMirroredStrategy (tensorflow/tensorflow#72388)")
-        with Runtime.from_config(config).activate():
-            return workflow(config, *args, **kwargs)
+    def decorate(workflow: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(workflow)
+        def run(config: Config, *args: Any, **kwargs: Any) -> Any:
+            classifiers = Runtime.from_config(config)
+            if classifiers.distribute == "multi-worker":
+                if not trains_gan:
+                    raise ConfigError(
+                        "train.distribute=multi-worker spans machines for GAN training only; "
+                        "transfer trains classifiers, so use none or mirrored (this machine's "
+                        "GPUs). Keras 3 cannot fit a classifier under MultiWorkerMirroredStrategy "
+                        "(tensorflow/tensorflow#72388)")
+                classifiers.cluster  # noqa: B018  (a bad TF_CONFIG fails before anything runs)
+                classifiers = replace(classifiers, distribute="none")
+            with classifiers.activate():
+                return workflow(config, *args, **kwargs)
 
-    return run
+        return run
+
+    return decorate
 
 
-@_in_runtime
+@_in_runtime(trains_gan=False)
 def transfer(config: Config, run_dir: str | Path, *,
              discriminator: str | Path | keras.Model | None = None, overwrite: bool = False,
              resume: bool = False, verbose: bool = True) -> TransferResult:
@@ -332,6 +347,17 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
     return TransferResult(run_dir=run_dir, results=run.results, files=files)
 
 
+def _compare_beside_chief(config: Config, run_dir: Path, data: Dataset,
+                          resume: bool) -> TransferResult:
+    """:func:`compare` on a ``multi-worker`` worker other than the chief: it trains the GAN
+    alongside the chief (writing none of it) and leaves the classifiers to the chief."""
+    gan = _finished_gan(config, run_dir / "gan") if resume else None
+    if gan is None:  # the same answers as the chief's, from the same shared folder
+        gan = train_gan(config, run_dir / "gan", dataset=data,
+                        resume=resume and (run_dir / "gan" / "config.yaml").is_file())
+    return TransferResult(run_dir=run_dir, gan=gan, chief=False)
+
+
 def _finished_gan(config: Config, gan_dir: Path) -> TrainGanResult | None:
     """The GAN of an interrupted compare, when it had finished training; None otherwise."""
     manifest = _gan_manifest(gan_dir)
@@ -344,7 +370,7 @@ def _finished_gan(config: Config, gan_dir: Path) -> TrainGanResult | None:
     return TrainGanResult(run_dir=gan_dir, gan=gan, manifest=manifest)
 
 
-@_in_runtime
+@_in_runtime(trains_gan=True)
 def compare(config: Config, run_dir: str | Path, *, overwrite: bool = False, resume: bool = False,
             verbose: bool = True) -> TransferResult:
     """Trains a DCGAN on the target's unlabeled training images, then runs every strategy.
@@ -370,11 +396,28 @@ def compare(config: Config, run_dir: str | Path, *, overwrite: bool = False, res
         >>> result = gt.compare(gt.load_config("configs/digits.yaml"), "outputs/digits")  # doctest: +SKIP
     """
     run_dir = Path(run_dir)
-    check_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    gan_runtime = Runtime.from_config(config)  # under multi-worker, the GAN's: across machines
+    chief = gan_runtime.cluster.chief
+
+    def ready_to_start() -> Dataset:  # on every worker, which all stop if one refuses
+        if chief or resume:
+            check_run_dir(run_dir, resume=resume, overwrite=overwrite)
+        # The GAN is built at the data's size and channels, so the same images serve the transfer.
+        data = load_target(config, config.data.image_size, config.data.channels)
+        _check_transfer_inputs(config, data, has_discriminator=True)  # before the GAN's minutes
+        return data
+
+    data = start_together(gan_runtime, ready_to_start)
+    with together(gan_runtime):  # under multi-worker, the others wait for the chief's classifiers
+        if not chief:
+            return _compare_beside_chief(config, run_dir, data, resume)
+        return _compare_on_chief(config, run_dir, data, resume, overwrite, verbose)
+
+
+def _compare_on_chief(config: Config, run_dir: Path, data: Dataset, resume: bool, overwrite: bool,
+                      verbose: bool) -> TransferResult:
+    """:func:`compare` once every worker is ready to start (on one machine, the only worker)."""
     finished = _finished_results(run_dir, config) if resume else []
-    # The GAN is built at the data's size and channels, so the same images serve the transfer.
-    data = load_target(config, config.data.image_size, config.data.channels)
-    _check_transfer_inputs(config, data, has_discriminator=True)  # before minutes of GAN training
     run_dir = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     save_config(config, run_dir / "config.yaml")
     gan = _finished_gan(config, run_dir / "gan") if resume else None
