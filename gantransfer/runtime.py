@@ -81,7 +81,8 @@ class Runtime:
             yield self
             return
         self.cluster  # noqa: B018  (checks TF_CONFIG before TensorFlow reads it)
-        if self.precision == "mixed_float16" and not backend.accelerators():
+        if self.precision == "mixed_float16" and not backend.accelerators() and not _WARNED:
+            _WARNED.append(self.precision)
             logger.warning("train.precision=mixed_float16 on a CPU: CPUs compute float16 slowly "
                            "and it is meant for GPUs (mixed_bfloat16 or float32 suit a CPU)")
         previous_runtime = _ACTIVE
@@ -132,13 +133,13 @@ class Runtime:
 
 
 _ACTIVE: Runtime | None = None
+_WARNED: list[str] = []  # float16 on a CPU is said once per process
 
 
 def start_together(run: Runtime, check: Callable[[], T]) -> T:
     """Runs ``check``, which raises a :class:`GantransferError` to refuse to start a run, and
-    returns what it returns; under ``multi-worker``, in the cluster's scope, so that every worker
-    learns whether all of them passed (:func:`gantransfer.backend.all_ready`) and none is left
-    waiting for one that stopped.
+    returns what it returns; under ``multi-worker``, every worker then learns whether all of them
+    passed (:func:`gantransfer.backend.all_ready`), and none is left waiting for one that stopped.
 
     Example:
         >>> start_together(Runtime(), lambda: "ready")
@@ -150,12 +151,15 @@ def start_together(run: Runtime, check: Callable[[], T]) -> T:
     """
     if run.cluster.workers == 1:
         return check()
-    with run.activate():
-        try:
-            result = check()
-        except GantransferError:
+    with run.activate():  # TensorFlow joins the cluster before anything else computes
+        pass
+    try:
+        result = check()  # outside the cluster's scope: it may fit a model of its own
+    except GantransferError:
+        with run.activate():
             backend.all_ready(False)
-            raise
+        raise
+    with run.activate():
         if not backend.all_ready(True):
             raise ClusterError(f"another worker of the cluster refused to start "
                                f"({run.cluster.task} was ready); that worker's output says why")

@@ -84,8 +84,9 @@ def _history(run_dir: Path) -> list[dict[str, float]]:
 @pytest.mark.tensorflow_only("MultiWorkerMirroredStrategy is tf.distribute's")
 def test_two_workers_train_resume_and_only_the_chief_writes(tmp_path):
     run_dir = tmp_path / "run"
-    args = [*TINY, "--epochs", "1", "--output-dir", "run", "--quiet",
-            "--distribute", "multi-worker"]
+    args = [*TINY, "--epochs", "1", "--output-dir", "run", "--quiet", "--distribute", "multi-worker",
+            "--set", "train.probe_every=1", "--set", "train.probe_images=200",
+            "--set", "train.metrics_every=1", "--set", "train.metrics_images=200"]
     (chief_rc, chief_out, chief_err), (rc, out, err) = _two_workers(tmp_path, args)
     assert chief_rc == 0, chief_err[-3000:]
     assert rc == 0, err[-3000:]
@@ -102,13 +103,13 @@ def test_two_workers_train_resume_and_only_the_chief_writes(tmp_path):
 
     # One global batch per step, split across the workers, each drawing its share of the global
     # batch's noise, BatchNorm statistics synchronized: the same training as on one device, to the
-    # float error of summing the gradients in another order.
+    # float error of summing the gradients in another order; and the same FID, KID and probe.
     from gantransfer.config import load_config
     from gantransfer.gan.train import train_gan
 
     config = load_config(run_dir / "config.yaml", ["train.distribute=none", "train.verbose=0"])
     alone = train_gan(config, tmp_path / "alone").history
-    for key in ("d_loss", "g_loss", "d_real", "d_fake"):
+    for key in ("d_loss", "g_loss", "d_real", "d_fake", "fid", "kid", "probe_accuracy"):
         assert _history(run_dir)[0][key] == pytest.approx(alone[key][0], rel=2e-3), key
 
     # The chief refuses a second run into its folder; the other worker learns of it and stops too,

@@ -235,18 +235,23 @@ def train_gan(config: Config, run_dir: str | Path, *, resume: bool = False, over
     started = time.perf_counter()
     run_runtime = runtime.Runtime.from_config(config)
     cluster = run_runtime.cluster  # a bad TF_CONFIG fails here, before anything is touched
-    data = runtime.start_together(run_runtime, lambda: _ready_to_start(
+    data, metrics = runtime.start_together(run_runtime, lambda: _ready_to_start(
         config, Path(run_dir), cluster, resume, overwrite, dataset))
     with run_runtime.activate(), runtime.together(run_runtime):
         if cluster.chief:
-            return _train(config, Path(run_dir), resume, overwrite, data, callbacks, started)
-        return _train_beside_chief(config, Path(run_dir), cluster, resume, data, callbacks, started)
+            return _train(config, Path(run_dir), resume, overwrite, data, metrics, callbacks,
+                          started)
+        return _train_beside_chief(config, Path(run_dir), cluster, resume, data, metrics,
+                                   callbacks, started)
 
 
 def _ready_to_start(config: Config, run_dir: Path, cluster: runtime.Cluster, resume: bool,
-                    overwrite: bool, dataset: Dataset | None) -> Dataset:
-    """What :func:`train_gan` checks before it trains, and the data: the run folder (which only the
-    chief writes; the other workers read it, to resume), TensorBoard's packages, and the data."""
+                    overwrite: bool, dataset: Dataset | None
+                    ) -> tuple[Dataset, list[keras.callbacks.Callback]]:
+    """What :func:`train_gan` checks and makes before it trains, outside the run's devices: the run
+    folder (which only the chief writes; the other workers read it, to resume), TensorBoard's
+    packages, the data, and the FID/KID callback (whose feature classifier, when it trains one,
+    trains on one device, whatever the run's distribution, and leaves the GAN's seeds alone)."""
     # Check the folder first (fail fast), load the data, and only then touch the folder: bad data
     # never leaves an empty run folder behind or costs an old run under --overwrite.
     if cluster.chief or resume:
@@ -259,11 +264,12 @@ def _ready_to_start(config: Config, run_dir: Path, cluster: runtime.Cluster, res
     data = dataset if dataset is not None else load_gan_data(config)
     if len(data.train) == 0:
         raise DataError("the dataset's training split is empty; nothing to train on")
-    return data
+    return data, _metrics_callback(config, data)  # may train a feature classifier; fails early
 
 
 def _train_beside_chief(config: Config, run_dir: Path, cluster: runtime.Cluster, resume: bool,
-                        data: Dataset, callbacks: list[keras.callbacks.Callback] | None,
+                        data: Dataset, metrics: list[keras.callbacks.Callback],
+                        callbacks: list[keras.callbacks.Callback] | None,
                         started: float) -> TrainGanResult:
     """:func:`_train` on a worker other than the chief, into a scratch folder deleted afterwards.
 
@@ -277,18 +283,20 @@ def _train_beside_chief(config: Config, run_dir: Path, cluster: runtime.Cluster,
             as scratch:
         work_dir = Path(scratch) / run_dir.name
         if resume:
-            shutil.copytree(run_dir, work_dir, ignore=shutil.ignore_patterns(
-                "samples", "tensorboard", "*.keras", "*.png"))
-        result = _train(config, work_dir, resume, False, data, callbacks, started)
+            # All that a resume reads, as the chief reads it (its best-probe model included);
+            # not the pictures.
+            shutil.copytree(run_dir, work_dir,
+                            ignore=shutil.ignore_patterns("samples", "tensorboard", "*.png"))
+        result = _train(config, work_dir, resume, False, data, metrics, callbacks, started)
     return replace(result, run_dir=run_dir, chief=False)
 
 
 def _train(config: Config, run_dir: Path, resume: bool, overwrite: bool, data: Dataset,
-           callbacks: list[keras.callbacks.Callback] | None, started: float) -> TrainGanResult:
+           metrics: list[keras.callbacks.Callback], callbacks: list[keras.callbacks.Callback] | None,
+           started: float) -> TrainGanResult:
     """:func:`train_gan` once the folder is checked and the data loaded, in the run's precision and
     distribution."""
     seed_everything(config.train.seed, config.train.deterministic)
-    metrics = _metrics_callback(config, data)  # may train a feature classifier; fails early
     probe = _probe_callback(config, data, Path(run_dir))
     run_dir = prepare_run_dir(Path(run_dir), resume=resume, overwrite=overwrite)
     checkpoint = _checkpoint_to_resume(config, run_dir) if resume else None
