@@ -32,6 +32,7 @@ from gantransfer.config import load_config
 from gantransfer.gan.train import build_dcgan
 
 folder, overrides = Path(sys.argv[1]), sys.argv[2:]
+keras.utils.set_random_seed(0)  # TensorFlow's initial weights, and so the losses, every time
 gan = build_dcgan(load_config(None, overrides), 16, 1)
 weights = folder / "initial.weights.h5"
 if weights.exists():
