@@ -469,3 +469,11 @@ def test_a_cross_validated_finetuning_refit_worse_than_the_head_alone_is_discard
                for note in outcome.record["notes"])
     accuracy = np.mean(np.argmax(outcome.model.predict(split.x_test, verbose=0), -1) == split.y_test)
     assert accuracy > 0.3  # the head on the pretrained trunk, not the zeroed one
+
+
+def test_a_probe_choice_at_the_end_of_its_grid_is_extended_and_noted_in_the_record(split):
+    # Two values far apart: whichever wins lies at an end, so the grid grows and the record says so.
+    outcome = RUNNERS["pixels-linear"](_context(split, probe_c=[1e-6, 1e3], refit=False))
+    notes = [n for n in outcome.record["notes"] if n.startswith("C at the")]
+    assert len(notes) == 1 and "end of its grid" in notes[0], outcome.record["notes"]
+    assert outcome.record["C"] not in (1e-6, 1e3) or "no better" in notes[0]

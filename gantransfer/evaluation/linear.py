@@ -14,8 +14,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -73,7 +74,15 @@ def fit_quietly(estimator: Any, x: np.ndarray, y: np.ndarray) -> Any:
     Returns:
         The fitted estimator.
     """
-    with threadpool_limits(limits=1), warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
+    with quietly():
         estimator.fit(x, y)
     return estimator
+
+
+@contextlib.contextmanager
+def quietly() -> Iterator[None]:
+    """How every probe fit runs: on one BLAS thread, without convergence warnings (see
+    :func:`fit_quietly`), for fits inside scikit-learn's own loops such as ``cross_val_score``."""
+    with threadpool_limits(limits=1), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import keras
 import numpy as np
 from keras import layers
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import Pipeline
 
-from gantransfer.evaluation.linear import PROBES, fit_quietly, make_probe, probe_grid  # noqa: F401
+from gantransfer.evaluation.linear import (PROBES, fit_quietly, make_probe,  # noqa: F401
+                                           probe_grid, quietly)
 
 # The features live with the discriminator (gan.features), where the probe that watches GAN training
 # reads them too; they are re-exported from here, where they have always been imported from.
@@ -32,13 +34,62 @@ def pixel_features(images: np.ndarray) -> np.ndarray:
 
 @dataclass
 class ProbeOutcome:
-    """The probe a validation-selected fit kept."""
+    """The probe a validation-selected fit kept.
+
+    Attributes:
+        grid_note: Said when the chosen C lay at an end of its grid: how far the grid was extended,
+            and whether the choice still lies at the end; None otherwise.
+    """
 
     model: Pipeline
     C: float
     val_accuracy: float
     wall_time_s: float
     folds: int = 0  # cross-validation folds that chose C (0: a validation split did)
+    grid_note: str | None = None
+
+
+# How many decades a C grid is extended beyond an end its choice lies at.
+GRID_EXTENSION_DECADES = 3
+
+
+def choose_C(grid: tuple[float, ...], score: Callable[[float], float], *,
+             extend: bool = True) -> tuple[float, dict[float, float], str | None]:
+    """The C that ``score`` rates best (ties to the smaller C), the scores of every C tried, and a
+    note when the choice lies at an end of ``grid``.
+
+    A choice at an end of its grid means the best value may lie beyond it. With ``extend``, the
+    grid grows a decade at a time past that end, for at most :data:`GRID_EXTENSION_DECADES`, while
+    each new value scores strictly better than the choice so far.
+
+    Example: the best C is 1e-4, below a grid that starts at 1e-2
+        >>> C, scores, note = choose_C((0.01, 0.1, 1.0), lambda C: -abs(np.log10(C) + 4))
+        >>> C, sorted(scores)[:3]
+        (0.0001, [1e-05, 0.0001, 0.001])
+        >>> note
+        'C at the low end of its grid (0.01): extended down, the choice settled at 0.0001'
+    """
+    scores = {float(C): float(score(C)) for C in grid}
+    chosen = max(sorted(scores), key=lambda C: scores[C])  # the first, smallest, of the ties
+    end = min(grid) if chosen == min(grid) else max(grid) if chosen == max(grid) else None
+    if end is None or len(grid) < 2:
+        return chosen, scores, None
+    side, step = ("low", -1) if end == min(grid) else ("high", 1)
+    said = f"C at the {side} end of its grid ({end:g})"
+    if not extend:
+        return chosen, scores, f"{said}; the best C may lie beyond it"
+    for _ in range(GRID_EXTENSION_DECADES):
+        beyond = float(f"{chosen * 10.0**step:.12g}")  # 1e-05, not 1.0000000000000002e-05
+        scores[beyond] = float(score(beyond))
+        if scores[beyond] <= scores[chosen]:  # the choice settled
+            if chosen == end:
+                return chosen, scores, f"{said}: a decade beyond it ({beyond:g}) scored no better"
+            return chosen, scores, (f"{said}: extended {'down' if step < 0 else 'up'}, the choice "
+                                    f"settled at {chosen:g}")
+        chosen = beyond
+    return chosen, scores, (f"{said}: extended {GRID_EXTENSION_DECADES} decades "
+                            f"{'down' if step < 0 else 'up'} to {chosen:g}, and the choice is still "
+                            "at the end: the best C may lie further")
 
 
 def fit_probe(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], *,
@@ -56,15 +107,15 @@ def fit_probe(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.nd
         True
     """
     started = time.perf_counter()
-    best: ProbeOutcome | None = None
-    for C in probe_grid(kind, Cs):
-        model = fit_quietly(make_probe(kind, C, seed), *train)
-        accuracy = float(np.mean(model.predict(val[0]) == val[1]))
-        if best is None or accuracy > best.val_accuracy:
-            best = ProbeOutcome(model=model, C=float(C), val_accuracy=accuracy, wall_time_s=0.0)
-    assert best is not None, "Cs must not be empty"
-    best.wall_time_s = time.perf_counter() - started
-    return best
+    models: dict[float, Pipeline] = {}
+
+    def accuracy(C: float) -> float:
+        models[C] = fit_quietly(make_probe(kind, C, seed), *train)
+        return float(np.mean(models[C].predict(val[0]) == val[1]))
+
+    C, scores, note = choose_C(probe_grid(kind, Cs), accuracy, extend=kind != "paper")
+    return ProbeOutcome(model=models[C], C=C, val_accuracy=scores[C],
+                        wall_time_s=time.perf_counter() - started, grid_note=note)
 
 
 def fold_indices(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -109,16 +160,17 @@ def fit_probe_cv(data: tuple[np.ndarray, np.ndarray], *, kind: str = "logistic",
     """
     started = time.perf_counter()
     x, y = data
-    grid = probe_grid(kind, Cs)
-    pipeline = make_probe(kind, grid[0], seed)
-    step = pipeline.steps[-1][0]
     pairs = fold_indices(y, folds, seed)
-    search = GridSearchCV(pipeline, {f"{step}__C": list(grid)}, cv=pairs, scoring="accuracy",
-                          refit=True)
-    fit_quietly(search, x, y)
-    return ProbeOutcome(model=search.best_estimator_, C=float(search.best_params_[f"{step}__C"]),
-                        val_accuracy=float(search.best_score_),
-                        wall_time_s=time.perf_counter() - started, folds=len(pairs))
+
+    def mean_fold_accuracy(C: float) -> float:
+        with quietly():
+            return float(np.mean(cross_val_score(make_probe(kind, C, seed), x, y, cv=pairs,
+                                                 scoring="accuracy")))
+
+    C, scores, note = choose_C(probe_grid(kind, Cs), mean_fold_accuracy, extend=kind != "paper")
+    return ProbeOutcome(model=fit_quietly(make_probe(kind, C, seed), x, y), C=C,
+                        val_accuracy=scores[C], wall_time_s=time.perf_counter() - started,
+                        folds=len(pairs), grid_note=note)
 
 
 def probe_as_keras(probe: Pipeline, input_shape: tuple[int, ...], num_classes: int,

@@ -497,6 +497,8 @@ def _probe_outcome(ctx: StrategyContext, trunk: keras.Model | None,
     seconds = time.perf_counter() - started
     notes.append(f"{s.probe} probe on {f_train.shape[1]} features, C chosen by {selection}; saved "
                  "as a Keras model (features, standardisation, linear layer)")
+    if outcome.grid_note:
+        notes.append(outcome.grid_note)
     model = probe_as_keras(outcome.model, split.x_train.shape[1:], split.num_classes, trunk)
     return StrategyOutcome(model, predictions, _record(
         C=outcome.C, epochs=0, train_time_s=seconds, trainable_params=trainable,
