@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, IO
 
-from gantransfer.errors import RunFolderError
+from gantransfer.errors import DataError, RunFolderError
 
 DEFAULT_OUTPUT_ROOT = Path("outputs")
 
@@ -211,3 +211,52 @@ def machine_description() -> dict[str, Any]:
     except Exception:  # The manifest must never fail a run.
         pass
     return info
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this machine can give a process now (Linux's ``MemAvailable``, else the free
+    physical pages); None where neither is known.
+
+    Example:
+        >>> available_memory() is None or available_memory() > 0
+        True
+    """
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def check_memory(needed: int, what: str, fix: str) -> None:
+    """Refuses, with one line, work that needs more memory than the machine has available.
+
+    Args:
+        needed: Bytes the work needs.
+        what: What needs them, e.g. ``"the linear probe on 48000 x 7168 features"``.
+        fix: How to need less.
+
+    Raises:
+        DataError: ``needed`` exceeds what :func:`available_memory` reports.
+
+    Example:
+        >>> check_memory(1, "one byte", "nothing")
+    """
+    available = available_memory()
+    if available is not None and needed > available:
+        raise DataError(f"{what} needs about {_size(needed)} of memory and this machine has "
+                        f"{_size(available)} available; {fix}")
+
+
+def _size(count: int) -> str:
+    """Bytes in the largest binary unit that keeps a number >= 1: ``'1.5 GiB'``, ``'12 KiB'``."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}" if count < 10 * scale else f"{count // scale} {unit}"
+    return f"{count} bytes"

@@ -321,23 +321,27 @@ def test_cross_validation_never_sees_test_images(split, monkeypatch):
     # Test images that no budget image can equal: every pixel 255.
     marked = dataclasses.replace(split, x_test=np.full_like(split.x_test, 255.0))
     seen: list[np.ndarray] = []
-    real_fit, real_search = classifiers._fit_until_best, probe.GridSearchCV.fit
+    searched: list[np.ndarray] = []
+    real_fit, real_search = classifiers._fit_until_best, probe.cross_val_score
 
     def fit_spy(model, train, val, **kwargs):
         seen.extend([train[0], val[0]])
         return real_fit(model, train, val, **kwargs)
 
-    def search_spy(self, x, y, **kwargs):
-        seen.append(x)
-        return real_search(self, x, y, **kwargs)
+    def search_spy(estimator, x, y, **kwargs):
+        searched.append(x)
+        return real_search(estimator, x, y, **kwargs)
 
     monkeypatch.setattr(classifiers, "_fit_until_best", fit_spy)
-    monkeypatch.setattr(probe.GridSearchCV, "fit", search_spy)
+    monkeypatch.setattr(probe, "cross_val_score", search_spy)
     frozen = RUNNERS["random-frozen"](_context(marked, cv_folds=3))
     pixels = RUNNERS["pixels-linear"](_context(marked, cv_folds=3, probe_c=[0.01, 0.1]))
     assert "3-fold cross-validation" in frozen.record["selection"]
     assert "3-fold cross-validation" in pixels.record["selection"]
-    assert len(seen) == 2 * 3 + 1  # three folds' train and validation parts, one search
+    assert len(seen) == 2 * 3  # three folds' train and validation parts
+    assert len(searched) >= 2  # one cross-validation per C tried, on the budget's images only
+    assert all(len(x) == len(split.x_train) + len(split.x_val) for x in searched)
+    seen += searched
     trunk = frozen.model.get_layer("gan_trunk")
     test_features = {f.tobytes() for f in trunk.predict(marked.x_test[:5], verbose=0)
                      .reshape(5, -1)}
@@ -477,3 +481,35 @@ def test_a_probe_choice_at_the_end_of_its_grid_is_extended_and_noted_in_the_reco
     notes = [n for n in outcome.record["notes"] if n.startswith("C at the")]
     assert len(notes) == 1 and "end of its grid" in notes[0], outcome.record["notes"]
     assert outcome.record["C"] not in (1e-6, 1e3) or "no better" in notes[0]
+
+
+@pytest.mark.parametrize("name", ["gan-linear-probe", "pixels-linear"])
+def test_a_probe_that_would_not_fit_in_memory_is_refused_before_its_features(split, monkeypatch,
+                                                                              name):
+    from gantransfer import runs
+    from gantransfer.transfer_learning.strategies import StrategySkipped
+
+    monkeypatch.setattr(runs, "available_memory", lambda: 2**10)  # 1 KiB free
+    extracted = []
+    monkeypatch.setattr("gantransfer.transfer_learning.strategies.probe_features",
+                        lambda *args, **kwargs: extracted.append(1))
+    with pytest.raises(StrategySkipped) as refused:
+        RUNNERS[name](_context(split))
+    message = str(refused.value)
+    width = 1024 if name == "pixels-linear" else 896
+    assert f"the linear probe on {len(split.x_train) + len(split.x_val) + 100} images x {width} " \
+           "features needs about" in message
+    assert "KiB of memory and this machine has 1.0 KiB available; lower transfer.labels_per_class" \
+        in message
+    assert not extracted
+
+
+def test_probe_features_are_the_pooled_width_and_filled_in_place(split):
+    from gantransfer.gan.features import probe_width
+
+    trunk = build_discriminator(32, 1, width=0.125, kernel_size=3)
+    features = probe_features(trunk, split.x_train[:5] / 127.5 - 1, batch_size=2)
+    assert features.shape == (5, probe_width(trunk)) and features.dtype == np.float32
+    one_by_one = np.concatenate([probe_features(trunk, split.x_train[i:i + 1] / 127.5 - 1)
+                                 for i in range(5)])
+    np.testing.assert_allclose(features, one_by_one, rtol=1e-5, atol=1e-6)

@@ -108,15 +108,28 @@ def probe_features(trunk: keras.Model, images: np.ndarray, batch_size: int = 256
     """
     names = conv_feature_layers(trunk)
     extractor = keras.Model(trunk.input, [trunk.get_layer(n).output for n in names])
-    parts = []
+    features = np.empty((len(images), probe_width(trunk, grid)), "float32")  # filled in place
     for start in range(0, len(images), batch_size):
         batch = np.asarray(images[start:start + batch_size], dtype="float32")
         outputs = extractor(batch, training=False)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         pooled = [adaptive_max_pool(keras.ops.convert_to_numpy(o), grid).reshape(len(batch), -1)
                   for o in outputs]
-        parts.append(np.concatenate(pooled, axis=1))
-    return np.concatenate(parts, axis=0).astype("float32")
+        features[start:start + len(batch)] = np.concatenate(pooled, axis=1)
+    return features
+
+
+def probe_width(trunk: keras.Model, grid: int = 4) -> int:
+    """How many features :func:`probe_features` gives per image: every conv block's channels, once
+    per cell of the ``grid x grid`` pooling.
+
+    Example:
+        >>> from gantransfer.gan.models import build_discriminator
+        >>> probe_width(build_discriminator(32, 1, width=0.125))  # 16 cells * (8+16+32)
+        896
+    """
+    return grid * grid * sum(int(trunk.get_layer(n).output.shape[-1])
+                             for n in conv_feature_layers(trunk))
 
 
 def reestimate_batchnorm(trunk: keras.Model, images: np.ndarray, batch_size: int = 256) -> int:

@@ -25,7 +25,7 @@ from gantransfer.evaluation.linear import (PROBES, fit_quietly, make_probe,  # n
 # The features live with the discriminator (gan.features), where the probe that watches GAN training
 # reads them too; they are re-exported from here, where they have always been imported from.
 from gantransfer.gan.features import (GridMaxPooling, _windows, adaptive_max_pool,  # noqa: F401
-                                      conv_feature_layers, probe_features)
+                                      conv_feature_layers, probe_features, probe_width)
 
 def pixel_features(images: np.ndarray) -> np.ndarray:
     """Raw pixels scaled to [0, 1] and flattened: the no-features baseline."""

@@ -31,8 +31,9 @@ import keras
 import numpy as np
 
 from gantransfer.config import TransferConfig
-from gantransfer.errors import ConfigError, GantransferError
+from gantransfer.errors import ConfigError, DataError, GantransferError
 from gantransfer.registry import STRATEGIES, strategy
+from gantransfer.runs import check_memory
 from gantransfer.robustness.training import AdversarialTraining, adversarially_trained
 from gantransfer.transfer_learning.classifiers import (FitOutcome, augmentation, budget_accuracy,
                                                       build_classifier,
@@ -41,7 +42,7 @@ from gantransfer.transfer_learning.classifiers import (FitOutcome, augmentation,
                                                       finetune_cross_validated,
                                                       pooled_trunk, refit, resolve_head)
 from gantransfer.transfer_learning.probe import (fit_probe, fit_probe_cv, pixel_features,
-                                                probe_as_keras, probe_features)
+                                                probe_as_keras, probe_features, probe_width)
 from gantransfer.transfer_learning.trunks import (TrunkArchitecture, build_gan_trunk, reestimate_batchnorm,
                                          trunk_from_discriminator)
 
@@ -480,8 +481,21 @@ def _probe_outcome(ctx: StrategyContext, trunk: keras.Model | None,
     """
     s, split = ctx.settings, ctx.split
     started = time.perf_counter()
+    width = (int(np.prod(split.x_train.shape[1:])) if trunk is None else probe_width(trunk))
+    fitted, tested = len(split.x_train) + len(split.x_val), len(split.x_test)
+    # float32 features of every image, then the solver's standardised float64 copy of the fitted ones
+    try:
+        check_memory((fitted + tested) * width * 4 + fitted * width * 8,
+                     f"the linear probe on {fitted + tested} images x {width} features",
+                     "lower transfer.labels_per_class, or use a narrower trunk (gan.width)")
+    except DataError as error:  # the other strategies of the comparison still run
+        raise StrategySkipped(str(error)) from None
     features = pixel_features if trunk is None else (lambda x: probe_features(trunk, x))
     f_train, f_val, f_test = (features(x) for x in (split.x_train, split.x_val, split.x_test))
+    if ctx.verbose:
+        logger.info("%s: %d images x %d features (%.0f MB, float32) in %.1f s", _progress(
+            ctx, "linear probe features"), fitted + tested, width,
+            (fitted + tested) * width * 4 / 2**20, time.perf_counter() - started)
     if s.refit and s.cv_folds >= 2:
         outcome = fit_probe_cv((np.concatenate([f_train, f_val]),
                                 np.concatenate([split.y_train, split.y_val])),
@@ -491,6 +505,10 @@ def _probe_outcome(ctx: StrategyContext, trunk: keras.Model | None,
         outcome = fit_probe((f_train, split.y_train), (f_val, split.y_val), kind=s.probe,
                             Cs=s.probe_c, seed=split.seed)
         selection = "validation split"
+    if ctx.verbose:
+        logger.info("%s: C=%g chosen by %s, %.1f%% there, in %.1f s", _progress(
+            ctx, "linear probe"), outcome.C, selection, 100 * outcome.val_accuracy,
+            outcome.wall_time_s)
     predictions = outcome.model.predict(f_test)
     coefficients = outcome.model[-1].coef_
     trainable = int(coefficients.size + np.size(outcome.model[-1].intercept_))
