@@ -72,3 +72,16 @@ def test_a_grid_of_too_strong_regularisation_grows_up_to_a_c_that_works(fit):
     at_the_edge = fit_probe(train, val, Cs=(0.01,))
     accuracy = lambda model: np.mean(model.predict(test[0]) == test[1])
     assert accuracy(at_the_edge.model) < 0.85 < accuracy(outcome.model)
+
+
+def test_warm_starts_reach_the_answer_of_cold_starts():
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    x = x.astype("float32")
+    cold, warm = (fit_probe((x[:1000], y[:1000]), (x[1000:1400], y[1000:1400]),
+                            Cs=(0.001, 0.01, 0.1, 1.0), warm_start=start) for start in (False, True))
+    assert (warm.C, warm.val_accuracy) == (cold.C, cold.val_accuracy)
+    agree = np.mean(warm.model.predict(x[1400:]) == cold.model.predict(x[1400:]))
+    assert agree >= 0.99
+    assert warm.model[-1].warm_start and not cold.model[-1].warm_start

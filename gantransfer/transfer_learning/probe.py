@@ -94,11 +94,15 @@ def choose_C(grid: tuple[float, ...], score: Callable[[float], float], *,
 
 def fit_probe(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], *,
               kind: str = "logistic", Cs: list[float] | tuple[float, ...] = (0.001, 0.01, 0.1, 1.0),
-              seed: int = 0) -> ProbeOutcome:
+              seed: int = 0, warm_start: bool = True) -> ProbeOutcome:
     """Fits one probe per ``C`` on the training features and keeps the best on validation.
 
     Ties go to the stronger regularisation (smaller C), which generalises better from few labels.
     The ``"paper"`` probe chooses among the paper's own C values (:func:`probe_grid`).
+
+    With ``warm_start`` (logistic probes), each C's solver starts from the solution of the nearest
+    C fitted before it, the grid's smallest first: the same convex problem, solved from closer by
+    (``benchmarks/bench_probe.py`` measures it against cold starts).
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -110,7 +114,12 @@ def fit_probe(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.nd
     models: dict[float, Pipeline] = {}
 
     def accuracy(C: float) -> float:
-        models[C] = fit_quietly(make_probe(kind, C, seed), *train)
+        model = make_probe(kind, C, seed)
+        if warm_start and kind == "logistic" and models:
+            nearest = models[min(models, key=lambda c: abs(np.log(c / C)))][-1]
+            model[-1].set_params(warm_start=True)
+            model[-1].coef_, model[-1].intercept_ = nearest.coef_.copy(), nearest.intercept_.copy()
+        models[C] = fit_quietly(model, *train)
         return float(np.mean(models[C].predict(val[0]) == val[1]))
 
     C, scores, note = choose_C(probe_grid(kind, Cs), accuracy, extend=kind != "paper")

@@ -483,9 +483,9 @@ def _probe_outcome(ctx: StrategyContext, trunk: keras.Model | None,
     started = time.perf_counter()
     width = (int(np.prod(split.x_train.shape[1:])) if trunk is None else probe_width(trunk))
     fitted, tested = len(split.x_train) + len(split.x_val), len(split.x_test)
-    # float32 features of every image, then the solver's standardised float64 copy of the fitted ones
+    # float32 features of every image, then the solver's standardised float32 copy of the fitted ones
     try:
-        check_memory((fitted + tested) * width * 4 + fitted * width * 8,
+        check_memory((fitted + tested) * width * 4 + fitted * width * 4,
                      f"the linear probe on {fitted + tested} images x {width} features",
                      "lower transfer.labels_per_class, or use a narrower trunk (gan.width)")
     except DataError as error:  # the other strategies of the comparison still run
