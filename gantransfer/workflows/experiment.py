@@ -351,11 +351,18 @@ def _compare_beside_chief(config: Config, run_dir: Path, data: Dataset,
                           resume: bool) -> TransferResult:
     """:func:`compare` on a ``multi-worker`` worker other than the chief: it trains the GAN
     alongside the chief (writing none of it) and leaves the classifiers to the chief."""
+    # The same answers as the chief's, from the same shared folder.
+    return TransferResult(run_dir=run_dir, gan=_the_gan(config, run_dir, data, resume), chief=False)
+
+
+def _the_gan(config: Config, run_dir: Path, data: Dataset, resume: bool) -> TrainGanResult:
+    """The compare's GAN: trained on ``data`` in ``run_dir/gan``, or on from its last checkpoint,
+    or, resuming a compare whose GAN had finished, that one."""
     gan = _finished_gan(config, run_dir / "gan") if resume else None
-    if gan is None:  # the same answers as the chief's, from the same shared folder
+    if gan is None:
         gan = train_gan(config, run_dir / "gan", dataset=data,
                         resume=resume and (run_dir / "gan" / "config.yaml").is_file())
-    return TransferResult(run_dir=run_dir, gan=gan, chief=False)
+    return gan
 
 
 def _finished_gan(config: Config, gan_dir: Path) -> TrainGanResult | None:
@@ -420,10 +427,7 @@ def _compare_on_chief(config: Config, run_dir: Path, data: Dataset, resume: bool
     finished = _finished_results(run_dir, config) if resume else []
     run_dir = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     save_config(config, run_dir / "config.yaml")
-    gan = _finished_gan(config, run_dir / "gan") if resume else None
-    if gan is None:
-        gan = train_gan(config, run_dir / "gan", dataset=data,
-                        resume=resume and (run_dir / "gan" / "config.yaml").is_file())
+    gan = _the_gan(config, run_dir, data, resume)
     # The GAN trained on this very data's training split; the check proves the test split is the
     # one it held out, as for any transfer from a GAN run.
     data, notes = hold_out_the_gans_test_split(config, data, gan.manifest)
