@@ -232,6 +232,10 @@ class TransferConfig:
             standardised features), or paper: the DCGAN authors' probe exactly, an L2-SVM on the
             raw pooled features with C among their grid (1e-4 ... 1e-2; transfer.probe_c unused).
         probe_c: Inverse regularisation strengths tried for linear probes.
+        probe_solver: How logistic probes are solved: scikit-learn (L-BFGS, exact), keras (Adam on
+            mini-batches of the cached features, the same objective; runs on a GPU), or auto:
+            keras from 10,000 fitted images on, where L-BFGS takes minutes. SVM probes always use
+            scikit-learn.
         bn_images: At most this many real training images re-estimate BatchNorm statistics.
         backbone: ImageNet backbone: mobilenet, mobilenet_v2, resnet50 or efficientnet_b0.
         backbone_alpha: MobileNet width multiplier.
@@ -280,6 +284,7 @@ class TransferConfig:
     augment_shift: float = 0.0
     probe: str = "logistic"
     probe_c: list[float] = dataclasses.field(default_factory=lambda: [0.001, 0.01, 0.1, 1.0])
+    probe_solver: str = "auto"
     bn_images: int = 10000
     backbone: str = "mobilenet"
     backbone_alpha: float = 0.25
@@ -336,6 +341,8 @@ class TransferConfig:
                "logistic, svm or paper")
         for c in self.probe_c:
             _check("transfer.probe_c", c, c > 0, "numbers > 0")
+        _check("transfer.probe_solver", self.probe_solver,
+               self.probe_solver in ("auto", "scikit-learn", "keras"), "auto, scikit-learn or keras")
         _check("transfer.bn_images", self.bn_images, self.bn_images >= 1, "an integer >= 1")
         _check("transfer.backbone_alpha", self.backbone_alpha, 0 < self.backbone_alpha <= 2,
                "a number in (0, 2]")

@@ -183,10 +183,11 @@ def test_a_gan_from_another_dataset_transfers_with_converted_images(tmp_path):
     assert not (tmp_path / "run/results.partial.json").exists()
 
 
-@pytest.mark.parametrize("kind, with_trunk, size", [("logistic", True, 32), ("svm", True, 28),
-                                                    ("logistic", False, 32)])
+@pytest.mark.parametrize("kind, with_trunk, size, solver", [
+    ("logistic", True, 32, "scikit-learn"), ("svm", True, 28, "scikit-learn"),
+    ("logistic", False, 32, "scikit-learn"), ("logistic", True, 32, "keras")])
 def test_linear_probe_exports_to_keras_with_the_same_predictions(split, tmp_path, kind, with_trunk,
-                                                                 size):
+                                                                 size, solver):
     from gantransfer.transfer_learning.probe import fit_probe, pixel_features, probe_as_keras
 
     images = split.x_train if size == 32 else split.x_train[:, 2:30, 2:30]
@@ -195,7 +196,9 @@ def test_linear_probe_exports_to_keras_with_the_same_predictions(split, tmp_path
         if with_trunk else None
     features = (lambda x: probe_features(trunk, x)) if with_trunk else pixel_features
     probe = fit_probe((features(images), split.y_train), (features(tests), split.y_test),
-                      kind=kind, Cs=[0.1]).model
+                      kind=kind, Cs=[0.1], solver=solver).model
+    assert type(probe[-1]).__name__ == ("KerasLogisticRegression" if solver == "keras" else
+                                        "LogisticRegression" if kind == "logistic" else "LinearSVC")
     model = probe_as_keras(probe, images.shape[1:], 10, trunk)
     model.save(tmp_path / "probe.keras")
     loaded = keras.saving.load_model(tmp_path / "probe.keras")
@@ -499,7 +502,7 @@ def test_a_probe_that_would_not_fit_in_memory_is_refused_before_its_features(spl
     width = 1024 if name == "pixels-linear" else 896
     assert f"the linear probe on {len(split.x_train) + len(split.x_val) + 100} images x {width} " \
            "features needs about" in message
-    assert "KiB of memory and this machine has 1.0 KiB available; lower transfer.labels_per_class" \
+    assert "iB of memory and this machine has 1.0 KiB available; lower transfer.labels_per_class" \
         in message
     assert not extracted
 
@@ -513,3 +516,18 @@ def test_probe_features_are_the_pooled_width_and_filled_in_place(split):
     one_by_one = np.concatenate([probe_features(trunk, split.x_train[i:i + 1] / 127.5 - 1)
                                  for i in range(5)])
     np.testing.assert_allclose(features, one_by_one, rtol=1e-5, atol=1e-6)
+
+
+def test_a_probe_solved_by_keras_says_so_and_scores_like_scikit_learns(split, monkeypatch):
+    from gantransfer.transfer_learning import probe
+
+    exact = RUNNERS["pixels-linear"](_context(split, probe_c=[0.1], refit=False))
+    # the held-out fold and the subset rules, at this budget's size
+    monkeypatch.setattr(probe, "HELD_OUT_FROM_IMAGES", 10)
+    keras_fit = RUNNERS["pixels-linear"](_context(split, probe_c=[0.1], probe_solver="keras"))
+    notes = " ".join(keras_fit.record["notes"])
+    assert "solved by Keras (Adam on mini-batches, scikit-learn's objective)" in notes
+    assert "held-out images of the budget (one stratified fold of 2" in keras_fit.record["selection"]
+    assert "solved by Keras" not in " ".join(exact.record["notes"])
+    agree = np.mean(np.asarray(keras_fit.predictions) == np.asarray(exact.predictions))
+    assert agree >= 0.8, agree

@@ -483,9 +483,10 @@ def _probe_outcome(ctx: StrategyContext, trunk: keras.Model | None,
     started = time.perf_counter()
     width = (int(np.prod(split.x_train.shape[1:])) if trunk is None else probe_width(trunk))
     fitted, tested = len(split.x_train) + len(split.x_val), len(split.x_test)
-    # float32 features of every image, then the solver's standardised float32 copy of the fitted ones
+    # float32 features of every image, then up to three float32 copies of the fitted ones: the
+    # budget's features together, a held-out split of them, and their standardised copy
     try:
-        check_memory((fitted + tested) * width * 4 + fitted * width * 4,
+        check_memory((fitted + tested) * width * 4 + 3 * fitted * width * 4,
                      f"the linear probe on {fitted + tested} images x {width} features",
                      "lower transfer.labels_per_class, or use a narrower trunk (gan.width)")
     except DataError as error:  # the other strategies of the comparison still run
@@ -499,11 +500,16 @@ def _probe_outcome(ctx: StrategyContext, trunk: keras.Model | None,
     if s.refit and s.cv_folds >= 2:
         outcome = fit_probe_cv((np.concatenate([f_train, f_val]),
                                 np.concatenate([split.y_train, split.y_val])),
-                               kind=s.probe, Cs=s.probe_c, folds=s.cv_folds, seed=split.seed)
-        selection = f"{outcome.folds}-fold cross-validation over the budget, then a refit on all of it"
+                               kind=s.probe, Cs=s.probe_c, folds=s.cv_folds, seed=split.seed,
+                               solver=s.probe_solver)
+        selection = (f"{outcome.folds}-fold cross-validation over the budget, then a refit on all "
+                     "of it" if not outcome.held_out else
+                     f"{outcome.held_out} held-out images of the budget (one stratified fold of "
+                     f"{s.cv_folds}: at this size one fold decides as all would), then a refit "
+                     "on all of it")
     else:
         outcome = fit_probe((f_train, split.y_train), (f_val, split.y_val), kind=s.probe,
-                            Cs=s.probe_c, seed=split.seed)
+                            Cs=s.probe_c, seed=split.seed, solver=s.probe_solver)
         selection = "validation split"
     if ctx.verbose:
         logger.info("%s: C=%g chosen by %s, %.1f%% there, in %.1f s", _progress(
@@ -513,8 +519,10 @@ def _probe_outcome(ctx: StrategyContext, trunk: keras.Model | None,
     coefficients = outcome.model[-1].coef_
     trainable = int(coefficients.size + np.size(outcome.model[-1].intercept_))
     seconds = time.perf_counter() - started
-    notes.append(f"{s.probe} probe on {f_train.shape[1]} features, C chosen by {selection}; saved "
-                 "as a Keras model (features, standardisation, linear layer)")
+    solved = ("; solved by Keras (Adam on mini-batches, scikit-learn's objective)"
+              if outcome.solver == "keras" else "")
+    notes.append(f"{s.probe} probe on {f_train.shape[1]} features, C chosen by {selection}"
+                 f"{solved}; saved as a Keras model (features, standardisation, linear layer)")
     if outcome.grid_note:
         notes.append(outcome.grid_note)
     model = probe_as_keras(outcome.model, split.x_train.shape[1:], split.num_classes, trunk)
