@@ -164,9 +164,11 @@ RUN_AS = {
     "python benchmarks/bench_attack.py": (
         f"{sys.executable} {ROOT}/benchmarks/bench_attack.py --images 64 --steps 2 --epochs 1 "
         "--width 0.125", "64 images, PGD-2, a tiny classifier"),
-    "python benchmarks/bench_probe.py --features pixels": (
+    "python benchmarks/bench_probe.py --gan-run outputs/fmnist-gan --features gan "
+    "--Cs 0.001,0.01": (
         f"{sys.executable} {ROOT}/benchmarks/bench_probe.py --dataset digits --features "
-        "pixels,random --width 0.125 --train-images 300", "digits, 300 images, both features"),
+        "pixels,random --width 0.125 --train-images 300 --Cs 0.1,1",
+        "digits, 300 images, a random trunk and pixels"),
     "python benchmarks/bench_cached_features.py": (
         f"{sys.executable} {ROOT}/benchmarks/bench_cached_features.py --dataset digits "
         "--labels-per-class 10 --epochs 2 --width 0.125 --test-images 100", "digits, tiny"),
