@@ -104,8 +104,9 @@ def test_two_workers_train_resume_and_only_the_chief_writes(tmp_path):
     # One global batch per step, split across the workers, each drawing its share of the global
     # batch's noise, BatchNorm statistics synchronized: the same training as on one device, to the
     # float error of summing the gradients in another order; and the same FID, KID and probe.
-    # One device in a fresh process too, as each worker is: FID's feature classifier trained in this
-    # pytest worker after other tests once scored 171.10 against 174.14 in a fresh process.
+    # One device in a fresh process too, as each worker is: in this pytest worker an earlier test may
+    # have turned on TensorFlow's op determinism, which lasts for the process (FID 171.10 here
+    # against 174.14 in a fresh process, once).
     subprocess.run([sys.executable, "-m", "gantransfer", "train-gan", "--config",
                     str(run_dir / "config.yaml"), "--set", "train.distribute=none", "--quiet",
                     "--output-dir", str(tmp_path / "alone")], check=True, cwd=tmp_path,
