@@ -112,7 +112,7 @@ class KerasLogisticRegression(ClassifierMixin, BaseEstimator):
                                    kernel_regularizer=keras.regularizers.L2(1 / (2 * self.C * n)))
         model = keras.Sequential([keras.Input((width,), dtype="float32"), dense])
         if self.warm_start and hasattr(self, "coef_"):
-            dense.set_weights(_full_weights(self.coef_, self.intercept_, classes))
+            dense.set_weights(dense_weights(self.coef_, self.intercept_, classes))
         batch_size = min(self.batch_size, max(32, n // 8))  # an epoch of at least 8 steps
         steps = -(-n // batch_size)
         # at least min_steps Adam steps: a few images in large batches need more epochs
@@ -145,8 +145,9 @@ class KerasLogisticRegression(ClassifierMixin, BaseEstimator):
         return self.classes_[(scores > 0).astype(int) if scores.ndim == 1 else scores.argmax(1)]
 
 
-def _full_weights(coef: np.ndarray, intercept: np.ndarray, classes: int) -> list[np.ndarray]:
-    """A Dense layer's kernel and bias from scikit-learn's ``coef_`` and ``intercept_``."""
+def dense_weights(coef: np.ndarray, intercept: np.ndarray, classes: int) -> list[np.ndarray]:
+    """A ``Dense(classes)`` layer's float32 kernel and bias from a linear classifier's ``coef_`` and
+    ``intercept_`` (a binary classifier's one score split between the two classes)."""
     coef, intercept = np.atleast_2d(coef), np.atleast_1d(intercept)
     if coef.shape[0] == 1 and classes == 2:  # binary: split the one score between two classes
         coef, intercept = np.concatenate([-coef / 2, coef / 2]), np.concatenate(

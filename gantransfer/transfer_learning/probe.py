@@ -19,9 +19,9 @@ from keras import layers
 from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 
-from gantransfer.evaluation.linear import (PROBES, SOLVERS, fit_quietly,  # noqa: F401
-                                           fit_scaler, make_classifier, make_probe, probe_grid,
-                                           quietly, resolve_solver)
+from gantransfer.evaluation.linear import (PROBES, SOLVERS, dense_weights,  # noqa: F401
+                                           fit_quietly, fit_scaler, make_classifier, make_probe,
+                                           probe_grid, quietly, resolve_solver)
 
 # The features live with the discriminator (gan.features), where the probe that watches GAN training
 # reads them too; they are re-exported from here, where they have always been imported from.
@@ -169,7 +169,8 @@ def stratified_subset(y: np.ndarray, size: int, seed: int) -> np.ndarray:
 
 
 # Epochs of the Keras solver's refit on every image, started from the solution on a subset at the
-# same C: on 48,000 Fashion-MNIST features, 5 scored as 10 did (validation 90.62% and 90.67%).
+# same C: on 48,000 Fashion-MNIST random-trunk features, 5 scored as 10 did (validation 90.62%
+# and 90.67%).
 KERAS_REFIT_EPOCHS = 5
 
 
@@ -317,11 +318,7 @@ def probe_as_keras(probe: Pipeline, input_shape: tuple[int, ...], num_classes: i
     scale = np.ones(width) if scaler.scale_ is None else scaler.scale_
     # The linear part is float32 in every precision: the same numbers as scikit-learn's.
     x = layers.Normalization(mean=mean, variance=scale**2, name="standardise", dtype="float32")(x)
-    coef, intercept = np.atleast_2d(linear.coef_), np.atleast_1d(linear.intercept_)
-    if coef.shape[0] == 1 and num_classes == 2:  # binary: one score for class 1
-        coef, intercept = np.concatenate([-coef / 2, coef / 2]), np.concatenate([-intercept / 2,
-                                                                                 intercept / 2])
     dense = layers.Dense(num_classes, name="probe_dense", dtype="float32")
     outputs = dense(x)
-    dense.set_weights([coef.T.astype("float32"), intercept.astype("float32")])
+    dense.set_weights(dense_weights(linear.coef_, linear.intercept_, num_classes))
     return keras.Model(inputs, outputs, name=name)
