@@ -234,8 +234,11 @@ class TransferConfig:
         probe_c: Inverse regularisation strengths tried for linear probes.
         probe_solver: How logistic probes are solved: scikit-learn (L-BFGS, exact), keras (Adam on
             mini-batches of the cached features, the same objective; runs on a GPU), or auto:
-            keras from 10,000 fitted images on, where L-BFGS takes minutes. SVM probes always use
-            scikit-learn.
+            keras from 10,000 fitted images of 2,048 features or more on, where L-BFGS takes
+            minutes. SVM probes always use scikit-learn.
+        probe_storage: How probe features are held in memory: float32, float16 (half the memory;
+            logistic probes only, solved by keras, which reads them a batch at a time in float32),
+            or auto: float32 where it fits in available memory, else float16.
         bn_images: At most this many real training images re-estimate BatchNorm statistics.
         backbone: ImageNet backbone: mobilenet, mobilenet_v2, resnet50 or efficientnet_b0.
         backbone_alpha: MobileNet width multiplier.
@@ -285,6 +288,7 @@ class TransferConfig:
     probe: str = "logistic"
     probe_c: list[float] = dataclasses.field(default_factory=lambda: [0.001, 0.01, 0.1, 1.0])
     probe_solver: str = "auto"
+    probe_storage: str = "auto"
     bn_images: int = 10000
     backbone: str = "mobilenet"
     backbone_alpha: float = 0.25
@@ -343,6 +347,13 @@ class TransferConfig:
             _check("transfer.probe_c", c, c > 0, "numbers > 0")
         _check("transfer.probe_solver", self.probe_solver,
                self.probe_solver in ("auto", "scikit-learn", "keras"), "auto, scikit-learn or keras")
+        _check("transfer.probe_storage", self.probe_storage,
+               self.probe_storage in ("auto", "float32", "float16"), "auto, float32 or float16")
+        if self.probe_storage == "float16" and (self.probe != "logistic"
+                                                or self.probe_solver == "scikit-learn"):
+            raise ConfigError("transfer.probe_storage=float16 needs transfer.probe=logistic and "
+                              "transfer.probe_solver auto or keras (scikit-learn's solvers copy "
+                              "float16 features to float64); use float32 or auto")
         _check("transfer.bn_images", self.bn_images, self.bn_images >= 1, "an integer >= 1")
         _check("transfer.backbone_alpha", self.backbone_alpha, 0 < self.backbone_alpha <= 2,
                "a number in (0, 2]")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from gantransfer.evaluation.linear import (KERAS_FROM_IMAGES, KerasLogisticRegression,
-                                           resolve_solver)
+from gantransfer.evaluation.linear import (KERAS_FROM_IMAGES, KERAS_FROM_WIDTH,
+                                           KerasLogisticRegression, resolve_solver)
 from gantransfer.transfer_learning import probe as probe_module
 from gantransfer.transfer_learning.probe import fit_probe, fit_probe_cv, stratified_subset
 
@@ -65,6 +65,10 @@ def test_the_keras_solver_is_float32_under_a_mixed_precision_policy():
 def test_auto_picks_keras_for_large_budgets_and_never_for_svms():
     assert resolve_solver("auto", "logistic", KERAS_FROM_IMAGES - 1) == "scikit-learn"
     assert resolve_solver("auto", "logistic", KERAS_FROM_IMAGES) == "keras"
+    assert resolve_solver("auto", "logistic", 10**6, KERAS_FROM_WIDTH) == "keras"
+    # narrow features (raw pixels) stay exact at any size; an explicit keras is kept
+    assert resolve_solver("auto", "logistic", 10**6, KERAS_FROM_WIDTH - 1) == "scikit-learn"
+    assert resolve_solver("keras", "logistic", 10, 3) == "keras"
     assert resolve_solver("keras", "svm", 10) == "scikit-learn"
     assert resolve_solver("keras", "paper", 10**6) == "scikit-learn"
     assert resolve_solver("scikit-learn", "logistic", 10**6) == "scikit-learn"
@@ -112,3 +116,45 @@ def test_a_large_budget_chooses_c_on_one_held_out_fold_then_refits_on_all(monkey
     assert set(rows[:-1]) == {400} and rows[-1] == 900  # the subset's grid, then the whole budget
     below = fit_probe_cv((x, y), Cs=[0.1], folds=3, held_out_from=901)
     assert below.held_out == 0 and below.folds == 3  # smaller budgets: k-fold cross-validation
+
+
+def _peak_numpy_bytes(fit) -> int:
+    """The most memory NumPy held at once, beyond what it held before, while ``fit()`` ran."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fit()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_float16_features_fit_as_float32_ones_do_without_a_float32_copy():
+    x, y = _problem(20_000, width=100)
+    half = x.astype("float16")
+    exact = KerasLogisticRegression(C=0.1, epochs=2, min_steps=0).fit(x, y)
+    halved = KerasLogisticRegression(C=0.1, epochs=2, min_steps=0)
+    peak = _peak_numpy_bytes(lambda: halved.fit(half, y))
+    # the float32 path shuffles a float32 copy of every row; float16 is read a batch at a time
+    assert peak < x.nbytes / 2, (peak, x.nbytes)
+    assert _peak_numpy_bytes(lambda: KerasLogisticRegression(C=0.1, epochs=2, min_steps=0).fit(
+        x, y)) >= x.nbytes
+    a, b = halved.coef_.ravel(), exact.coef_.ravel()
+    assert a @ b / np.linalg.norm(a) / np.linalg.norm(b) > 0.99
+    assert np.mean(halved.predict(half) == exact.predict(x)) >= 0.98
+    assert halved.decision_function(half[:5]).dtype == np.float32
+
+
+def test_float16_features_are_standardised_in_float16_and_probed_as_float32_ones_are():
+    from gantransfer.evaluation.linear import fit_scaler, standardise
+
+    x, y = _problem(3000, width=20)
+    x = x * 40 + 300  # far from zero: what standardising in float16 must survive
+    half = x.astype("float16")
+    scaled = standardise(fit_scaler("logistic", half), half)
+    assert scaled.dtype == np.float16 and scaled.shape == x.shape
+    np.testing.assert_allclose(scaled, fit_scaler("logistic", x).transform(x), atol=0.02)
+    full = fit_probe((x[:2500], y[:2500]), (x[2500:], y[2500:]), Cs=[0.1], solver="keras")
+    halved = fit_probe((half[:2500], y[:2500]), (half[2500:], y[2500:]), Cs=[0.1], solver="keras")
+    assert np.mean(full.model.predict(x[2500:]) == halved.model.predict(half[2500:])) >= 0.97

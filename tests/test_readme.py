@@ -164,8 +164,11 @@ RUN_AS = {
     "python benchmarks/bench_attack.py": (
         f"{sys.executable} {ROOT}/benchmarks/bench_attack.py --images 64 --steps 2 --epochs 1 "
         "--width 0.125", "64 images, PGD-2, a tiny classifier"),
-    "python benchmarks/bench_probe.py --gan-run outputs/fmnist-gan --features gan "
-    "--Cs 0.001,0.01": (
+    "python benchmarks/bench_probe.py --gan-run outputs/fmnist-gan --features gan --half": (
+        f"{sys.executable} {ROOT}/benchmarks/bench_probe.py --dataset digits --features "
+        "random --width 0.125 --train-images 300 --Cs 0.1,1 --half",
+        "digits, 300 images; a random trunk stands in for the GAN's, float16 too"),
+    "python benchmarks/bench_probe.py --features random,pixels": (
         f"{sys.executable} {ROOT}/benchmarks/bench_probe.py --dataset digits --features "
         "pixels,random --width 0.125 --train-images 300 --Cs 0.1,1",
         "digits, 300 images, a random trunk and pixels"),

@@ -7,6 +7,7 @@ import pytest
 from gantransfer.data import load_dataset
 from gantransfer.gan.models import build_discriminator
 from gantransfer.config import TransferConfig
+from gantransfer.errors import ConfigError
 from gantransfer.evaluation.results import StrategyResult
 from gantransfer.registry import STRATEGIES
 from gantransfer.transfer_learning.classifiers import build_classifier, build_head
@@ -14,6 +15,7 @@ from gantransfer.transfer_learning.probe import adaptive_max_pool, probe_feature
 from gantransfer.transfer_learning.protocol import budget_split, run_transfer
 from gantransfer.transfer_learning.strategies import (RUNNERS, Split, StrategyContext,
                                                       cached_features)
+from gantransfer.transfer_learning import strategies as strategies_module
 from gantransfer.transfer_learning.trunks import TrunkArchitecture, build_gan_trunk
 
 STRATEGY_NAMES = tuple(STRATEGIES)
@@ -500,8 +502,9 @@ def test_a_probe_that_would_not_fit_in_memory_is_refused_before_its_features(spl
         RUNNERS[name](_context(split))
     message = str(refused.value)
     width = 1024 if name == "pixels-linear" else 896
+    # float32 would not fit, so float16, its smallest storage, is what the message sizes
     assert f"the linear probe on {len(split.x_train) + len(split.x_val) + 100} images x {width} " \
-           "features needs about" in message
+           "features stored as float16 (its smallest storage) needs about" in message
     assert "iB of memory and this machine has 1.0 KiB available; lower transfer.labels_per_class" \
         in message
     assert not extracted
@@ -516,6 +519,9 @@ def test_probe_features_are_the_pooled_width_and_filled_in_place(split):
     one_by_one = np.concatenate([probe_features(trunk, split.x_train[i:i + 1] / 127.5 - 1)
                                  for i in range(5)])
     np.testing.assert_allclose(features, one_by_one, rtol=1e-5, atol=1e-6)
+    half = probe_features(trunk, split.x_train[:5] / 127.5 - 1, batch_size=2, dtype="float16")
+    assert half.dtype == np.float16
+    np.testing.assert_allclose(half, features, rtol=1e-3, atol=1e-3)  # float16's rounding only
 
 
 def test_a_probe_solved_by_keras_says_so_and_scores_like_scikit_learns(split, monkeypatch):
@@ -531,3 +537,39 @@ def test_a_probe_solved_by_keras_says_so_and_scores_like_scikit_learns(split, mo
     assert "solved by Keras" not in " ".join(exact.record["notes"])
     agree = np.mean(np.asarray(keras_fit.predictions) == np.asarray(exact.predictions))
     assert agree >= 0.8, agree
+
+
+def test_a_probe_whose_float32_features_would_not_fit_stores_them_as_float16(split, monkeypatch):
+    from gantransfer import runs
+    from gantransfer.evaluation.linear import probe_memory
+
+    fitted, tested = len(split.x_train) + len(split.x_val), len(split.x_test)
+    in_float32 = RUNNERS["pixels-linear"](_context(split, probe_c=[0.1]))
+    # room for float16 features, not for float32 ones
+    monkeypatch.setattr(runs, "available_memory",
+                        lambda: probe_memory(fitted, tested, 1024, "float16") + 1)
+    seen = []
+    real = strategies_module.pixel_features
+    monkeypatch.setattr(strategies_module, "pixel_features",
+                        lambda x, dtype: seen.append(dtype) or real(x, dtype))
+    in_float16 = RUNNERS["pixels-linear"](_context(split, probe_c=[0.1]))
+    assert set(seen) == {"float16"}
+    notes = " ".join(in_float16.record["notes"])
+    assert "features stored as float16 (float32 features would not fit in available memory)" in notes
+    assert "solved by Keras" in notes  # the solver that reads float16 without a float32 copy
+    agree = np.mean(np.asarray(in_float16.predictions) == np.asarray(in_float32.predictions))
+    assert agree >= 0.8, agree
+    # an SVM probe cannot use float16: it is refused, and the message says what float16 needs
+    from gantransfer.transfer_learning.strategies import StrategySkipped
+    with pytest.raises(StrategySkipped, match="stored as float32 needs about .*float16 features "
+                       r"\(half the memory\) need transfer.probe=logistic"):
+        RUNNERS["pixels-linear"](_context(split, probe="svm"))
+
+
+def test_float16_probe_storage_needs_the_keras_solver():
+    with pytest.raises(ConfigError, match="transfer.probe_storage=float16 needs transfer.probe="
+                       "logistic and transfer.probe_solver auto or keras"):
+        TransferConfig(probe_storage="float16", probe_solver="scikit-learn")
+    with pytest.raises(ConfigError, match="transfer.probe_storage: received 'int8'"):
+        TransferConfig(probe_storage="int8")
+    assert TransferConfig(probe_storage="float16").probe_storage == "float16"

@@ -86,7 +86,7 @@ def conv_feature_layers(model: keras.Model) -> list[str]:
 
 
 def probe_features(trunk: keras.Model, images: np.ndarray, batch_size: int = 256,
-                   grid: int = 4) -> np.ndarray:
+                   grid: int = 4, dtype: str = "float32") -> np.ndarray:
     """Every conv block's features, max-pooled to ``grid x grid`` and concatenated, per image.
 
     The model runs in inference mode: BatchNorm uses its moving statistics.
@@ -96,9 +96,11 @@ def probe_features(trunk: keras.Model, images: np.ndarray, batch_size: int = 256
         images: ``(N, H, W, C)`` images in the model's input range.
         batch_size: Images per forward pass.
         grid: Pooled grid side (the paper's 4).
+        dtype: How the features are stored: ``"float32"``, or ``"float16"`` in half the memory
+            (each batch is computed in float32, then rounded into place).
 
     Returns:
-        ``(N, D)`` float32 features.
+        ``(N, D)`` features of ``dtype``.
 
     Example:
         >>> from gantransfer.gan.models import build_discriminator
@@ -108,7 +110,7 @@ def probe_features(trunk: keras.Model, images: np.ndarray, batch_size: int = 256
     """
     names = conv_feature_layers(trunk)
     extractor = keras.Model(trunk.input, [trunk.get_layer(n).output for n in names])
-    features = np.empty((len(images), probe_width(trunk, grid)), "float32")  # filled in place
+    features = np.empty((len(images), probe_width(trunk, grid)), dtype)  # filled in place
     for start in range(0, len(images), batch_size):
         batch = np.asarray(images[start:start + batch_size], dtype="float32")
         outputs = extractor(batch, training=False)

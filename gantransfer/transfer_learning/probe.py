@@ -21,16 +21,17 @@ from sklearn.pipeline import Pipeline, make_pipeline
 
 from gantransfer.evaluation.linear import (PROBES, SOLVERS, dense_weights,  # noqa: F401
                                            fit_quietly, fit_scaler, make_classifier, make_probe,
-                                           probe_grid, quietly, resolve_solver)
+                                           probe_grid, quietly, resolve_solver, standardise)
 
 # The features live with the discriminator (gan.features), where the probe that watches GAN training
 # reads them too; they are re-exported from here, where they have always been imported from.
 from gantransfer.gan.features import (GridMaxPooling, _windows, adaptive_max_pool,  # noqa: F401
                                       conv_feature_layers, probe_features, probe_width)
 
-def pixel_features(images: np.ndarray) -> np.ndarray:
-    """Raw pixels scaled to [0, 1] and flattened: the no-features baseline."""
-    return (np.asarray(images, dtype="float32") / 255.0).reshape(len(images), -1)
+def pixel_features(images: np.ndarray, dtype: str = "float32") -> np.ndarray:
+    """Raw pixels scaled to [0, 1] and flattened, stored as ``dtype``: the no-features baseline."""
+    scaled = (np.asarray(images, dtype="float32") / 255.0).reshape(len(images), -1)
+    return scaled.astype(dtype, copy=False)
 
 
 @dataclass
@@ -110,13 +111,14 @@ def fit_probe(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.nd
 
     Ties go to the stronger regularisation (smaller C), which generalises better from few labels.
     The ``"paper"`` probe chooses among the paper's own C values (:func:`probe_grid`). The features
-    are standardised once (one float32 copy of each part), and every C's classifier fits on them.
+    are standardised once (one copy of each part, in the features' own precision: float16 features
+    stay float16), and every C's classifier fits on them.
 
     With ``warm_start`` (logistic probes), each C's solver starts from the solution of the nearest
     C fitted before it, the grid's smallest first: the same convex problem, solved from closer by
     (``benchmarks/bench_probe.py`` measures it against cold starts). ``solver`` is
     ``"scikit-learn"`` (L-BFGS), ``"keras"`` (:class:`KerasLogisticRegression`) or ``"auto"``
-    (:func:`resolve_solver`: Keras from 10,000 training images on). With more than ``choose_on``
+    (:func:`resolve_solver`: Keras from 10,000 training images of 2,048 features on). With more than ``choose_on``
     training images (0: never), C is chosen on a stratified subset of ``choose_on`` of them, and
     the chosen C alone is then fitted on all of them.
 
@@ -129,11 +131,11 @@ def fit_probe(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.nd
         20
     """
     started = time.perf_counter()
-    solver = resolve_solver(solver, kind, len(train[0]))
+    solver = resolve_solver(solver, kind, *np.shape(train[0]))
     scaler = fit_scaler(kind, train[0])
     # the paper's probe reads the raw features: no copy to make
     fit_x, val_x = ((train[0], val[0]) if kind == "paper" else
-                    (scaler.transform(train[0]), scaler.transform(val[0])))
+                    (standardise(scaler, train[0]), standardise(scaler, val[0])))
     fit_y = np.asarray(train[1])
     subset = (stratified_subset(fit_y, choose_on, seed) if 0 < choose_on < len(fit_y) else None)
     choose_x, choose_y = (fit_x, fit_y) if subset is None else (fit_x[subset], fit_y[subset])
@@ -252,7 +254,7 @@ def fit_probe_cv(data: tuple[np.ndarray, np.ndarray], *, kind: str = "logistic",
     started = time.perf_counter()
     x, y = data
     pairs = fold_indices(y, folds, seed)
-    solver = resolve_solver(solver, kind, len(x))
+    solver = resolve_solver(solver, kind, *np.shape(x))
     if len(x) >= (HELD_OUT_FROM_IMAGES if held_out_from is None else held_out_from):
         fit_rows, val_rows = pairs[0]
         if 0 < choose_on < len(fit_rows):  # C chosen on a subset; the refit below fits all
@@ -261,7 +263,7 @@ def fit_probe_cv(data: tuple[np.ndarray, np.ndarray], *, kind: str = "logistic",
                            Cs=Cs, seed=seed, solver=solver, choose_on=0)
         scaler = fit_scaler(kind, x)
         final = _refit(kind, chosen.C, seed, solver, chosen.model[-1],
-                       x if kind == "paper" else scaler.transform(x), y)
+                       x if kind == "paper" else standardise(scaler, x), y)
         return ProbeOutcome(model=make_pipeline(scaler, final), C=chosen.C,
                             val_accuracy=chosen.val_accuracy,
                             wall_time_s=time.perf_counter() - started, grid_note=chosen.grid_note,

@@ -41,6 +41,7 @@ from gantransfer.transfer_learning.classifiers import (FitOutcome, augmentation,
                                                       fit_cross_validated, fit_selected,
                                                       finetune_cross_validated,
                                                       pooled_trunk, refit, resolve_head)
+from gantransfer.evaluation.linear import predict_in_chunks, probe_memory
 from gantransfer.transfer_learning.probe import (fit_probe, fit_probe_cv, pixel_features,
                                                 probe_as_keras, probe_features, probe_width)
 from gantransfer.transfer_learning.trunks import (TrunkArchitecture, build_gan_trunk, reestimate_batchnorm,
@@ -471,6 +472,34 @@ def _refit_finetune(ctx: StrategyContext, trunk: keras.Model, kind: str,
     return classifier
 
 
+def _probe_storage(s: TransferConfig, fitted: int, tested: int, width: int) -> str:
+    """How a probe's features are stored (``transfer.probe_storage``): ``auto`` keeps float32 where
+    it fits in available memory, else float16 where only that fits (logistic probes not tied to
+    scikit-learn's solver, which would copy them to float64).
+
+    Raises:
+        DataError: The probe needs more memory than is available, in the storage it would use.
+    """
+    what = f"the linear probe on {fitted + tested} images x {width} features stored as"
+    fix = "lower transfer.labels_per_class, or use a narrower trunk (gan.width)"
+    if s.probe_storage != "auto":
+        check_memory(probe_memory(fitted, tested, width, s.probe_storage),
+                     f"{what} {s.probe_storage}", fix)
+        return s.probe_storage
+    half = s.probe == "logistic" and s.probe_solver != "scikit-learn"  # others copy float16 up
+    try:
+        check_memory(probe_memory(fitted, tested, width, "float32"), f"{what} float32",
+                     fix + ("" if half else "; float16 features (half the memory) need "
+                            "transfer.probe=logistic and transfer.probe_solver auto or keras"))
+        return "float32"
+    except DataError:
+        if not half:
+            raise
+    check_memory(probe_memory(fitted, tested, width, "float16"),
+                 f"{what} float16 (its smallest storage)", fix)
+    return "float16"
+
+
 def _probe_outcome(ctx: StrategyContext, trunk: keras.Model | None,
                    notes: list[str]) -> StrategyOutcome:
     """Fits a linear probe on the trunk's pooled features (or on pixels when trunk is None).
@@ -483,25 +512,30 @@ def _probe_outcome(ctx: StrategyContext, trunk: keras.Model | None,
     started = time.perf_counter()
     width = (int(np.prod(split.x_train.shape[1:])) if trunk is None else probe_width(trunk))
     fitted, tested = len(split.x_train) + len(split.x_val), len(split.x_test)
-    # float32 features of every image, then up to three float32 copies of the fitted ones: the
-    # budget's features together, a held-out split of them, and their standardised copy
     try:
-        check_memory((fitted + tested) * width * 4 + 3 * fitted * width * 4,
-                     f"the linear probe on {fitted + tested} images x {width} features",
-                     "lower transfer.labels_per_class, or use a narrower trunk (gan.width)")
+        storage = _probe_storage(s, fitted, tested, width)
     except DataError as error:  # the other strategies of the comparison still run
         raise StrategySkipped(str(error)) from None
-    features = pixel_features if trunk is None else (lambda x: probe_features(trunk, x))
+    # float16 features are read without a float32 copy by the Keras solver alone
+    solver = "keras" if storage == "float16" and s.probe_solver == "auto" else s.probe_solver
+    if storage == "float16":
+        why = ("transfer.probe_storage=float16" if s.probe_storage == "float16" else
+               "float32 features would not fit in available memory")
+        notes.append(f"features stored as float16 ({why}), half the memory; the Keras solver "
+                     "reads them a batch at a time in float32")
+    features = ((lambda x: pixel_features(x, storage)) if trunk is None else
+                (lambda x: probe_features(trunk, x, dtype=storage)))
     f_train, f_val, f_test = (features(x) for x in (split.x_train, split.x_val, split.x_test))
     if ctx.verbose:
-        logger.info("%s: %d images x %d features (%.0f MB, float32) in %.1f s", _progress(
+        logger.info("%s: %d images x %d features (%.0f MB, %s) in %.1f s", _progress(
             ctx, "linear probe features"), fitted + tested, width,
-            (fitted + tested) * width * 4 / 2**20, time.perf_counter() - started)
+            (fitted + tested) * width * np.dtype(storage).itemsize / 2**20, storage,
+            time.perf_counter() - started)
     if s.refit and s.cv_folds >= 2:
         outcome = fit_probe_cv((np.concatenate([f_train, f_val]),
                                 np.concatenate([split.y_train, split.y_val])),
                                kind=s.probe, Cs=s.probe_c, folds=s.cv_folds, seed=split.seed,
-                               solver=s.probe_solver)
+                               solver=solver)
         selection = (f"{outcome.folds}-fold cross-validation over the budget, then a refit on all "
                      "of it" if not outcome.held_out else
                      f"{outcome.held_out} held-out images of the budget (one stratified fold of "
@@ -509,13 +543,13 @@ def _probe_outcome(ctx: StrategyContext, trunk: keras.Model | None,
                      "on all of it")
     else:
         outcome = fit_probe((f_train, split.y_train), (f_val, split.y_val), kind=s.probe,
-                            Cs=s.probe_c, seed=split.seed, solver=s.probe_solver)
+                            Cs=s.probe_c, seed=split.seed, solver=solver)
         selection = "validation split"
     if ctx.verbose:
         logger.info("%s: C=%g chosen by %s, %.1f%% there, in %.1f s", _progress(
             ctx, "linear probe"), outcome.C, selection, 100 * outcome.val_accuracy,
             outcome.wall_time_s)
-    predictions = outcome.model.predict(f_test)
+    predictions = predict_in_chunks(outcome.model, f_test)
     coefficients = outcome.model[-1].coef_
     trainable = int(coefficients.size + np.size(outcome.model[-1].intercept_))
     seconds = time.perf_counter() - started
