@@ -236,6 +236,9 @@ class TransferConfig:
             mini-batches of the cached features, the same objective; runs on a GPU), or auto:
             keras from 10,000 fitted images of 2,048 features or more on, where L-BFGS takes
             minutes. SVM probes always use scikit-learn.
+        probe_shift: The linear probes' augmentation: each labeled image's features are also taken
+            from four copies moved this many pixels down, up, right and left (edges repeated), for
+            budgets up to 2,500 images; 0 is off. Not for the paper's probe.
         probe_storage: How probe features are held in memory: float32, float16 (half the memory;
             logistic probes only, solved by keras, which reads them a batch at a time in float32),
             or auto: float32 where it fits in available memory, else float16.
@@ -288,6 +291,7 @@ class TransferConfig:
     probe: str = "logistic"
     probe_c: list[float] = dataclasses.field(default_factory=lambda: [0.001, 0.01, 0.1, 1.0])
     probe_solver: str = "auto"
+    probe_shift: int = 1
     probe_storage: str = "auto"
     bn_images: int = 10000
     backbone: str = "mobilenet"
@@ -347,6 +351,9 @@ class TransferConfig:
             _check("transfer.probe_c", c, c > 0, "numbers > 0")
         _check("transfer.probe_solver", self.probe_solver,
                self.probe_solver in ("auto", "scikit-learn", "keras"), "auto, scikit-learn or keras")
+        _check("transfer.probe_shift", self.probe_shift,
+               isinstance(self.probe_shift, int) and not isinstance(self.probe_shift, bool)
+               and self.probe_shift >= 0, "an integer >= 0 (pixels; 0 is off)")
         _check("transfer.probe_storage", self.probe_storage,
                self.probe_storage in ("auto", "float32", "float16"), "auto, float32 or float16")
         if self.probe_storage == "float16" and (self.probe != "logistic"

@@ -209,6 +209,13 @@ RUN_AS = {
         "outputs/care-benchmark --config digits --seeds 2 --labels-per-class 5 --strategies "
         "scratch --variants trunk-l2-1e-3 --set transfer.cv_folds=2 --set transfer.max_epochs=2 "
         "--set transfer.bn_images=200", "digits stands in for Fashion-MNIST; two seeds, one variant"),
+    "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-benchmark "
+    "--seeds 5 --labels-per-class 10,100 --strategies gan-linear-probe,random-linear-probe,"
+    "pixels-linear --variants no-probe-shift": (
+        f"{sys.executable} {ROOT}/benchmarks/bench_care.py outputs/fmnist-probe-curve "
+        "outputs/care-benchmark --config digits --seeds 2 --labels-per-class 5 --strategies "
+        "pixels-linear --variants no-probe-shift --set transfer.cv_folds=2 "
+        "--set transfer.probe_shift=1", "digits stands in for Fashion-MNIST; two seeds, pixels"),
     "bash benchmarks/bench_fashion_mnist.sh outputs/fashion-mnist-benchmark": (
         f"bash {ROOT}/benchmarks/bench_fashion_mnist.sh {{cwd}}/outputs/fashion-mnist-benchmark "
         "--config digits --labels-per-class 10 --seeds 1 --strategies scratch,gan-linear-probe "

@@ -327,25 +327,26 @@ def test_cross_validation_never_sees_test_images(split, monkeypatch):
     marked = dataclasses.replace(split, x_test=np.full_like(split.x_test, 255.0))
     seen: list[np.ndarray] = []
     searched: list[np.ndarray] = []
-    real_fit, real_search = classifiers._fit_until_best, probe.cross_val_score
+    real_fit, real_probe_fit = classifiers._fit_until_best, probe.fit_quietly
 
     def fit_spy(model, train, val, **kwargs):
         seen.extend([train[0], val[0]])
         return real_fit(model, train, val, **kwargs)
 
-    def search_spy(estimator, x, y, **kwargs):
+    def probe_fit_spy(estimator, x, y):
         searched.append(x)
-        return real_search(estimator, x, y, **kwargs)
+        return real_probe_fit(estimator, x, y)
 
     monkeypatch.setattr(classifiers, "_fit_until_best", fit_spy)
-    monkeypatch.setattr(probe, "cross_val_score", search_spy)
+    monkeypatch.setattr(probe, "fit_quietly", probe_fit_spy)
     frozen = RUNNERS["random-frozen"](_context(marked, cv_folds=3))
     pixels = RUNNERS["pixels-linear"](_context(marked, cv_folds=3, probe_c=[0.01, 0.1]))
     assert "3-fold cross-validation" in frozen.record["selection"]
     assert "3-fold cross-validation" in pixels.record["selection"]
     assert len(seen) == 2 * 3  # three folds' train and validation parts
-    assert len(searched) >= 2  # one cross-validation per C tried, on the budget's images only
-    assert all(len(x) == len(split.x_train) + len(split.x_val) for x in searched)
+    # three folds per C tried, then the refit: the budget's images (and their moved copies) only
+    assert len(searched) >= 2 * 3 + 1
+    assert all(len(x) <= 5 * (len(split.x_train) + len(split.x_val)) for x in searched)
     seen += searched
     trunk = frozen.model.get_layer("gan_trunk")
     test_features = {f.tobytes() for f in trunk.predict(marked.x_test[:5], verbose=0)
@@ -499,7 +500,7 @@ def test_a_probe_that_would_not_fit_in_memory_is_refused_before_its_features(spl
     monkeypatch.setattr("gantransfer.transfer_learning.strategies.probe_features",
                         lambda *args, **kwargs: extracted.append(1))
     with pytest.raises(StrategySkipped) as refused:
-        RUNNERS[name](_context(split))
+        RUNNERS[name](_context(split, probe_shift=0))
     message = str(refused.value)
     width = 1024 if name == "pixels-linear" else 896
     # float32 would not fit, so float16, its smallest storage, is what the message sizes
@@ -544,7 +545,7 @@ def test_a_probe_whose_float32_features_would_not_fit_stores_them_as_float16(spl
     from gantransfer.evaluation.linear import probe_memory
 
     fitted, tested = len(split.x_train) + len(split.x_val), len(split.x_test)
-    in_float32 = RUNNERS["pixels-linear"](_context(split, probe_c=[0.1]))
+    in_float32 = RUNNERS["pixels-linear"](_context(split, probe_c=[0.1], probe_shift=0))
     # room for float16 features, not for float32 ones
     monkeypatch.setattr(runs, "available_memory",
                         lambda: probe_memory(fitted, tested, 1024, "float16") + 1)
@@ -552,7 +553,7 @@ def test_a_probe_whose_float32_features_would_not_fit_stores_them_as_float16(spl
     real = strategies_module.pixel_features
     monkeypatch.setattr(strategies_module, "pixel_features",
                         lambda x, dtype: seen.append(dtype) or real(x, dtype))
-    in_float16 = RUNNERS["pixels-linear"](_context(split, probe_c=[0.1]))
+    in_float16 = RUNNERS["pixels-linear"](_context(split, probe_c=[0.1], probe_shift=0))
     assert set(seen) == {"float16"}
     notes = " ".join(in_float16.record["notes"])
     assert "features stored as float16 (float32 features would not fit in available memory)" in notes
@@ -563,7 +564,7 @@ def test_a_probe_whose_float32_features_would_not_fit_stores_them_as_float16(spl
     from gantransfer.transfer_learning.strategies import StrategySkipped
     with pytest.raises(StrategySkipped, match="stored as float32 needs about .*float16 features "
                        r"\(half the memory\) need transfer.probe=logistic"):
-        RUNNERS["pixels-linear"](_context(split, probe="svm"))
+        RUNNERS["pixels-linear"](_context(split, probe="svm", probe_shift=0))
 
 
 def test_float16_probe_storage_needs_the_keras_solver():
@@ -573,3 +574,39 @@ def test_float16_probe_storage_needs_the_keras_solver():
     with pytest.raises(ConfigError, match="transfer.probe_storage: received 'int8'"):
         TransferConfig(probe_storage="int8")
     assert TransferConfig(probe_storage="float16").probe_storage == "float16"
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ConfigError, match="transfer.probe_shift: received"):
+            TransferConfig(probe_shift=bad)
+
+
+def test_probe_shifts_train_on_moved_copies_that_no_fold_validates_on(split, monkeypatch):
+    from gantransfer.transfer_learning import probe
+
+    fits, scored = [], []
+    fit = probe.fit_quietly
+    monkeypatch.setattr(probe, "fit_quietly", lambda model, x, y: fits.append(x) or fit(model, x, y))
+    real_make = probe.make_probe
+
+    def spying_make(*args, **kwargs):
+        model = real_make(*args, **kwargs)
+        predict = model.predict
+        model.predict = lambda x: scored.append(x) or predict(x)
+        return model
+
+    monkeypatch.setattr(probe, "make_probe", spying_make)
+    outcome = RUNNERS["pixels-linear"](_context(split, probe_c=[0.1], probe_shift=1))
+    budget = np.concatenate([split.x_train, split.x_val]).reshape(len(split.y_train) +
+                                                                  len(split.y_val), -1) / 255
+    n = len(budget)
+    assert len(fits[-1]) == 5 * n  # the final fit: every labeled image and its 4 moved copies
+    np.testing.assert_allclose(fits[-1][:n], budget, atol=1e-6)
+    moved = fits[-1][n:2 * n].reshape(n, 32, 32)  # the first copy: one pixel down
+    np.testing.assert_allclose(moved[:, 1:], budget.reshape(n, 32, 32)[:, :-1], atol=1e-6)
+    for trained, validated in zip(fits[:-1], scored):
+        # no validation image of a fold, nor its moved copy, among that fold's training rows
+        assert len(trained) % 5 == 0 and len(trained) // 5 + len(validated) == n
+        as_rows = {row.tobytes() for row in np.asarray(trained, "float32")}
+        assert not any(row.tobytes() in as_rows for row in np.asarray(validated, "float32"))
+    assert any("4 copies of each labeled image moved 1 pixel" in n for n in outcome.record["notes"])
+    off = RUNNERS["pixels-linear"](_context(split, probe_c=[0.1], probe_shift=0))
+    assert not any("copies" in n for n in off.record["notes"])

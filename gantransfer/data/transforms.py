@@ -166,3 +166,20 @@ def prepare_images(x_uint8: np.ndarray, image_size: int, channels: int | None) -
         (2, 16, 16, 3)
     """
     return convert_channels(resize_images(x_uint8, image_size), channels)
+
+
+def shift_images(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """``(N, H, W, C)`` images moved ``dy`` pixels down and ``dx`` right (negative: up, left), the
+    uncovered border filled by repeating the edge pixels; same shape and dtype.
+
+    Example:
+        >>> x = np.arange(9, dtype="uint8").reshape(1, 3, 3, 1)
+        >>> shift_images(x, 0, 1)[0, :, :, 0].tolist()
+        [[0, 0, 1], [3, 3, 4], [6, 6, 7]]
+    """
+    pad = max(abs(dy), abs(dx))
+    if pad == 0:
+        return x
+    h, w = x.shape[1:3]
+    padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
+    return padded[:, pad - dy:pad - dy + h, pad - dx:pad - dx + w]

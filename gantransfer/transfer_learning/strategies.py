@@ -42,8 +42,9 @@ from gantransfer.transfer_learning.classifiers import (FitOutcome, augmentation,
                                                       finetune_cross_validated,
                                                       pooled_trunk, refit, resolve_head)
 from gantransfer.evaluation.linear import predict_in_chunks, probe_memory
-from gantransfer.transfer_learning.probe import (fit_probe, fit_probe_cv, pixel_features,
-                                                probe_as_keras, probe_features, probe_width)
+from gantransfer.transfer_learning.probe import (SHIFT_DIRECTIONS, SHIFT_UP_TO_IMAGES, fit_probe,
+                                                fit_probe_cv, pixel_features, probe_as_keras,
+                                                probe_features, probe_width, shifted_copies)
 from gantransfer.transfer_learning.trunks import (TrunkArchitecture, build_gan_trunk, reestimate_batchnorm,
                                          trunk_from_discriminator)
 
@@ -512,8 +513,11 @@ def _probe_outcome(ctx: StrategyContext, trunk: keras.Model | None,
     started = time.perf_counter()
     width = (int(np.prod(split.x_train.shape[1:])) if trunk is None else probe_width(trunk))
     fitted, tested = len(split.x_train) + len(split.x_val), len(split.x_test)
+    # shifted copies of every labeled image (transfer.probe_shift), for small budgets
+    shift = s.probe_shift if s.probe != "paper" and fitted <= SHIFT_UP_TO_IMAGES else 0
+    rows = fitted * (1 + len(SHIFT_DIRECTIONS)) if shift else fitted
     try:
-        storage = _probe_storage(s, fitted, tested, width)
+        storage = _probe_storage(s, rows, tested, width)
     except DataError as error:  # the other strategies of the comparison still run
         raise StrategySkipped(str(error)) from None
     # float16 features are read without a float32 copy by the Keras solver alone
@@ -526,16 +530,22 @@ def _probe_outcome(ctx: StrategyContext, trunk: keras.Model | None,
     features = ((lambda x: pixel_features(x, storage)) if trunk is None else
                 (lambda x: probe_features(trunk, x, dtype=storage)))
     f_train, f_val, f_test = (features(x) for x in (split.x_train, split.x_val, split.x_test))
+    c_train, c_val = (shifted_copies(x, shift, features) for x in (split.x_train, split.x_val))
+    if shift:
+        notes.append(f"the probe also trained on {len(SHIFT_DIRECTIONS)} copies of each labeled "
+                     f"image moved {shift} pixel{'s' if shift > 1 else ''} down, up, right and "
+                     "left (transfer.probe_shift)")
     if ctx.verbose:
-        logger.info("%s: %d images x %d features (%.0f MB, %s) in %.1f s", _progress(
-            ctx, "linear probe features"), fitted + tested, width,
-            (fitted + tested) * width * np.dtype(storage).itemsize / 2**20, storage,
-            time.perf_counter() - started)
+        logger.info("%s: %d images (moved copies included) x %d features (%.0f MB, %s) in %.1f s",
+                    _progress(ctx, "linear probe features"), rows + tested, width,
+                    (rows + tested) * width * np.dtype(storage).itemsize / 2**20, storage,
+                    time.perf_counter() - started)
     if s.refit and s.cv_folds >= 2:
         outcome = fit_probe_cv((np.concatenate([f_train, f_val]),
                                 np.concatenate([split.y_train, split.y_val])),
                                kind=s.probe, Cs=s.probe_c, folds=s.cv_folds, seed=split.seed,
-                               solver=solver)
+                               solver=solver, copies=tuple(
+                                   np.concatenate(pair) for pair in zip(c_train, c_val)))
         selection = (f"{outcome.folds}-fold cross-validation over the budget, then a refit on all "
                      "of it" if not outcome.held_out else
                      f"{outcome.held_out} held-out images of the budget (one stratified fold of "
@@ -543,7 +553,7 @@ def _probe_outcome(ctx: StrategyContext, trunk: keras.Model | None,
                      "on all of it")
     else:
         outcome = fit_probe((f_train, split.y_train), (f_val, split.y_val), kind=s.probe,
-                            Cs=s.probe_c, seed=split.seed, solver=solver)
+                            Cs=s.probe_c, seed=split.seed, solver=solver, copies=c_train)
         selection = "validation split"
     if ctx.verbose:
         logger.info("%s: C=%g chosen by %s, %.1f%% there, in %.1f s", _progress(
