@@ -54,11 +54,6 @@ SOLVERS = ("auto", "scikit-learn", "keras")
 KERAS_FROM_IMAGES = 10_000
 KERAS_FROM_WIDTH = 2_048
 
-# How probe features are stored: float32, float16 (half the memory; only the Keras solver reads them
-# without a float32 copy), or auto: float32 where it fits in memory, else float16.
-STORAGES = ("auto", "float32", "float16")
-
-
 def probe_memory(fitted: int, tested: int, width: int, storage: str) -> int:
     """Bytes a probe on ``fitted`` budget images and ``tested`` test images of ``width`` features
     needs at most, stored as ``storage`` (float32 or float16): the features of every image, then up

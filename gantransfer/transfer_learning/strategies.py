@@ -530,7 +530,9 @@ def _probe_outcome(ctx: StrategyContext, trunk: keras.Model | None,
     features = ((lambda x: pixel_features(x, storage)) if trunk is None else
                 (lambda x: probe_features(trunk, x, dtype=storage)))
     f_train, f_val, f_test = (features(x) for x in (split.x_train, split.x_val, split.x_test))
-    c_train, c_val = (shifted_copies(x, shift, features) for x in (split.x_train, split.x_val))
+    cross_validated = s.refit and s.cv_folds >= 2  # over the whole budget, else the training part
+    copies = shifted_copies(np.concatenate([split.x_train, split.x_val]) if cross_validated
+                            else split.x_train, shift, features)
     if shift:
         notes.append(f"the probe also trained on {len(SHIFT_DIRECTIONS)} copies of each labeled "
                      f"image moved {shift} pixel{'s' if shift > 1 else ''} down, up, right and "
@@ -540,12 +542,11 @@ def _probe_outcome(ctx: StrategyContext, trunk: keras.Model | None,
                     _progress(ctx, "linear probe features"), rows + tested, width,
                     (rows + tested) * width * np.dtype(storage).itemsize / 2**20, storage,
                     time.perf_counter() - started)
-    if s.refit and s.cv_folds >= 2:
+    if cross_validated:
         outcome = fit_probe_cv((np.concatenate([f_train, f_val]),
                                 np.concatenate([split.y_train, split.y_val])),
                                kind=s.probe, Cs=s.probe_c, folds=s.cv_folds, seed=split.seed,
-                               solver=solver, copies=tuple(
-                                   np.concatenate(pair) for pair in zip(c_train, c_val)))
+                               solver=solver, copies=copies)
         selection = (f"{outcome.folds}-fold cross-validation over the budget, then a refit on all "
                      "of it" if not outcome.held_out else
                      f"{outcome.held_out} held-out images of the budget (one stratified fold of "
@@ -553,7 +554,7 @@ def _probe_outcome(ctx: StrategyContext, trunk: keras.Model | None,
                      "on all of it")
     else:
         outcome = fit_probe((f_train, split.y_train), (f_val, split.y_val), kind=s.probe,
-                            Cs=s.probe_c, seed=split.seed, solver=solver, copies=c_train)
+                            Cs=s.probe_c, seed=split.seed, solver=solver, copies=copies)
         selection = "validation split"
     if ctx.verbose:
         logger.info("%s: C=%g chosen by %s, %.1f%% there, in %.1f s", _progress(
