@@ -136,10 +136,10 @@ def test_float16_features_fit_as_float32_ones_do_without_a_float32_copy():
     exact = KerasLogisticRegression(C=0.1, epochs=2, min_steps=0).fit(x, y)
     halved = KerasLogisticRegression(C=0.1, epochs=2, min_steps=0)
     peak = _peak_numpy_bytes(lambda: halved.fit(half, y))
-    # the float32 path shuffles a float32 copy of every row; float16 is read a batch at a time
+    # both read a batch at a time: neither makes a float32 copy of every row
     assert peak < x.nbytes / 2, (peak, x.nbytes)
     assert _peak_numpy_bytes(lambda: KerasLogisticRegression(C=0.1, epochs=2, min_steps=0).fit(
-        x, y)) >= x.nbytes
+        x, y)) < x.nbytes / 2
     a, b = halved.coef_.ravel(), exact.coef_.ravel()
     assert a @ b / np.linalg.norm(a) / np.linalg.norm(b) > 0.99
     assert np.mean(halved.predict(half) == exact.predict(x)) >= 0.98
@@ -158,3 +158,18 @@ def test_float16_features_are_standardised_in_float16_and_probed_as_float32_ones
     full = fit_probe((x[:2500], y[:2500]), (x[2500:], y[2500:]), Cs=[0.1], solver="keras")
     halved = fit_probe((half[:2500], y[:2500]), (half[2500:], y[2500:]), Cs=[0.1], solver="keras")
     assert np.mean(full.model.predict(x[2500:]) == halved.model.predict(half[2500:])) >= 0.97
+
+
+def test_the_keras_solver_reads_every_row_once_an_epoch_in_a_new_batch_order():
+    from gantransfer.evaluation.linear import _Batches
+
+    order = np.random.default_rng(0).permutation(10)
+    epochs = [np.array([2, 0, 1]), np.array([1, 2, 0])]
+    batches = _Batches(np.arange(10, dtype="float16")[:, None], np.arange(10), order, 4, epochs)
+    assert len(batches) == 6
+    read = [batches[i] for i in range(len(batches))]
+    assert all(x.dtype == np.float32 and np.array_equal(x[:, 0], y) for x, y in read)
+    for epoch in range(2):  # each epoch: every row once, whole batches in that epoch's order
+        rows = [list(y) for _, y in read[3 * epoch:3 * epoch + 3]]
+        assert sorted(r for batch in rows for r in batch) == list(range(10))
+        assert rows == [sorted(order[4 * b:4 * b + 4]) for b in epochs[epoch]]

@@ -143,15 +143,14 @@ class KerasLogisticRegression(ClassifierMixin, BaseEstimator):
         model.compile(optimizer=keras.optimizers.Adam(schedule),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         # Rows shuffled once here, then the order of whole batches every epoch: a third faster than
-        # shuffling rows every epoch (a gather of every row), and no class-sorted batches.
-        order = np.random.default_rng(self.random_state).permutation(n)
-        keras.utils.set_random_seed(self.random_state)  # the batches' order, as every fit's
-        if X.dtype == np.float16:  # no float32 copy of every row: batches cast as they are read
-            model.fit(_Float32Batches(X, labels, order, batch_size), epochs=self.epochs_,
-                      shuffle=True, verbose=0)
-        else:
-            model.fit(X[order], labels[order], batch_size=batch_size, epochs=self.epochs_,
-                      shuffle="batch", verbose=0)
+        # shuffling rows every epoch (a gather of every row), and no class-sorted batches. Every
+        # epoch is read in one Keras epoch: a few images take hundreds of epochs, and Keras's
+        # own epochs cost about 40 ms each, whatever their size.
+        rng = np.random.default_rng(self.random_state)
+        order = rng.permutation(n)
+        batches = _Batches(X, labels, order, batch_size,
+                           [rng.permutation(steps) for _ in range(self.epochs_)])
+        model.fit(batches, epochs=1, shuffle=False, verbose=0)
         kernel, bias = (np.asarray(w, dtype="float64") for w in dense.get_weights())
         if len(self.classes_) == 2:  # scikit-learn's binary form: one score, for class 1
             self.coef_, self.intercept_ = (kernel[:, 1] - kernel[:, 0])[None], bias[1:] - bias[:1]
@@ -175,21 +174,26 @@ class KerasLogisticRegression(ClassifierMixin, BaseEstimator):
         return self.classes_[(scores > 0).astype(int) if scores.ndim == 1 else scores.argmax(1)]
 
 
-class _Float32Batches(keras.utils.PyDataset):
-    """Mini-batches of rows ``order[i * batch_size:(i + 1) * batch_size]`` of float16 features, cast
-    to float32 as each is read: the Keras solver on features stored in half the memory. ``fit``
-    (``shuffle=True``) reorders whole batches each epoch, as ``shuffle="batch"`` does for arrays."""
+class _Batches(keras.utils.PyDataset):
+    """Every epoch's mini-batches in one sequence: epoch ``e``'s ``j``-th batch is rows
+    ``order[b * batch_size:(b + 1) * batch_size]`` with ``b = epoch_orders[e][j]`` (the order of
+    whole batches reshuffled each epoch, as ``shuffle="batch"`` does), cast to float32 as each is
+    read, so float16 features are never copied whole."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int) -> None:
+    def __init__(self, x: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int,
+                 epoch_orders: list[np.ndarray]) -> None:
         super().__init__()
         self.x, self.y, self.order, self.batch_size = x, y, order, batch_size
+        self.epoch_orders = epoch_orders
 
     def __len__(self) -> int:
-        return -(-len(self.order) // self.batch_size)
+        return sum(len(batches) for batches in self.epoch_orders)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        rows = np.sort(self.order[index * self.batch_size:(index + 1) * self.batch_size])
-        return self.x[rows].astype("float32"), self.y[rows]
+        epoch, step = divmod(index, len(self.epoch_orders[0]))
+        start = self.epoch_orders[epoch][step] * self.batch_size
+        rows = np.sort(self.order[start:start + self.batch_size])
+        return self.x[rows].astype("float32", copy=False), self.y[rows]
 
 
 # Rows scored or standardised at a time where features may be float16: a float32 (or float64)
@@ -241,7 +245,7 @@ def make_scaler(kind: str) -> StandardScaler:
     return StandardScaler(with_mean=standardised, with_std=standardised)
 
 
-def fit_scaler(kind: str, x: np.ndarray, chunk: int = 4096) -> StandardScaler:
+def fit_scaler(kind: str, x: np.ndarray, chunk: int = CHUNK_ROWS) -> StandardScaler:
     """:func:`make_scaler`, fitted on ``x``: the same ``mean_``, ``var_`` and ``scale_`` as
     ``StandardScaler.fit``, computed in float64 a chunk of rows at a time (two passes).
 
