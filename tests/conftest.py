@@ -56,7 +56,9 @@ def keras_home(tmp_path, monkeypatch):
 
 # The modules that take longest, longest first (``pytest --durations``). Two workers take whole
 # modules in collection order (``--dist loadfile``), so these start first and the rest fill in
-# around them; alphabetical order would start the longest last and leave one worker idle at the end.
+# around them; alphabetical order would start the longest last and leave one worker idle at the
+# end. Since pytest-xdist 3.5 it orders modules by their number of tests, most first, which starts
+# these (a test or a few each) last: ``--no-loadscope-reorder`` (pyproject.toml) keeps this order.
 LONGEST_FIRST = ["test_readme_commands.py", "test_readme_benchmark_scripts.py",
                  "test_readme_benchmarks.py", "test_multi_worker.py", "test_readme.py",
                  "test_backends_agree.py", "test_config_keys.py", "test_robustness_in_transfer.py",
