@@ -232,7 +232,8 @@ def blocks() -> list[tuple[str, str]]:
 
 
 def bash_commands() -> list[str]:
-    """Every command line of the README's bash blocks: continuations joined, comments dropped."""
+    """Every command line of the README's bash blocks, once each (one shown in two places runs
+    once), in order: continuations joined, comments dropped."""
     commands = []
     for lang, text in blocks():
         if lang != "bash":
@@ -241,7 +242,7 @@ def bash_commands() -> list[str]:
             line = re.sub(r"\s+#\s.*$", "", line).strip()
             if line:
                 commands.append(" ".join(line.split()))
-    return commands
+    return list(dict.fromkeys(commands))
 
 
 def kind(lang: str, text: str) -> str:
