@@ -124,6 +124,10 @@ RUN_AS = {
         f"gantransfer train-gan --config digits --epochs 2 --set train.probe_every=1 "
         f"--set train.probe_images=100 --output-dir outputs/fmnist-probe-curve {TINY_GAN}",
         "digits stands in for Fashion-MNIST; two epochs; tiny"),
+    "gantransfer train-gan --config fashion_mnist --set gan.width=1.5 --output-dir "
+    "outputs/fmnist-wide": (
+        f"gantransfer train-gan --config digits --epochs 1 --output-dir outputs/fmnist-wide "
+        f"{TINY_GAN}", "digits stands in for Fashion-MNIST; tiny"),
     "gantransfer visualize outputs/cmp/models/gan-finetune_lpc-10_seed-0.keras --index 3 "
     "--embedding tsne": (
         "gantransfer visualize outputs/cmp/models/gan-finetune_lpc-10_seed-0.keras --index 3 "
