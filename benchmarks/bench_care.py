@@ -1,8 +1,8 @@
 """What each kind of care does to the networks trained with few labels, paired over the same seeds.
 
 The defaults (every choice cross-validated over the budget, a refit on all of it, no augmentation
-through the pixels, linear probes also trained on copies moved a pixel each way, no weight decay, no
-dropout) are the baseline. Each variant changes one setting and runs the same
+through the pixels, linear probes and frozen heads also trained on copies moved a pixel each way,
+no weight decay, no dropout) are the baseline. Each variant changes one setting and runs the same
 strategies on the same labeled images (same budgets and seeds), from the same GAN, in this one
 process. The script prints, per variant, strategy and budget, both means and the paired difference
 (variant minus defaults) with its 95% Student t-interval. This is the evidence behind the
@@ -42,8 +42,8 @@ VARIANTS = {
     "trunk-l2-1e-3": (["transfer.trunk_l2=0.001"], "weight decay 1e-3 on the trunk's kernels"),
     "trunk-dropout": (["transfer.trunk_dropout=0.1"],
                       "spatial dropout 0.1 after every trunk block (acts in scratch only)"),
-    "no-probe-shift": (["transfer.probe_shift=0"],
-                       "linear probes without their copies moved a pixel each way"),
+    "no-probe-shift": (["transfer.probe_shift=0"], "linear probes and frozen heads without their "
+                                                   "copies moved a pixel each way"),
 }
 
 

@@ -236,9 +236,11 @@ class TransferConfig:
             mini-batches of the cached features, the same objective; runs on a GPU), or auto:
             keras from 10,000 fitted images of 2,048 features or more on, where L-BFGS takes
             minutes. SVM probes always use scikit-learn.
-        probe_shift: The linear probes' augmentation: each labeled image's features are also taken
-            from four copies moved this many pixels down, up, right and left (edges repeated), for
-            budgets up to 2,500 images; 0 is off. Not for the paper's probe.
+        probe_shift: The augmentation of every classifier fitted on a frozen trunk's cached
+            features (the linear probes and the frozen strategies' heads): each labeled image's
+            features are also taken from four copies moved this many pixels down, up, right and
+            left (edges repeated), for budgets up to 2,500 images; 0 is off. Not for the paper's
+            probe.
         probe_storage: How probe features are held in memory: float32, float16 (half the memory;
             logistic probes only, solved by keras, which reads them a batch at a time in float32),
             or auto: float32 where it fits in available memory, else float16.

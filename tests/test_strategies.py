@@ -291,7 +291,7 @@ def test_the_refit_trains_on_exactly_the_budgets_images(split, monkeypatch, name
         return real_train_for(model, data, **kwargs)
 
     monkeypatch.setattr(classifiers, "_train_for", spy)
-    context = _context(split, cv_folds=cv_folds)
+    context = _context(split, cv_folds=cv_folds, probe_shift=0)  # moved copies: tested below
     outcome = RUNNERS[name](context)
     budget = np.concatenate([split.x_train, split.x_val])
     labels = np.concatenate([split.y_train, split.y_val])
@@ -355,7 +355,8 @@ def test_cross_validation_never_sees_test_images(split, monkeypatch):
     for x in seen:
         rows = {row.tobytes() for row in np.asarray(x).reshape(len(x), -1)}
         assert not rows & (test_features | test_pixels)
-    assert sum(len(x) for x in seen[:2]) == len(split.x_train) + len(split.x_val)
+    # a fold trains on its images and their 4 moved copies, and validates on the others
+    assert len(seen[0]) // 5 + len(seen[1]) == len(split.x_train) + len(split.x_val)
     # Networks trained through pixels choose by cross-validation too (fine-tuning also judges
     # its phase there): their folds hold budget images only.
     seen.clear()
@@ -610,3 +611,35 @@ def test_probe_shifts_train_on_moved_copies_that_no_fold_validates_on(split, mon
     assert any("4 copies of each labeled image moved 1 pixel" in n for n in outcome.record["notes"])
     off = RUNNERS["pixels-linear"](_context(split, probe_c=[0.1], probe_shift=0))
     assert not any("copies" in n for n in off.record["notes"])
+
+
+@pytest.mark.parametrize("cv_folds", [2, 0])
+def test_a_frozen_head_trains_on_moved_copies_that_no_fold_validates_on(split, monkeypatch,
+                                                                         cv_folds):
+    from gantransfer.transfer_learning import classifiers
+
+    fits, refits = [], []
+    until_best, train_for = classifiers._fit_until_best, classifiers._train_for
+    monkeypatch.setattr(classifiers, "_fit_until_best", lambda model, train, val, **kw: fits.append(
+        (train, val)) or until_best(model, train, val, **kw))
+    monkeypatch.setattr(classifiers, "_train_for", lambda model, data, **kw: refits.append(
+        data) or train_for(model, data, **kw))
+    real_refit = strategies_module.refit  # the validation split's refit
+    monkeypatch.setattr(strategies_module, "refit", lambda build, data, **kw: refits.append(
+        data) or real_refit(build, data, **kw))
+    outcome = RUNNERS["random-frozen"](_context(split, cv_folds=cv_folds, probe_shift=1))
+    n = len(split.y_train) + len(split.y_val)
+    assert fits and len(refits[-1][0]) == 5 * n  # the refit: every labeled image and 4 copies
+    for (x, y), (x_val, y_val) in fits:
+        # no validation image, nor a moved copy of it, among that fit's training rows
+        assert len(x) % 5 == 0 and len(x) // 5 + len(x_val) == n
+        trained = {row.tobytes() for row in np.asarray(x, "float32").reshape(len(x), -1)}
+        assert not any(row.tobytes() in trained
+                       for row in np.asarray(x_val, "float32").reshape(len(x_val), -1))
+        assert sorted(y[:len(x) // 5].tolist() * 5) == sorted(y.tolist())
+    assert any("the head also trained on 4 copies of each labeled image moved 1 pixel" in note
+               for note in outcome.record["notes"])
+    fits.clear()
+    off = RUNNERS["random-frozen"](_context(split, cv_folds=cv_folds, probe_shift=0))
+    assert not any("copies" in note for note in off.record["notes"])
+    assert all(len(x) + len(x_val) == n for (x, _), (x_val, _) in fits)

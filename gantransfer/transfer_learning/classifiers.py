@@ -24,7 +24,8 @@ import numpy as np
 from keras import layers
 
 from gantransfer import backend, runtime
-from gantransfer.transfer_learning.probe import GridMaxPooling, conv_feature_layers, fold_indices
+from gantransfer.transfer_learning.probe import (GridMaxPooling, conv_feature_layers, fold_indices,
+                                                with_copies)
 
 logger = logging.getLogger(__name__)
 
@@ -425,7 +426,8 @@ def _train_for(model: keras.Model, data: tuple[np.ndarray, np.ndarray], *, epoch
 
 def fit_cross_validated(build: Callable[[], keras.Model], data: tuple[np.ndarray, np.ndarray], *,
                         folds: int, learning_rates: list[float], max_epochs: int, patience: int,
-                        batch_size: int, seed: int, progress: str | None = None) -> FitOutcome:
+                        batch_size: int, seed: int, progress: str | None = None,
+                        copies: tuple[np.ndarray, ...] = ()) -> FitOutcome:
     """Chooses the learning rate and epochs by stratified k-fold CV, then refits on all of ``data``.
 
     Every fold validates on images the others train on, so each labeled image helps choose, and
@@ -443,6 +445,10 @@ def fit_cross_validated(build: Callable[[], keras.Model], data: tuple[np.ndarray
         batch_size: Images per step.
         seed: Seed of the folds, initialisation, shuffling and dropout.
         progress: A label for a progress bar per fit, or None for silence.
+        copies: Other inputs of the same images, row for row with ``x`` (a cached-feature head's
+            features of moved copies): each fold and the refit also train on the copies of the
+            images they train on; folds validate on ``x`` alone, and no image's copy is validated
+            on where the image trains.
 
     Returns:
         A :class:`FitOutcome` of the refitted model: the chosen rate and epochs, the mean fold
@@ -456,7 +462,7 @@ def fit_cross_validated(build: Callable[[], keras.Model], data: tuple[np.ndarray
     for learning_rate in learning_rates:
         runs = []
         for i, (train, val) in enumerate(pairs):
-            run = _fit_until_best(restarts.start(learning_rate), (x[train], y[train]),
+            run = _fit_until_best(restarts.start(learning_rate), with_copies(data, copies, train),
                                   (x[val], y[val]), learning_rate=learning_rate,
                                   max_epochs=max_epochs, patience=patience,
                                   batch_size=batch_size, seed=seed,
@@ -469,8 +475,8 @@ def fit_cross_validated(build: Callable[[], keras.Model], data: tuple[np.ndarray
     assert best is not None, "learning_rates must not be empty"
     _, learning_rate, runs = best
     epochs = max(1, int(round(float(np.median([run.best_epoch for run in runs])))))
-    model = _train_for(restarts.start(learning_rate), data, epochs=epochs, batch_size=batch_size,
-                       seed=seed, progress=progress)
+    model = _train_for(restarts.start(learning_rate), with_copies(data, copies), epochs=epochs,
+                       batch_size=batch_size, seed=seed, progress=progress)
     first = runs[0]
     return FitOutcome(model=model, learning_rate=learning_rate, epochs=epochs, best_epoch=epochs,
                       val_accuracy=float(np.mean([run.val_accuracy for run in runs])),

@@ -44,7 +44,8 @@ from gantransfer.transfer_learning.classifiers import (FitOutcome, augmentation,
 from gantransfer.evaluation.linear import predict_in_chunks, probe_memory
 from gantransfer.transfer_learning.probe import (SHIFT_DIRECTIONS, SHIFT_UP_TO_IMAGES, fit_probe,
                                                 fit_probe_cv, pixel_features, probe_as_keras,
-                                                probe_features, probe_width, shifted_copies)
+                                                probe_features, probe_width, shifted_copies,
+                                                with_copies)
 from gantransfer.transfer_learning.trunks import (TrunkArchitecture, build_gan_trunk, reestimate_batchnorm,
                                          trunk_from_discriminator)
 
@@ -198,14 +199,17 @@ def _refitted(outcome: FitOutcome, build: Any, train: tuple[np.ndarray, np.ndarr
 
 
 def _final_fit(ctx: StrategyContext, build: Any, what: str, notes: list[str],
-               inputs: tuple[np.ndarray, np.ndarray] | None = None) -> FitOutcome:
+               inputs: tuple[np.ndarray, np.ndarray] | None = None,
+               copies: tuple[np.ndarray, ...] = ()) -> FitOutcome:
     """A strategy's final model: with ``transfer.refit`` and ``transfer.cv_folds`` >= 2, the
     learning rate and epochs are chosen by stratified k-fold cross-validation over the whole budget
     and the model is refitted on all of it; otherwise they are chosen on the validation split, then
     refitted (:func:`_refitted`) when ``refit`` is on.
 
     ``inputs`` are what the model reads of the training and validation images: their pixels by
-    default, or a frozen trunk's cached features of them.
+    default, or a frozen trunk's cached features of them. ``copies`` are its inputs of moved copies
+    of the same images, row for row with the training then the validation images: every fit also
+    trains on the copies of the images it trains on, and validates on originals only.
 
     With a few labels per class, the validation split holds two images of each class: a choice
     made on them is mostly noise, and a bad one (a rate too high) costs a network trained through
@@ -213,14 +217,14 @@ def _final_fit(ctx: StrategyContext, build: Any, what: str, notes: list[str],
     """
     s, split = ctx.settings, ctx.split
     x_train, x_val = inputs if inputs is not None else (split.x_train, split.x_val)
-    train = (x_train, split.y_train)
     everything = (np.concatenate([x_train, x_val]), np.concatenate([split.y_train, split.y_val]))
     fit = dict(learning_rates=s.learning_rates, max_epochs=s.max_epochs, patience=s.patience,
                batch_size=s.batch_size, seed=split.seed, progress=_progress(ctx, what))
     if s.refit and s.cv_folds >= 2:
-        return fit_cross_validated(build, everything, folds=s.cv_folds, **fit)
+        return fit_cross_validated(build, everything, folds=s.cv_folds, copies=copies, **fit)
+    train = with_copies(everything, copies, np.arange(len(x_train)))
     outcome = fit_selected(build, train, (x_val, split.y_val), **fit)
-    return _refitted(outcome, build, train, everything, ctx, what, notes)
+    return _refitted(outcome, build, train, with_copies(everything, copies), ctx, what, notes)
 
 
 def _prepared_trunk(ctx: StrategyContext, pretrained: bool, notes: list[str]) -> keras.Model:
@@ -291,13 +295,23 @@ def _train_head(ctx: StrategyContext, trunk: keras.Model, kind: str, notes: list
         f_train, f_val, f_test = cached_features(trunk, split)
         notes.append("frozen trunk features cached: computed once, the head trained on them")
         f_all = np.concatenate([f_train, f_val])
+        # a final head gets the probes' care: moved copies of every labeled image (probe_shift)
+        shift = s.probe_shift if final and len(f_all) <= SHIFT_UP_TO_IMAGES else 0
+        copies = shifted_copies(np.concatenate([split.x_train, split.x_val]), shift,
+                                lambda x: trunk.predict(x, batch_size=256, verbose=0).astype(
+                                    "float32", copy=False))
+        if shift:
+            notes.append(f"the head also trained on {len(SHIFT_DIRECTIONS)} copies of each "
+                         f"labeled image moved {shift} pixel{'s' if shift > 1 else ''} down, up, "
+                         "right and left (transfer.probe_shift)")
 
         def build() -> keras.Model:
             return build_head(f_train.shape[1:], split.num_classes, kind=kind, dropout=s.dropout,
                               l2=s.l2)
 
         if final:
-            outcome = _final_fit(ctx, build, "head on cached features", notes, (f_train, f_val))
+            outcome = _final_fit(ctx, build, "head on cached features", notes, (f_train, f_val),
+                                 copies)
         else:
             outcome = fit_selected(build, (f_train, split.y_train), (f_val, split.y_val),
                                    learning_rates=s.learning_rates, max_epochs=s.max_epochs,
