@@ -103,6 +103,18 @@ RUN_AS = {
         f"transfer.adversarial_steps=2 --set transfer.robustness_steps=2 --set "
         f"transfer.robustness_images=50 --output-dir outputs/digits-adversarial {TINY_COMPARE} "
         f"{NO_GAN_METRICS}", "tiny; PGD-2 for training and attack, on 50 test images"),
+    "gantransfer transfer --config fashion_mnist --strategies imagenet-frozen --seeds 5 "
+    "--output-dir outputs/imagenet-frozen": (
+        "gantransfer transfer --config digits --strategies imagenet-frozen --backbone-weights none "
+        "--backbone-input-size 32 --labels-per-class 5 --seeds 1 --set transfer.probe_shift=1 "
+        f"--output-dir outputs/imagenet-frozen {TINY_TRANSFER} --quiet",
+        "digits stands in for Fashion-MNIST; MobileNet untrained at 32 px, one budget and seed"),
+    "gantransfer transfer --config fashion_mnist --strategies imagenet-frozen --seeds 5 --set "
+    "transfer.probe_shift=0 --output-dir outputs/imagenet-frozen-unmoved": (
+        "gantransfer transfer --config digits --strategies imagenet-frozen --backbone-weights none "
+        "--backbone-input-size 32 --labels-per-class 5 --seeds 1 --set transfer.probe_shift=0 "
+        f"--output-dir outputs/imagenet-frozen-unmoved {TINY_TRANSFER} --quiet",
+        "digits stands in for Fashion-MNIST; MobileNet untrained at 32 px, one budget and seed"),
     "gantransfer train-gan": (f"gantransfer train-gan --epochs 1 {TINY_GAN}", "tiny"),
     "gantransfer train-gan --config configs/fashion_mnist.yaml --output-dir outputs/fmnist-gan": (
         f"gantransfer train-gan --config digits --epochs 1 --output-dir outputs/fmnist-gan "
@@ -220,6 +232,14 @@ RUN_AS = {
         "outputs/care-benchmark --config digits --seeds 2 --labels-per-class 5 --strategies "
         "pixels-linear --variants no-probe-shift --set transfer.cv_folds=2 "
         "--set transfer.probe_shift=1", "digits stands in for Fashion-MNIST; two seeds, pixels"),
+    "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-heads "
+    "--seeds 5 --labels-per-class 10,100 --strategies gan-frozen,random-frozen --variants "
+    "no-probe-shift": (
+        f"{sys.executable} {ROOT}/benchmarks/bench_care.py outputs/fmnist-probe-curve "
+        "outputs/care-heads --config digits --seeds 2 --labels-per-class 5 --strategies "
+        "random-frozen --variants no-probe-shift --set transfer.cv_folds=2 "
+        "--set transfer.max_epochs=2 --set transfer.bn_images=200 --set transfer.probe_shift=1",
+        "digits stands in for Fashion-MNIST; two seeds, the random trunk"),
     "bash benchmarks/bench_fashion_mnist.sh outputs/fashion-mnist-benchmark": (
         f"bash {ROOT}/benchmarks/bench_fashion_mnist.sh {{cwd}}/outputs/fashion-mnist-benchmark "
         "--config digits --labels-per-class 10 --seeds 1 --strategies scratch,gan-linear-probe "
