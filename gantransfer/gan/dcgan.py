@@ -25,7 +25,7 @@ def rotate_quarters(images, quarters) -> Any:
 
     Example:
         >>> import numpy as np
-        >>> image = np.arange(4.0).reshape(1, 2, 2, 1)
+        >>> image = np.arange(4, dtype="float32").reshape(1, 2, 2, 1)
         >>> batch = np.concatenate([image, image])
         >>> ops.convert_to_numpy(rotate_quarters(batch, np.array([0, 1])))[:, :, :, 0].tolist()
         [[[0.0, 1.0], [2.0, 3.0]], [[1.0, 3.0], [0.0, 2.0]]]
