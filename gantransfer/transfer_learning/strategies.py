@@ -222,7 +222,7 @@ def _final_fit(ctx: StrategyContext, build: Any, what: str, notes: list[str],
                batch_size=s.batch_size, seed=split.seed, progress=_progress(ctx, what))
     if s.refit and s.cv_folds >= 2:
         return fit_cross_validated(build, everything, folds=s.cv_folds, copies=copies, **fit)
-    train = with_copies(everything, copies, np.arange(len(x_train)))
+    train = with_copies((x_train, split.y_train), tuple(c[:len(x_train)] for c in copies))
     outcome = fit_selected(build, train, (x_val, split.y_val), **fit)
     return _refitted(outcome, build, train, with_copies(everything, copies), ctx, what, notes)
 
@@ -250,12 +250,16 @@ def _prepared_trunk(ctx: StrategyContext, pretrained: bool, notes: list[str]) ->
     return trunk
 
 
-def cached_features(trunk: keras.Model, split: Split,
-                    batch_size: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def frozen_features(trunk: keras.Model, images: np.ndarray) -> np.ndarray:
+    """The frozen trunk's features of ``images``, float32 in every precision (a mixed-precision
+    trunk computes, and returns, 16-bit features)."""
+    return trunk.predict(images, batch_size=256, verbose=0).astype("float32", copy=False)
+
+
+def cached_features(trunk: keras.Model, split: Split) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The frozen trunk's features of the train, validation and test images, computed once."""
-    # float32 in every precision: a mixed-precision trunk computes, and returns, 16-bit features
-    return tuple(trunk.predict(x, batch_size=batch_size, verbose=0).astype("float32", copy=False)
-                 for x in (split.x_train, split.x_val, split.x_test))  # type: ignore[return-value]
+    return tuple(frozen_features(trunk, x)  # type: ignore[return-value]
+                 for x in (split.x_train, split.x_val, split.x_test))
 
 
 def _pixel_classifier(ctx: StrategyContext, trunk: keras.Model, kind: str,
@@ -297,10 +301,10 @@ def _train_head(ctx: StrategyContext, trunk: keras.Model, kind: str, notes: list
         f_all = np.concatenate([f_train, f_val])
         # a final head gets the probes' care: moved copies of every labeled image (probe_shift)
         shift = s.probe_shift if final and len(f_all) <= SHIFT_UP_TO_IMAGES else 0
-        copies = shifted_copies(np.concatenate([split.x_train, split.x_val]), shift,
-                                lambda x: trunk.predict(x, batch_size=256, verbose=0).astype(
-                                    "float32", copy=False))
+        copies: tuple[np.ndarray, ...] = ()
         if shift:
+            copies = shifted_copies(_all_labels(split)[0], shift,
+                                    lambda x: frozen_features(trunk, x))
             notes.append(f"the head also trained on {len(SHIFT_DIRECTIONS)} copies of each "
                          f"labeled image moved {shift} pixel{'s' if shift > 1 else ''} down, up, "
                          "right and left (transfer.probe_shift)")
@@ -420,7 +424,7 @@ def _finetune_cv_outcome(ctx: StrategyContext, trunk: keras.Model, kind: str,
     started = time.perf_counter()
     trunk.trainable = False
     x_all, y_all = _all_labels(split)
-    features = trunk.predict(x_all, batch_size=256, verbose=0).astype("float32", copy=False)
+    features = frozen_features(trunk, x_all)
     notes.append("frozen trunk features cached: computed once, the head trained on them")
     choice = finetune_cross_validated(
         trunk, lambda: build_head(features.shape[1:], split.num_classes, kind=kind,
