@@ -643,3 +643,48 @@ def test_a_frozen_head_trains_on_moved_copies_that_no_fold_validates_on(split, m
     off = RUNNERS["random-frozen"](_context(split, cv_folds=cv_folds, probe_shift=0))
     assert not any("copies" in note for note in off.record["notes"])
     assert all(len(x) + len(x_val) == n for (x, _), (x_val, _) in fits)
+
+
+@pytest.mark.parametrize("through", ["augmentation", "adversarial training"])
+def test_fine_tuning_through_the_pixels_chooses_by_cross_validation_too(split, monkeypatch,
+                                                                         through):
+    from gantransfer.transfer_learning import classifiers
+
+    # Augmentation or adversarial training put the head phase on the pixels: the head trains
+    # through the frozen trunk in every fold (the trunk's weights untouched), then everything
+    # fine-tunes. Every choice is cross-validated, as without them.
+    calls = []
+    until_best, train_for = classifiers._fit_until_best, classifiers._train_for
+
+    def watched(real):
+        def spy(model, data, *args, **kwargs):
+            trunk = model.get_layer("gan_trunk")
+            before = trunk.get_layer("block1_conv").kernel.numpy().copy()
+            trained = real(model, data, *args, **kwargs)
+            changed = not np.array_equal(before, trunk.get_layer("block1_conv").kernel.numpy())
+            calls.append((data[0].shape[1:], trunk.trainable, changed))
+            return trained
+        return spy
+
+    monkeypatch.setattr(classifiers, "_fit_until_best", watched(until_best))
+    monkeypatch.setattr(classifiers, "_train_for", watched(train_for))
+    overrides = ({"augment_shift": 0.1} if through == "augmentation" else
+                 {"adversarial_training": "fgsm", "adversarial_epsilon": 0.1})
+    outcome = RUNNERS["gan-finetune"](_context(split, cv_folds=2, learning_rates=[1e-2, 1e-3],
+                                               **overrides))
+    record = outcome.record
+    assert record["selection"].startswith("2-fold cross-validation over the budget")
+    assert not any("cached" in note for note in record["notes"])
+    assert any("fine-tuning's mean fold validation accuracy" in note for note in record["notes"])
+    assert all(shape == (32, 32, 1) for shape, _, _ in calls)  # pixels, never cached features
+    head_phase = [changed for _, trainable, changed in calls if not trainable]
+    fine_tuning = [changed for _, trainable, changed in calls if trainable]
+    # the head's 2 rates x 2 folds and its refit, then each fold's head again
+    assert len(head_phase) == 2 * 2 + 1 + 2 and not any(head_phase)
+    assert len(fine_tuning) >= 2 and all(fine_tuning)  # each fold's fine-tuning moves the trunk
+    if through == "augmentation":
+        assert outcome.model.get_layer("augment") is not None
+    else:
+        assert type(outcome.model).__name__ == "AdversariallyTrained"
+    accuracy = np.mean(outcome.predictions == split.y_test)
+    assert accuracy > 0.2

@@ -517,11 +517,14 @@ def finetune_cross_validated(trunk: keras.Model, build_head: Callable[[], keras.
                              features: np.ndarray, pixels: np.ndarray, y: np.ndarray, *,
                              folds: int, learning_rates: list[float], rate_factor: float,
                              max_epochs: int, patience: int, batch_size: int, seed: int,
-                             progress: str | None = None) -> FinetuneChoice:
+                             progress: str | None = None,
+                             whole: Callable[[keras.Model], keras.Model] | None = None
+                             ) -> FinetuneChoice:
     """A fine-tuning strategy chosen and judged by stratified k-fold CV over the whole budget.
 
     1. The head's learning rate and epochs are chosen by :func:`fit_cross_validated` on the frozen
-       trunk's ``features`` of the budget.
+       trunk's ``features`` of the budget (or on the pixels themselves, through the frozen trunk,
+       when the head must train through them: see ``whole``).
     2. In each fold, the trunk starts from its pretrained weights, a head trains on the fold's
        features at that rate for those epochs, then everything trains on the fold's pixels at the
        rate times ``rate_factor``, stopping early on the fold's validation images.
@@ -550,6 +553,13 @@ def finetune_cross_validated(trunk: keras.Model, build_head: Callable[[], keras.
         batch_size: Images per step.
         seed: Seed of the folds, initialisation, shuffling and dropout.
         progress: A label for a progress bar per fit, or None for silence.
+        whole: The model that fine-tunes everything, given the head model; it must share the
+            head model's layers. By default the head model reads cached ``features`` and the whole
+            model is the trunk under it. A head that trains through the pixels (augmentation or
+            adversarial training change the trunk's inputs every step) passes ``features`` equal to
+            ``pixels``, a ``build_head`` that returns the whole pixel classifier with the trunk
+            frozen, and a ``whole`` that returns a second model on its layers (compiled on its
+            own with the trunk trainable: each model keeps the trainable set it was built with).
 
     Returns:
         A :class:`FinetuneChoice`.
@@ -563,16 +573,19 @@ def finetune_cross_validated(trunk: keras.Model, build_head: Callable[[], keras.
     assert head.restart is not None, "fit_cross_validated returns its model's restart"
     refitted = head.model.get_weights()  # the head refitted on every image
     trunk.trainable = True  # its BatchNorm stays in inference mode: it is called with training=False
-    # The cross-validated head model itself is the classifier's head: no second model is traced.
-    classifier = build_classifier(trunk, int(head.model.output_shape[-1]), head=head.model,
-                                  trunk_training=False)
+    # The cross-validated head model itself is the classifier's head: no second head is traced.
+    classifier = (whole(head.model) if whole is not None else
+                  build_classifier(trunk, int(head.model.output_shape[-1]), head=head.model,
+                                   trunk_training=False))
     models = _Restarts(lambda: classifier, seed)  # the trunk's weights now are every fold's start
     runs = []
     pairs = fold_indices(y, folds, seed)
     for i, (train, val) in enumerate(pairs):
         model = models.start(rate)
+        trunk.trainable = False  # the head model trains with the trainable set it was built with
         _train_for(head.restart(head.learning_rate), (features[train], y[train]),
                    epochs=head.best_epoch, batch_size=batch_size, seed=seed, progress=None)
+        trunk.trainable = True
         label = None if progress is None else f"{progress}, fine-tuning, fold {i + 1}"
         run = _fit_until_best(model, (pixels[train], y[train]), (pixels[val], y[val]),
                               learning_rate=rate, max_epochs=max_epochs, patience=patience,

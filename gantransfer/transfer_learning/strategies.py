@@ -34,7 +34,7 @@ from gantransfer.config import TransferConfig
 from gantransfer.errors import ConfigError, DataError, GantransferError
 from gantransfer.registry import STRATEGIES, strategy
 from gantransfer.runs import check_memory
-from gantransfer.robustness.training import AdversarialTraining, adversarially_trained
+from gantransfer.robustness.training import AdversarialTraining, adversarially_trained, plain
 from gantransfer.transfer_learning.classifiers import (FitOutcome, augmentation, budget_accuracy,
                                                       build_classifier,
                                                       build_head, count_parameters,
@@ -273,6 +273,15 @@ def _pixel_classifier(ctx: StrategyContext, trunk: keras.Model, kind: str,
     return adversarially_trained(model, adversarial_training(s), seed=ctx.split.seed)
 
 
+def _pixel_twin(ctx: StrategyContext, model: keras.Model) -> keras.Model:
+    """A second classifier on ``model``'s layers (augmentation, trunk, head), adversarially
+    trained as ``model`` is: it compiles on its own, so the two can keep different trainable sets
+    (the head phase with the trunk frozen, fine-tuning with it trainable)."""
+    inner = plain(model)
+    return adversarially_trained(keras.Model(inner.input, inner.output, name=inner.name),
+                                 adversarial_training(ctx.settings), seed=ctx.split.seed)
+
+
 def adversarial_training(settings: TransferConfig) -> AdversarialTraining | None:
     """The config's adversarial training, or None when it is off."""
     if settings.adversarial_training == "none":
@@ -358,15 +367,17 @@ def _finetune_outcome(ctx: StrategyContext, trunk: keras.Model, native: str,
                       notes: list[str]) -> StrategyOutcome:
     """Head first on the frozen trunk, then everything at a lower rate; keeps the better phase.
 
-    Whether fine-tuning helps is judged on the validation split, which neither phase trains on.
-    With ``transfer.refit``, the kept phases are then trained again on the whole budget with the
-    rates and epochs chosen: the head from the trunk's starting weights, then (if kept) everything.
+    With ``transfer.refit`` and ``transfer.cv_folds`` >= 2, every choice is made by k-fold
+    cross-validation over the budget (:func:`_finetune_cv_outcome`). Otherwise whether fine-tuning
+    helps is judged on the validation split, which neither phase trains on; with
+    ``transfer.refit``, the kept phases are then trained again on the whole budget with the rates
+    and epochs chosen: the head from the trunk's starting weights, then (if kept) everything.
     """
     s, split = ctx.settings, ctx.split
     kind = resolve_head(s.head, native)
     notes.append(_describe_head(kind, s.head))
     trunk = _headed(trunk, kind)
-    if s.refit and s.cv_folds >= 2 and not s.trains_through_pixels:
+    if s.refit and s.cv_folds >= 2:
         return _finetune_cv_outcome(ctx, trunk, kind, notes)
     started = time.perf_counter()
     start_weights = trunk.get_weights()
@@ -419,19 +430,37 @@ def _finetune_cv_outcome(ctx: StrategyContext, trunk: keras.Model, kind: str,
                          notes: list[str]) -> StrategyOutcome:
     """The fine-tuning strategy with every choice made by k-fold cross-validation over the budget
     (:func:`~gantransfer.transfer_learning.classifiers.finetune_cross_validated`): the head's
-    rate and epochs, whether fine-tuning helps, and its epochs; then a refit on every image."""
+    rate and epochs, whether fine-tuning helps, and its epochs; then a refit on every image.
+
+    The head phase trains on the frozen trunk's cached features, or through the pixels when
+    augmentation or adversarial training change what the trunk sees every step; then the folds,
+    the fine-tuning and the refit are the same either way."""
     s, split = ctx.settings, ctx.split
     started = time.perf_counter()
     trunk.trainable = False
     x_all, y_all = _all_labels(split)
-    features = frozen_features(trunk, x_all)
-    notes.append("frozen trunk features cached: computed once, the head trained on them")
+    whole: Callable[[keras.Model], keras.Model] | None = None
+    if s.trains_through_pixels:
+        inputs = x_all
+
+        def build() -> keras.Model:
+            return _pixel_classifier(ctx, trunk, kind, trunk_training=False)
+
+        def whole(head_model: keras.Model) -> keras.Model:
+            # a second model on the same layers, so that it compiles with the trunk trainable
+            return _pixel_twin(ctx, head_model)
+    else:
+        inputs = frozen_features(trunk, x_all)
+        notes.append("frozen trunk features cached: computed once, the head trained on them")
+
+        def build() -> keras.Model:
+            return build_head(inputs.shape[1:], split.num_classes, kind=kind, dropout=s.dropout,
+                              l2=s.l2)
     choice = finetune_cross_validated(
-        trunk, lambda: build_head(features.shape[1:], split.num_classes, kind=kind,
-                                  dropout=s.dropout, l2=s.l2),
-        features, x_all, y_all, folds=s.cv_folds, learning_rates=s.learning_rates,
+        trunk, build, inputs, x_all, y_all, folds=s.cv_folds, learning_rates=s.learning_rates,
         rate_factor=s.finetune_learning_rate_factor, max_epochs=s.max_epochs, patience=s.patience,
-        batch_size=s.batch_size, seed=split.seed, progress=_progress(ctx, "fine-tuning strategy"))
+        batch_size=s.batch_size, seed=split.seed, progress=_progress(ctx, "fine-tuning strategy"),
+        whole=whole)
     head, finetune = choice.head, choice.finetune
     if choice.discarded_refit is not None:
         finetuned_fit, head_fit = choice.discarded_refit
