@@ -35,6 +35,8 @@ VARIANTS = {
                          "choices made on the validation split instead of k-fold CV"),
     "no-refit": (["transfer.refit=false"], "the final model trains without the validation images"),
     "shift": (["transfer.augment_shift=0.1"], "random shifts of up to 10% of the side"),
+    "shift-1px": (["transfer.augment_shift=0.03125"],
+                  "random shifts of up to a pixel at 32 px (1/32 of the side)"),
     "l2-1e-3": (["transfer.l2=0.001"], "weight decay 1e-3 on the head"),
     "l2-1e-2": (["transfer.l2=0.01"], "weight decay 1e-2 on the head"),
     "dropout": (["transfer.dropout=0.5"], "dropout 0.5 before the head's Dense layer"),

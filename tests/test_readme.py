@@ -232,6 +232,12 @@ RUN_AS = {
         "outputs/care-benchmark --config digits --seeds 2 --labels-per-class 5 --strategies "
         "pixels-linear --variants no-probe-shift --set transfer.cv_folds=2 "
         "--set transfer.probe_shift=1", "digits stands in for Fashion-MNIST; two seeds, pixels"),
+    "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-shift "
+    "--seeds 5 --labels-per-class 10 --strategies scratch --variants shift-1px": (
+        f"{sys.executable} {ROOT}/benchmarks/bench_care.py outputs/fmnist-probe-curve "
+        "outputs/care-shift --config digits --seeds 2 --labels-per-class 5 --strategies "
+        "scratch --variants shift-1px --set transfer.cv_folds=2 --set transfer.max_epochs=2",
+        "digits stands in for Fashion-MNIST; two seeds"),
     "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-heads "
     "--seeds 5 --labels-per-class 10,100 --strategies gan-frozen,random-frozen --variants "
     "no-probe-shift": (
