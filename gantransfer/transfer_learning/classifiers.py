@@ -542,7 +542,8 @@ def finetune_cross_validated(trunk: keras.Model, build_head: Callable[[], keras.
     Args:
         trunk: The pretrained trunk (its weights now are where every fold starts).
         build_head: Returns a fresh, uncompiled head on the trunk's features.
-        features: The frozen trunk's features of ``pixels``.
+        features: What the head phase reads: the frozen trunk's features of ``pixels`` (or
+            ``pixels`` themselves, with ``whole``).
         pixels: The budget's images, ``(n, side, side, channels)``.
         y: Their labels.
         folds: Number of folds (capped at the smallest class's size).
