@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable
 
 import keras
@@ -446,9 +447,7 @@ def _finetune_cv_outcome(ctx: StrategyContext, trunk: keras.Model, kind: str,
         def build() -> keras.Model:
             return _pixel_classifier(ctx, trunk, kind, trunk_training=False)
 
-        def whole(head_model: keras.Model) -> keras.Model:
-            # a second model on the same layers, so that it compiles with the trunk trainable
-            return _pixel_twin(ctx, head_model)
+        whole = partial(_pixel_twin, ctx)  # compiled on its own, with the trunk trainable
     else:
         inputs = frozen_features(trunk, x_all)
         notes.append("frozen trunk features cached: computed once, the head trained on them")
