@@ -233,11 +233,12 @@ RUN_AS = {
         "pixels-linear --variants no-probe-shift --set transfer.cv_folds=2 "
         "--set transfer.probe_shift=1", "digits stands in for Fashion-MNIST; two seeds, pixels"),
     "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-shift "
-    "--seeds 5 --labels-per-class 10 --strategies scratch --variants shift-1px": (
+    "--seeds 5 --labels-per-class 10 --strategies scratch,gan-finetune --variants shift-1px": (
         f"{sys.executable} {ROOT}/benchmarks/bench_care.py outputs/fmnist-probe-curve "
         "outputs/care-shift --config digits --seeds 2 --labels-per-class 5 --strategies "
-        "scratch --variants shift-1px --set transfer.cv_folds=2 --set transfer.max_epochs=2",
-        "digits stands in for Fashion-MNIST; two seeds"),
+        "gan-finetune --variants shift-1px --set transfer.cv_folds=2 --set transfer.max_epochs=2 "
+        "--set transfer.bn_images=200", "digits stands in for Fashion-MNIST; two seeds, "
+        "gan-finetune (whose folds train through the pixels with the shifts)"),
     "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-heads "
     "--seeds 5 --labels-per-class 10,100 --strategies gan-frozen,random-frozen --variants "
     "no-probe-shift": (
