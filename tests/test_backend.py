@@ -136,7 +136,8 @@ def test_the_seam_package_imports_nothing_heavy():
 
 def test_quiet_start_determinism_and_devices_in_a_fresh_process():
     # One fresh process: determinism is a process-wide switch, and backends print their start-up
-    # lines only on their first import.
+    # lines only on their first import. A run sets it as it asks; one deterministic run does not
+    # leave the next deterministic (on TensorFlow, that also turned XLA off).
     script = """
 import os
 import sys
@@ -154,6 +155,16 @@ else:  # XLA reads its flags when it starts; on a CPU it is deterministic alread
     deterministic = lambda: "--xla_gpu_deterministic_ops=true" in os.environ.get("XLA_FLAGS", "")
 assert not deterministic()
 seed_everything(0, deterministic=True)
+assert deterministic()
+seed_everything(0)  # the next run, not deterministic: what the last one turned on goes off
+assert not deterministic()
+seed_everything(0, deterministic=True)
+assert deterministic()
+seed_everything(0)
+assert not deterministic()
+backend.resolve().enable_determinism()  # turned on by the caller, before any run: left on
+seed_everything(0, deterministic=True)
+seed_everything(0)
 assert deterministic()
 machine = machine_description()
 assert machine["backend"] == name and isinstance(machine["gpus"], list), machine

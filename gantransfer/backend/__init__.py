@@ -265,13 +265,26 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool
     return resolve().make_dataset(x, y, batch_size, shuffle=shuffle, seed=seed)
 
 
-def enable_determinism() -> None:
-    """Asks the backend for deterministic kernels: the same seed gives the same numbers, slower.
+# Whether set_determinism turned the backend's determinism on (not the caller, before any run).
+_DETERMINISM_SET = [False]
+
+
+def set_determinism(deterministic: bool) -> None:
+    """Deterministic kernels for a run that asks for them: the same seed gives the same numbers,
+    slower. A run that does not ask turns off what an earlier run of this process turned on, so
+    one deterministic run in a session does not make every later run deterministic (on
+    TensorFlow, that also turns XLA off). Determinism the caller turned on is left on.
 
     Example:
-        >>> enable_determinism()  # doctest: +SKIP
+        >>> set_determinism(False)  # nothing was turned on: nothing changes
     """
-    resolve().enable_determinism()
+    module = resolve()
+    if deterministic and not _DETERMINISM_SET[0] and not module.determinism_enabled():
+        module.enable_determinism()
+        _DETERMINISM_SET[0] = True
+    elif not deterministic and _DETERMINISM_SET[0]:
+        module.disable_determinism()
+        _DETERMINISM_SET[0] = False
 
 
 def accelerators() -> list[str]:

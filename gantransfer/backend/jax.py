@@ -230,6 +230,9 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool
     return ArrayBatches(x, y, batch_size, shuffle=shuffle, seed=seed)
 
 
+_DETERMINISTIC_FLAG = "--xla_gpu_deterministic_ops=true"
+
+
 def enable_determinism() -> None:
     """Asks XLA for deterministic GPU kernels (JAX on a CPU is deterministic already).
 
@@ -238,10 +241,20 @@ def enable_determinism() -> None:
     reaches only subprocesses. For deterministic GPU kernels, set
     ``XLA_FLAGS=--xla_gpu_deterministic_ops=true`` before Python starts.
     """
-    flag = "--xla_gpu_deterministic_ops=true"
     flags = os.environ.get("XLA_FLAGS", "")
-    if flag not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} {flag}".strip()
+    if _DETERMINISTIC_FLAG not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {_DETERMINISTIC_FLAG}".strip()
+
+
+def disable_determinism() -> None:
+    """Takes the deterministic-kernels flag out of ``XLA_FLAGS`` again (for later subprocesses)."""
+    flags = os.environ.get("XLA_FLAGS", "").split()
+    os.environ["XLA_FLAGS"] = " ".join(f for f in flags if f != _DETERMINISTIC_FLAG)
+
+
+def determinism_enabled() -> bool:
+    """Whether ``XLA_FLAGS`` asks for deterministic GPU kernels."""
+    return _DETERMINISTIC_FLAG in os.environ.get("XLA_FLAGS", "").split()
 
 
 def accelerators() -> list[str]:

@@ -170,6 +170,21 @@ def enable_determinism() -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+def disable_determinism() -> None:
+    """Turns TensorFlow's deterministic kernels off again (no public twin of
+    ``enable_op_determinism``; Keras reads the same internal switch)."""
+    from tensorflow.python.framework import config as tf_config
+
+    tf_config.disable_op_determinism()
+
+
+def determinism_enabled() -> bool:
+    """Whether TensorFlow's deterministic kernels are on."""
+    from tensorflow.python.framework import config as tf_config
+
+    return bool(tf_config.is_op_determinism_enabled())
+
+
 def accelerators() -> list[str]:
     """The GPUs TensorFlow sees, e.g. ``['/physical_device:GPU:0']``.
 

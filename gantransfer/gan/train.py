@@ -74,10 +74,10 @@ class TrainGanResult:
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
-    """Seeds Python, NumPy and the backend; optionally asks the backend for deterministic kernels."""
+    """Seeds Python, NumPy and the backend, and sets the backend's kernels deterministic or not as
+    the run asks (:func:`gantransfer.backend.set_determinism`)."""
     keras.utils.set_random_seed(seed)
-    if deterministic:
-        backend.enable_determinism()
+    backend.set_determinism(deterministic)
 
 
 def build_dcgan(config: Config, image_size: int, channels: int) -> DCGAN:
