@@ -40,6 +40,17 @@ def test_both_grow_with_the_distance_between_distributions():
     assert fid[-1] == pytest.approx(8 * 2.0**2, rel=0.1)  # |mu difference|^2 dominates
 
 
+def test_fid_with_dead_features_is_zero_against_itself_and_never_negative():
+    # Constant (dead) features make the covariance product singular: the square root is then
+    # retried on nudged diagonals, whose rounding must not push the distance below zero.
+    rng = np.random.default_rng(2)
+    alive = rng.normal(size=(300, 3))
+    dead = np.concatenate([alive, np.ones((300, 2))], axis=1)
+    assert frechet_distance(dead, dead) == pytest.approx(0.0, abs=1e-6)
+    assert frechet_distance(np.zeros((10, 3)), np.zeros((10, 3))) == 0.0
+    assert frechet_distance(dead, dead + [1, 0, 0, 0, 0]) == pytest.approx(1.0, abs=1e-3)
+
+
 def test_bad_feature_sets():
     with pytest.raises(GantransferError, match="FID needs two"):
         frechet_distance(np.zeros((5, 3)), np.zeros((5, 4)))

@@ -21,6 +21,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import scipy
 from scipy import linalg
 
 from gantransfer.errors import GantransferError
@@ -45,13 +46,24 @@ def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
     cov_r, cov_f = np.cov(real, rowvar=False), np.cov(fake, rowvar=False)
     with warnings.catch_warnings():  # dead (constant) features make the product singular
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
-        covmean, _ = linalg.sqrtm(np.atleast_2d(cov_r) @ np.atleast_2d(cov_f), disp=False)
+        covmean = _sqrtm(np.atleast_2d(cov_r) @ np.atleast_2d(cov_f))
         if not np.isfinite(covmean).all():  # nudge both diagonals and try again
             offset = np.eye(len(np.atleast_2d(cov_r))) * 1e-6
-            covmean = linalg.sqrtm((cov_r + offset) @ (cov_f + offset))
+            covmean = _sqrtm((cov_r + offset) @ (cov_f + offset))
     covmean = np.real(covmean)
-    return float(np.sum((mu_r - mu_f) ** 2) + np.trace(cov_r) + np.trace(cov_f)
-                 - 2.0 * np.trace(covmean))
+    distance = np.sum((mu_r - mu_f) ** 2) + np.trace(cov_r) + np.trace(cov_f) - 2.0 * np.trace(covmean)
+    return max(float(distance), 0.0)  # a squared distance: below 0 only by rounding
+
+
+def _sqrtm(matrix: np.ndarray) -> np.ndarray:
+    """``scipy.linalg.sqrtm``'s root, quietly, on every SciPy the package allows.
+
+    SciPy before 1.16 prints a warning for a singular matrix unless ``disp=False`` (which also
+    returns an error estimate); 1.16 and 1.17 deprecate ``disp``, and 1.18 removed it.
+    """
+    if np.lib.NumpyVersion(scipy.__version__) < "1.16.0":
+        return linalg.sqrtm(matrix, disp=False)[0]
+    return linalg.sqrtm(matrix)
 
 
 def _polynomial_mmd2(x: np.ndarray, y: np.ndarray) -> float:
