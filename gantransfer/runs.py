@@ -207,6 +207,7 @@ def machine_description() -> dict[str, Any]:
         info["backend"] = keras.config.backend()
         info["gpus"] = backend.accelerators()
         info["devices"] = backend.device_kinds()
+        info["float32_math"] = backend.float32_math()
         info.update(runtime.current().describe())
     except Exception:  # The manifest must never fail a run.
         pass

@@ -168,6 +168,7 @@ seed_everything(0)
 assert deterministic()
 machine = machine_description()
 assert machine["backend"] == name and isinstance(machine["gpus"], list), machine
+assert machine["float32_math"] == "fp32", machine  # no GPU here: float32 is IEEE float32
 print("ok")
 """
     # An earlier test in this worker may have asked JAX for determinism, which sets XLA_FLAGS here.

@@ -530,6 +530,11 @@ def test_report_renders_in_headless_chromium(report):
      "trained on Keras's jax backend (cuda:0)"),
     ({"backend": "tensorflow", "gpus": [], "cpu_count": 2},
      "trained on Keras's tensorflow backend (2 CPU cores)"),
+    # float32 on an Ampere-or-later GPU multiplies in TF32 by default: the report does not call it
+    # plain float32
+    ({"backend": "jax", "gpus": ["gpu:0"], "devices": ["NVIDIA H200"], "float32_math": "tf32",
+      "precision": "float32", "xla": True},
+     "trained on Keras's jax backend (NVIDIA H200, float32 (TF32 products), XLA)"),
 ])
 def test_the_report_says_which_backend_and_devices_trained_the_models(tmp_path, machine, said):
     results = [StrategyResult("scratch", 10, seed=0, test_accuracy=0.5)]

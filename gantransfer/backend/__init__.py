@@ -331,6 +331,19 @@ def peak_memory() -> int | None:
     return resolve().peak_memory()
 
 
+def float32_math() -> str:
+    """What float32 matrix products and convolutions compute in on the first accelerator:
+    ``"tf32"`` where the backend lets them use TensorFloat-32 tensor cores (NVIDIA Ampere and
+    later, where TensorFlow and JAX both do so by default: a 10-bit mantissa for the products,
+    float32 for the sums), else ``"fp32"`` (a CPU, an older GPU, or TF32 turned off with
+    ``NVIDIA_TF32_OVERRIDE=0``, or ``JAX_DEFAULT_MATMUL_PRECISION=highest`` on JAX).
+
+    Example:
+        >>> float32_math() in ("tf32", "fp32")
+        True
+    """
+    return resolve().float32_math()
+
 def auto_jit_compile(distributed: bool) -> bool:
     """What Keras's ``jit_compile="auto"`` becomes here: on TensorFlow, XLA on a GPU and not under a
     ``tf.distribute`` strategy nor on a CPU; on JAX, always (its steps are ``jax.jit`` functions).

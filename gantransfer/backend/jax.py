@@ -289,6 +289,17 @@ def peak_memory() -> int | None:
     return None if not stats else int(stats.get("peak_bytes_in_use", 0))
 
 
+def float32_math() -> str:
+    """TF32 on a CUDA GPU of compute capability 8.0 or more, unless float32 products are asked to
+    run at full precision (see the package)."""
+    gpus = [d for d in jax.devices() if d.platform == "gpu"]
+    precision = str(jax.config.jax_default_matmul_precision or "default").lower()
+    if (not gpus or os.environ.get("NVIDIA_TF32_OVERRIDE") == "0"
+            or precision in ("highest", "float32", "f32_f32_f32")):
+        return "fp32"
+    capability = str(getattr(gpus[0], "compute_capability", "0"))
+    return "tf32" if int(capability.split(".")[0] or 0) >= 8 else "fp32"
+
 def auto_jit_compile(distributed: bool) -> bool:
     """Always: Keras's JAX trainer compiles its steps with ``jax.jit`` wherever it runs."""
     return True

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -217,6 +218,15 @@ def peak_memory() -> int | None:
         return None
     return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
 
+
+def float32_math() -> str:
+    """TF32 on a GPU of compute capability 8.0 or more unless turned off (see the package)."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if (not gpus or os.environ.get("NVIDIA_TF32_OVERRIDE") == "0"
+            or not tf.config.experimental.tensor_float_32_execution_enabled()):
+        return "fp32"
+    major, _ = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
+    return "tf32" if major >= 8 else "fp32"
 
 def auto_jit_compile(distributed: bool) -> bool:
     """XLA on a GPU, not on a CPU nor under a strategy, as Keras's TensorFlow trainer decides."""

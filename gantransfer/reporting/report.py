@@ -562,6 +562,9 @@ def _devices(machine: dict[str, Any]) -> str:
         >>> _devices({"gpus": ["cuda:0", "cuda:1"], "devices": ["NVIDIA H200"] * 2,
         ...           "precision": "mixed_bfloat16", "xla": True, "replicas": 2})
         '2 × NVIDIA H200, mixed_bfloat16, XLA, 2 replicas'
+        >>> _devices({"devices": ["NVIDIA H200"], "float32_math": "tf32", "precision": "float32",
+        ...           "xla": True})
+        'NVIDIA H200, float32 (TF32 products), XLA'
     """
     kinds = machine.get("devices") or machine.get("gpus") or []
     if kinds:
@@ -570,7 +573,10 @@ def _devices(machine: dict[str, Any]) -> str:
     else:
         parts = [_count(machine.get("cpu_count") or 0, "CPU core", "CPU cores")]
     if "precision" in machine:  # older runs recorded the devices only
-        parts += [machine["precision"], "XLA" if machine.get("xla") else "no XLA"]
+        precision = machine["precision"]
+        if precision == "float32" and machine.get("float32_math") == "tf32":
+            precision += " (TF32 products)"  # tensor cores, a 10-bit mantissa: not IEEE float32
+        parts += [precision, "XLA" if machine.get("xla") else "no XLA"]
     if (machine.get("replicas") or 1) > 1:
         parts.append(f"{machine['replicas']} replicas")
     return ", ".join(parts)
