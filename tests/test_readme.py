@@ -162,6 +162,12 @@ RUN_AS = {
         f"{sys.executable} {ROOT}/benchmarks/gpu_check.py --image-size 16 --channels 1 "
         "--batch-size 16 --width 0.125 --steps 2 --warmup 2 --workloads train-gan "
         "--precisions mixed_bfloat16", "tiny; the train-gan step, one precision"),
+    "KERAS_BACKEND=jax python benchmarks/gpu_check.py --steps 30 --precisions "
+    "float32,float32-strict,mixed_float16,mixed_bfloat16": (
+        f"{sys.executable} {ROOT}/benchmarks/gpu_check.py --image-size 16 --channels 1 "
+        "--batch-size 16 --width 0.125 --steps 2 --warmup 2 --workloads train-gan "
+        "--precisions float32-strict", "tiny; the precision this command adds, on the suite's "
+        "backend (both, in .ci/run)"),
     "KERAS_BACKEND=jax python benchmarks/gpu_check.py": (
         None, "the line above on JAX: .ci/run's JAX suite runs that line there, on an install "
         "without TensorFlow"),
