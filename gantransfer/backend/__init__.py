@@ -344,6 +344,7 @@ def float32_math() -> str:
     """
     return resolve().float32_math()
 
+
 def auto_jit_compile(distributed: bool) -> bool:
     """What Keras's ``jit_compile="auto"`` becomes here: on TensorFlow, XLA on a GPU and not under a
     ``tf.distribute`` strategy nor on a CPU; on JAX, always (its steps are ``jax.jit`` functions).

@@ -300,6 +300,7 @@ def float32_math() -> str:
     capability = str(getattr(gpus[0], "compute_capability", "0"))
     return "tf32" if int(capability.split(".")[0] or 0) >= 8 else "fp32"
 
+
 def auto_jit_compile(distributed: bool) -> bool:
     """Always: Keras's JAX trainer compiles its steps with ``jax.jit`` wherever it runs."""
     return True

@@ -228,6 +228,7 @@ def float32_math() -> str:
     major, _ = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
     return "tf32" if major >= 8 else "fp32"
 
+
 def auto_jit_compile(distributed: bool) -> bool:
     """XLA on a GPU, not on a CPU nor under a strategy, as Keras's TensorFlow trainer decides."""
     return bool(accelerators()) and not distributed
