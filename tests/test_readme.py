@@ -245,6 +245,13 @@ RUN_AS = {
         "gan-finetune --variants shift-1px --set transfer.cv_folds=2 --set transfer.max_epochs=2 "
         "--set transfer.bn_images=200", "digits stands in for Fashion-MNIST; two seeds, "
         "gan-finetune (whose folds train through the pixels with the shifts)"),
+    "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-100 --seeds "
+    "3 --labels-per-class 100 --strategies scratch,gan-finetune --variants rates-3e-4,flip": (
+        f"{sys.executable} {ROOT}/benchmarks/bench_care.py outputs/fmnist-probe-curve "
+        "outputs/care-100 --config digits --seeds 2 --labels-per-class 5 --strategies scratch "
+        "--variants flip --set transfer.cv_folds=2 --set transfer.max_epochs=2 "
+        "--set transfer.bn_images=200", "digits stands in for Fashion-MNIST; two seeds, scratch, "
+        "one variant (the other changes only the rates tried)"),
     "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-heads "
     "--seeds 5 --labels-per-class 10,100 --strategies gan-frozen,random-frozen --variants "
     "no-probe-shift": (
