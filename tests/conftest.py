@@ -19,12 +19,11 @@ def _share_the_cores() -> None:
     """Gives each pytest-xdist worker its share of the cores, before any backend starts.
 
     TensorFlow, OpenMP and BLAS each start a thread per core in every process, so two workers on
-    two cores keep twice as many threads busy as there are cores. With one thread per pool each,
-    the TensorFlow suite took 9 min 36 s on 2 cores, against 11 min 42 s to 12 min 14 s before;
-    the JAX suite 6 min 47 s against 7 min 23 s (compilation cache warm). XLA's own CPU threads
-    are left alone: turning them off (``--xla_cpu_multi_thread_eigen=false``) made the JAX suite
-    slower, 11 min 7 s. Set in the environment, the share reaches the processes tests start too;
-    a setting already made (the user's own) is kept.
+    two cores would keep twice as many threads busy as there are cores (the README's Quick start
+    gives the suite's times with and without the shares). XLA's own CPU threads are left alone:
+    turning them off too (``--xla_cpu_multi_thread_eigen=false``) made the JAX suite slower. Set in
+    the environment, the share reaches the processes tests start too; a setting already made (the
+    user's own) is kept.
     """
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
     if workers < 2:
