@@ -212,8 +212,8 @@ class TransferConfig:
             train the final model again on every labeled image of the budget with those choices.
         cv_folds: With refit, every strategy makes its choices (learning rate or C, epochs,
             whether fine-tuning helps) by stratified k-fold cross-validation over the whole budget
-            (capped at the smallest class's count); below 2, on the validation split. With
-            augmentation, fine-tuning chooses on the validation split.
+            (capped at the smallest class's count), augmentation and adversarial training
+            included; below 2, on the validation split.
         learning_rates: Adam rates tried for heads and from-scratch models, chosen on validation.
         finetune_learning_rate_factor: Fine-tuning runs at the chosen head rate times this.
         max_epochs: Upper bound on epochs per fit.
