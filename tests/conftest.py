@@ -15,23 +15,6 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 
-def _compile_quickly() -> None:
-    """Has XLA compile the tests' steps without LLVM's optimisations (``-O0``), unless told otherwise.
-
-    The suite's models are tiny and each test brings new shapes, so on JAX compiling a step costs
-    more than running it: for ``tests/test_strategies.py`` on 2 cores, 149 s with an empty cache
-    against 62 s with a filled one. At ``-O0`` the empty-cache run took 109 s and the filled one
-    60 s, so the compiled steps ran no slower. Set in the environment, it reaches the JAX
-    processes tests start too; a user's own optimisation level is kept. Products never see it.
-    """
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "--xla_backend_optimization_level" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level=0".strip()
-
-
-_compile_quickly()
-
-
 def _share_the_cores() -> None:
     """Gives each pytest-xdist worker its share of the cores, before any backend starts.
 
