@@ -41,6 +41,9 @@ VARIANTS = {
              "random horizontal flips (for images whose classes a mirror keeps)"),
     "rates-3e-4": (["transfer.learning_rates=0.01,0.001,0.0003"],
                    "Adam rates 1e-2, 1e-3 and 3e-4 to choose among, instead of 1e-2 and 1e-3"),
+    "head-pooled": (["transfer.head=pooled"], "every conv block max-pooled to 4x4 and concatenated, "
+                                              "instead of the DCGAN trunks' flattened last map"),
+    "head-gap": (["transfer.head=gap"], "global average pooling over the last map"),
     "l2-1e-3": (["transfer.l2=0.001"], "weight decay 1e-3 on the head"),
     "l2-1e-2": (["transfer.l2=0.01"], "weight decay 1e-2 on the head"),
     "dropout": (["transfer.dropout=0.5"], "dropout 0.5 before the head's Dense layer"),

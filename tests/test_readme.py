@@ -260,6 +260,25 @@ RUN_AS = {
         "random-frozen --variants no-probe-shift --set transfer.cv_folds=2 "
         "--set transfer.max_epochs=2 --set transfer.bn_images=200 --set transfer.probe_shift=1",
         "digits stands in for Fashion-MNIST; two seeds, the random trunk"),
+    "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-heads100 "
+    "--seeds 3 --labels-per-class 100 --strategies scratch,gan-frozen,gan-finetune,random-frozen "
+    "--variants head-pooled": (
+        f"{sys.executable} {ROOT}/benchmarks/bench_care.py outputs/fmnist-probe-curve "
+        "outputs/care-heads100 --config digits --seeds 2 --labels-per-class 5 --strategies "
+        "gan-frozen --variants head-pooled --set transfer.cv_folds=2 --set transfer.max_epochs=2 "
+        "--set transfer.bn_images=200", "digits stands in for Fashion-MNIST; two seeds, gan-frozen"),
+    "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-drop10 "
+    "--seeds 3 --labels-per-class 10 --strategies scratch,gan-frozen,gan-finetune,random-frozen "
+    "--variants dropout": (
+        f"{sys.executable} {ROOT}/benchmarks/bench_care.py outputs/fmnist-probe-curve "
+        "outputs/care-drop10 --config digits --seeds 2 --labels-per-class 5 --strategies "
+        "random-frozen --variants dropout --set transfer.cv_folds=2 --set transfer.max_epochs=2 "
+        "--set transfer.bn_images=200", "digits stands in for Fashion-MNIST; two seeds, the "
+        "random trunk"),
+    "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-drop100 "
+    "--seeds 3 --labels-per-class 100 --strategies scratch --variants dropout": (
+        None, "the command above with scratch at 100 labels per class: the same script and variant, "
+              "which the line above runs with tiny settings"),
     "bash benchmarks/bench_fashion_mnist.sh outputs/fashion-mnist-benchmark": (
         f"bash {ROOT}/benchmarks/bench_fashion_mnist.sh {{cwd}}/outputs/fashion-mnist-benchmark "
         "--config digits --labels-per-class 10 --seeds 1 --strategies scratch,gan-linear-probe "
