@@ -37,6 +37,8 @@ VARIANTS = {
     "shift": (["transfer.augment_shift=0.1"], "random shifts of up to 10% of the side"),
     "shift-1px": (["transfer.augment_shift=0.03125"],
                   "random shifts of up to a pixel at 32 px (1/32 of the side)"),
+    "shift-2px": (["transfer.augment_shift=0.0625"],
+                  "random shifts of up to two pixels at 32 px (1/16 of the side)"),
     "flip": (["transfer.augment_flip=true"],
              "random horizontal flips (for images whose classes a mirror keeps)"),
     "rates-3e-4": (["transfer.learning_rates=0.01,0.001,0.0003"],

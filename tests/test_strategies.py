@@ -10,7 +10,7 @@ from gantransfer.config import TransferConfig
 from gantransfer.errors import ConfigError
 from gantransfer.evaluation.results import StrategyResult
 from gantransfer.registry import STRATEGIES
-from gantransfer.transfer_learning.classifiers import build_classifier, build_head
+from gantransfer.transfer_learning.classifiers import augmentation, build_classifier, build_head
 from gantransfer.transfer_learning.probe import adaptive_max_pool, probe_features
 from gantransfer.transfer_learning.protocol import budget_split, run_transfer
 from gantransfer.transfer_learning.strategies import (RUNNERS, Split, StrategyContext,
@@ -111,6 +111,25 @@ def test_augmentation_trains_the_frozen_model_on_pixels(split):
     outcome = RUNNERS["random-frozen"](_context(split, augment_shift=0.1))
     assert not any("cached" in note for note in outcome.record["notes"])
     assert outcome.model.get_layer("augment") is not None
+
+
+def test_shift_augmentation_moves_whole_pixels_and_repeats_the_edge():
+    """A shifted light-background image gains no black border and no blur: each output is the
+    input moved by whole pixels, its uncovered rows and columns copies of the edge."""
+    rng = np.random.default_rng(0)
+    images = np.full((32, 12, 12, 1), 255.0, "float32")
+    images[:, 2:10, 2:10] = rng.integers(0, 256, (32, 8, 8, 1))
+    moved = np.asarray(augmentation(shift=0.25)(images, training=True))
+    shifts = set()
+    for image, out in zip(images, moved):
+        padded = np.pad(image, ((3, 3), (3, 3), (0, 0)), mode="edge")
+        matches = [(dy, dx) for dy in range(-3, 4) for dx in range(-3, 4)
+                   if np.array_equal(out, padded[3 - dy:15 - dy, 3 - dx:15 - dx])]
+        assert matches, "an augmented image is not a whole-pixel move of its input"
+        shifts.add(matches[0])
+    assert len(shifts) > 3
+    untouched = np.asarray(augmentation(shift=0.25)(images, training=False))
+    np.testing.assert_array_equal(untouched, images)
 
 
 def test_probe_features_pool_every_block_to_four_by_four(split):

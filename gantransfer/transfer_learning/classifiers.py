@@ -117,13 +117,25 @@ def pooled_trunk(trunk: keras.Model, taps: list[str] | None = None, grid: int = 
 
 
 def augmentation(flip: bool = False, shift: float = 0.0) -> keras.Sequential | None:
-    """Random horizontal flips and shifts (a fraction of the side), active only while training."""
+    """Random horizontal flips and shifts (a fraction of the side), active only while training.
+
+    Shifts move an image by whole pixels (nearest-neighbour sampling, so a sub-pixel move never
+    blurs it), and the rows and columns they uncover repeat the image's edge, as the probes' moved
+    copies do. A constant fill would paint them black (0 on the [0, 255] pixel scale), a border
+    that no light-background test image has.
+
+    Example:
+        >>> import numpy as np
+        >>> light = np.full((1, 8, 8, 1), 255.0, "float32")
+        >>> float(np.asarray(augmentation(shift=0.25)(light, training=True)).min())
+        255.0
+    """
     steps: list[keras.layers.Layer] = []
     if flip:
         steps.append(layers.RandomFlip("horizontal", name="augment_flip"))
     if shift > 0:
-        steps.append(layers.RandomTranslation(shift, shift, fill_mode="constant",
-                                              name="augment_shift"))
+        steps.append(layers.RandomTranslation(shift, shift, fill_mode="nearest",
+                                              interpolation="nearest", name="augment_shift"))
     return keras.Sequential(steps, name="augment") if steps else None
 
 
