@@ -227,7 +227,8 @@ class TransferConfig:
         trunk_l2: Weight decay on a DCGAN-architecture trunk's conv kernels (acts where the trunk
             trains: scratch and fine-tuning).
         augment_flip: Random horizontal flips while training (not for digits or text).
-        augment_shift: Random shifts as a fraction of the side; 0 is off.
+        augment_shift: Random shifts by whole pixels, up to this fraction of the side, the rows
+            and columns uncovered repeating the edge; 0 is off.
         probe: Linear-probe classifier: logistic (on standardised features), svm (an L2-SVM on
             standardised features), or paper: the DCGAN authors' probe exactly, an L2-SVM on the
             raw pooled features with C among their grid (1e-4 ... 1e-2; transfer.probe_c unused).

@@ -238,13 +238,19 @@ RUN_AS = {
         "outputs/care-benchmark --config digits --seeds 2 --labels-per-class 5 --strategies "
         "pixels-linear --variants no-probe-shift --set transfer.cv_folds=2 "
         "--set transfer.probe_shift=1", "digits stands in for Fashion-MNIST; two seeds, pixels"),
-    "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-shift "
-    "--seeds 5 --labels-per-class 10 --strategies scratch,gan-finetune --variants shift-1px": (
+    "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-shift10 "
+    "--seeds 5 --labels-per-class 10 --strategies scratch,gan-finetune --variants "
+    "shift-1px,shift-2px": (
         f"{sys.executable} {ROOT}/benchmarks/bench_care.py outputs/fmnist-probe-curve "
-        "outputs/care-shift --config digits --seeds 2 --labels-per-class 5 --strategies "
-        "gan-finetune --variants shift-1px --set transfer.cv_folds=2 --set transfer.max_epochs=2 "
+        "outputs/care-shift10 --config digits --seeds 2 --labels-per-class 5 --strategies "
+        "gan-finetune --variants shift-2px --set transfer.cv_folds=2 --set transfer.max_epochs=2 "
         "--set transfer.bn_images=200", "digits stands in for Fashion-MNIST; two seeds, "
-        "gan-finetune (whose folds train through the pixels with the shifts)"),
+        "gan-finetune (whose folds train through the pixels with the shifts), one variant"),
+    "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-shift100 "
+    "--seeds 3 --labels-per-class 100 --strategies scratch,gan-finetune --variants "
+    "shift-2px,shift-1px": (
+        None, "the command above at 100 labels per class: the same script and variants, which "
+              "the line above runs with tiny settings"),
     "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-100 --seeds "
     "3 --labels-per-class 100 --strategies scratch,gan-finetune --variants rates-3e-4,flip": (
         f"{sys.executable} {ROOT}/benchmarks/bench_care.py outputs/fmnist-probe-curve "
