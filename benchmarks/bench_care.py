@@ -55,6 +55,9 @@ VARIANTS = {
                       "spatial dropout 0.1 after every trunk block (acts in scratch only)"),
     "no-probe-shift": (["transfer.probe_shift=0"], "linear probes and frozen heads without their "
                                                    "copies moved a pixel each way"),
+    "probe-shift-2px": (["transfer.probe_shift=2"], "linear probes and frozen heads also trained on "
+                                                    "copies moved 2 pixels each way, beside the "
+                                                    "1-pixel ones"),
 }
 
 

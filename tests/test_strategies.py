@@ -599,7 +599,8 @@ def test_float16_probe_storage_needs_the_keras_solver():
             TransferConfig(probe_shift=bad)
 
 
-def test_probe_shifts_train_on_moved_copies_that_no_fold_validates_on(split, monkeypatch):
+@pytest.mark.parametrize("shift", [1, 2])
+def test_probe_shifts_train_on_moved_copies_that_no_fold_validates_on(split, monkeypatch, shift):
     from gantransfer.transfer_learning import probe
 
     fits, scored = [], []
@@ -614,20 +615,26 @@ def test_probe_shifts_train_on_moved_copies_that_no_fold_validates_on(split, mon
         return model
 
     monkeypatch.setattr(probe, "make_probe", spying_make)
-    outcome = RUNNERS["pixels-linear"](_context(split, probe_c=[0.1], probe_shift=1))
+    outcome = RUNNERS["pixels-linear"](_context(split, probe_c=[0.1], probe_shift=shift))
     budget = np.concatenate([split.x_train, split.x_val]).reshape(len(split.y_train) +
                                                                   len(split.y_val), -1) / 255
-    n = len(budget)
-    assert len(fits[-1]) == 5 * n  # the final fit: every labeled image and its 4 moved copies
+    n, rows = len(budget), 1 + 4 * shift  # each image, and its copies: 4 ways, 1 to shift pixels
+    assert len(fits[-1]) == rows * n  # the final fit: every labeled image and its moved copies
     np.testing.assert_allclose(fits[-1][:n], budget, atol=1e-6)
+    images = budget.reshape(n, 32, 32)
     moved = fits[-1][n:2 * n].reshape(n, 32, 32)  # the first copy: one pixel down
-    np.testing.assert_allclose(moved[:, 1:], budget.reshape(n, 32, 32)[:, :-1], atol=1e-6)
+    np.testing.assert_allclose(moved[:, 1:], images[:, :-1], atol=1e-6)
+    farthest = fits[-1][(rows - 4) * n:(rows - 3) * n].reshape(n, 32, 32)  # shift pixels down
+    np.testing.assert_allclose(farthest[:, shift:], images[:, :-shift], atol=1e-6)
+    np.testing.assert_allclose(farthest[:, :shift], images[:, :1].repeat(shift, 1), atol=1e-6)
     for trained, validated in zip(fits[:-1], scored):
         # no validation image of a fold, nor its moved copy, among that fold's training rows
-        assert len(trained) % 5 == 0 and len(trained) // 5 + len(validated) == n
+        assert len(trained) % rows == 0 and len(trained) // rows + len(validated) == n
         as_rows = {row.tobytes() for row in np.asarray(trained, "float32")}
         assert not any(row.tobytes() in as_rows for row in np.asarray(validated, "float32"))
-    assert any("4 copies of each labeled image moved 1 pixel" in n for n in outcome.record["notes"])
+    said = {1: "4 copies of each labeled image moved 1 pixel down",
+            2: "8 copies of each labeled image moved 1 and 2 pixels down"}[shift]
+    assert any(said in note for note in outcome.record["notes"])
     off = RUNNERS["pixels-linear"](_context(split, probe_c=[0.1], probe_shift=0))
     assert not any("copies" in n for n in off.record["notes"])
 

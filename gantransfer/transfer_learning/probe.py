@@ -295,29 +295,58 @@ def fit_probe_cv(data: tuple[np.ndarray, np.ndarray], *, kind: str = "logistic",
 
 
 # The probe's augmentation (transfer.probe_shift): each labeled image's features are also taken from
-# copies moved this way by the shift (down, up, right, left). On Fashion-MNIST (5 seeds, paired), one
-# pixel raised gan-linear-probe's test accuracy by 0.8 points at 10 and at 100 labels per class, the
-# random trunk's by 0.4 and 1.2, the pixels' by 1.4 and 0.1 (benchmarks/bench_care.py).
+# copies moved each of these ways (down, up, right, left) by every distance from one pixel up to the
+# shift. On Fashion-MNIST (5 seeds, paired), one pixel raised gan-linear-probe's test accuracy by 0.8
+# points at 10 and at 100 labels per class, the random trunk's by 0.4 and 1.2, the pixels' by 1.4
+# and 0.1 (benchmarks/bench_care.py).
 SHIFT_DIRECTIONS = ((1, 0), (-1, 0), (0, 1), (0, -1))
 # Budgets up to this many images get shifted copies: few labels are where they help, and beyond,
 # five times the features cost minutes and gigabytes for little.
 SHIFT_UP_TO_IMAGES = 2_500
 
 
+def copy_count(shift: int) -> int:
+    """How many moved copies of each image a shift of up to ``shift`` pixels gives: one per
+    direction and distance.
+
+    Example:
+        >>> copy_count(0), copy_count(1), copy_count(2)
+        (0, 4, 8)
+    """
+    return len(SHIFT_DIRECTIONS) * shift
+
+
+def describe_copies(shift: int) -> str:
+    """The moved copies of a shift of up to ``shift`` pixels, in words, for a result's notes.
+
+    Example:
+        >>> describe_copies(1)
+        '4 copies of each labeled image moved 1 pixel down, up, right and left'
+        >>> describe_copies(3)
+        '12 copies of each labeled image moved 1, 2 and 3 pixels down, up, right and left'
+    """
+    distances = ("1 pixel" if shift == 1 else
+                 f"{', '.join(str(d) for d in range(1, shift))} and {shift} pixels")
+    return (f"{copy_count(shift)} copies of each labeled image moved {distances} down, up, right "
+            "and left")
+
+
 def shifted_copies(images: np.ndarray, shift: int,
                    features: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, ...]:
-    """The features of ``images`` moved ``shift`` pixels each way (:data:`SHIFT_DIRECTIONS`, the
-    border repeated): one array per direction, row for row with ``images``; none for ``shift`` 0.
+    """The features of ``images`` moved each way (:data:`SHIFT_DIRECTIONS`, the border repeated)
+    by every distance from 1 to ``shift`` pixels: one array per direction and distance
+    (:func:`copy_count`), row for row with ``images``; none for ``shift`` 0.
 
     Example:
         >>> x = np.arange(8, dtype="float32").reshape(2, 2, 2, 1)
         >>> [c.tolist() for c in shifted_copies(x, 1, lambda i: i.reshape(len(i), -1))][2]
         [[0.0, 0.0, 2.0, 2.0], [4.0, 4.0, 6.0, 6.0]]
+        >>> x = np.arange(3, dtype="float32").reshape(1, 1, 3, 1)  # one row: 0, 1, 2
+        >>> [c.ravel().tolist() for c in shifted_copies(x, 2, lambda i: i.reshape(len(i), -1))][2::4]
+        [[0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
     """
-    if shift == 0:
-        return ()
-    return tuple(features(shift_images(images, dy * shift, dx * shift))
-                 for dy, dx in SHIFT_DIRECTIONS)
+    return tuple(features(shift_images(images, dy * distance, dx * distance))
+                 for distance in range(1, shift + 1) for dy, dx in SHIFT_DIRECTIONS)
 
 
 def with_copies(data: tuple[np.ndarray, np.ndarray], copies: tuple[np.ndarray, ...],

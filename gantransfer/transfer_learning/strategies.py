@@ -43,10 +43,10 @@ from gantransfer.transfer_learning.classifiers import (FitOutcome, augmentation,
                                                       finetune_cross_validated,
                                                       pooled_trunk, refit, resolve_head)
 from gantransfer.evaluation.linear import predict_in_chunks, probe_memory
-from gantransfer.transfer_learning.probe import (SHIFT_DIRECTIONS, SHIFT_UP_TO_IMAGES, fit_probe,
-                                                fit_probe_cv, pixel_features, probe_as_keras,
-                                                probe_features, probe_width, shifted_copies,
-                                                with_copies)
+from gantransfer.transfer_learning.probe import (SHIFT_UP_TO_IMAGES, copy_count, describe_copies,
+                                                fit_probe, fit_probe_cv, pixel_features,
+                                                probe_as_keras, probe_features, probe_width,
+                                                shifted_copies, with_copies)
 from gantransfer.transfer_learning.trunks import (TrunkArchitecture, build_gan_trunk, reestimate_batchnorm,
                                          trunk_from_discriminator)
 
@@ -315,9 +315,8 @@ def _train_head(ctx: StrategyContext, trunk: keras.Model, kind: str, notes: list
         if shift:
             copies = shifted_copies(_all_labels(split)[0], shift,
                                     lambda x: frozen_features(trunk, x))
-            notes.append(f"the head also trained on {len(SHIFT_DIRECTIONS)} copies of each "
-                         f"labeled image moved {shift} pixel{'s' if shift > 1 else ''} down, up, "
-                         "right and left (transfer.probe_shift)")
+            notes.append(f"the head also trained on {describe_copies(shift)} "
+                         "(transfer.probe_shift)")
 
         def build() -> keras.Model:
             return build_head(f_train.shape[1:], split.num_classes, kind=kind, dropout=s.dropout,
@@ -561,7 +560,7 @@ def _probe_outcome(ctx: StrategyContext, trunk: keras.Model | None,
     fitted, tested = len(split.x_train) + len(split.x_val), len(split.x_test)
     # shifted copies of every labeled image (transfer.probe_shift), for small budgets
     shift = s.probe_shift if s.probe != "paper" and fitted <= SHIFT_UP_TO_IMAGES else 0
-    rows = fitted * (1 + len(SHIFT_DIRECTIONS)) if shift else fitted
+    rows = fitted * (1 + copy_count(shift))
     try:
         storage = _probe_storage(s, rows, tested, width)
     except DataError as error:  # the other strategies of the comparison still run
@@ -580,9 +579,7 @@ def _probe_outcome(ctx: StrategyContext, trunk: keras.Model | None,
     copies = shifted_copies(np.concatenate([split.x_train, split.x_val]) if cross_validated
                             else split.x_train, shift, features)
     if shift:
-        notes.append(f"the probe also trained on {len(SHIFT_DIRECTIONS)} copies of each labeled "
-                     f"image moved {shift} pixel{'s' if shift > 1 else ''} down, up, right and "
-                     "left (transfer.probe_shift)")
+        notes.append(f"the probe also trained on {describe_copies(shift)} (transfer.probe_shift)")
     if ctx.verbose:
         logger.info("%s: %d images (moved copies included) x %d features (%.0f MB, %s) in %.1f s",
                     _progress(ctx, "linear probe features"), rows + tested, width,
