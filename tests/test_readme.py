@@ -238,6 +238,18 @@ RUN_AS = {
         "outputs/care-benchmark --config digits --seeds 2 --labels-per-class 5 --strategies "
         "pixels-linear --variants no-probe-shift --set transfer.cv_folds=2 "
         "--set transfer.probe_shift=1", "digits stands in for Fashion-MNIST; two seeds, pixels"),
+    "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-probe-shift "
+    "--seeds 5 --labels-per-class 10 --strategies gan-linear-probe,random-linear-probe,"
+    "pixels-linear --variants probe-shift-2px": (
+        f"{sys.executable} {ROOT}/benchmarks/bench_care.py outputs/fmnist-probe-curve "
+        "outputs/care-probe-shift --config digits --seeds 2 --labels-per-class 5 --strategies "
+        "pixels-linear --variants probe-shift-2px --set transfer.cv_folds=2",
+        "digits stands in for Fashion-MNIST; two seeds, pixels (its copies need no trunk)"),
+    "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-probe-shift100 "
+    "--seeds 3 --labels-per-class 100 --strategies gan-linear-probe,random-linear-probe "
+    "--variants probe-shift-2px": (
+        None, "the command above at 100 labels per class: the same script and variant, which "
+              "the line above runs with tiny settings"),
     "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-shift10 "
     "--seeds 5 --labels-per-class 10 --strategies scratch,gan-finetune --variants "
     "shift-1px,shift-2px": (
