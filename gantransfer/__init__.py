@@ -77,11 +77,21 @@ _EXPORTS = {
 
 __all__ = sorted([*_EXPORTS, "__version__"])
 
+# The modules of the API that import no Keras: reading them leaves the backend unloaded.
+_WITHOUT_KERAS = {"gantransfer.config", "gantransfer.errors", "gantransfer.shapes",
+                  "gantransfer.registry"}
+
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'gantransfer' has no attribute {name!r}")
+    if module not in _WITHOUT_KERAS:
+        # Keras's backend starts as the command line starts it: its C++ start-up lines (oneDNN
+        # notes, "could not find cuda drivers") go nowhere; GANTRANSFER_BACKEND_LOGS=1 shows them.
+        from gantransfer.backend import import_quietly
+
+        import_quietly()
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

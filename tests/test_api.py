@@ -1,9 +1,12 @@
 """The public API: every name in ``gt.__all__`` is what it says, whatever was imported before."""
 
 import json
+import os
 import pkgutil
 import subprocess
 import sys
+
+import pytest
 
 import gantransfer as gt
 
@@ -49,3 +52,22 @@ def test_loading_a_config_imports_no_backend():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_api_starts_the_backend_as_quietly_as_the_command_line():
+    # The backend's C++ start-up lines come before any Python log level applies; the first public
+    # name that needs Keras starts it with them silenced, and GANTRANSFER_BACKEND_LOGS=1 shows them.
+    script = ("import sys, gantransfer as gt; gt.load_config('digits'); "
+              "assert 'keras' not in sys.modules; gt.build_head; "
+              "assert 'keras' in sys.modules; import keras; keras.ops.ones(2); print('ok')")
+    runs = {}
+    for logs in ("", "1"):
+        env = {**os.environ, "GANTRANSFER_BACKEND_LOGS": logs}
+        runs[logs] = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                                    text=True, timeout=120, env=env)
+        assert runs[logs].returncode == 0, runs[logs].stderr[-2000:]
+        assert runs[logs].stdout.strip() == "ok"
+    assert runs[""].stderr == ""
+    if runs["1"].stderr == "":
+        pytest.skip(f"Keras's {os.environ.get('KERAS_BACKEND', 'tensorflow')} backend prints no "
+                    "start-up lines here: nothing to silence")
