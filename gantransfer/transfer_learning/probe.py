@@ -301,7 +301,7 @@ def fit_probe_cv(data: tuple[np.ndarray, np.ndarray], *, kind: str = "logistic",
 # and 0.1 (benchmarks/bench_care.py).
 SHIFT_DIRECTIONS = ((1, 0), (-1, 0), (0, 1), (0, -1))
 # Budgets up to this many images get shifted copies: few labels are where they help, and beyond,
-# five times the features cost minutes and gigabytes for little.
+# 1 + copy_count(shift) times the features cost minutes and gigabytes for little.
 SHIFT_UP_TO_IMAGES = 2_500
 
 
