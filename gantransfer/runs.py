@@ -77,6 +77,17 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(Path(path), lambda handle: handle.write(text.encode("utf-8")))
 
 
+def user_cache_dir() -> Path:
+    """The toolkit's own cache, outside any run folder: ``$XDG_CACHE_HOME/gantransfer``
+    (``~/.cache/gantransfer``). What it holds can be made again, and it can be deleted at any time.
+
+    Example:
+        >>> user_cache_dir().name
+        'gantransfer'
+    """
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gantransfer"
+
+
 def atomic_write_json(path: Path, data: Any) -> None:
     """Writes JSON atomically, indented for people to read."""
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")

@@ -2,6 +2,7 @@
 generator from its run folder or from memory."""
 
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -12,7 +13,8 @@ from gantransfer.cli import cli
 from gantransfer.data import load_dataset
 from gantransfer.errors import GantransferError
 from gantransfer.evaluation.gan_metrics import features, frechet_distance, kernel_inception_distance
-from gantransfer.gan.extractors import train_feature_extractor
+from gantransfer.gan import extractors
+from gantransfer.gan.extractors import classifier_extractor, train_feature_extractor
 from gantransfer.gan.models import build_generator
 from gantransfer.workflows.scoring import score_generator
 
@@ -129,6 +131,48 @@ def test_a_corrupt_cached_extractor_is_trained_again_not_a_traceback(tmp_path, c
                                  metrics_dir=tmp_path / "metrics")
     assert "cannot be read" in caplog.text and "train_accuracy" in scores["extractor_info"]
     keras.saving.load_model(cached, compile=False)  # replaced by a good one
+
+
+def test_a_feature_classifier_is_trained_once_for_the_same_images_and_labels(tmp_path, monkeypatch,
+                                                                            caplog):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    trained = []
+    real_training = extractors.train_feature_extractor
+
+    def counting(*args, **kwargs):
+        trained.append(args[1].tolist())
+        return real_training(*args, **kwargs)
+
+    monkeypatch.setattr(extractors, "train_feature_extractor", counting)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (24, 8, 8, 1)).astype("uint8")
+    labels = np.arange(24) % 3
+    first, info = classifier_extractor(images, labels, 3)
+    again, cached = classifier_extractor(images, labels, 3)
+    assert len(trained) == 1 and "cached" not in info
+    assert cached["train_accuracy"] == info["train_accuracy"] and cached["cached"].endswith(".keras")
+    np.testing.assert_array_equal(features(first, images), features(again, images))
+    # Other labels (or images) are another classifier; a seed is part of the recipe too.
+    classifier_extractor(images, labels[::-1].copy(), 3)
+    classifier_extractor(images, labels, 3, seed=1)
+    assert len(trained) == 3
+    files = sorted((tmp_path / "cache/gantransfer/feature-classifiers").glob("*.keras"))
+    assert len(files) == 3
+    # A file a killed write left unreadable is trained again and replaced, with a warning.
+    kept = Path(cached["cached"])
+    kept.write_bytes(b"PK\x03\x04 not a keras file")
+    with caplog.at_level("WARNING", logger="gantransfer.gan.extractors"):
+        _, info = classifier_extractor(images, labels, 3)
+    assert "cannot be read" in caplog.text and len(trained) == 4 and "cached" not in info
+    keras.saving.load_model(kept, compile=False)
+    # A cache that cannot be written costs a warning and a training next time, never the scores.
+    (tmp_path / "blocked").write_text("a file where the cache's folder would be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "blocked"))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="gantransfer.gan.extractors"):
+        model, info = classifier_extractor(images, labels, 3)
+    assert "cannot be kept" in caplog.text and "train_accuracy" in info
+    assert features(model, images).shape == (24, 128)
 
 
 @pytest.mark.parametrize("kwargs, message", [

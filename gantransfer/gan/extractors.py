@@ -4,11 +4,20 @@ The features come from InceptionV3's pool layer when its ImageNet weights are ca
 FID), and otherwise from a small classifier trained on the labeled data of the same dataset, the way
 "FID on MNIST" is usually reported. Values from different extractors are not comparable; results
 say which one was used.
+
+The classifier depends only on its training images, their labels and its fixed recipe, so it is
+kept in the user's cache under a fingerprint of those (:func:`classifier_extractor`): every run,
+``train-gan``'s metrics, ``evaluate-gan`` and ``compare`` on the same data scores with the same
+classifier, trained once.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -17,7 +26,13 @@ from keras import layers
 from gantransfer import runtime
 from gantransfer.data.sources import imagenet_cache_dir
 from gantransfer.data.transforms import gan_range_layer
-from gantransfer.runs import atomic_save
+from gantransfer.runs import atomic_save, atomic_write_json, user_cache_dir
+
+logger = logging.getLogger(__name__)
+
+# Bumped whenever build_feature_classifier or train_feature_extractor changes what they make, so
+# that a cached classifier of the old recipe is never taken for one of the new.
+CLASSIFIER_RECIPE = "feature-classifier-1"
 
 
 def build_feature_classifier(image_size: int, channels: int, num_classes: int,
@@ -61,6 +76,80 @@ def train_feature_extractor(images: np.ndarray, labels: np.ndarray, num_classes:
     extractor = keras.Model(classifier.input, classifier.get_layer("features").output,
                             name="feature_extractor")
     return extractor, float(history.history["accuracy"][-1])
+
+
+def classifier_cache_dir() -> Path:
+    """Where trained feature classifiers are kept: ``$XDG_CACHE_HOME/gantransfer/feature-classifiers``.
+
+    Example:
+        >>> classifier_cache_dir().parts[-2:]
+        ('gantransfer', 'feature-classifiers')
+    """
+    return user_cache_dir() / "feature-classifiers"
+
+
+def classifier_fingerprint(images: np.ndarray, labels: np.ndarray, num_classes: int, *,
+                           epochs: int = 10, batch_size: int = 32, seed: int = 0) -> str:
+    """A name for the classifier that :func:`train_feature_extractor` makes of these arguments: a
+    SHA-256 of the images' and labels' bytes, shapes and types, and of every setting of the recipe.
+
+    Example:
+        >>> images = np.zeros((4, 8, 8, 1), "uint8")
+        >>> a = classifier_fingerprint(images, np.array([0, 1, 0, 1]), 2)
+        >>> a == classifier_fingerprint(images, np.array([0, 1, 1, 0]), 2), len(a)
+        (False, 64)
+    """
+    labels = np.asarray(labels).astype("int64")
+    digest = hashlib.sha256()
+    head = (CLASSIFIER_RECIPE, images.shape, str(images.dtype), labels.shape, num_classes, epochs,
+            batch_size, seed)
+    digest.update(repr(head).encode())
+    digest.update(np.ascontiguousarray(images).data)
+    digest.update(labels.data)
+    return digest.hexdigest()
+
+
+def classifier_extractor(images: np.ndarray, labels: np.ndarray, num_classes: int, *,
+                         seed: int = 0) -> tuple[keras.Model, dict[str, Any]]:
+    """The feature classifier of these images and labels: read from :func:`classifier_cache_dir`
+    when one was trained on exactly them before, else trained and kept there.
+
+    A cached file that cannot be read is trained again and replaced; a cache that cannot be
+    written is warned about, and the classifier is used all the same.
+
+    Returns:
+        ``(extractor, info)``: the model from pixels to the ``features`` layer, and how it was
+        obtained: ``train_accuracy`` (its last epoch's), and ``cached`` (the file it was read from).
+    """
+    name = classifier_fingerprint(images, labels, num_classes, seed=seed)
+    path = classifier_cache_dir() / f"{name}.keras"
+    if path.is_file():
+        try:
+            model = keras.saving.load_model(path, compile=False)
+        except Exception as error:  # Keras raises many kinds for a corrupt file
+            logger.warning("the cached feature classifier %s cannot be read (%s); training a new "
+                           "one", path, str(error).splitlines()[0] if str(error) else
+                           type(error).__name__)
+        else:
+            return model, {**_read_info(path.with_suffix(".json")), "cached": str(path)}
+    model, accuracy = train_feature_extractor(images, labels, num_classes, seed=seed)
+    info = {"train_accuracy": round(accuracy, 4)}
+    try:
+        atomic_write_json(path.with_suffix(".json"), info)
+        save_extractor(model, path)
+    except OSError as error:
+        logger.warning("the feature classifier cannot be kept in %s (%s); it will be trained again "
+                       "next time", path.parent, error)
+    return model, info
+
+
+def _read_info(path: Path) -> dict[str, Any]:
+    """What was recorded when a cached classifier was trained; nothing if that record is lost."""
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
 
 
 def inception_extractor(image_size: int, channels: int) -> keras.Model | None:

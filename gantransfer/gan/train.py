@@ -162,7 +162,7 @@ def _metrics_callback(config: Config, data: Dataset) -> list[keras.callbacks.Cal
     t = config.train
     if not t.metrics_every:
         return []
-    from gantransfer.gan.extractors import inception_extractor, train_feature_extractor
+    from gantransfer.gan.extractors import classifier_extractor, inception_extractor
 
     extractor = inception_extractor(data.image_size, data.channels)
     if extractor is None:
@@ -170,8 +170,8 @@ def _metrics_callback(config: Config, data: Dataset) -> list[keras.callbacks.Cal
             raise ConfigError("train.metrics_every needs labels to train the metrics' feature "
                               "classifier (or cached InceptionV3 weights); this dataset has none")
         chosen = np.sort(np.random.default_rng(t.seed).permutation(len(data.train))[:20000])
-        extractor, _ = train_feature_extractor(data.train.load(chosen), data.train.y[chosen],
-                                               data.num_classes, seed=t.seed)
+        extractor, _ = classifier_extractor(data.train.load(chosen), data.train.y[chosen],
+                                            data.num_classes, seed=t.seed)
     pool = data.test if len(data.test) >= 2 else data.train
     chosen = np.sort(np.random.default_rng(t.seed).permutation(len(pool))[:t.metrics_images])
     return [GANMetrics(extractor, pool.load(chosen), t.metrics_every, t.epochs, seed=t.seed)]

@@ -18,7 +18,7 @@ from gantransfer.config import load_config
 from gantransfer.data import Dataset, load_dataset
 from gantransfer.errors import GantransferError
 from gantransfer.evaluation.gan_metrics import gan_scores
-from gantransfer.gan.extractors import inception_extractor, save_extractor, train_feature_extractor
+from gantransfer.gan.extractors import classifier_extractor, inception_extractor, save_extractor
 from gantransfer.gan.sampling import load_generator, sample
 from gantransfer.runs import atomic_write_json
 
@@ -80,8 +80,10 @@ def score_generator(generator: keras.Model, data: Dataset, *, num_images: int = 
         num_images: Images per side.
         extractor: "inception", "classifier" or "auto", as in :func:`evaluate_gan`.
         seed: Seed of the generated noise, the classifier and the KID subsets.
-        metrics_dir: The folder keeping the feature classifier for later calls
-            (``feature_extractor.keras``), or None to train it afresh and keep nothing.
+        metrics_dir: The folder keeping a copy of the feature classifier for later calls
+            (``feature_extractor.keras``), or None to keep none there. The classifier is also kept
+            in the user's cache, and trained only when neither holds it (see
+            :func:`gantransfer.gan.extractors.classifier_extractor`).
 
     Returns:
         The scores: ``fid``, ``kid``, ``kid_std``, ``extractor`` and the image counts.
@@ -144,8 +146,8 @@ def _extractor(extractor: str, data: Dataset, seed: int, metrics_dir: str | Path
                            cached, str(error).splitlines()[0] if str(error) else type(error).__name__)
     train = data.train  # at most 20k images: enough for features, minutes on a CPU
     chosen = np.sort(np.random.default_rng(seed).permutation(len(train))[:20000])
-    model, accuracy = train_feature_extractor(train.load(chosen), train.y[chosen],
-                                              data.num_classes, seed=seed)
+    model, info = classifier_extractor(train.load(chosen), train.y[chosen], data.num_classes,
+                                       seed=seed)
     if cached is not None:
         save_extractor(model, cached)
-    return model, "classifier", {"train_accuracy": round(accuracy, 4)}
+    return model, "classifier", info
