@@ -14,7 +14,8 @@ from gantransfer.data import load_dataset
 from gantransfer.errors import GantransferError
 from gantransfer.evaluation.gan_metrics import features, frechet_distance, kernel_inception_distance
 from gantransfer.gan import extractors
-from gantransfer.gan.extractors import classifier_extractor, train_feature_extractor
+from gantransfer.gan.extractors import (classifier_extractor, classifier_fingerprint,
+                                        train_feature_extractor)
 from gantransfer.gan.models import build_generator
 from gantransfer.workflows.scoring import score_generator
 
@@ -152,18 +153,24 @@ def test_a_feature_classifier_is_trained_once_for_the_same_images_and_labels(tmp
     assert len(trained) == 1 and "cached" not in info
     assert cached["train_accuracy"] == info["train_accuracy"] and cached["cached"].endswith(".keras")
     np.testing.assert_array_equal(features(first, images), features(again, images))
-    # Other labels (or images) are another classifier; a seed is part of the recipe too.
+    # Other labels (or images) are another classifier, and so is another seed of the recipe.
     classifier_extractor(images, labels[::-1].copy(), 3)
-    classifier_extractor(images, labels, 3, seed=1)
-    assert len(trained) == 3
-    files = sorted((tmp_path / "cache/gantransfer/feature-classifiers").glob("*.keras"))
-    assert len(files) == 3
+    assert len(trained) == 2
+    assert len(list((tmp_path / "cache/gantransfer/feature-classifiers").glob("*.keras"))) == 2
+    other_images = images.copy()
+    other_images[0, 0, 0, 0] ^= 1
+    names = {classifier_fingerprint(images, labels, 3),
+             classifier_fingerprint(other_images, labels, 3),
+             classifier_fingerprint(images, labels, 3, seed=1),
+             classifier_fingerprint(images, labels, 3, epochs=5),
+             classifier_fingerprint(images.astype("float32"), labels, 3)}
+    assert len(names) == 5
     # A file a killed write left unreadable is trained again and replaced, with a warning.
     kept = Path(cached["cached"])
     kept.write_bytes(b"PK\x03\x04 not a keras file")
     with caplog.at_level("WARNING", logger="gantransfer.gan.extractors"):
         _, info = classifier_extractor(images, labels, 3)
-    assert "cannot be read" in caplog.text and len(trained) == 4 and "cached" not in info
+    assert "cannot be read" in caplog.text and len(trained) == 3 and "cached" not in info
     keras.saving.load_model(kept, compile=False)
     # A cache that cannot be written costs a warning and a training next time, never the scores.
     (tmp_path / "blocked").write_text("a file where the cache's folder would be")

@@ -35,7 +35,8 @@ TINY_GAN = "--set gan.width=0.125 --set gan.latent_dim=8 --set gan.kernel_size=3
 TINY_TRANSFER = "--set transfer.max_epochs=3 --set transfer.patience=1 " \
                 "--set transfer.learning_rates=0.01 --set transfer.bn_images=200 " \
                 "--set transfer.cv_folds=2"
-TINY_COMPARE = f"--epochs 1 --seeds 1 --strategies scratch,gan-linear-probe {TINY_GAN} {TINY_TRANSFER}"
+TINY_COMPARE = f"--epochs 1 --seeds 1 --strategies scratch,gan-linear-probe --set data.image_size=16 " \
+               f"{TINY_GAN} {TINY_TRANSFER}"
 # The GAN's FID/KID needs a feature classifier trained for it: the compares here leave it out to keep
 # the suite short (test_cli.py's compare and evaluate-gan below score it).
 NO_GAN_METRICS = "--set transfer.gan_metrics=false"
