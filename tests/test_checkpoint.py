@@ -78,6 +78,13 @@ WRITER = textwrap.dedent("""
 """)
 
 
+def _writing(folder) -> bool:
+    try:
+        return any(name.endswith(".tmp") for name in os.listdir(folder))
+    except FileNotFoundError:
+        return False
+
+
 @pytest.mark.slow
 def test_kill_during_checkpoint_writes_leaves_a_loadable_checkpoint(tmp_path):
     """kill -9 a process that writes multi-megabyte checkpoints back to back, five times."""
@@ -87,14 +94,18 @@ def test_kill_during_checkpoint_writes_leaves_a_loadable_checkpoint(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     killed_mid_write = 0
     start = 1
-    for _ in range(5):
+    for attempt in range(5):
         process = subprocess.Popen([sys.executable, "-c", WRITER, str(folder), str(start)],
                                    stdout=subprocess.PIPE, env=env)
         assert process.stdout.readline().strip() == b"ready"
         deadline = time.time() + 60
         while len(list_checkpoints(folder)) < start and time.time() < deadline:
             time.sleep(0.01)
-        time.sleep(rng.uniform(0.05, 0.4))
+        time.sleep(rng.uniform(0.05, 0.4))  # a moment anywhere in the loop
+        # Every other kill waits for a write under way, so that one lands mid-write however fast
+        # this machine writes (a random moment alone missed every write in one run of 5).
+        while attempt % 2 and not _writing(folder) and time.time() < deadline:
+            pass
         process.send_signal(signal.SIGKILL)
         process.wait()
         killed_mid_write += any(p.name.endswith(".tmp") for p in folder.iterdir())
