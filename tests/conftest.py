@@ -48,10 +48,11 @@ TINY = ["gan.width=0.125", "gan.latent_dim=8", "gan.kernel_size=3", "train.verbo
 
 @pytest.fixture(scope="session", autouse=True)
 def _a_user_cache_for_this_run(tmp_path_factory):
-    """The toolkit's user cache (``$XDG_CACHE_HOME/gantransfer``: trained feature classifiers,
-    JAX's compiled steps) in this run's temporary folder, shared by its pytest-xdist workers and the
-    processes tests start, and away from the user's own: a classifier that several tests train on
-    the same images is trained once per run, and a later run starts empty."""
+    """The toolkit's user cache (``$XDG_CACHE_HOME/gantransfer``: trained feature classifiers; JAX's
+    compiled steps have their own folder, above) in this run's temporary folder, shared by its
+    pytest-xdist workers and the processes tests start, and away from the user's own: a classifier
+    that several tests train on the same images is trained once per run, and a later run starts
+    empty."""
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     os.environ["XDG_CACHE_HOME"] = str(shared / "user-cache")

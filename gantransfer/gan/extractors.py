@@ -24,6 +24,7 @@ import numpy as np
 from keras import layers
 
 from gantransfer import runtime
+from gantransfer.data import Dataset
 from gantransfer.data.sources import imagenet_cache_dir
 from gantransfer.data.transforms import gan_range_layer
 from gantransfer.runs import atomic_save, atomic_write_json, user_cache_dir
@@ -33,6 +34,9 @@ logger = logging.getLogger(__name__)
 # Bumped whenever build_feature_classifier or train_feature_extractor changes what they make, so
 # that a cached classifier of the old recipe is never taken for one of the new.
 CLASSIFIER_RECIPE = "feature-classifier-1"
+CLASSIFIER_EPOCHS = 10
+CLASSIFIER_BATCH_SIZE = 32
+CLASSIFIER_IMAGES = 20000  # at most this many training images: enough for features, minutes on a CPU
 
 
 def build_feature_classifier(image_size: int, channels: int, num_classes: int,
@@ -57,7 +61,8 @@ def build_feature_classifier(image_size: int, channels: int, num_classes: int,
 
 
 def train_feature_extractor(images: np.ndarray, labels: np.ndarray, num_classes: int, *,
-                            epochs: int = 10, batch_size: int = 32, seed: int = 0
+                            epochs: int = CLASSIFIER_EPOCHS,
+                            batch_size: int = CLASSIFIER_BATCH_SIZE, seed: int = 0
                             ) -> tuple[keras.Model, float]:
     """Trains :func:`build_feature_classifier` on labeled real images.
 
@@ -89,7 +94,8 @@ def classifier_cache_dir() -> Path:
 
 
 def classifier_fingerprint(images: np.ndarray, labels: np.ndarray, num_classes: int, *,
-                           epochs: int = 10, batch_size: int = 32, seed: int = 0) -> str:
+                           epochs: int = CLASSIFIER_EPOCHS, batch_size: int = CLASSIFIER_BATCH_SIZE,
+                           seed: int = 0) -> str:
     """A name for the classifier that :func:`train_feature_extractor` makes of these arguments: a
     SHA-256 of the images' and labels' bytes, shapes and types, and of every setting of the recipe.
 
@@ -123,15 +129,9 @@ def classifier_extractor(images: np.ndarray, labels: np.ndarray, num_classes: in
     """
     name = classifier_fingerprint(images, labels, num_classes, seed=seed)
     path = classifier_cache_dir() / f"{name}.keras"
-    if path.is_file():
-        try:
-            model = keras.saving.load_model(path, compile=False)
-        except Exception as error:  # Keras raises many kinds for a corrupt file
-            logger.warning("the cached feature classifier %s cannot be read (%s); training a new "
-                           "one", path, str(error).splitlines()[0] if str(error) else
-                           type(error).__name__)
-        else:
-            return model, {**_read_info(path.with_suffix(".json")), "cached": str(path)}
+    model = load_kept_extractor(path)
+    if model is not None:
+        return model, {**_read_info(path.with_suffix(".json")), "cached": str(path)}
     model, accuracy = train_feature_extractor(images, labels, num_classes, seed=seed)
     info = {"train_accuracy": round(accuracy, 4)}
     try:
@@ -141,6 +141,28 @@ def classifier_extractor(images: np.ndarray, labels: np.ndarray, num_classes: in
         logger.warning("the feature classifier cannot be kept in %s (%s); it will be trained again "
                        "next time", path.parent, error)
     return model, info
+
+
+def dataset_classifier(data: Dataset, seed: int = 0) -> tuple[keras.Model, dict[str, Any]]:
+    """:func:`classifier_extractor` on a dataset's labeled training images: at most
+    ``CLASSIFIER_IMAGES`` of them, drawn with ``seed``, so every caller on the same data and seed
+    shares one classifier."""
+    train = data.train
+    chosen = np.sort(np.random.default_rng(seed).permutation(len(train))[:CLASSIFIER_IMAGES])
+    return classifier_extractor(train.load(chosen), train.y[chosen], data.num_classes, seed=seed)
+
+
+def load_kept_extractor(path: Path) -> keras.Model | None:
+    """A feature extractor kept in ``path``, or None when there is none, or when it cannot be read:
+    it is derived data, so a caller trains it again and replaces it rather than fail (warned)."""
+    if not path.is_file():
+        return None
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many kinds for a corrupt file
+        logger.warning("the kept feature extractor %s cannot be read (%s); training a new one",
+                       path, str(error).splitlines()[0] if str(error) else type(error).__name__)
+        return None
 
 
 def _read_info(path: Path) -> dict[str, Any]:

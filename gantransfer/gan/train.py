@@ -162,16 +162,14 @@ def _metrics_callback(config: Config, data: Dataset) -> list[keras.callbacks.Cal
     t = config.train
     if not t.metrics_every:
         return []
-    from gantransfer.gan.extractors import classifier_extractor, inception_extractor
+    from gantransfer.gan.extractors import dataset_classifier, inception_extractor
 
     extractor = inception_extractor(data.image_size, data.channels)
     if extractor is None:
         if not data.train.labeled:
             raise ConfigError("train.metrics_every needs labels to train the metrics' feature "
                               "classifier (or cached InceptionV3 weights); this dataset has none")
-        chosen = np.sort(np.random.default_rng(t.seed).permutation(len(data.train))[:20000])
-        extractor, _ = classifier_extractor(data.train.load(chosen), data.train.y[chosen],
-                                            data.num_classes, seed=t.seed)
+        extractor, _ = dataset_classifier(data, seed=t.seed)
     pool = data.test if len(data.test) >= 2 else data.train
     chosen = np.sort(np.random.default_rng(t.seed).permutation(len(pool))[:t.metrics_images])
     return [GANMetrics(extractor, pool.load(chosen), t.metrics_every, t.epochs, seed=t.seed)]

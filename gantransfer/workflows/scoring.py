@@ -7,7 +7,6 @@ in memory, for ``compare``, which holds the data and the generator.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,10 @@ from gantransfer.config import load_config
 from gantransfer.data import Dataset, load_dataset
 from gantransfer.errors import GantransferError
 from gantransfer.evaluation.gan_metrics import gan_scores
-from gantransfer.gan.extractors import classifier_extractor, inception_extractor, save_extractor
+from gantransfer.gan.extractors import (dataset_classifier, inception_extractor, load_kept_extractor,
+                                        save_extractor)
 from gantransfer.gan.sampling import load_generator, sample
 from gantransfer.runs import atomic_write_json
-
-logger = logging.getLogger(__name__)
-
 
 EXTRACTORS = ("auto", "classifier", "inception")
 
@@ -137,17 +134,10 @@ def _extractor(extractor: str, data: Dataset, seed: int, metrics_dir: str | Path
         raise GantransferError(f"dataset {data.name!r} has no labels to train the feature "
                                "classifier, and InceptionV3 weights are not cached")
     cached = Path(metrics_dir) / "feature_extractor.keras" if metrics_dir is not None else None
-    if cached is not None and cached.is_file():
-        try:
-            return keras.saving.load_model(cached, compile=False), "classifier", {"cached": str(cached)}
-        except Exception as error:  # Keras raises many kinds for a corrupt file
-            # The cache is derived data: train it again and replace it, rather than fail.
-            logger.warning("the cached feature extractor %s cannot be read (%s); training a new one",
-                           cached, str(error).splitlines()[0] if str(error) else type(error).__name__)
-    train = data.train  # at most 20k images: enough for features, minutes on a CPU
-    chosen = np.sort(np.random.default_rng(seed).permutation(len(train))[:20000])
-    model, info = classifier_extractor(train.load(chosen), train.y[chosen], data.num_classes,
-                                       seed=seed)
+    model = load_kept_extractor(cached) if cached is not None else None
+    if model is not None:
+        return model, "classifier", {"cached": str(cached)}
+    model, info = dataset_classifier(data, seed=seed)
     if cached is not None:
         save_extractor(model, cached)
     return model, "classifier", info
