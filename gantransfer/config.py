@@ -238,10 +238,11 @@ class TransferConfig:
             keras from 10,000 fitted images of 2,048 features or more on, where L-BFGS takes
             minutes. SVM probes always use scikit-learn.
         probe_shift: The augmentation of every classifier fitted on a frozen trunk's cached
-            features (the linear probes and the frozen strategies' heads): each labeled image's
-            features are also taken from copies moved down, up, right and left by every distance
-            from 1 to this many pixels (edges repeated; 4 copies for 1, 8 for 2), for budgets up
-            to 2,500 images; 0 is off. Not for the paper's probe.
+            features (the linear probes, the frozen strategies' heads, and the fine-tuning
+            strategies' head phase when it reads cached features): each labeled image's features
+            are also taken from copies moved down, up, right and left by every distance from 1
+            to this many pixels (edges repeated; 4 copies for 1, 8 for 2), for budgets up to
+            2,500 images; 0 is off. Not for the paper's probe.
         probe_storage: How probe features are held in memory: float32, float16 (half the memory;
             logistic probes only, solved by keras, which reads them a batch at a time in float32),
             or auto: float32 where it fits in available memory, else float16.

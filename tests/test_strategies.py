@@ -671,6 +671,46 @@ def test_a_frozen_head_trains_on_moved_copies_that_no_fold_validates_on(split, m
     assert all(len(x) + len(x_val) == n for (x, _), (x_val, _) in fits)
 
 
+@pytest.mark.parametrize("cv_folds", [2, 0])
+def test_the_fine_tuning_head_phase_trains_on_moved_copies_and_fine_tuning_on_images(
+        split, monkeypatch, cv_folds):
+    from gantransfer.transfer_learning import classifiers
+
+    # The head phase reads cached features, as a frozen head does, so it gets the same moved
+    # copies; fine-tuning trains through the pixels on the images alone (augment_shift is its
+    # augmentation), and nothing validates on a copy of an image its fit trained on.
+    fits, trained = [], []
+    until_best, train_for = classifiers._fit_until_best, classifiers._train_for
+    monkeypatch.setattr(classifiers, "_fit_until_best", lambda model, train, val, **kw: fits.append(
+        (train, val)) or until_best(model, train, val, **kw))
+    monkeypatch.setattr(classifiers, "_train_for", lambda model, data, **kw: trained.append(
+        data) or train_for(model, data, **kw))
+    outcome = RUNNERS["gan-finetune"](_context(split, cv_folds=cv_folds, probe_shift=1))
+    n = len(split.y_train) + len(split.y_val)
+    pixels = lambda x: x.shape[1:3] == (32, 32)  # else the trunk's 4x4 map: cached features
+    heads = [(x, v) for (x, _), (v, _) in fits if not pixels(x)]
+    tunes = [(x, v) for (x, _), (v, _) in fits if pixels(x)]
+    fits_per_phase = 2 if cv_folds else 1  # a fit per fold, or on the validation split
+    assert len(heads) == fits_per_phase and len(tunes) == fits_per_phase
+    for x, x_val in heads:
+        assert len(x) % 5 == 0 and len(x) // 5 + len(x_val) == n  # each image and 4 copies
+        rows = {row.tobytes() for row in np.asarray(x, "float32").reshape(len(x), -1)}
+        assert not any(row.tobytes() in rows
+                       for row in np.asarray(x_val, "float32").reshape(len(x_val), -1))
+    for x, x_val in tunes:
+        assert len(x) + len(x_val) == n  # fine-tuning: the fold's images, no copies
+    head_fits = [x for x, _ in trained if not pixels(x)]
+    assert head_fits and all(len(x) % 5 == 0 for x in head_fits)  # fold heads and the refit
+    assert len(head_fits[0]) == 5 * n  # the head's refit on every image and its copies
+    assert all(len(x) <= n for x, _ in trained if pixels(x))
+    assert any("the head phase also trained on 4 copies of each labeled image moved 1 pixel" in note
+               for note in outcome.record["notes"])
+    fits.clear()
+    off = RUNNERS["gan-finetune"](_context(split, cv_folds=cv_folds, probe_shift=0))
+    assert not any("copies" in note for note in off.record["notes"])
+    assert all(len(x) + len(v) == n for (x, _), (v, _) in fits)
+
+
 @pytest.mark.parametrize("through", ["augmentation", "adversarial training"])
 def test_fine_tuning_through_the_pixels_chooses_by_cross_validation_too(split, monkeypatch,
                                                                          through):

@@ -530,8 +530,8 @@ def finetune_cross_validated(trunk: keras.Model, build_head: Callable[[], keras.
                              folds: int, learning_rates: list[float], rate_factor: float,
                              max_epochs: int, patience: int, batch_size: int, seed: int,
                              progress: str | None = None,
-                             whole: Callable[[keras.Model], keras.Model] | None = None
-                             ) -> FinetuneChoice:
+                             whole: Callable[[keras.Model], keras.Model] | None = None,
+                             copies: tuple[np.ndarray, ...] = ()) -> FinetuneChoice:
     """A fine-tuning strategy chosen and judged by stratified k-fold CV over the whole budget.
 
     1. The head's learning rate and epochs are chosen by :func:`fit_cross_validated` on the frozen
@@ -573,15 +573,23 @@ def finetune_cross_validated(trunk: keras.Model, build_head: Callable[[], keras.
             ``pixels``, a ``build_head`` that returns the whole pixel classifier with the trunk
             frozen, and a ``whole`` that returns a second model on its layers (compiled on its
             own with the trunk trainable: each model keeps the trainable set it was built with).
+        copies: The head phase's inputs of moved copies of the images, row for row with
+            ``features`` (:func:`fit_cross_validated`): wherever the head trains (choosing, in
+            each fold, the refit), it also trains on the copies of its images. Fine-tuning trains
+            on ``pixels`` alone, and every fold validates on them alone.
 
     Returns:
         A :class:`FinetuneChoice`.
     """
     started = time.perf_counter()
+    if copies and whole is not None:
+        raise ValueError("copies are cached features of moved images: a head that trains "
+                         "through the pixels (whole) takes none")
     head = fit_cross_validated(build_head, (features, y), folds=folds,
                                learning_rates=learning_rates, max_epochs=max_epochs,
                                patience=patience, batch_size=batch_size, seed=seed,
-                               progress=None if progress is None else f"{progress}, head")
+                               progress=None if progress is None else f"{progress}, head",
+                               copies=copies)
     rate = head.learning_rate * rate_factor
     assert head.restart is not None, "fit_cross_validated returns its model's restart"
     refitted = head.model.get_weights()  # the head refitted on every image
@@ -596,7 +604,7 @@ def finetune_cross_validated(trunk: keras.Model, build_head: Callable[[], keras.
     for i, (train, val) in enumerate(pairs):
         model = models.start(rate)
         trunk.trainable = False  # the head model trains with the trainable set it was built with
-        _train_for(head.restart(head.learning_rate), (features[train], y[train]),
+        _train_for(head.restart(head.learning_rate), with_copies((features, y), copies, train),
                    epochs=head.best_epoch, batch_size=batch_size, seed=seed, progress=None)
         trunk.trainable = True
         label = None if progress is None else f"{progress}, fine-tuning, fold {i + 1}"

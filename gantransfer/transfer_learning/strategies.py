@@ -291,17 +291,34 @@ def adversarial_training(settings: TransferConfig) -> AdversarialTraining | None
                                settings.adversarial_steps, settings.adversarial_fraction)
 
 
+def _head_copies(ctx: StrategyContext, trunk: keras.Model, what: str,
+                 notes: list[str]) -> tuple[np.ndarray, ...]:
+    """The probes' care for a head on the frozen trunk's cached features: the features of moved
+    copies of every labeled image (``transfer.probe_shift``; :func:`shifted_copies`), row for row
+    with the training then the validation images; none beyond ``SHIFT_UP_TO_IMAGES`` images."""
+    images = _all_labels(ctx.split)[0]
+    shift = ctx.settings.probe_shift if len(images) <= SHIFT_UP_TO_IMAGES else 0
+    if not shift:
+        return ()
+    notes.append(f"the {what} also trained on {describe_copies(shift)} (transfer.probe_shift)")
+    return shifted_copies(images, shift, lambda x: frozen_features(trunk, x))
+
+
 def _train_head(ctx: StrategyContext, trunk: keras.Model, kind: str, notes: list[str], *,
-                final: bool) -> tuple[keras.Model, FitOutcome, np.ndarray, np.ndarray | None]:
+                final: bool) -> tuple[keras.Model, FitOutcome, np.ndarray,
+                                      tuple[np.ndarray, np.ndarray] | None]:
     """Trains a head on a frozen trunk, on cached features unless augmentation needs the pixels.
 
-    Returns ``(classifier, outcome, test predictions, features of the whole budget or None)``.
+    Returns ``(classifier, outcome, test predictions, cached)``: ``cached`` is what a head on the
+    cached features trains on across the whole budget (the features and labels of every labeled
+    image, then of their moved copies), or None when the head trained through the pixels.
 
     A ``final`` head is the strategy's model (a frozen strategy). With ``transfer.refit`` it is
     trained on the whole budget: on cached features, after k-fold cross-validation over the budget
     has chosen (``transfer.cv_folds`` >= 2); otherwise after the validation split has chosen
     (:func:`_refitted`). A fine-tuning strategy's head phase is not ``final``: the validation split
-    chooses it, and the strategy refits both phases once it has judged them.
+    chooses it, and the strategy refits both phases once it has judged them. Either way a head on
+    cached features also trains on moved copies of its images (``transfer.probe_shift``).
     """
     s, split = ctx.settings, ctx.split
     trunk.trainable = False
@@ -309,14 +326,7 @@ def _train_head(ctx: StrategyContext, trunk: keras.Model, kind: str, notes: list
         f_train, f_val, f_test = cached_features(trunk, split)
         notes.append("frozen trunk features cached: computed once, the head trained on them")
         f_all = np.concatenate([f_train, f_val])
-        # a final head gets the probes' care: moved copies of every labeled image (probe_shift)
-        shift = s.probe_shift if final and len(f_all) <= SHIFT_UP_TO_IMAGES else 0
-        copies: tuple[np.ndarray, ...] = ()
-        if shift:
-            copies = shifted_copies(_all_labels(split)[0], shift,
-                                    lambda x: frozen_features(trunk, x))
-            notes.append(f"the head also trained on {describe_copies(shift)} "
-                         "(transfer.probe_shift)")
+        copies = _head_copies(ctx, trunk, "head" if final else "head phase", notes)
 
         def build() -> keras.Model:
             return build_head(f_train.shape[1:], split.num_classes, kind=kind, dropout=s.dropout,
@@ -326,14 +336,16 @@ def _train_head(ctx: StrategyContext, trunk: keras.Model, kind: str, notes: list
             outcome = _final_fit(ctx, build, "head on cached features", notes, (f_train, f_val),
                                  copies)
         else:
-            outcome = fit_selected(build, (f_train, split.y_train), (f_val, split.y_val),
+            train = with_copies((f_train, split.y_train), tuple(c[:len(f_train)] for c in copies))
+            outcome = fit_selected(build, train, (f_val, split.y_val),
                                    learning_rates=s.learning_rates, max_epochs=s.max_epochs,
                                    patience=s.patience, batch_size=s.batch_size, seed=split.seed,
                                    progress=_progress(ctx, "head on cached features"))
         classifier = build_classifier(trunk, split.num_classes, head=outcome.model,
                                       trunk_training=False)
         predictions = np.argmax(outcome.model.predict(f_test, verbose=0), axis=-1)
-        return classifier, outcome, predictions, f_all
+        cached = with_copies((f_all, _all_labels(split)[1]), copies)
+        return classifier, outcome, predictions, cached
     def build_pixels() -> keras.Model:
         return _pixel_classifier(ctx, trunk, kind, trunk_training=False)
 
@@ -381,8 +393,8 @@ def _finetune_outcome(ctx: StrategyContext, trunk: keras.Model, native: str,
         return _finetune_cv_outcome(ctx, trunk, kind, notes)
     started = time.perf_counter()
     start_weights = trunk.get_weights()
-    classifier, head_outcome, head_predictions, f_all = _train_head(ctx, trunk, kind, notes,
-                                                                    final=False)
+    classifier, head_outcome, head_predictions, cached = _train_head(ctx, trunk, kind, notes,
+                                                                     final=False)
     head_weights = classifier.get_weights()
     trunk.trainable = True  # BatchNorm stays in inference mode: the trunk is called with training=False
     rate = head_outcome.learning_rate * s.finetune_learning_rate_factor
@@ -403,7 +415,7 @@ def _finetune_outcome(ctx: StrategyContext, trunk: keras.Model, native: str,
     if s.refit:
         validated, kept_weights = classifier, classifier.get_weights()
         accuracy = budget_accuracy(classifier, split.x_train, split.y_train)
-        refitted = _refit_finetune(ctx, trunk, kind, start_weights, f_all, head_outcome,
+        refitted = _refit_finetune(ctx, trunk, kind, start_weights, cached, head_outcome,
                                    outcome if finetuned else None)
         epochs += head_outcome.best_epoch + (outcome.best_epoch if finetuned else 0)
         if _keep_refit(accuracy, budget_accuracy(refitted, *_all_labels(split)), notes):
@@ -440,6 +452,7 @@ def _finetune_cv_outcome(ctx: StrategyContext, trunk: keras.Model, kind: str,
     trunk.trainable = False
     x_all, y_all = _all_labels(split)
     whole: Callable[[keras.Model], keras.Model] | None = None
+    copies: tuple[np.ndarray, ...] = ()
     if s.trains_through_pixels:
         inputs = x_all
 
@@ -450,6 +463,7 @@ def _finetune_cv_outcome(ctx: StrategyContext, trunk: keras.Model, kind: str,
     else:
         inputs = frozen_features(trunk, x_all)
         notes.append("frozen trunk features cached: computed once, the head trained on them")
+        copies = _head_copies(ctx, trunk, "head phase", notes)
 
         def build() -> keras.Model:
             return build_head(inputs.shape[1:], split.num_classes, kind=kind, dropout=s.dropout,
@@ -458,7 +472,7 @@ def _finetune_cv_outcome(ctx: StrategyContext, trunk: keras.Model, kind: str,
         trunk, build, inputs, x_all, y_all, folds=s.cv_folds, learning_rates=s.learning_rates,
         rate_factor=s.finetune_learning_rate_factor, max_epochs=s.max_epochs, patience=s.patience,
         batch_size=s.batch_size, seed=split.seed, progress=_progress(ctx, "fine-tuning strategy"),
-        whole=whole)
+        whole=whole, copies=copies)
     head, finetune = choice.head, choice.finetune
     if choice.discarded_refit is not None:
         finetuned_fit, head_fit = choice.discarded_refit
@@ -489,13 +503,14 @@ def _finetune_cv_outcome(ctx: StrategyContext, trunk: keras.Model, kind: str,
 
 
 def _refit_finetune(ctx: StrategyContext, trunk: keras.Model, kind: str,
-                    start_weights: list[np.ndarray], f_all: np.ndarray | None,
+                    start_weights: list[np.ndarray], cached: tuple[np.ndarray, np.ndarray] | None,
                     head_outcome: FitOutcome, finetune: FitOutcome | None) -> keras.Model:
     """The fine-tuning strategy's phases again, on every labeled image, with the choices made.
 
-    The trunk goes back to its starting weights; the head trains on it frozen (on the cached
-    features when there are some) for the head phase's epochs; then, when fine-tuning was kept,
-    everything trains at its rate for its epochs.
+    The trunk goes back to its starting weights; the head trains on it frozen (on ``cached``, the
+    cached features of every labeled image and of its moved copies, when there are some) for the
+    head phase's epochs; then, when fine-tuning was kept, everything trains on the images at its
+    rate for its epochs.
     """
     s, split = ctx.settings, ctx.split
     trunk.set_weights(start_weights)
@@ -503,9 +518,9 @@ def _refit_finetune(ctx: StrategyContext, trunk: keras.Model, kind: str,
     x_all, y_all = _all_labels(split)
     common = dict(learning_rate=head_outcome.learning_rate, epochs=head_outcome.best_epoch,
                   batch_size=s.batch_size, seed=split.seed, progress=_progress(ctx, "head"))
-    if f_all is not None:
-        head = refit(lambda: build_head(f_all.shape[1:], split.num_classes, kind=kind,
-                                        dropout=s.dropout, l2=s.l2), (f_all, y_all), **common)
+    if cached is not None:
+        head = refit(lambda: build_head(cached[0].shape[1:], split.num_classes, kind=kind,
+                                        dropout=s.dropout, l2=s.l2), cached, **common)
         classifier = build_classifier(trunk, split.num_classes, head=head, trunk_training=False)
     else:
         classifier = refit(lambda: _pixel_classifier(ctx, trunk, kind, trunk_training=False),
