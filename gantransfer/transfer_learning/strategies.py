@@ -41,7 +41,8 @@ from gantransfer.transfer_learning.classifiers import (FitOutcome, augmentation,
                                                       build_head, count_parameters,
                                                       fit_cross_validated, fit_selected,
                                                       finetune_cross_validated,
-                                                      pooled_trunk, refit, resolve_head)
+                                                      pooled_trunk, refit, refit_failed,
+                                                      resolve_head)
 from gantransfer.evaluation.linear import predict_in_chunks, probe_memory
 from gantransfer.transfer_learning.probe import (SHIFT_UP_TO_IMAGES, copy_count, describe_copies,
                                                 fit_probe, fit_probe_cv, pixel_features,
@@ -161,28 +162,27 @@ def _describe_head(kind: str, setting: str) -> str:
     return f"head: {how}{why}"
 
 
-def _keep_refit(validated: float, refitted: float, notes: list[str]) -> bool:
-    """Whether a refit is kept: it must fit the whole budget at least as well as the validated
-    model fit its own training images. A refit has no validation images to stop it at a good epoch;
-    at a high learning rate it can end on a bad one, and then the validated model is the safer."""
-    if refitted >= validated:
+def _keep_refit(held_out: float, refitted: float, notes: list[str]) -> bool:
+    """Whether a refit is kept: unless it fits the whole budget worse than validation scored the
+    validated model on images it had not trained on (:func:`refit_failed`). A refit has no
+    validation images to stop it at a good epoch; at a high learning rate it can end on a bad one,
+    and then the validated model is the safer."""
+    if not refit_failed(refitted, held_out):
         return True
     notes.append(f"the refit on all labels fit them worse ({100 * refitted:.1f}%) than the "
-                 f"validated model fit its training images ({100 * validated:.1f}%), so the "
-                 "validated model is kept")
+                 f"validated model scored on its validation images ({100 * held_out:.1f}%), so "
+                 "the validated model is kept")
     return False
 
 
-def _refitted(outcome: FitOutcome, build: Any, train: tuple[np.ndarray, np.ndarray],
-              data: tuple[np.ndarray, np.ndarray], ctx: StrategyContext, what: str,
-              notes: list[str]) -> FitOutcome:
+def _refitted(outcome: FitOutcome, build: Any, data: tuple[np.ndarray, np.ndarray],
+              ctx: StrategyContext, what: str, notes: list[str]) -> FitOutcome:
     """With ``transfer.refit``, the outcome's model trained again on ``data`` (the whole budget,
-    ``train`` and the validation images) at the chosen rate for the chosen epochs, unless that
-    refit fits the budget worse (:func:`_keep_refit`); without it, the outcome as it is."""
+    the training and the validation images) at the chosen rate for the chosen epochs, unless that
+    refit failed (:func:`_keep_refit`); without it, the outcome as it is."""
     s = ctx.settings
     if not s.refit:
         return outcome
-    validated = budget_accuracy(outcome.model, *train)
     kept = outcome.model.get_weights()
     # The validated model itself is restarted and refitted (no second trace); its weights are
     # put back if the refit is not kept.
@@ -190,7 +190,7 @@ def _refitted(outcome: FitOutcome, build: Any, train: tuple[np.ndarray, np.ndarr
                   batch_size=s.batch_size, seed=ctx.split.seed, progress=_progress(ctx, what),
                   model=outcome.restart(outcome.learning_rate) if outcome.restart else None)
     outcome.epochs += outcome.best_epoch
-    if _keep_refit(validated, budget_accuracy(model, *data), notes):
+    if _keep_refit(outcome.val_accuracy, budget_accuracy(model, *data), notes):
         outcome.model = model
         outcome.selection = f"{outcome.selection}, then a refit on all of it"
     else:
@@ -225,7 +225,7 @@ def _final_fit(ctx: StrategyContext, build: Any, what: str, notes: list[str],
         return fit_cross_validated(build, everything, folds=s.cv_folds, copies=copies, **fit)
     train = with_copies((x_train, split.y_train), tuple(c[:len(x_train)] for c in copies))
     outcome = fit_selected(build, train, (x_val, split.y_val), **fit)
-    return _refitted(outcome, build, train, with_copies(everything, copies), ctx, what, notes)
+    return _refitted(outcome, build, with_copies(everything, copies), ctx, what, notes)
 
 
 def _prepared_trunk(ctx: StrategyContext, pretrained: bool, notes: list[str]) -> keras.Model:
@@ -414,11 +414,11 @@ def _finetune_outcome(ctx: StrategyContext, trunk: keras.Model, native: str,
     selection = "validation split"
     if s.refit:
         validated, kept_weights = classifier, classifier.get_weights()
-        accuracy = budget_accuracy(classifier, split.x_train, split.y_train)
+        held_out = (outcome if finetuned else head_outcome).val_accuracy
         refitted = _refit_finetune(ctx, trunk, kind, start_weights, cached, head_outcome,
                                    outcome if finetuned else None)
         epochs += head_outcome.best_epoch + (outcome.best_epoch if finetuned else 0)
-        if _keep_refit(accuracy, budget_accuracy(refitted, *_all_labels(split)), notes):
+        if _keep_refit(held_out, budget_accuracy(refitted, *_all_labels(split)), notes):
             classifier, selection = refitted, f"{selection}, then a refit on all of it"
         else:
             validated.set_weights(kept_weights)  # the trunk is shared: its validated weights too
@@ -475,12 +475,12 @@ def _finetune_cv_outcome(ctx: StrategyContext, trunk: keras.Model, kind: str,
         whole=whole, copies=copies)
     head, finetune = choice.head, choice.finetune
     if choice.discarded_refit is not None:
-        finetuned_fit, head_fit = choice.discarded_refit
+        finetuned_fit, held_out = choice.discarded_refit
         notes.append(f"fine-tuning's mean fold validation accuracy, "
                      f"{100 * choice.finetune_score:.1f}%, beat the head's, "
                      f"{100 * head.score:.1f}%, but its refit on all labels fit them worse "
-                     f"({100 * finetuned_fit:.1f}%) than the head alone ({100 * head_fit:.1f}%), "
-                     "so the head-only model is kept")
+                     f"({100 * finetuned_fit:.1f}%) than the folds scored on images they had not "
+                     f"trained on ({100 * held_out:.1f}%), so the head-only model is kept")
     else:
         verdict = "beat" if finetune is not None else "did not beat"
         notes.append(f"fine-tuning's mean fold validation accuracy, "
