@@ -60,6 +60,7 @@ _EXPORTS = {
     "TransferResult": "gantransfer.workflows.experiment",
     "build_classifier": "gantransfer.transfer_learning.classifiers",
     "build_head": "gantransfer.transfer_learning.classifiers",
+    "load_classifier": "gantransfer.transfer_learning.classifiers",
     "build_gan_trunk": "gantransfer.transfer_learning.trunks",
     "import_discriminator_weights": "gantransfer.transfer_learning.trunks",
     "trunk_from_discriminator": "gantransfer.transfer_learning.trunks",

@@ -71,3 +71,37 @@ def test_the_api_starts_the_backend_as_quietly_as_the_command_line():
     if runs["1"].stderr == "":
         pytest.skip(f"Keras's {os.environ.get('KERAS_BACKEND', 'tensorflow')} backend prints no "
                     "start-up lines here: nothing to silence")
+
+
+def test_load_classifier_rebuilds_the_toolkits_own_layers_where_keras_alone_cannot(tmp_path,
+                                                                                   monkeypatch):
+    # A saved linear probe holds GridMaxPooling, an ImageNet classifier BackbonePreprocess. In a
+    # fresh interpreter nothing has imported the modules that register them with Keras.
+    import keras
+    import numpy as np
+
+    from gantransfer.gan.features import GridMaxPooling
+    from gantransfer.transfer_learning.backbones import BackbonePreprocess
+
+    inputs = keras.Input((16, 16, 3))
+    pooled = GridMaxPooling(4)(BackbonePreprocess("mobilenet")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(pooled)))
+    path = tmp_path / "models" / "gan-linear-probe_lpc-10_seed-0.keras"
+    path.parent.mkdir()
+    model.save(path)
+    registered = keras.saving.get_custom_objects()
+    for name in ("gantransfer>GridMaxPooling", "gantransfer>BackbonePreprocess"):
+        monkeypatch.delitem(registered, name)
+    with pytest.raises(TypeError, match="Could not locate class"):
+        keras.saving.load_model(path, compile=False)
+
+    loaded = gt.load_classifier(path)
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype("float32")
+    np.testing.assert_allclose(loaded.predict(pixels, verbose=0), model.predict(pixels, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+
+    with pytest.raises(gt.GantransferError, match="is not a file; pass a classifier .keras file"):
+        gt.load_classifier(tmp_path / "models" / "missing.keras")
+    (tmp_path / "notes.keras").write_text("not a model")
+    with pytest.raises(gt.GantransferError, match="cannot load .*notes.keras.* as a Keras model"):
+        gt.load_classifier(tmp_path / "notes.keras")

@@ -17,6 +17,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import keras
@@ -24,6 +25,8 @@ import numpy as np
 from keras import layers
 
 from gantransfer import backend, runtime
+from gantransfer.errors import GantransferError
+from gantransfer.transfer_learning.backbones import BackbonePreprocess
 from gantransfer.transfer_learning.probe import (GridMaxPooling, conv_feature_layers, fold_indices,
                                                 with_copies)
 
@@ -173,6 +176,41 @@ def build_classifier(trunk: keras.Model, num_classes: int, *, head: keras.Model 
     head = head or build_head(tuple(trunk.output_shape[1:]), num_classes, kind=kind,
                               dropout=dropout, l2=l2)
     return keras.Model(inputs, head(features), name=name)
+
+
+def load_classifier(path: str | Path) -> keras.Model:
+    """Loads a classifier that ``compare`` or ``transfer`` saved (a run's ``models/*.keras``).
+
+    Some of those models hold the toolkit's own layers: a linear probe its
+    :class:`~gantransfer.gan.features.GridMaxPooling`, an ImageNet strategy its
+    :class:`~gantransfer.transfer_learning.backbones.BackbonePreprocess`. Keras rebuilds them only
+    once the modules that register them are imported, so ``keras.saving.load_model`` alone fails
+    on them in a fresh interpreter ("Could not locate class 'GridMaxPooling'"). This passes them to
+    Keras itself.
+
+    Args:
+        path: A ``.keras`` classifier file.
+
+    Returns:
+        The model, uncompiled: pixels in [0, 255] in, class logits out.
+
+    Raises:
+        GantransferError: If ``path`` is not a file, or not a Keras model.
+
+    Example:
+        >>> model = load_classifier("outputs/cmp/models/gan-linear-probe_lpc-10_seed-0.keras")  # doctest: +SKIP
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise GantransferError(f"{str(path)!r} is not a file; pass a classifier .keras file, e.g. "
+                               "from a compare or transfer run's models/ folder")
+    layers_of_ours = {"gantransfer>GridMaxPooling": GridMaxPooling,
+                      "gantransfer>BackbonePreprocess": BackbonePreprocess}
+    try:
+        return keras.saving.load_model(path, compile=False, custom_objects=layers_of_ours)
+    except Exception as error:  # Keras raises many kinds for a foreign or corrupt file.
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise GantransferError(f"cannot load {str(path)!r} as a Keras model: {first}") from None
 
 
 def count_parameters(model: keras.Model) -> tuple[int, int]:

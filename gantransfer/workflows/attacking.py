@@ -23,7 +23,7 @@ from gantransfer.reporting.figures import adversarial_figure, robustness_figure
 from gantransfer.robustness import (AttackSettings, RobustPoint, adversarial_examples,
                                     check_epsilons, robust_accuracy)
 from gantransfer.runs import atomic_write, atomic_write_json, atomic_write_text, files_folder
-from gantransfer.transfer_learning.trunks import load_discriminator
+from gantransfer.transfer_learning.classifiers import load_classifier
 from gantransfer.workflows.targets import test_pool
 
 logger = logging.getLogger(__name__)
@@ -65,13 +65,7 @@ def _dataset_of(model_file: Path) -> str:
 
 
 def _load_classifier(model_file: Path) -> keras.Model:
-    import gantransfer.gan.features  # noqa: F401  (registers the pooling layer probes use)
-    import gantransfer.transfer_learning.backbones  # noqa: F401  (registers backbone layers)
-
-    if not model_file.is_file():
-        raise GantransferError(f"{str(model_file)!r} is not a file; pass a classifier .keras "
-                               "file, e.g. from a compare run's models/ folder")
-    model = load_discriminator(model_file)
+    model = load_classifier(model_file)
     if len(model.output_shape) != 2 or model.output_shape[-1] < 2:
         raise GantransferError(f"{str(model_file)!r} has output shape {model.output_shape}, not "
                                "class scores: attack a classifier (a compare run's models/), not a "
