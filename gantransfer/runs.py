@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, IO
 
+from gantransfer.backend import user_cache_dir  # noqa: F401 (re-exported for the layers above)
 from gantransfer.errors import DataError, RunFolderError
 
 DEFAULT_OUTPUT_ROOT = Path("outputs")
@@ -75,17 +76,6 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """Writes text atomically (UTF-8)."""
     atomic_write(Path(path), lambda handle: handle.write(text.encode("utf-8")))
-
-
-def user_cache_dir() -> Path:
-    """The toolkit's own cache, outside any run folder: ``$XDG_CACHE_HOME/gantransfer``
-    (``~/.cache/gantransfer``). What it holds can be made again, and it can be deleted at any time.
-
-    Example:
-        >>> user_cache_dir().name
-        'gantransfer'
-    """
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gantransfer"
 
 
 def atomic_write_json(path: Path, data: Any) -> None:

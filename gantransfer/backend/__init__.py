@@ -23,6 +23,7 @@ import importlib
 import importlib.util
 import os
 import sys
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -35,6 +36,20 @@ BACKENDS = {"tensorflow": "gantransfer.backend.tensorflow", "jax": "gantransfer.
 """Keras backend name -> the module implementing the seam for it."""
 
 DEFAULT_BACKEND = "tensorflow"
+
+
+def user_cache_dir() -> Path:
+    """The toolkit's own cache, outside any run folder: ``$XDG_CACHE_HOME/gantransfer``
+    (``~/.cache/gantransfer``). What it holds can be made again, and it can be deleted at any time.
+
+    It is defined here, at the bottom of the layers, because a backend keeps things in it too (JAX's
+    compiled steps); :mod:`gantransfer.runs` re-exports it for the layers above.
+
+    Example:
+        >>> user_cache_dir().name
+        'gantransfer'
+    """
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gantransfer"
 
 
 class UnsupportedBackendError(GantransferError, NotImplementedError):

@@ -35,6 +35,8 @@ import numpy as np
 from keras import ops
 from keras import utils as keras_utils
 
+from gantransfer.backend import user_cache_dir
+
 
 def gan_train_step(gan: Any, state: Any, data: Any) -> tuple[dict[str, Any], Any]:
     """Both networks' gradients from one forward pass, each applied by its own optimizer.
@@ -348,7 +350,7 @@ def compilation_cache_dir() -> Path:
         >>> compilation_cache_dir().parts[-2:]
         ('gantransfer', 'jax')
     """
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gantransfer" / "jax"
+    return user_cache_dir() / "jax"
 
 
 def use_compilation_cache() -> None:
