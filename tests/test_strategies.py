@@ -669,17 +669,32 @@ def test_probe_shifts_train_on_moved_copies_that_no_fold_validates_on(split, mon
     assert not any("copies" in n for n in off.record["notes"])
 
 
-@pytest.mark.parametrize("cv_folds", [2, 0])
-def test_a_frozen_head_trains_on_moved_copies_that_no_fold_validates_on(split, monkeypatch,
-                                                                         cv_folds):
+def _spy_on_fits(monkeypatch) -> tuple[list, list]:
+    """Records every validated fit's ``(train, val)`` and every fixed-epoch fit's data."""
     from gantransfer.transfer_learning import classifiers
 
-    fits, refits = [], []
+    fits, trained = [], []
     until_best, train_for = classifiers._fit_until_best, classifiers._train_for
     monkeypatch.setattr(classifiers, "_fit_until_best", lambda model, train, val, **kw: fits.append(
         (train, val)) or until_best(model, train, val, **kw))
-    monkeypatch.setattr(classifiers, "_train_for", lambda model, data, **kw: refits.append(
+    monkeypatch.setattr(classifiers, "_train_for", lambda model, data, **kw: trained.append(
         data) or train_for(model, data, **kw))
+    return fits, trained
+
+
+def _assert_each_image_and_4_copies_none_validated(x, x_val, n):
+    """``x`` holds each of its images and 4 moved copies; with ``x_val`` they are all ``n``
+    labeled images, and no validation image, nor a copy of it, is among the training rows."""
+    assert len(x) % 5 == 0 and len(x) // 5 + len(x_val) == n
+    rows = {row.tobytes() for row in np.asarray(x, "float32").reshape(len(x), -1)}
+    assert not any(row.tobytes() in rows
+                   for row in np.asarray(x_val, "float32").reshape(len(x_val), -1))
+
+
+@pytest.mark.parametrize("cv_folds", [2, 0])
+def test_a_frozen_head_trains_on_moved_copies_that_no_fold_validates_on(split, monkeypatch,
+                                                                         cv_folds):
+    fits, refits = _spy_on_fits(monkeypatch)
     real_refit = strategies_module.refit  # the validation split's refit
     monkeypatch.setattr(strategies_module, "refit", lambda build, data, **kw: refits.append(
         data) or real_refit(build, data, **kw))
@@ -687,11 +702,7 @@ def test_a_frozen_head_trains_on_moved_copies_that_no_fold_validates_on(split, m
     n = len(split.y_train) + len(split.y_val)
     assert fits and len(refits[-1][0]) == 5 * n  # the refit: every labeled image and 4 copies
     for (x, y), (x_val, y_val) in fits:
-        # no validation image, nor a moved copy of it, among that fit's training rows
-        assert len(x) % 5 == 0 and len(x) // 5 + len(x_val) == n
-        trained = {row.tobytes() for row in np.asarray(x, "float32").reshape(len(x), -1)}
-        assert not any(row.tobytes() in trained
-                       for row in np.asarray(x_val, "float32").reshape(len(x_val), -1))
+        _assert_each_image_and_4_copies_none_validated(x, x_val, n)
         assert sorted(y[:len(x) // 5].tolist() * 5) == sorted(y.tolist())
     assert any("the head also trained on 4 copies of each labeled image moved 1 pixel" in note
                for note in outcome.record["notes"])
@@ -704,17 +715,10 @@ def test_a_frozen_head_trains_on_moved_copies_that_no_fold_validates_on(split, m
 @pytest.mark.parametrize("cv_folds", [2, 0])
 def test_the_fine_tuning_head_phase_trains_on_moved_copies_and_fine_tuning_on_images(
         split, monkeypatch, cv_folds):
-    from gantransfer.transfer_learning import classifiers
-
     # The head phase reads cached features, as a frozen head does, so it gets the same moved
     # copies; fine-tuning trains through the pixels on the images alone (augment_shift is its
     # augmentation), and nothing validates on a copy of an image its fit trained on.
-    fits, trained = [], []
-    until_best, train_for = classifiers._fit_until_best, classifiers._train_for
-    monkeypatch.setattr(classifiers, "_fit_until_best", lambda model, train, val, **kw: fits.append(
-        (train, val)) or until_best(model, train, val, **kw))
-    monkeypatch.setattr(classifiers, "_train_for", lambda model, data, **kw: trained.append(
-        data) or train_for(model, data, **kw))
+    fits, trained = _spy_on_fits(monkeypatch)
     outcome = RUNNERS["gan-finetune"](_context(split, cv_folds=cv_folds, probe_shift=1))
     n = len(split.y_train) + len(split.y_val)
     pixels = lambda x: x.shape[1:3] == (32, 32)  # else the trunk's 4x4 map: cached features
@@ -723,10 +727,7 @@ def test_the_fine_tuning_head_phase_trains_on_moved_copies_and_fine_tuning_on_im
     fits_per_phase = 2 if cv_folds else 1  # a fit per fold, or on the validation split
     assert len(heads) == fits_per_phase and len(tunes) == fits_per_phase
     for x, x_val in heads:
-        assert len(x) % 5 == 0 and len(x) // 5 + len(x_val) == n  # each image and 4 copies
-        rows = {row.tobytes() for row in np.asarray(x, "float32").reshape(len(x), -1)}
-        assert not any(row.tobytes() in rows
-                       for row in np.asarray(x_val, "float32").reshape(len(x_val), -1))
+        _assert_each_image_and_4_copies_none_validated(x, x_val, n)
     for x, x_val in tunes:
         assert len(x) + len(x_val) == n  # fine-tuning: the fold's images, no copies
     head_fits = [x for x, _ in trained if not pixels(x)]
