@@ -243,6 +243,11 @@ class TransferConfig:
             are also taken from copies moved down, up, right and left by every distance from 1
             to this many pixels (edges repeated; 4 copies for 1, 8 for 2), for budgets up to
             2,500 images; 0 is off. Not for the paper's probe.
+        test_shift: Test-time augmentation of every strategy's final model: it predicts the mean
+            of its softmax over each image and the image's copies moved down, up, right and left
+            by every distance from 1 to this many pixels (the copies of ``probe_shift``), and the
+            saved model does the same (its output is the log of that mean, read as logits); 0 is
+            off. It costs each prediction 1 + 4 x ``test_shift`` passes.
         probe_storage: How probe features are held in memory: float32, float16 (half the memory;
             logistic probes only, solved by keras, which reads them a batch at a time in float32),
             or auto: float32 where it fits in available memory, else float16.
@@ -296,6 +301,7 @@ class TransferConfig:
     probe_c: list[float] = dataclasses.field(default_factory=lambda: [0.001, 0.01, 0.1, 1.0])
     probe_solver: str = "auto"
     probe_shift: int = 1
+    test_shift: int = 0
     probe_storage: str = "auto"
     bn_images: int = 10000
     backbone: str = "mobilenet"
@@ -358,6 +364,9 @@ class TransferConfig:
         _check("transfer.probe_shift", self.probe_shift,
                isinstance(self.probe_shift, int) and not isinstance(self.probe_shift, bool)
                and self.probe_shift >= 0, "an integer >= 0 (pixels; 0 is off)")
+        _check("transfer.test_shift", self.test_shift,
+               isinstance(self.test_shift, int) and not isinstance(self.test_shift, bool)
+               and self.test_shift >= 0, "an integer >= 0 (pixels; 0 is off)")
         _check("transfer.probe_storage", self.probe_storage,
                self.probe_storage in ("auto", "float32", "float16"), "auto, float32 or float16")
         if self.probe_storage == "float16" and (self.probe != "logistic"

@@ -27,8 +27,8 @@ from keras import layers
 from gantransfer import backend, runtime
 from gantransfer.errors import GantransferError
 from gantransfer.transfer_learning.backbones import BackbonePreprocess
-from gantransfer.transfer_learning.probe import (GridMaxPooling, conv_feature_layers, fold_indices,
-                                                with_copies)
+from gantransfer.transfer_learning.probe import (SHIFT_DIRECTIONS, GridMaxPooling, copy_count,
+                                                conv_feature_layers, fold_indices, with_copies)
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +142,112 @@ def augmentation(flip: bool = False, shift: float = 0.0) -> keras.Sequential | N
     return keras.Sequential(steps, name="augment") if steps else None
 
 
+# The registered names ("gantransfer>PixelShift", "gantransfer>LogMeanSoftmax") are what saved
+# .keras files with test-time shifts refer to; they must not change.
+@keras.saving.register_keras_serializable(package="gantransfer")
+class PixelShift(layers.Layer):
+    """Moves images ``dy`` pixels down and ``dx`` right (negative: up, left), the uncovered rows and
+    columns repeating the image's edge: :func:`~gantransfer.data.transforms.shift_images` inside a
+    model, on every backend.
+
+    Example:
+        >>> x = np.arange(9, dtype="float32").reshape(1, 3, 3, 1)
+        >>> np.asarray(PixelShift(0, 1)(x))[0, :, :, 0].tolist()
+        [[0.0, 0.0, 1.0], [3.0, 3.0, 4.0], [6.0, 6.0, 7.0]]
+    """
+
+    def __init__(self, dy: int = 0, dx: int = 0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.dy, self.dx = int(dy), int(dx)
+
+    def call(self, x):
+        # Output row i reads input row i - dy, clipped to the image: the edge repeats.
+        rows = np.clip(np.arange(x.shape[1]) - self.dy, 0, x.shape[1] - 1)
+        cols = np.clip(np.arange(x.shape[2]) - self.dx, 0, x.shape[2] - 1)
+        return keras.ops.take(keras.ops.take(x, rows, axis=1), cols, axis=2)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "dy": self.dy, "dx": self.dx}
+
+
+@keras.saving.register_keras_serializable(package="gantransfer")
+class LogMeanSoftmax(layers.Layer):
+    """The log of the mean softmax of several logits: an average of predicted probabilities that a
+    softmax (or a cross-entropy from logits) reads back as those probabilities. Always float32.
+
+    Example:
+        >>> a, b = np.log([[0.8, 0.2]]), np.log([[0.4, 0.6]])
+        >>> np.exp(np.asarray(LogMeanSoftmax()([a, b]), "float64")).round(3).tolist()
+        [[0.6, 0.4]]
+    """
+
+    def __init__(self, **kwargs) -> None:
+        kwargs["dtype"] = "float32"
+        super().__init__(**kwargs)
+
+    def call(self, logits):
+        probabilities = [keras.ops.softmax(keras.ops.cast(z, "float32"), axis=-1) for z in logits]
+        mean = keras.ops.mean(keras.ops.stack(probabilities, axis=0), axis=0)
+        return keras.ops.log(keras.ops.maximum(mean, 1e-30))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+
+def shift_averaged(model: keras.Model, shift: int) -> keras.Model:
+    """``model`` predicting the mean of its softmax over each image and the image's copies moved
+    down, up, right and left by every distance from 1 to ``shift`` pixels (``transfer.test_shift``).
+
+    The copies are those the probes and frozen heads train beside each labeled image
+    (``transfer.probe_shift``): test-time augmentation asks the model about the same small moves it
+    was taught to ignore, and averages its answers. The new model's output is the log of that mean
+    probability, so its argmax is the averaged prediction, a softmax of it gives the averaged
+    probabilities back, and an attack's cross-entropy from logits reads it as it reads any
+    classifier's. It shares ``model``'s layers, so it holds no new weights.
+
+    Args:
+        model: A classifier from pixels to logits.
+        shift: Largest move in pixels, >= 1; ``1 + 4 * shift`` views of each image.
+
+    Returns:
+        The averaged classifier, named as ``model``.
+
+    Example:
+        >>> from gantransfer.transfer_learning.trunks import TrunkArchitecture, build_gan_trunk
+        >>> net = build_classifier(build_gan_trunk(TrunkArchitecture(32, 1, width=0.125)), 10)
+        >>> averaged = shift_averaged(net, 1)
+        >>> averaged.output_shape, len(averaged.get_weights()) == len(net.get_weights())
+        ((None, 10), True)
+    """
+    if shift < 1:
+        raise ValueError(f"shift must be >= 1 pixel, got {shift}")
+    inputs = keras.Input(model.input_shape[1:], name="pixels")
+    moved = [PixelShift(dy * distance, dx * distance, name=f"moved_{dy * distance}_{dx * distance}")
+             for distance in range(1, shift + 1) for dy, dx in SHIFT_DIRECTIONS]
+    assert len(moved) == copy_count(shift)
+    views = [inputs] + [move(inputs) for move in moved]
+    outputs = LogMeanSoftmax(name="mean_of_moved_views")([model(view) for view in views])
+    return keras.Model(inputs, outputs, name=model.name)
+
+
+def unshifted(model: keras.Model) -> keras.Model:
+    """The classifier inside a :func:`shift_averaged` model (what it predicts for the unmoved
+    image); any other model as it is. Grad-CAM explains this one.
+
+    Example:
+        >>> from gantransfer.transfer_learning.trunks import TrunkArchitecture, build_gan_trunk
+        >>> net = build_classifier(build_gan_trunk(TrunkArchitecture(32, 1, width=0.125)), 10)
+        >>> unshifted(shift_averaged(net, 1)) is net, unshifted(net) is net
+        (True, True)
+    """
+    if not any(isinstance(layer, LogMeanSoftmax) for layer in model.layers):
+        return model
+    return next(layer for layer in model.layers if isinstance(layer, keras.Model))
+
+
 def build_classifier(trunk: keras.Model, num_classes: int, *, head: keras.Model | None = None,
                      kind: str = "gap", dropout: float = 0.0, l2: float = 0.0,
                      trunk_training: bool | None = None,
@@ -205,7 +311,9 @@ def load_classifier(path: str | Path) -> keras.Model:
         raise GantransferError(f"{str(path)!r} is not a file; pass a classifier .keras file, e.g. "
                                "from a compare or transfer run's models/ folder")
     layers_of_ours = {"gantransfer>GridMaxPooling": GridMaxPooling,
-                      "gantransfer>BackbonePreprocess": BackbonePreprocess}
+                      "gantransfer>BackbonePreprocess": BackbonePreprocess,
+                      "gantransfer>PixelShift": PixelShift,
+                      "gantransfer>LogMeanSoftmax": LogMeanSoftmax}
     try:
         return keras.saving.load_model(path, compile=False, custom_objects=layers_of_ours)
     except Exception as error:  # Keras raises many kinds for a foreign or corrupt file.

@@ -25,8 +25,11 @@ from gantransfer.registry import STRATEGIES, in_family
 from gantransfer.robustness import AttackSettings, robust_accuracy
 from gantransfer.robustness.training import plain
 from gantransfer.runs import atomic_save
+from gantransfer.transfer_learning.classifiers import shift_averaged
+from gantransfer.transfer_learning.probe import copy_count
 from gantransfer.transfer_learning.strategies import (RUNNERS, Split, StrategyContext,
-                                                      StrategySkipped, adversarial_training)
+                                                      StrategyOutcome, StrategySkipped,
+                                                      adversarial_training)
 from gantransfer.transfer_learning.trunks import TrunkArchitecture, architecture_of, load_discriminator
 
 logger = logging.getLogger(__name__)
@@ -100,6 +103,20 @@ def _save_model(model: keras.Model, folder: Path, strategy: str, budget: Budget,
     # An adversarially trained model saves as a plain one, and a mixed-precision one as float32.
     atomic_save(path, runtime.portable_model(plain(model)).save)
     return str(path)
+
+
+def _with_test_shift(outcome: StrategyOutcome, shift: int, x_test: np.ndarray) -> StrategyOutcome:
+    """A strategy's final model averaged over moved copies of each image (``transfer.test_shift``;
+    :func:`~gantransfer.transfer_learning.classifiers.shift_averaged`), with its test predictions
+    made again by it. It is the model that is saved, attacked and reported."""
+    model = shift_averaged(plain(outcome.model), shift)
+    predictions = np.argmax(model.predict(x_test, batch_size=256, verbose=0), axis=-1)
+    distances = "1 pixel" if shift == 1 else f"1 to {shift} pixels"
+    note = (f"test-time shifts (transfer.test_shift): each prediction is the mean of the softmax "
+            f"over the image and {copy_count(shift)} copies of it moved {distances} down, up, "
+            "right and left")
+    record = {**outcome.record, "notes": [*outcome.record.get("notes", []), note]}
+    return StrategyOutcome(model, predictions, record)
 
 
 def robustness_record(model: keras.Model, name: str, x_test: np.ndarray, y_test: np.ndarray,
@@ -238,6 +255,8 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
                         logger.warning("skipping %s: %s", name, reason)
                         record = StrategyResult(**base, status="skipped", reason=str(reason))
                     else:
+                        if settings.test_shift:
+                            outcome = _with_test_shift(outcome, settings.test_shift, x_test)
                         model_file = None if models_dir is None else _save_model(
                             outcome.model, Path(models_dir), name, budget, seed)
                         robustness = robustness_record(outcome.model, name, x_test, test.y,
