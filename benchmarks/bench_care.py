@@ -53,6 +53,10 @@ VARIANTS = {
     "trunk-l2-1e-3": (["transfer.trunk_l2=0.001"], "weight decay 1e-3 on the trunk's kernels"),
     "trunk-dropout": (["transfer.trunk_dropout=0.1"],
                       "spatial dropout 0.1 after every trunk block (acts in scratch only)"),
+    "ensemble-5": (["transfer.ensemble=5"], "each network's final model the mean of 5 refits from "
+                                            "their own initialisations"),
+    "shift-1px-ensemble-5": (["transfer.augment_shift=0.03125", "transfer.ensemble=5"],
+                             "random shifts of up to 1 pixel, and the mean of 5 refits"),
     "no-probe-shift": (["transfer.probe_shift=0"], "linear probes and frozen heads without their "
                                                    "copies moved a pixel each way"),
     "probe-shift-2px": (["transfer.probe_shift=2"], "linear probes and frozen heads also trained on "

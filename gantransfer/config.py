@@ -243,6 +243,12 @@ class TransferConfig:
             are also taken from copies moved down, up, right and left by every distance from 1
             to this many pixels (edges repeated; 4 copies for 1, 8 for 2), for budgets up to
             2,500 images; 0 is off. Not for the paper's probe.
+        ensemble: Members of every network's final model (a deep ensemble): the refit on the whole
+            budget is repeated from this many initialisations and shufflings (the first is the
+            seed's own, so 1 is the single model), each with the choices validation made, and the
+            model predicts the mean of their softmax. Linear probes are convex fits that come out
+            the same every time, so they stay one model; so does a model whose refit is off or was
+            discarded. It costs this many refits.
         test_shift: Test-time augmentation of every strategy's final model: it predicts the mean
             of its softmax over each image and the image's copies moved down, up, right and left
             by every distance from 1 to this many pixels (the copies of ``probe_shift``), and the
@@ -302,6 +308,7 @@ class TransferConfig:
     probe_solver: str = "auto"
     probe_shift: int = 1
     test_shift: int = 0
+    ensemble: int = 1
     probe_storage: str = "auto"
     bn_images: int = 10000
     backbone: str = "mobilenet"
@@ -364,6 +371,9 @@ class TransferConfig:
         _check("transfer.probe_shift", self.probe_shift,
                isinstance(self.probe_shift, int) and not isinstance(self.probe_shift, bool)
                and self.probe_shift >= 0, "an integer >= 0 (pixels; 0 is off)")
+        _check("transfer.ensemble", self.ensemble,
+               isinstance(self.ensemble, int) and not isinstance(self.ensemble, bool)
+               and self.ensemble >= 1, "an integer >= 1 (1 is a single model)")
         _check("transfer.test_shift", self.test_shift,
                isinstance(self.test_shift, int) and not isinstance(self.test_shift, bool)
                and self.test_shift >= 0, "an integer >= 0 (pixels; 0 is off)")

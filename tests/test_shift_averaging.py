@@ -9,7 +9,8 @@ from gantransfer.config import TransferConfig, load_config
 from gantransfer.data.transforms import shift_images
 from gantransfer.errors import ConfigError
 from gantransfer.transfer_learning.classifiers import (LogMeanSoftmax, PixelShift,
-                                                       build_classifier, shift_averaged, unshifted)
+                                                       build_classifier, first_member,
+                                                       shift_averaged)
 from gantransfer.transfer_learning.probe import SHIFT_DIRECTIONS
 from gantransfer.transfer_learning.protocol import run_transfer
 from gantransfer.transfer_learning.trunks import TrunkArchitecture, build_gan_trunk
@@ -41,7 +42,7 @@ def test_a_shift_averaged_model_predicts_the_mean_softmax_over_the_moved_images(
     got = averaged.predict(x, verbose=0)
     np.testing.assert_allclose(np.exp(got), expected, rtol=1e-4, atol=1e-6)
     assert sum(isinstance(layer, PixelShift) for layer in averaged.layers) == 4 * shift
-    assert averaged.count_params() == net.count_params() and unshifted(averaged) is net
+    assert averaged.count_params() == net.count_params() and first_member(averaged) is net
     with pytest.raises(ValueError, match="shift must be >= 1 pixel"):
         shift_averaged(net, 0)
 

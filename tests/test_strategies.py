@@ -297,9 +297,11 @@ def _rows(x):
     return sorted(np.ascontiguousarray(image).tobytes() for image in np.asarray(x, "float32"))
 
 
-@pytest.mark.parametrize("name, cv_folds", [("scratch", 5), ("gan-frozen", 0), ("gan-frozen", 5),
-                                            ("gan-finetune", 5)])
-def test_the_refit_trains_on_exactly_the_budgets_images(split, monkeypatch, name, cv_folds):
+@pytest.mark.parametrize("name, cv_folds, ensemble", [
+    ("scratch", 5, 1), ("gan-frozen", 0, 1), ("gan-frozen", 5, 1), ("gan-finetune", 5, 1),
+    ("scratch", 5, 3), ("gan-frozen", 0, 2), ("gan-finetune", 5, 2), ("gan-finetune", 0, 2)])
+def test_the_refit_trains_on_exactly_the_budgets_images(split, monkeypatch, name, cv_folds,
+                                                        ensemble):
     from gantransfer.transfer_learning import classifiers, strategies
 
     seen = []
@@ -310,12 +312,13 @@ def test_the_refit_trains_on_exactly_the_budgets_images(split, monkeypatch, name
         return real_train_for(model, data, **kwargs)
 
     monkeypatch.setattr(classifiers, "_train_for", spy)
-    context = _context(split, cv_folds=cv_folds, probe_shift=0)  # moved copies: tested below
+    # moved copies: tested below
+    context = _context(split, cv_folds=cv_folds, probe_shift=0, ensemble=ensemble)
     outcome = RUNNERS[name](context)
     budget = np.concatenate([split.x_train, split.x_val])
     labels = np.concatenate([split.y_train, split.y_val])
     refits = [(x, y) for x, y in seen if len(x) == len(budget)]
-    assert refits, "no refit ran"
+    assert len(refits) >= ensemble, "a member was not refitted"
     features = None
     for x, y in seen:
         if x.shape[1:] == budget.shape[1:]:
@@ -785,3 +788,44 @@ def test_fine_tuning_through_the_pixels_chooses_by_cross_validation_too(split, m
         assert type(outcome.model).__name__ == "AdversariallyTrained"
     accuracy = np.mean(outcome.predictions == split.y_test)
     assert accuracy > 0.2
+
+
+def test_an_ensemble_predicts_the_mean_softmax_of_members_that_differ():
+    from gantransfer.transfer_learning.classifiers import LogMeanSoftmax, mean_of
+
+    members = []
+    for seed in (0, 1, 2):
+        keras.utils.set_random_seed(seed)
+        members.append(build_classifier(build_gan_trunk(ARCH), 10))
+    x = np.random.default_rng(0).uniform(0, 255, (5, 32, 32, 1)).astype("float32")
+    logits = [m.predict(x, verbose=0) for m in members]
+    assert not np.allclose(logits[0], logits[1])  # each member from its own initialisation
+    softmax = [np.exp(z - z.max(1, keepdims=True)) for z in logits]
+    expected = np.mean([p / p.sum(1, keepdims=True) for p in softmax], axis=0)
+    ensemble = mean_of(members)
+    np.testing.assert_allclose(np.exp(ensemble.predict(x, verbose=0)), expected, rtol=1e-4,
+                               atol=1e-6)
+    assert sum(isinstance(layer, LogMeanSoftmax) for layer in ensemble.layers) == 1
+    assert mean_of(members[:1]) is members[0]
+
+
+@pytest.mark.parametrize("name, cv_folds, shift", [
+    ("scratch", 2, 0.0), ("gan-frozen", 2, 0.0), ("gan-finetune", 2, 0.0), ("gan-finetune", 0, 0.0),
+    ("gan-finetune", 2, 0.1)])  # with augmentation the head phase trains through the pixels
+def test_an_ensembles_members_are_refits_that_differ_and_it_saves_and_predicts(
+        split, tmp_path, name, cv_folds, shift):
+    from gantransfer.transfer_learning.classifiers import load_classifier
+
+    outcome = RUNNERS[name](_context(split, cv_folds=cv_folds, ensemble=3, augment_shift=shift))
+    notes = [n for n in outcome.record["notes"] if n.startswith("an ensemble of ")]
+    assert len(notes) == 1 and "(transfer.ensemble)" in notes[0], outcome.record["notes"]
+    kept = int(notes[0].split()[3])
+    assert 1 <= kept <= 3 and outcome.record["selection"].endswith(f"averaged over {kept} refits")
+    path = tmp_path / f"{name}.keras"
+    outcome.model.save(path)
+    loaded = load_classifier(path)
+    predicted = np.argmax(loaded.predict(split.x_test, verbose=0), axis=-1)
+    np.testing.assert_array_equal(predicted, outcome.predictions)
+    # Without refit there is nothing to repeat: one model, and the note says why.
+    single = RUNNERS[name](_context(split, cv_folds=0, refit=False, ensemble=3))
+    assert any(n.startswith("one model, not an ensemble of 3") for n in single.record["notes"])

@@ -233,19 +233,55 @@ def shift_averaged(model: keras.Model, shift: int) -> keras.Model:
     return keras.Model(inputs, outputs, name=model.name)
 
 
-def unshifted(model: keras.Model) -> keras.Model:
-    """The classifier inside a :func:`shift_averaged` model (what it predicts for the unmoved
-    image); any other model as it is. Grad-CAM explains this one.
+def member_seed(seed: int, member: int) -> int:
+    """The seed of an ensemble's ``member``-th model (``transfer.ensemble``): the first is ``seed``
+    itself, so a one-member ensemble is the single model.
+
+    Example:
+        >>> member_seed(3, 0), member_seed(3, 2)
+        (3, 2003)
+    """
+    return seed + 1000 * member
+
+
+def mean_of(models: list[keras.Model]) -> keras.Model:
+    """Classifiers of the same inputs as one that predicts the mean of their softmax: a deep
+    ensemble (Lakshminarayanan et al., 2017). Its output is the log of the mean probability, as
+    :func:`shift_averaged`'s, and one model is returned as it is.
+
+    Example:
+        >>> from gantransfer.transfer_learning.trunks import TrunkArchitecture, build_gan_trunk
+        >>> nets = [build_classifier(build_gan_trunk(TrunkArchitecture(32, 1, width=0.125)), 10)
+        ...         for _ in range(3)]
+        >>> ensemble = mean_of(nets)
+        >>> ensemble.output_shape, ensemble.count_params() == 3 * nets[0].count_params()
+        ((None, 10), True)
+    """
+    if len(models) == 1:
+        return models[0]
+    inputs = keras.Input(models[0].input_shape[1:], name="inputs")
+    # Each member under a name of its own: the members of one build share their names.
+    members = [keras.Model(m.input, m.output, name=f"member_{i}") for i, m in enumerate(models)]
+    outputs = LogMeanSoftmax(name="mean_of_members")([member(inputs) for member in members])
+    return keras.Model(inputs, outputs, name=models[0].name)
+
+
+def first_member(model: keras.Model) -> keras.Model:
+    """The single classifier inside the toolkit's averages: a :func:`shift_averaged` model's
+    (its prediction for the unmoved image) and a :func:`mean_of` ensemble's first member, both
+    peeled when nested; any other model as it is. Grad-CAM explains this one.
 
     Example:
         >>> from gantransfer.transfer_learning.trunks import TrunkArchitecture, build_gan_trunk
         >>> net = build_classifier(build_gan_trunk(TrunkArchitecture(32, 1, width=0.125)), 10)
-        >>> unshifted(shift_averaged(net, 1)) is net, unshifted(net) is net
+        >>> first_member(shift_averaged(net, 1)) is net, first_member(net) is net
         (True, True)
+        >>> first_member(shift_averaged(mean_of([net, net]), 1)).name
+        'member_0'
     """
-    if not any(isinstance(layer, LogMeanSoftmax) for layer in model.layers):
-        return model
-    return next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    while any(isinstance(layer, LogMeanSoftmax) for layer in model.layers):
+        model = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    return model
 
 
 def build_classifier(trunk: keras.Model, num_classes: int, *, head: keras.Model | None = None,

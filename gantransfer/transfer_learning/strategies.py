@@ -40,9 +40,9 @@ from gantransfer.transfer_learning.classifiers import (FitOutcome, augmentation,
                                                       build_classifier,
                                                       build_head, count_parameters,
                                                       fit_cross_validated, fit_selected,
-                                                      finetune_cross_validated,
-                                                      pooled_trunk, refit, refit_failed,
-                                                      resolve_head)
+                                                      finetune_cross_validated, mean_of,
+                                                      member_seed, pooled_trunk, refit,
+                                                      refit_failed, resolve_head)
 from gantransfer.evaluation.linear import predict_in_chunks, probe_memory
 from gantransfer.transfer_learning.probe import (SHIFT_UP_TO_IMAGES, copy_count, describe_copies,
                                                 fit_probe, fit_probe_cv, pixel_features,
@@ -192,7 +192,7 @@ def _refitted(outcome: FitOutcome, build: Any, data: tuple[np.ndarray, np.ndarra
     outcome.epochs += outcome.best_epoch
     if _keep_refit(outcome.val_accuracy, budget_accuracy(model, *data), notes):
         outcome.model = model
-        outcome.selection = f"{outcome.selection}, then a refit on all of it"
+        outcome.selection = f"{outcome.selection}, {REFITTED}"
     else:
         outcome.model.set_weights(kept)
         outcome.selection = f"{outcome.selection} (its refit was discarded)"
@@ -222,10 +222,60 @@ def _final_fit(ctx: StrategyContext, build: Any, what: str, notes: list[str],
     fit = dict(learning_rates=s.learning_rates, max_epochs=s.max_epochs, patience=s.patience,
                batch_size=s.batch_size, seed=split.seed, progress=_progress(ctx, what))
     if s.refit and s.cv_folds >= 2:
-        return fit_cross_validated(build, everything, folds=s.cv_folds, copies=copies, **fit)
-    train = with_copies((x_train, split.y_train), tuple(c[:len(x_train)] for c in copies))
-    outcome = fit_selected(build, train, (x_val, split.y_val), **fit)
-    return _refitted(outcome, build, with_copies(everything, copies), ctx, what, notes)
+        outcome = fit_cross_validated(build, everything, folds=s.cv_folds, copies=copies, **fit)
+    else:
+        train = with_copies((x_train, split.y_train), tuple(c[:len(x_train)] for c in copies))
+        outcome = fit_selected(build, train, (x_val, split.y_val), **fit)
+        outcome = _refitted(outcome, build, with_copies(everything, copies), ctx, what, notes)
+    return _ensembled(ctx, outcome, build, with_copies(everything, copies), what, notes)
+
+
+REFITTED = "then a refit on all of it"  # how a refitted model's selection ends
+
+
+def _ensemble_note(ctx: StrategyContext, kept: int, notes: list[str]) -> None:
+    n = ctx.settings.ensemble
+    note = (f"an ensemble of {kept} refits on all labels with the same choices, each from its own "
+            "initialisation and shuffling, predicting the mean of their softmax (transfer.ensemble)")
+    if kept < n:
+        note += (f"; {n - kept} of {n - 1} further refits fit the labels worse than validation "
+                 "scored on images it had not trained on, and were left out")
+    notes.append(note)
+
+
+def _not_an_ensemble(ctx: StrategyContext, notes: list[str]) -> None:
+    if ctx.settings.ensemble > 1:
+        notes.append(f"one model, not an ensemble of {ctx.settings.ensemble}: transfer.ensemble "
+                     "repeats the refit on all labels, and this model was not refitted")
+
+
+def _ensembled(ctx: StrategyContext, outcome: FitOutcome, build: Any,
+               data: tuple[np.ndarray, np.ndarray], what: str, notes: list[str]) -> FitOutcome:
+    """With ``transfer.ensemble`` > 1, the outcome's refitted model and ``ensemble - 1`` more
+    refits on ``data`` with the same rate and epochs, each from its own seed
+    (:func:`~gantransfer.transfer_learning.classifiers.member_seed`), as one model that predicts the
+    mean of their softmax (:func:`~gantransfer.transfer_learning.classifiers.mean_of`).
+
+    A refit that fits ``data`` worse than validation scored on unseen images ended on a bad epoch
+    (:func:`refit_failed`) and is left out. A model that was not refitted (``transfer.refit``
+    off, or its refit discarded) stays one model: its members would not be alike."""
+    n, seed = ctx.settings.ensemble, ctx.split.seed
+    if n == 1:
+        return outcome
+    if not outcome.selection.endswith(REFITTED):
+        _not_an_ensemble(ctx, notes)
+        return outcome
+    members = [plain(outcome.model)]
+    for k in range(1, n):
+        model = refit(build, data, learning_rate=outcome.learning_rate, epochs=outcome.best_epoch,
+                      batch_size=ctx.settings.batch_size, seed=member_seed(seed, k),
+                      progress=_progress(ctx, f"{what}, member {k + 1} of {n}"))
+        if not refit_failed(budget_accuracy(model, *data), outcome.val_accuracy):
+            members.append(plain(model))
+    _ensemble_note(ctx, len(members), notes)
+    outcome.model = mean_of(members)
+    outcome.selection = f"{outcome.selection}, averaged over {len(members)} refits"
+    return outcome
 
 
 def _prepared_trunk(ctx: StrategyContext, pretrained: bool, notes: list[str]) -> keras.Model:
@@ -419,15 +469,22 @@ def _finetune_outcome(ctx: StrategyContext, trunk: keras.Model, native: str,
                                    outcome if finetuned else None)
         epochs += head_outcome.best_epoch + (outcome.best_epoch if finetuned else 0)
         if _keep_refit(held_out, budget_accuracy(refitted, *_all_labels(split)), notes):
-            classifier, selection = refitted, f"{selection}, then a refit on all of it"
+            classifier, averaged = _finetune_members(ctx, refitted, trunk, kind, start_weights,
+                                                     cached, head_outcome,
+                                                     outcome if finetuned else None, held_out,
+                                                     notes)
+            selection = f"{selection}, {REFITTED}{averaged}"
         else:
+            _not_an_ensemble(ctx, notes)
             validated.set_weights(kept_weights)  # the trunk is shared: its validated weights too
             trunk.trainable = finetuned
             classifier, selection = validated, f"{selection} (its refit was discarded)"
         predictions = np.argmax(classifier.predict(split.x_test, verbose=0), -1)
     elif finetuned:
+        _not_an_ensemble(ctx, notes)
         predictions = np.argmax(classifier.predict(split.x_test, verbose=0), -1)
     else:
+        _not_an_ensemble(ctx, notes)
         predictions = head_predictions
     seconds = time.perf_counter() - started
     trainable, total = count_parameters(classifier)
@@ -449,6 +506,7 @@ def _finetune_cv_outcome(ctx: StrategyContext, trunk: keras.Model, kind: str,
     the fine-tuning and the refit are the same either way."""
     s, split = ctx.settings, ctx.split
     started = time.perf_counter()
+    start_weights = trunk.get_weights()  # an ensemble's further members start here too
     trunk.trainable = False
     x_all, y_all = _all_labels(split)
     whole: Callable[[keras.Model], keras.Model] | None = None
@@ -489,7 +547,10 @@ def _finetune_cv_outcome(ctx: StrategyContext, trunk: keras.Model, kind: str,
                      f"{'fine-tuned' if finetune is not None else 'head-only'} model is kept")
     history = {f"head_{k}": v for k, v in head.history.items()}
     history.update(choice.finetune_history)  # the first fold's, as for the head
-    classifier = choice.classifier
+    kept = finetune if finetune is not None else head
+    cached = None if whole is not None else with_copies((inputs, y_all), copies)
+    classifier, averaged = _finetune_members(ctx, choice.classifier, trunk, kind, start_weights,
+                                             cached, head, finetune, kept.val_accuracy, notes)
     predictions = np.argmax(classifier.predict(split.x_test, verbose=0), -1)
     trainable, total = count_parameters(classifier)
     return StrategyOutcome(classifier, predictions, _record(
@@ -499,13 +560,15 @@ def _finetune_cv_outcome(ctx: StrategyContext, trunk: keras.Model, kind: str,
         train_time_s=time.perf_counter() - started, trainable_params=trainable, total_params=total,
         notes=notes, head=kind,
         selection=f"{choice.folds}-fold cross-validation over the budget (the head's rate and "
-                  "epochs, and whether fine-tuning helps), then a refit on all of it"))
+                  f"epochs, and whether fine-tuning helps), {REFITTED}{averaged}"))
 
 
 def _refit_finetune(ctx: StrategyContext, trunk: keras.Model, kind: str,
                     start_weights: list[np.ndarray], cached: tuple[np.ndarray, np.ndarray] | None,
-                    head_outcome: FitOutcome, finetune: FitOutcome | None) -> keras.Model:
-    """The fine-tuning strategy's phases again, on every labeled image, with the choices made.
+                    head_outcome: FitOutcome, finetune: FitOutcome | None,
+                    seed: int | None = None) -> keras.Model:
+    """The fine-tuning strategy's phases again, on every labeled image, with the choices made,
+    from the split's seed or ``seed`` (an ensemble's further members).
 
     The trunk goes back to its starting weights; the head trains on it frozen (on ``cached``, the
     cached features of every labeled image and of its moved copies, when there are some) for the
@@ -516,8 +579,9 @@ def _refit_finetune(ctx: StrategyContext, trunk: keras.Model, kind: str,
     trunk.set_weights(start_weights)
     trunk.trainable = False
     x_all, y_all = _all_labels(split)
+    seed = split.seed if seed is None else seed
     common = dict(learning_rate=head_outcome.learning_rate, epochs=head_outcome.best_epoch,
-                  batch_size=s.batch_size, seed=split.seed, progress=_progress(ctx, "head"))
+                  batch_size=s.batch_size, seed=seed, progress=_progress(ctx, "head"))
     if cached is not None:
         head = refit(lambda: build_head(cached[0].shape[1:], split.num_classes, kind=kind,
                                         dropout=s.dropout, l2=s.l2), cached, **common)
@@ -528,9 +592,41 @@ def _refit_finetune(ctx: StrategyContext, trunk: keras.Model, kind: str,
     if finetune is not None:
         trunk.trainable = True
         classifier = refit(lambda: classifier, (x_all, y_all), learning_rate=finetune.learning_rate,
-                           epochs=finetune.best_epoch, batch_size=s.batch_size, seed=split.seed,
+                           epochs=finetune.best_epoch, batch_size=s.batch_size, seed=seed,
                            progress=_progress(ctx, "fine-tuning everything"))
     return classifier
+
+
+def _snapshot(model: keras.Model) -> keras.Model:
+    """A copy of ``model`` with its weights now, sharing no layer with it: the fine-tuning
+    strategies' refits all train the one trunk."""
+    model = plain(model)
+    twin = keras.models.clone_model(model)
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def _finetune_members(ctx: StrategyContext, first: keras.Model, trunk: keras.Model, kind: str,
+                      start_weights: list[np.ndarray],
+                      cached: tuple[np.ndarray, np.ndarray] | None, head_outcome: FitOutcome,
+                      finetune: FitOutcome | None, held_out: float,
+                      notes: list[str]) -> tuple[keras.Model, str]:
+    """A fine-tuning strategy's refitted model ``first`` and, with ``transfer.ensemble`` > 1,
+    further refits of its kept phases from their own seeds (:func:`_refit_finetune`), as one model
+    that predicts the mean of their softmax; and what to add to its selection. A refit that fits
+    the labels worse than ``held_out`` (what validation scored the kept phase on unseen images) is
+    left out."""
+    n = ctx.settings.ensemble
+    if n == 1:
+        return first, ""
+    members = [_snapshot(first)]
+    for k in range(1, n):
+        member = _refit_finetune(ctx, trunk, kind, start_weights, cached, head_outcome, finetune,
+                                 seed=member_seed(ctx.split.seed, k))
+        if not refit_failed(budget_accuracy(member, *_all_labels(ctx.split)), held_out):
+            members.append(_snapshot(member))
+    _ensemble_note(ctx, len(members), notes)
+    return mean_of(members), f", averaged over {len(members)} refits"
 
 
 def _probe_storage(s: TransferConfig, fitted: int, tested: int, width: int) -> str:

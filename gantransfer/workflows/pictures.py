@@ -23,7 +23,7 @@ from gantransfer.evaluation.results import StrategyResult
 from gantransfer.registry import STRATEGIES, family_of
 from gantransfer.workflows.targets import test_pool, trunk_architecture
 from gantransfer.runs import atomic_write_json, files_folder
-from gantransfer.transfer_learning.classifiers import load_classifier, unshifted
+from gantransfer.transfer_learning.classifiers import first_member, load_classifier
 from gantransfer.transfer_learning.trunks import (build_gan_trunk, load_discriminator,
                                                   reestimate_batchnorm, trunk_from_discriminator)
 
@@ -185,7 +185,7 @@ def report_pictures(config: Config, run_dir: str | Path, discriminator: keras.Mo
     if models:
         best = max(models, key=lambda r: (family_of(r.strategy) == "gan",
                                           str(r.labels_per_class), -int(r.seed)))
-        classifier = unshifted(load_classifier(best.model_file))  # the unmoved image's model
+        classifier = first_member(load_classifier(best.model_file))  # one model, on the unmoved image
         heatmap, predicted = vis.grad_cam(classifier, pixels[0].astype("float32"))
         overlay = vis.grad_cam_overlay(pixels[0], heatmap)
         path = vis.save_grid_png(overlay, folder / "gradcam.png")
