@@ -162,6 +162,9 @@ def _describe_head(kind: str, setting: str) -> str:
     return f"head: {how}{why}"
 
 
+REFITTED = "then a refit on all of it"  # how a refitted model's selection ends
+
+
 def _keep_refit(held_out: float, refitted: float, notes: list[str]) -> bool:
     """Whether a refit is kept: unless it fits the whole budget worse than validation scored the
     validated model on images it had not trained on (:func:`refit_failed`). A refit has no
@@ -228,9 +231,6 @@ def _final_fit(ctx: StrategyContext, build: Any, what: str, notes: list[str],
         outcome = fit_selected(build, train, (x_val, split.y_val), **fit)
         outcome = _refitted(outcome, build, with_copies(everything, copies), ctx, what, notes)
     return _ensembled(ctx, outcome, build, with_copies(everything, copies), what, notes)
-
-
-REFITTED = "then a refit on all of it"  # how a refitted model's selection ends
 
 
 def _ensemble_note(ctx: StrategyContext, kept: int, notes: list[str]) -> None:
