@@ -302,6 +302,16 @@ RUN_AS = {
     "--seeds 3 --labels-per-class 100 --strategies scratch --variants dropout": (
         None, "the command above with scratch at 100 labels per class: the same script and variant, "
               "which the line above runs with tiny settings"),
+    "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-ens10 "
+    "--seeds 5 --labels-per-class 10 --strategies scratch,gan-frozen,gan-finetune,random-frozen "
+    "--variants ensemble-5": (
+        f"{sys.executable} {ROOT}/benchmarks/bench_care.py outputs/fmnist-probe-curve "
+        "outputs/care-ens10 --config digits --seeds 2 --labels-per-class 5 --strategies scratch "
+        "--variants ensemble-5 --set transfer.cv_folds=2 --set transfer.max_epochs=2 "
+        "--set transfer.bn_images=200", "digits stands in for Fashion-MNIST; two seeds, scratch"),
+    "python benchmarks/bench_test_shift.py outputs/fashion-mnist-benchmark": (
+        f"{sys.executable} {ROOT}/benchmarks/bench_test_shift.py outputs/care-benchmark/defaults",
+        "the models of the tiny care run above (digits) stand in for the benchmark's"),
     "bash benchmarks/bench_fashion_mnist.sh outputs/fashion-mnist-benchmark": (
         f"bash {ROOT}/benchmarks/bench_fashion_mnist.sh {{cwd}}/outputs/fashion-mnist-benchmark "
         "--config digits --labels-per-class 10 --seeds 1 --strategies scratch,gan-linear-probe "
