@@ -143,7 +143,7 @@ def augmentation(flip: bool = False, shift: float = 0.0) -> keras.Sequential | N
 
 
 # The registered names ("gantransfer>PixelShift", "gantransfer>LogMeanSoftmax") are what saved
-# .keras files with test-time shifts refer to; they must not change.
+# .keras files with test-time shifts or ensembles refer to; they must not change.
 @keras.saving.register_keras_serializable(package="gantransfer")
 class PixelShift(layers.Layer):
     """Moves images ``dy`` pixels down and ``dx`` right (negative: up, left), the uncovered rows and
