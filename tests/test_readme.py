@@ -309,6 +309,10 @@ RUN_AS = {
         "outputs/care-ens10 --config digits --seeds 2 --labels-per-class 5 --strategies scratch "
         "--variants ensemble-5 --set transfer.cv_folds=2 --set transfer.max_epochs=2 "
         "--set transfer.bn_images=200", "digits stands in for Fashion-MNIST; two seeds, scratch"),
+    "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-shiftens10 "
+    "--seeds 5 --labels-per-class 10 --strategies scratch --variants shift-1px-ensemble-5": (
+        None, "the command above with random shifts as well: the same script and ensembles, which "
+              "the line above runs with tiny settings"),
     "python benchmarks/bench_test_shift.py outputs/fashion-mnist-benchmark": (
         f"{sys.executable} {ROOT}/benchmarks/bench_test_shift.py outputs/care-benchmark/defaults",
         "the models of the tiny care run above (digits) stand in for the benchmark's"),
