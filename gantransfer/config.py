@@ -33,6 +33,11 @@ def _check(key: str, value: Any, ok: bool, allowed: str) -> None:
         raise ConfigError(f"{key}: received {value!r}, expected {allowed}")
 
 
+def _is_count(value: Any, least: int) -> bool:
+    """Whether ``value`` is a whole number (not a bool) of at least ``least``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
 @dataclasses.dataclass
 class DataConfig:
     """Which images to load and how to shape them.
@@ -369,14 +374,11 @@ class TransferConfig:
         _check("transfer.probe_solver", self.probe_solver,
                self.probe_solver in ("auto", "scikit-learn", "keras"), "auto, scikit-learn or keras")
         _check("transfer.probe_shift", self.probe_shift,
-               isinstance(self.probe_shift, int) and not isinstance(self.probe_shift, bool)
-               and self.probe_shift >= 0, "an integer >= 0 (pixels; 0 is off)")
+               _is_count(self.probe_shift, 0), "an integer >= 0 (pixels; 0 is off)")
         _check("transfer.ensemble", self.ensemble,
-               isinstance(self.ensemble, int) and not isinstance(self.ensemble, bool)
-               and self.ensemble >= 1, "an integer >= 1 (1 is a single model)")
+               _is_count(self.ensemble, 1), "an integer >= 1 (1 is a single model)")
         _check("transfer.test_shift", self.test_shift,
-               isinstance(self.test_shift, int) and not isinstance(self.test_shift, bool)
-               and self.test_shift >= 0, "an integer >= 0 (pixels; 0 is off)")
+               _is_count(self.test_shift, 0), "an integer >= 0 (pixels; 0 is off)")
         _check("transfer.probe_storage", self.probe_storage,
                self.probe_storage in ("auto", "float32", "float16"), "auto, float32 or float16")
         if self.probe_storage == "float16" and (self.probe != "logistic"
