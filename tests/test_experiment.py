@@ -159,7 +159,7 @@ def test_an_interrupted_transfer_resumes_keeping_its_finished_models(tmp_path, t
                                                                      monkeypatch):
     from gantransfer.transfer_learning import strategies
 
-    config = load_config(None, [*tiny_overrides, *FAST,
+    config = load_config(None, [*tiny_overrides, *FAST, "transfer.report_pictures=true",
                                 "transfer.strategies=scratch,pixels-linear,random-linear-probe"])
 
     def crash(context):
@@ -174,10 +174,17 @@ def test_an_interrupted_transfer_resumes_keeping_its_finished_models(tmp_path, t
         experiment.transfer(config, tmp_path / "run", verbose=False)
 
     # On resume the two finished models are kept as they were: their runners must not run again.
+    # The folder has moved since (and the report's Grad-CAM loads scratch's model from it).
     monkeypatch.undo()
     for name in ("scratch", "pixels-linear"):
         monkeypatch.setitem(strategies.RUNNERS, name, crash)
-    result = experiment.transfer(config, tmp_path / "run", resume=True, verbose=False)
+    (tmp_path / "run").rename(tmp_path / "moved")
+    monkeypatch.chdir(tmp_path / "moved")
+    result = experiment.transfer(config, ".", resume=True, verbose=False)
+    assert all((tmp_path / "moved" / r.model_file).is_file() for r in result.results)
+    assert result.results[0].model_file == "models/scratch_lpc-3_seed-0.keras"
+    assert (tmp_path / "moved/pictures/gradcam.png").is_file()
+    (tmp_path / "moved").rename(tmp_path / "run")
     assert [r.strategy for r in result.results] == ["scratch", "pixels-linear",
                                                    "random-linear-probe"]
     assert [r.test_accuracy for r in result.results[:2]] == [row["test_accuracy"] for row in partial]

@@ -160,10 +160,20 @@ def _finished_results(run_dir: Path, config: Config) -> list[StrategyResult]:
         return []
     try:
         rows = json.loads(partial.read_text())["results"]
-        return [StrategyResult.from_row(row) for row in rows]
+        finished = [StrategyResult.from_row(row) for row in rows]
     except (ValueError, KeyError, TypeError) as error:
         raise RunFolderError(f"cannot resume: {str(partial)!r} is unreadable ({error}); delete it "
                              "to train every model again") from None
+    return [_in_this_folder(result, run_dir) for result in finished]
+
+
+def _in_this_folder(result: StrategyResult, run_dir: Path) -> StrategyResult:
+    """A finished result whose ``model_file`` names its model in ``run_dir``: the path was written
+    as seen from where the run started, and the run may have moved, or resume from elsewhere."""
+    if result.model_file is None:
+        return result
+    here = run_dir / "models" / Path(result.model_file).name
+    return replace(result, model_file=str(here)) if here.is_file() else result
 
 
 def _probe_chosen(config: Config, gan_dir: Path | None,
