@@ -11,15 +11,19 @@ defaults the README's care list states.
 Usage:
     python benchmarks/bench_care.py GAN_RUN OUTPUT_DIR [--seeds 3] [--labels-per-class 10]
         [--strategies scratch,gan-frozen,random-frozen] [--variants validation-split,shift,...]
-        [--config fashion_mnist] [--set KEY=VALUE ...]
+        [--config fashion_mnist] [--set KEY=VALUE ...] [--defaults-from RUN_DIR]
 
 GAN_RUN is a finished train-gan run (for instance ``OUTPUT_DIR/gan`` of ``bench_fashion_mnist.sh``);
-its best-probe discriminator seeds the gan-* strategies, as in ``compare``.
+its best-probe discriminator seeds the gan-* strategies, as in ``compare``. ``--defaults-from`` takes
+the baseline's accuracies from a finished run made with the defaults on the same GAN (for instance
+``bench_fashion_mnist.sh``'s OUTPUT_DIR) instead of training those models again; every strategy,
+budget and seed asked for must be in it.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 import time
 from pathlib import Path
@@ -65,6 +69,22 @@ VARIANTS = {
 }
 
 
+def finished_results(run_dir: Path, strategies: list[str], budgets: list[str],
+                     seeds: int) -> dict:
+    """(strategy, budget, seed) -> test accuracy of the models a finished run trained."""
+    with open(run_dir / "results.csv", newline="") as file:
+        found = {(row["strategy"], row["labels_per_class"], int(row["seed"])):
+                 float(row["test_accuracy"]) for row in csv.DictReader(file)
+                 if row["status"] == "ok"}
+    wanted = [(s, b, seed) for s in strategies for b in budgets for seed in range(seeds)]
+    missing = [key for key in wanted if key not in found]
+    if missing:
+        raise SystemExit(f"error: {run_dir / 'results.csv'} has no finished model for "
+                         f"{', '.join(f'{s} at {b}/class seed {seed}' for s, b, seed in missing)}; "
+                         "run the defaults here instead (leave out --defaults-from)")
+    return {key: found[key] for key in wanted}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("gan_run", type=Path)
@@ -76,6 +96,8 @@ def main() -> None:
                         help=f"comma-separated, among: {', '.join(VARIANTS)}")
     parser.add_argument("--config", default="fashion_mnist")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--defaults-from", type=Path,
+                        help="a finished run with the defaults to take the baseline from")
     args = parser.parse_args()
     variants = args.variants.split(",")
     unknown = [v for v in variants if v not in VARIANTS]
@@ -86,7 +108,11 @@ def main() -> None:
                 f"transfer.seeds={args.seeds}", f"transfer.strategies={args.strategies}",
                 "transfer.gan_metrics=false"]
     results = {}
-    for name in ["defaults", *variants]:
+    if args.defaults_from:
+        results["defaults"] = finished_results(args.defaults_from, args.strategies.split(","),
+                                               args.labels_per_class.split(","), args.seeds)
+        print(f"defaults: {len(results['defaults'])} models from {args.defaults_from}", flush=True)
+    for name in [*(["defaults"] if not args.defaults_from else []), *variants]:
         changes = [] if name == "defaults" else VARIANTS[name][0]
         config = gt.load_config(args.config, [*settings, *changes])
         started = time.perf_counter()
