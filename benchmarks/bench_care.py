@@ -23,7 +23,6 @@ budget and seed asked for must be in it.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ import gantransfer as gt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_rotation import paired_row  # noqa: E402  (one paired-row format for both benchmarks)
+from paired_runs import finished_models  # noqa: E402
 
 # name -> (the one setting it changes, what it tests)
 VARIANTS = {
@@ -72,10 +72,7 @@ VARIANTS = {
 def finished_results(run_dir: Path, strategies: list[str], budgets: list[str],
                      seeds: int) -> dict:
     """(strategy, budget, seed) -> test accuracy of the models a finished run trained."""
-    with open(run_dir / "results.csv", newline="") as file:
-        found = {(row["strategy"], row["labels_per_class"], int(row["seed"])):
-                 float(row["test_accuracy"]) for row in csv.DictReader(file)
-                 if row["status"] == "ok"}
+    found, _seconds = finished_models(run_dir)
     wanted = [(s, b, seed) for s in strategies for b in budgets for seed in range(seeds)]
     missing = [key for key in wanted if key not in found]
     if missing:

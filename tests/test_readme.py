@@ -313,6 +313,9 @@ RUN_AS = {
     "--seeds 5 --labels-per-class 10 --strategies scratch --variants shift-1px-ensemble-5": (
         None, "the command above with random shifts as well: the same script and ensembles, which "
               "the line above runs with tiny settings"),
+    "python benchmarks/paired_runs.py outputs/care-ens10/defaults outputs/care-ens10/ensemble-5": (
+        f"{sys.executable} {ROOT}/benchmarks/paired_runs.py outputs/care-ens10/defaults "
+        "outputs/care-ens10/ensemble-5", "as written, on the tiny care run above (digits)"),
     "python benchmarks/bench_test_shift.py outputs/fashion-mnist-benchmark": (
         f"{sys.executable} {ROOT}/benchmarks/bench_test_shift.py outputs/care-benchmark/defaults",
         "the models of the tiny care run above (digits) stand in for the benchmark's"),

@@ -1,0 +1,85 @@
+"""Two finished transfer or compare runs, paired model by model: what their settings changed.
+
+A model of the first run and one of the second pair up when they share the strategy, the labels
+per class and the seed, so they trained on the same labeled images. For each strategy and budget
+the script prints both means over the seeds both runs have, the mean difference (second minus
+first) with its 95% Student t-interval, and each run's training minutes for those models. It first
+prints the settings in which the two runs' config.yaml differ, so the table says what it measures.
+Both runs must be on the same dataset.
+
+Usage:
+    python benchmarks/paired_runs.py FIRST_RUN SECOND_RUN [--strategies scratch,gan-frozen]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import gantransfer as gt
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_rotation import paired_row  # noqa: E402  (one paired-row format for every benchmark)
+
+
+def finished_models(run_dir: Path) -> tuple[dict, dict]:
+    """``(accuracies, seconds)``, each keyed by (strategy, labels per class, seed), of the models
+    the run in ``run_dir`` finished."""
+    path = run_dir / "results.csv"
+    if not path.is_file():
+        raise SystemExit(f"error: {str(path)!r} does not exist; pass the folder of a finished "
+                         "transfer or compare run")
+    with open(path, newline="") as file:
+        rows = [row for row in csv.DictReader(file) if row["status"] == "ok"]
+    keys = [(row["strategy"], row["labels_per_class"], int(row["seed"])) for row in rows]
+    return ({key: float(row["test_accuracy"]) for key, row in zip(keys, rows)},
+            {key: float(row["train_time_s"]) for key, row in zip(keys, rows)})
+
+
+def changed_settings(first: Path, second: Path) -> list[str]:
+    """``section.key: first -> second`` for every setting in which the runs' configs differ."""
+    a, b = (gt.load_config(run / "config.yaml").to_dict() for run in (first, second))
+    return [f"{section}.{key}: {a[section][key]!r} -> {value!r}"
+            for section, values in b.items() for key, value in values.items()
+            if a[section][key] != value]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("first", type=Path)
+    parser.add_argument("second", type=Path)
+    parser.add_argument("--strategies", help="comma-separated; every strategy both runs have "
+                                             "by default")
+    args = parser.parse_args()
+    (first, first_s), (second, second_s) = finished_models(args.first), finished_models(args.second)
+    datasets = {gt.load_config(run / "config.yaml").data.dataset for run in (args.first, args.second)}
+    if len(datasets) > 1:
+        raise SystemExit(f"error: the runs are on different datasets ({', '.join(sorted(datasets))}),"
+                         " so their models cannot be paired; pass two runs on the same data")
+    shared = sorted({(s, b) for s, b, seed in first if (s, b, seed) in second},
+                    key=lambda key: (int(key[1]) if key[1].isdigit() else 10**9, key[0]))
+    if args.strategies:
+        wanted = args.strategies.split(",")
+        shared = [key for key in shared if key[0] in wanted]
+    if not shared:
+        raise SystemExit("error: the runs share no model (strategy, labels per class and seed); "
+                         "pass two runs of the same strategies, budgets and seeds")
+    print(f"{args.first} -> {args.second}, what changed:")
+    for line in changed_settings(args.first, args.second) or ["nothing"]:
+        print(f"  {line}")
+    print("\n| strategy | labels/class | first | second | second - first (95% t-interval) | "
+          "minutes, first | minutes, second |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for strategy, budget in shared:
+        seeds = [seed for s, b, seed in first if (s, b) == (strategy, budget)
+                 and (s, b, seed) in second]
+        minutes = [sum(times[(strategy, budget, seed)] for seed in seeds) / 60
+                   for times in (first_s, second_s)]
+        print(f"{paired_row(f'{strategy} | {budget}', first, second, (strategy, budget), (strategy, budget))}"
+              f" {minutes[0]:.1f} | {minutes[1]:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
