@@ -5,7 +5,8 @@ per class and the seed, so they trained on the same labeled images. For each str
 the script prints both means over the seeds both runs have, the mean difference (second minus
 first) with its 95% Student t-interval, and each run's training minutes for those models. It first
 prints the settings in which the two runs' config.yaml differ, so the table says what it measures.
-Both runs must be on the same dataset.
+Both runs must be on the same dataset. A run still going (or interrupted) contributes the models it
+has finished so far.
 
 Usage:
     python benchmarks/paired_runs.py FIRST_RUN SECOND_RUN [--strategies scratch,gan-frozen]
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -26,14 +28,19 @@ from bench_rotation import paired_row  # noqa: E402  (one paired-row format for 
 
 def finished_models(run_dir: Path) -> tuple[dict, dict]:
     """``(accuracies, seconds)``, each keyed by (strategy, labels per class, seed), of the models
-    the run in ``run_dir`` finished."""
-    path = run_dir / "results.csv"
-    if not path.is_file():
-        raise SystemExit(f"error: {str(path)!r} does not exist; pass the folder of a finished "
-                         "transfer or compare run")
-    with open(path, newline="") as file:
-        rows = [row for row in csv.DictReader(file) if row["status"] == "ok"]
-    keys = [(row["strategy"], row["labels_per_class"], int(row["seed"])) for row in rows]
+    the run in ``run_dir`` finished: all of them, or so far when it is still running or was
+    interrupted (its ``results.partial.json``)."""
+    complete, partial = run_dir / "results.csv", run_dir / "results.partial.json"
+    if complete.is_file():
+        with open(complete, newline="") as file:
+            rows = list(csv.DictReader(file))
+    elif partial.is_file():
+        rows = json.loads(partial.read_text())["results"]
+    else:
+        raise SystemExit(f"error: {str(run_dir)!r} has neither results.csv nor "
+                         "results.partial.json; pass the folder of a transfer or compare run")
+    rows = [row for row in rows if row["status"] == "ok"]
+    keys = [(row["strategy"], str(row["labels_per_class"]), int(row["seed"])) for row in rows]
     return ({key: float(row["test_accuracy"]) for key, row in zip(keys, rows)},
             {key: float(row["train_time_s"]) for key, row in zip(keys, rows)})
 
