@@ -313,6 +313,17 @@ RUN_AS = {
     "--seeds 5 --labels-per-class 10 --strategies scratch --variants shift-1px-ensemble-5": (
         None, "the command above with random shifts as well: the same script and ensembles, which "
               "the line above runs with tiny settings"),
+    "gantransfer train-gan --output-dir outputs/digits-gan": (
+        f"gantransfer train-gan --epochs 1 --output-dir outputs/digits-gan {TINY_GAN}", "tiny"),
+    "python benchmarks/bench_care.py outputs/digits-gan outputs/care-digits --config digits "
+    "--seeds 3 --labels-per-class 10,50 --strategies scratch,gan-frozen,gan-finetune,random-frozen "
+    "--variants shift-1px-ensemble-5": (
+        f"{sys.executable} {ROOT}/benchmarks/bench_care.py outputs/fmnist-probe-curve "
+        "outputs/care-digits --config digits --seeds 2 --labels-per-class 5 --strategies "
+        "scratch,gan-frozen --variants shift-1px-ensemble-5 --set transfer.cv_folds=2 "
+        "--set transfer.max_epochs=2 --set transfer.bn_images=200",
+        "the benchmark chain's tiny digits GAN stands in for the one the line above trains (the "
+        "other chain runs that); two seeds, two strategies"),
     "python benchmarks/paired_runs.py outputs/care-ens10/defaults outputs/care-ens10/ensemble-5": (
         f"{sys.executable} {ROOT}/benchmarks/paired_runs.py outputs/care-ens10/defaults "
         "outputs/care-ens10/ensemble-5", "as written, on the tiny care run above (digits)"),
