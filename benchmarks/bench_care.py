@@ -76,7 +76,7 @@ def finished_results(run_dir: Path, strategies: list[str], budgets: list[str],
     wanted = [(s, b, seed) for s in strategies for b in budgets for seed in range(seeds)]
     missing = [key for key in wanted if key not in found]
     if missing:
-        raise SystemExit(f"error: {run_dir / 'results.csv'} has no finished model for "
+        raise SystemExit(f"error: the run in {str(run_dir)!r} has no finished model for "
                          f"{', '.join(f'{s} at {b}/class seed {seed}' for s, b, seed in missing)}; "
                          "run the defaults here instead (leave out --defaults-from)")
     return {key: found[key] for key in wanted}
