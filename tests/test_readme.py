@@ -443,7 +443,7 @@ def _make_folders(cwd: Path) -> None:
 # or environment setting) run in the test's own process, as `gantransfer` commands do: a fresh
 # interpreter would spend about 5 seconds importing TensorFlow for each.
 IN_PROCESS_SCRIPTS = {"bench_attack.py", "bench_cached_features.py", "bench_care.py",
-                      "bench_probe.py", "bench_robustness.py", "bench_rotation.py"}
+                      "bench_probe.py", "bench_robustness.py", "bench_rotation.py", "paired_runs.py"}
 
 
 def _run(command: str, cwd: Path) -> None:
