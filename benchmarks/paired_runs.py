@@ -45,9 +45,9 @@ def finished_models(run_dir: Path) -> tuple[dict, dict]:
             {key: float(row["train_time_s"]) for key, row in zip(keys, rows)})
 
 
-def changed_settings(first: Path, second: Path) -> list[str]:
-    """``section.key: first -> second`` for every setting in which the runs' configs differ."""
-    a, b = (gt.load_config(run / "config.yaml").to_dict() for run in (first, second))
+def changed_settings(first: gt.Config, second: gt.Config) -> list[str]:
+    """``section.key: first -> second`` for every setting in which two configs differ."""
+    a, b = first.to_dict(), second.to_dict()
     return [f"{section}.{key}: {a[section][key]!r} -> {value!r}"
             for section, values in b.items() for key, value in values.items()
             if a[section][key] != value]
@@ -61,7 +61,8 @@ def main() -> None:
                                              "by default")
     args = parser.parse_args()
     (first, first_s), (second, second_s) = finished_models(args.first), finished_models(args.second)
-    datasets = {gt.load_config(run / "config.yaml").data.dataset for run in (args.first, args.second)}
+    configs = [gt.load_config(run / "config.yaml") for run in (args.first, args.second)]
+    datasets = {config.data.dataset for config in configs}
     if len(datasets) > 1:
         raise SystemExit(f"error: the runs are on different datasets ({', '.join(sorted(datasets))}),"
                          " so their models cannot be paired; pass two runs on the same data")
@@ -74,7 +75,7 @@ def main() -> None:
         raise SystemExit("error: the runs share no model (strategy, labels per class and seed); "
                          "pass two runs of the same strategies, budgets and seeds")
     print(f"{args.first} -> {args.second}, what changed:")
-    for line in changed_settings(args.first, args.second) or ["nothing"]:
+    for line in changed_settings(*configs) or ["nothing"]:
         print(f"  {line}")
     print("\n| strategy | labels/class | first | second | second - first (95% t-interval) | "
           "minutes, first | minutes, second |")
