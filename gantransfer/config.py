@@ -416,8 +416,11 @@ class TransferConfig:
 
     @property
     def trains_through_pixels(self) -> bool:
-        """Whether heads must train through the pixels: with augmentation or adversarial training,
-        a frozen trunk's features are not the same at every step, so they cannot be cached."""
+        """Whether a frozen trunk's features change from step to step: with augmentation or
+        adversarial training they are not the same every time, so one set cannot stand for them.
+        Augmentation's views are few (its shifts move by whole pixels), and a head can train on the
+        cached features of each; adversarial images depend on the model, so a head trains through
+        the pixels."""
         return self.augments or self.adversarial_training != "none"
 
 

@@ -783,3 +783,32 @@ def test_unsupported_file_type(tmp_path):
 def test_bad_arguments(kwargs, message):
     with pytest.raises(DataError, match=message):
         load_dataset("digits", **kwargs)
+
+
+def test_view_batches_serve_every_image_once_an_epoch_in_a_view_drawn_as_often_as_its_chance():
+    from gantransfer.data.batches import ViewBatches, Views, originals
+
+    n, chances = 200, [0.5, 0.25, 0.125, 0.125]
+    # image i's view k holds i + 1000 k: the value says which image and which view was served
+    stack = np.arange(n)[:, None, None] + 1000 * np.arange(4)[None, :, None]
+    views = Views(stack.astype("float32"), chances)
+    labels = np.arange(n)
+    batches = ViewBatches(views, labels, 32, shuffle=True, seed=3)
+    counts, orders = np.zeros(4), []
+    for _ in range(50):
+        served = [batches[i] for i in range(len(batches))]
+        batches.on_epoch_end()  # as fit does
+        x = np.concatenate([b[0] for b in served]).ravel()
+        y = np.concatenate([b[1] for b in served])
+        assert sorted(y.tolist()) == labels.tolist()  # every image once, with its own label
+        np.testing.assert_array_equal(x % 1000, y)
+        counts += np.bincount((x // 1000).astype(int), minlength=4)
+        orders.append(y)
+    assert not np.array_equal(orders[0], orders[1])  # reshuffled every epoch
+    np.testing.assert_allclose(counts / counts.sum(), chances, atol=0.02)
+    first, again = (ViewBatches(views, labels, 32, shuffle=True, seed=3) for _ in range(2))
+    np.testing.assert_array_equal(first.inputs, again.inputs)  # the same seed, the same draws
+    np.testing.assert_array_equal(originals(views).ravel(), np.arange(n))
+    assert views[[3, 1]].stack[:, 0, 0].tolist() == [3.0, 1.0] and views.shape == (n, 1)
+    with pytest.raises(ValueError, match="sum to 1"):
+        Views(stack.astype("float32"), [0.5, 0.5, 0.5, 0.5])

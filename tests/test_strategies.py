@@ -10,7 +10,10 @@ from gantransfer.config import TransferConfig
 from gantransfer.errors import ConfigError
 from gantransfer.evaluation.results import StrategyResult
 from gantransfer.registry import STRATEGIES
-from gantransfer.transfer_learning.classifiers import augmentation, build_classifier, build_head
+from gantransfer.data.batches import Views
+from gantransfer.transfer_learning.classifiers import (apply_view, augmentation,
+                                                      augmentation_views, build_classifier,
+                                                      build_head)
 from gantransfer.transfer_learning.probe import adaptive_max_pool, probe_features
 from gantransfer.transfer_learning.protocol import budget_split, run_transfer
 from gantransfer.transfer_learning.strategies import (RUNNERS, Split, StrategyContext,
@@ -107,10 +110,59 @@ def test_cached_feature_head_gives_the_same_predictions_as_the_full_frozen_model
     assert (np.argmax(from_cache, -1) == np.argmax(from_pixels, -1)).all()
 
 
-def test_augmentation_trains_the_frozen_model_on_pixels(split):
-    outcome = RUNNERS["random-frozen"](_context(split, augment_shift=0.1))
-    assert not any("cached" in note for note in outcome.record["notes"])
-    assert outcome.model.get_layer("augment") is not None
+def _has_augmentation(model) -> bool:
+    return any(layer.name == "augment" for layer in model.layers)
+
+
+def test_augmentation_trains_a_frozen_head_on_cached_views_and_beyond_them_on_pixels(
+        split, monkeypatch):
+    # Shifts of up to a pixel make 9 views of an image: the head trains on the frozen trunk's
+    # features of each, computed once, one view of each image per epoch. Validation reads the
+    # images as they are.
+    fits, trained = _spy_on_fits(monkeypatch)
+    outcome = RUNNERS["random-frozen"](_context(split, augment_shift=1 / 32))
+    n = len(split.y_train) + len(split.y_val)
+    assert any("features of the 9 views of each labeled image that the augmentation makes cached"
+               in note for note in outcome.record["notes"]), outcome.record["notes"]
+    assert fits and all(isinstance(x, Views) and x.stack.shape[1] == 9 for (x, _), _ in fits)
+    assert all(isinstance(v, Views) and len(x) + len(v) == n for (x, _), (v, _) in fits)
+    assert trained and all(isinstance(x, Views) and len(x) == n for x, _ in trained)
+    assert _has_augmentation(outcome.model)  # as a model trained through the pixels has
+    from_pixels = np.argmax(outcome.model.predict(split.x_test, verbose=0), axis=-1)
+    np.testing.assert_array_equal(from_pixels, outcome.predictions)
+    # More views than the cache holds: the head trains through the pixels, under the augmentation.
+    monkeypatch.setattr(strategies_module, "VIEW_CACHE_UP_TO", 9 * n - 1)
+    fits.clear()
+    pixels = RUNNERS["random-frozen"](_context(split, augment_shift=1 / 32))
+    assert not any("cached" in note for note in pixels.record["notes"])
+    assert any(note.startswith("the head trained through the pixels") and
+               f"would be {9 * n} feature maps" in note for note in pixels.record["notes"])
+    assert fits and all(x.shape[1:] == (32, 32, 1) for (x, _), _ in fits)
+    assert _has_augmentation(pixels.model)
+
+
+@pytest.mark.parametrize("flip, shift", [(False, 1 / 32), (False, 0.05), (True, 1 / 32)])
+def test_augmentation_views_are_what_the_layer_makes_as_often_as_it_makes_them(flip, shift):
+    # 1/32 of 32 pixels: a move of up to one pixel each way, 0 half the time; 0.05: up to 1.6,
+    # which rounds to 2 pixels one time in 32 each way.
+    views, chances = augmentation_views(flip, shift, 32, 32)
+    assert views[0] == (False, 0, 0) and len(set(views)) == len(views)
+    assert len(views) == (2 if flip else 1) * (9 if shift == 1 / 32 else 25)
+    assert np.isclose(sum(chances), 1.0)
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 255, (1, 32, 32, 1)).astype("float32")
+    keras.utils.set_random_seed(0)
+    draws = 4000
+    made = np.asarray(augmentation(flip, shift)(np.repeat(image, draws, 0), training=True))
+    candidates = np.concatenate([apply_view(image, view) for view in views])
+    counts = np.zeros(len(views))
+    for out in made:
+        match = np.flatnonzero((candidates == out).all(axis=(1, 2, 3)))
+        assert len(match) == 1, "the layer made an image that is not exactly one view"
+        counts[match[0]] += 1
+    # each frequency within 4 standard deviations of its chance
+    spread = 4 * np.sqrt(np.asarray(chances) * (1 - np.asarray(chances)) / draws)
+    assert (np.abs(counts / draws - chances) <= spread + 1e-3).all(), (counts / draws, chances)
 
 
 def test_shift_augmentation_moves_whole_pixels_and_repeats_the_edge():
@@ -745,14 +797,41 @@ def test_the_fine_tuning_head_phase_trains_on_moved_copies_and_fine_tuning_on_im
     assert all(len(x) + len(v) == n for (x, _), (v, _) in fits)
 
 
+@pytest.mark.parametrize("cv_folds", [2, 0])
+def test_with_augmentation_the_head_phase_trains_on_views_and_fine_tuning_under_it(
+        split, monkeypatch, cv_folds):
+    from gantransfer.transfer_learning import classifiers
+
+    calls = []
+    until_best, train_for = classifiers._fit_until_best, classifiers._train_for
+    monkeypatch.setattr(classifiers, "_fit_until_best", lambda model, train, val, **kw: calls.append(
+        (train[0], _has_augmentation(model))) or until_best(model, train, val, **kw))
+    monkeypatch.setattr(classifiers, "_train_for", lambda model, data, **kw: calls.append(
+        (data[0], _has_augmentation(model))) or train_for(model, data, **kw))
+    outcome = RUNNERS["gan-finetune"](_context(split, cv_folds=cv_folds, augment_shift=1 / 32,
+                                               learning_rates=[1e-2, 1e-3]))
+    heads = [x for x, _ in calls if isinstance(x, Views)]
+    tunes = [augmented for x, augmented in calls if not isinstance(x, Views)]
+    assert heads and all(x.stack.shape[1] == 9 for x in heads)
+    assert tunes and all(tunes)  # fine-tuning trains through the pixels, under the augmentation
+    assert all(x.shape[1:] == (32, 32, 1) for x, _ in calls if not isinstance(x, Views))
+    assert any("the head phase trained on one view of each image every epoch" in note
+               for note in outcome.record["notes"]), outcome.record["notes"]
+    assert _has_augmentation(outcome.model)
+    from_pixels = np.argmax(outcome.model.predict(split.x_test, verbose=0), axis=-1)
+    np.testing.assert_array_equal(from_pixels, outcome.predictions)
+
+
 @pytest.mark.parametrize("through", ["augmentation", "adversarial training"])
 def test_fine_tuning_through_the_pixels_chooses_by_cross_validation_too(split, monkeypatch,
                                                                          through):
     from gantransfer.transfer_learning import classifiers
 
-    # Augmentation or adversarial training put the head phase on the pixels: the head trains
-    # through the frozen trunk in every fold (the trunk's weights untouched), then everything
-    # fine-tunes. Every choice is cross-validated, as without them.
+    # Adversarial training, or augmentation with more views than the cache holds, put the head
+    # phase on the pixels: the head trains through the frozen trunk in every fold (the trunk's
+    # weights untouched), then everything fine-tunes. Every choice is cross-validated, as without
+    # them.
+    monkeypatch.setattr(strategies_module, "VIEW_CACHE_UP_TO", 0)
     calls = []
     until_best, train_for = classifiers._fit_until_best, classifiers._train_for
 
@@ -811,7 +890,7 @@ def test_an_ensemble_predicts_the_mean_softmax_of_members_that_differ():
 
 @pytest.mark.parametrize("name, cv_folds, shift", [
     ("scratch", 2, 0.0), ("gan-frozen", 2, 0.0), ("gan-finetune", 2, 0.0), ("gan-finetune", 0, 0.0),
-    ("gan-finetune", 2, 0.1)])  # with augmentation the head phase trains through the pixels
+    ("gan-finetune", 2, 0.1)])  # with augmentation the head phase trains on cached views
 def test_an_ensembles_members_are_refits_that_differ_and_it_saves_and_predicts(
         split, tmp_path, name, cv_folds, shift):
     from gantransfer.transfer_learning.classifiers import load_classifier

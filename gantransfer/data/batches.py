@@ -1,4 +1,5 @@
-"""Shuffled batches of an ImageSet for ``fit()``, reproducible across resumed runs.
+"""Shuffled batches for ``fit()``, reproducible: of an ImageSet, across resumed runs; and of the
+views an augmentation makes of some images, one view of each drawn every epoch.
 
 Example:
     >>> import numpy as np
@@ -106,3 +107,104 @@ class ImageBatches(keras.utils.PyDataset):
     def on_epoch_end(self) -> None:
         self.epoch += 1
         self.order = self._order_for(self.epoch)
+
+
+class Views:
+    """Every view an augmentation can make of some images, stacked, with how likely each is.
+
+    ``stack`` is ``(n, V, ...)``: row ``i`` holds ``V`` versions of image ``i`` (a frozen trunk's
+    features of it moved or mirrored, say), view 0 being the image as it is. ``probabilities``
+    (``V``, summing to 1) is how often the augmentation makes each view. Training on
+    :class:`ViewBatches` draws one view of each image per epoch with those probabilities, so it
+    sees what training through the augmentation would, for the price of computing each view once;
+    validation and scoring read :func:`originals`.
+
+    Rows are taken like an array's: ``views[rows]`` is the ``Views`` of those images.
+
+    Example:
+        >>> views = Views(np.arange(12.0).reshape(3, 2, 2), [0.75, 0.25])
+        >>> len(views), views[[2, 0]].stack.shape, originals(views).tolist()
+        (3, (2, 2, 2), [[0.0, 1.0], [4.0, 5.0], [8.0, 9.0]])
+    """
+
+    def __init__(self, stack: np.ndarray, probabilities: Any) -> None:
+        probabilities = np.asarray(probabilities, "float64")
+        if stack.ndim < 2 or probabilities.shape != (stack.shape[1],):
+            raise ValueError(f"Views needs a stack of shape (n, V, ...) and V probabilities, "
+                             f"received {stack.shape} and {probabilities.shape}")
+        if np.any(probabilities < 0) or not np.isclose(probabilities.sum(), 1.0):
+            raise ValueError(f"view probabilities must be >= 0 and sum to 1, received "
+                             f"{probabilities.tolist()}")
+        self.stack = stack
+        self.probabilities = probabilities / probabilities.sum()
+
+    def __len__(self) -> int:
+        return len(self.stack)
+
+    def __getitem__(self, rows: Any) -> Views:
+        return Views(self.stack[rows], self.probabilities)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of one batch of views as a model reads it: ``(n, ...)``, the views axis gone."""
+        return (self.stack.shape[0],) + self.stack.shape[2:]
+
+    def drawn(self, rng: np.random.Generator, rows: np.ndarray | None = None) -> np.ndarray:
+        """One view of each of ``rows`` (all images when None), each drawn on its own."""
+        stack = self.stack if rows is None else self.stack[rows]
+        chosen = rng.choice(len(self.probabilities), size=len(stack), p=self.probabilities)
+        return stack[np.arange(len(stack)), chosen]
+
+    @staticmethod
+    def joined(first: Views, second: Views) -> Views:
+        """The images of ``first`` then of ``second``, which must have the same views."""
+        if not np.array_equal(first.probabilities, second.probabilities):
+            raise ValueError("only views of the same augmentation can be joined")
+        return Views(np.concatenate([first.stack, second.stack]), first.probabilities)
+
+
+def originals(x: np.ndarray | Views) -> np.ndarray:
+    """``x`` as it is, or of :class:`Views`, view 0 of every image: the images unaugmented."""
+    return x.stack[:, 0] if isinstance(x, Views) else x
+
+
+class ViewBatches(keras.utils.PyDataset):
+    """Batches of ``(x, y)`` for ``fit`` where ``x`` is :class:`Views`: each epoch shuffles the
+    images and draws one view of each.
+
+    Epoch ``e``'s order and views are drawn from ``np.random.default_rng([seed, e])``, so a run
+    repeats exactly, on every backend; ``fit`` ends an epoch with :meth:`on_epoch_end`.
+
+    Example:
+        >>> views = Views(np.stack([np.zeros((4, 1)), np.ones((4, 1))], axis=1), [0.5, 0.5])
+        >>> batches = ViewBatches(views, np.arange(4), 2, shuffle=True, seed=0)
+        >>> len(batches), sorted(float(v) for i in range(len(batches)) for v in batches[i][0].ravel())
+        (2, [0.0, 0.0, 1.0, 1.0])
+    """
+
+    def __init__(self, x: Views, y: np.ndarray, batch_size: int, *, shuffle: bool = False,
+                 seed: int = 0) -> None:
+        super().__init__()
+        self.x, self.y = x, y
+        self.batch_size = batch_size
+        self.shuffle, self.seed = shuffle, seed
+        self.epoch = 0
+        self._draw()
+
+    def _draw(self) -> None:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.order = rng.permutation(len(self.x)) if self.shuffle else np.arange(len(self.x))
+        self.inputs = self.x.drawn(rng, self.order)
+
+    def __len__(self) -> int:
+        return -(-len(self.x) // self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} out of range for {len(self)} batches")
+        batch = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return self.inputs[batch], self.y[self.order[batch]]
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self._draw()

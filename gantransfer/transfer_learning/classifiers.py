@@ -25,6 +25,8 @@ import numpy as np
 from keras import layers
 
 from gantransfer import backend, runtime
+from gantransfer.data.batches import ViewBatches, Views, originals
+from gantransfer.data.transforms import shift_images
 from gantransfer.errors import GantransferError
 from gantransfer.transfer_learning.backbones import BackbonePreprocess
 from gantransfer.transfer_learning.probe import (SHIFT_DIRECTIONS, GridMaxPooling, copy_count,
@@ -140,6 +142,63 @@ def augmentation(flip: bool = False, shift: float = 0.0) -> keras.Sequential | N
         steps.append(layers.RandomTranslation(shift, shift, fill_mode="nearest",
                                               interpolation="nearest", name="augment_shift"))
     return keras.Sequential(steps, name="augment") if steps else None
+
+
+def _whole_pixel_moves(fraction: float, side: int) -> tuple[list[int], list[float]]:
+    """The whole-pixel moves along one axis that ``RandomTranslation(fraction)`` with nearest
+    sampling makes on a side of ``side`` pixels, and how likely each is.
+
+    The layer draws a move ``t`` uniformly from ``[-a, a]``, ``a = fraction * side``, and nearest
+    sampling rounds it: the move is ``d`` with the share of ``[-a, a]`` that rounds to ``d``.
+    """
+    a = fraction * side
+    if a < 0.5:
+        return [0], [1.0]
+    reach = int(np.floor(a + 0.5))
+    moves = sorted(range(-reach, reach + 1), key=lambda d: (abs(d), d))  # 0 first
+    shares = [max(0.0, min(a, d + 0.5) - max(-a, d - 0.5)) / (2 * a) for d in moves]
+    kept = [(d, p) for d, p in zip(moves, shares) if p > 0]
+    return [d for d, _ in kept], [p for _, p in kept]
+
+
+def augmentation_views(flip: bool, shift: float, height: int,
+                       width: int) -> tuple[list[tuple[bool, int, int]], list[float]]:
+    """Every image that :func:`augmentation` can make of an ``height`` x ``width`` one, as
+    ``(mirrored, dy, dx)`` (mirrored first, then moved ``dy`` down and ``dx`` right), and how likely
+    each is; the first is the image as it is.
+
+    Its shifts move by whole pixels, so they make a few images, not a continuum: a frozen trunk's
+    features of each can be computed once (:class:`~gantransfer.data.batches.Views`).
+
+    Example:
+        >>> views, chances = augmentation_views(False, 1 / 32, 32, 32)
+        >>> len(views), views[0], chances[0], chances[-1]
+        (9, (False, 0, 0), 0.25, 0.0625)
+    """
+    rows, row_chances = _whole_pixel_moves(shift, height)
+    cols, col_chances = _whole_pixel_moves(shift, width)
+    mirrors = [(False, 0.5), (True, 0.5)] if flip else [(False, 1.0)]
+    views, chances = [], []
+    for mirrored, p_mirror in mirrors:
+        for dy, p_row in zip(rows, row_chances):
+            for dx, p_col in zip(cols, col_chances):
+                views.append((mirrored, dy, dx))
+                chances.append(p_mirror * p_row * p_col)
+    return views, chances
+
+
+def apply_view(images: np.ndarray, view: tuple[bool, int, int]) -> np.ndarray:
+    """``images`` as one view of :func:`augmentation_views` shows them: mirrored left to right
+    when ``view[0]``, then moved ``view[1]`` pixels down and ``view[2]`` right, the uncovered
+    border repeating the edge, as :func:`augmentation` does.
+
+    Example:
+        >>> x = np.arange(9, dtype="float32").reshape(1, 3, 3, 1)
+        >>> apply_view(x, (True, 0, 1))[0, :, :, 0].tolist()
+        [[2.0, 2.0, 1.0], [5.0, 5.0, 4.0], [8.0, 8.0, 7.0]]
+    """
+    mirrored, dy, dx = view
+    return shift_images(images[:, :, ::-1] if mirrored else images, dy, dx)
 
 
 # The registered names ("gantransfer>PixelShift", "gantransfer>LogMeanSoftmax") are what saved
@@ -436,14 +495,17 @@ class EpochBar(keras.callbacks.Callback):
 STEPS_PER_EXECUTION = 16  # fewer Python round trips per epoch; the same steps and results
 
 
-def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool = False,
+def make_dataset(x: np.ndarray | Views, y: np.ndarray, batch_size: int, *, shuffle: bool = False,
                  seed: int = 0) -> Any:
     """In-memory ``(x, y)`` batches for ``fit``, reshuffled every epoch from ``seed``.
 
     The backend's own pipeline (:func:`gantransfer.backend.make_dataset`): for a head on cached
     features, where an epoch is a few cheap steps, it cuts the per-epoch overhead of ``fit`` on
-    NumPy arrays by about two thirds.
+    NumPy arrays by about two thirds. :class:`~gantransfer.data.batches.Views` are served by
+    :class:`~gantransfer.data.batches.ViewBatches`, one view of each image drawn every epoch.
     """
+    if isinstance(x, Views):
+        return ViewBatches(x, y, batch_size, shuffle=shuffle, seed=seed)
     return backend.make_dataset(x, y, batch_size, shuffle=shuffle, seed=seed)
 
 
@@ -485,7 +547,7 @@ def _compiled(build: Callable[[], keras.Model], learning_rate: float, seed: int)
     return model
 
 
-def fit_selected(build: Callable[[], keras.Model], train: tuple[np.ndarray, np.ndarray],
+def fit_selected(build: Callable[[], keras.Model], train: tuple[np.ndarray | Views, np.ndarray],
                  val: tuple[np.ndarray, np.ndarray], *, learning_rates: list[float],
                  max_epochs: int, patience: int, batch_size: int, seed: int,
                  progress: str | None = None) -> FitOutcome:
@@ -530,11 +592,12 @@ def fit_selected(build: Callable[[], keras.Model], train: tuple[np.ndarray, np.n
     return best
 
 
-def _fit_until_best(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
+def _fit_until_best(model: keras.Model, train: tuple[np.ndarray | Views, np.ndarray],
                     val: tuple[np.ndarray, np.ndarray], *, learning_rate: float, max_epochs: int,
                     patience: int, batch_size: int, seed: int,
                     progress: str | None) -> FitOutcome:
-    """Trains a compiled model until validation stops improving; it ends on its best epoch."""
+    """Trains a compiled model until validation stops improving; it ends on its best epoch.
+    Validation reads the images as they are (:func:`~gantransfer.data.batches.originals`)."""
     started = time.perf_counter()
     restore = RestoreBest()
     callbacks: list[keras.callbacks.Callback] = [
@@ -547,7 +610,8 @@ def _fit_until_best(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
     if progress is not None:
         callbacks.append(EpochBar(max_epochs, f"{progress}, learning rate {learning_rate:g}"))
     history = model.fit(make_dataset(*train, batch_size, shuffle=True, seed=seed),
-                        validation_data=make_dataset(*val, 256), epochs=max_epochs,
+                        validation_data=make_dataset(originals(val[0]), val[1], 256),
+                        epochs=max_epochs,
                         callbacks=callbacks, verbose=0, shuffle=False).history
     scores = history["val_score"]
     # The epoch whose weights the model now holds (the last one if no score was ever finite).
@@ -579,7 +643,7 @@ class _Restarts:
         return self.model
 
 
-def refit(build: Callable[[], keras.Model], data: tuple[np.ndarray, np.ndarray], *,
+def refit(build: Callable[[], keras.Model], data: tuple[np.ndarray | Views, np.ndarray], *,
           learning_rate: float, epochs: int, batch_size: int, seed: int,
           progress: str | None = None, model: keras.Model | None = None) -> keras.Model:
     """Trains the final model on every labeled image with the choices validation made.
@@ -609,7 +673,7 @@ def refit(build: Callable[[], keras.Model], data: tuple[np.ndarray, np.ndarray],
                       progress=progress)
 
 
-def _train_for(model: keras.Model, data: tuple[np.ndarray, np.ndarray], *, epochs: int,
+def _train_for(model: keras.Model, data: tuple[np.ndarray | Views, np.ndarray], *, epochs: int,
                batch_size: int, seed: int, progress: str | None) -> keras.Model:
     """Trains a compiled model on ``data`` for exactly ``epochs``: every refit goes through here."""
     callbacks = [] if progress is None else [EpochBar(epochs, f"{progress}, refit on all labels")]
@@ -618,7 +682,7 @@ def _train_for(model: keras.Model, data: tuple[np.ndarray, np.ndarray], *, epoch
     return model
 
 
-def fit_cross_validated(build: Callable[[], keras.Model], data: tuple[np.ndarray, np.ndarray], *,
+def fit_cross_validated(build: Callable[[], keras.Model], data: tuple[np.ndarray | Views, np.ndarray], *,
                         folds: int, learning_rates: list[float], max_epochs: int, patience: int,
                         batch_size: int, seed: int, progress: str | None = None,
                         copies: tuple[np.ndarray, ...] = ()) -> FitOutcome:
@@ -703,9 +767,10 @@ class FinetuneChoice:
     discarded_refit: tuple[float, float] | None = None
 
 
-def budget_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
-    """Accuracy on the budget's own labeled images (never test images)."""
-    return float(np.mean(np.argmax(model.predict(x, batch_size=256, verbose=0), axis=-1) == y))
+def budget_accuracy(model: keras.Model, x: np.ndarray | Views, y: np.ndarray) -> float:
+    """Accuracy on the budget's own labeled images (never test images), as they are."""
+    scores = model.predict(originals(x), batch_size=256, verbose=0)
+    return float(np.mean(np.argmax(scores, axis=-1) == y))
 
 
 def refit_failed(refit_fit: float, held_out: float) -> bool:
@@ -726,7 +791,7 @@ def refit_failed(refit_fit: float, held_out: float) -> bool:
 
 
 def finetune_cross_validated(trunk: keras.Model, build_head: Callable[[], keras.Model],
-                             features: np.ndarray, pixels: np.ndarray, y: np.ndarray, *,
+                             features: np.ndarray | Views, pixels: np.ndarray, y: np.ndarray, *,
                              folds: int, learning_rates: list[float], rate_factor: float,
                              max_epochs: int, patience: int, batch_size: int, seed: int,
                              progress: str | None = None,
@@ -768,7 +833,8 @@ def finetune_cross_validated(trunk: keras.Model, build_head: Callable[[], keras.
         progress: A label for a progress bar per fit, or None for silence.
         whole: The model that fine-tunes everything, given the head model; it must share the
             head model's layers. By default the head model reads cached ``features`` and the whole
-            model is the trunk under it. A head that trains through the pixels (augmentation or
+            model is the trunk under it; a head on cached views of augmented images
+            (:class:`~gantransfer.data.batches.Views`) passes one with the augmentation in front. A head that trains through the pixels (augmentation or
             adversarial training change the trunk's inputs every step) passes ``features`` equal to
             ``pixels``, a ``build_head`` that returns the whole pixel classifier with the trunk
             frozen, and a ``whole`` that returns a second model on its layers (compiled on its

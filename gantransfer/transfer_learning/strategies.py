@@ -7,8 +7,11 @@ module checks at import that every registry entry has exactly one runner.
 
 Each strategy gets the same care: the same labeled budget split into train and validation, learning
 rates chosen and early stopping done on validation, optional augmentation, and one touch of the test
-set at the end. Frozen strategies without augmentation compute the frozen trunk's features once and
-train the head on them (:func:`cached_features`), which gives the same model much faster.
+set at the end. Frozen strategies compute the frozen trunk's features once and train the head on
+them (:func:`cached_features`), which gives the same model much faster. With augmentation they
+compute the features of every view it makes (its shifts move by whole pixels), and the head draws
+one view of each image every epoch (:func:`view_features`): what training through the augmentation
+would show it, for the price of computing each view once.
 
 A runner returns a :class:`StrategyOutcome`: the model, its test predictions and the fields it
 knows of its :class:`~gantransfer.evaluation.results.StrategyResult`; the protocol adds the budget,
@@ -32,11 +35,13 @@ import keras
 import numpy as np
 
 from gantransfer.config import TransferConfig
+from gantransfer.data.batches import Views
 from gantransfer.errors import ConfigError, DataError, GantransferError
 from gantransfer.registry import STRATEGIES, strategy
-from gantransfer.runs import check_memory
+from gantransfer.runs import available_memory, check_memory
 from gantransfer.robustness.training import AdversarialTraining, adversarially_trained, plain
-from gantransfer.transfer_learning.classifiers import (FitOutcome, augmentation, budget_accuracy,
+from gantransfer.transfer_learning.classifiers import (FitOutcome, apply_view, augmentation,
+                                                      augmentation_views, budget_accuracy,
                                                       build_classifier,
                                                       build_head, count_parameters,
                                                       fit_cross_validated, fit_selected,
@@ -203,7 +208,7 @@ def _refitted(outcome: FitOutcome, build: Any, data: tuple[np.ndarray, np.ndarra
 
 
 def _final_fit(ctx: StrategyContext, build: Any, what: str, notes: list[str],
-               inputs: tuple[np.ndarray, np.ndarray] | None = None,
+               inputs: tuple[np.ndarray | Views, np.ndarray | Views] | None = None,
                copies: tuple[np.ndarray, ...] = ()) -> FitOutcome:
     """A strategy's final model: with ``transfer.refit`` and ``transfer.cv_folds`` >= 2, the
     learning rate and epochs are chosen by stratified k-fold cross-validation over the whole budget
@@ -211,7 +216,8 @@ def _final_fit(ctx: StrategyContext, build: Any, what: str, notes: list[str],
     refitted (:func:`_refitted`) when ``refit`` is on.
 
     ``inputs`` are what the model reads of the training and validation images: their pixels by
-    default, or a frozen trunk's cached features of them. ``copies`` are its inputs of moved copies
+    default, or a frozen trunk's cached features of them (or of every view the augmentation makes
+    of them: :class:`~gantransfer.data.batches.Views`). ``copies`` are its inputs of moved copies
     of the same images, row for row with the training then the validation images: every fit also
     trains on the copies of the images it trains on, and validates on originals only.
 
@@ -221,7 +227,7 @@ def _final_fit(ctx: StrategyContext, build: Any, what: str, notes: list[str],
     """
     s, split = ctx.settings, ctx.split
     x_train, x_val = inputs if inputs is not None else (split.x_train, split.x_val)
-    everything = (np.concatenate([x_train, x_val]), np.concatenate([split.y_train, split.y_val]))
+    everything = (_joined(x_train, x_val), np.concatenate([split.y_train, split.y_val]))
     fit = dict(learning_rates=s.learning_rates, max_epochs=s.max_epochs, patience=s.patience,
                batch_size=s.batch_size, seed=split.seed, progress=_progress(ctx, what))
     if s.refit and s.cv_folds >= 2:
@@ -301,6 +307,58 @@ def _prepared_trunk(ctx: StrategyContext, pretrained: bool, notes: list[str]) ->
     return trunk
 
 
+def _joined(first: np.ndarray | Views, second: np.ndarray | Views) -> np.ndarray | Views:
+    if isinstance(first, Views) and isinstance(second, Views):
+        return Views.joined(first, second)
+    return np.concatenate([first, second])
+
+
+# A frozen trunk's features of every view an augmentation makes are cached when there are at most
+# this many (labeled images times views: 2,500 images with a pixel's shifts, whose float32
+# features of a 4x4x256 map take 370 MB) and they fit in a quarter of the memory available;
+# beyond, the head trains through the pixels.
+VIEW_CACHE_UP_TO = 25_000
+
+
+def _augmented_views(ctx: StrategyContext, trunk: keras.Model,
+                     notes: list[str]) -> tuple[list[tuple[bool, int, int]], list[float]] | None:
+    """The views the config's augmentation makes of each labeled image and their chances
+    (:func:`~gantransfer.transfer_learning.classifiers.augmentation_views`), when a frozen head can
+    train on ``trunk``'s cached features of them; None when it must train through the pixels:
+    no augmentation, adversarial training (its images depend on the model at every step), or more
+    views than :data:`VIEW_CACHE_UP_TO` or memory allows (a note says so)."""
+    s, split = ctx.settings, ctx.split
+    if not s.augments or s.adversarial_training != "none":
+        return None
+    views, chances = augmentation_views(s.augment_flip, s.augment_shift,
+                                        *split.x_train.shape[1:3])
+    count = (len(split.x_train) + len(split.x_val)) * len(views)
+    needed = 4 * count * int(np.prod(trunk.output_shape[1:]))
+    available = available_memory()
+    if count > VIEW_CACHE_UP_TO or (available is not None and needed > available // 4):
+        notes.append(f"the head trained through the pixels: the frozen trunk's features of the "
+                     f"{len(views)} views of each labeled image that the augmentation makes would "
+                     f"be {count} feature maps ({needed / 2**20:.0f} MiB), too many to cache")
+        return None
+    return views, chances
+
+
+def view_features(trunk: keras.Model, images: np.ndarray, views: list[tuple[bool, int, int]],
+                  chances: list[float]) -> Views:
+    """The frozen trunk's features of every view of ``images`` (mirrored, then moved ``dy`` down
+    and ``dx`` right, the border repeating the edge as the augmentation's does), with the chance of
+    each: training on them draws one view of each image per epoch
+    (:class:`~gantransfer.data.batches.ViewBatches`)."""
+    stack = [frozen_features(trunk, apply_view(images, view)) for view in views]
+    return Views(np.stack(stack, axis=1), chances)
+
+
+def _views_note(count: int, what: str) -> str:
+    return (f"frozen trunk features of the {count} views of each labeled image that the "
+            f"augmentation makes cached: computed once, the {what} trained on one view of each "
+            "image every epoch, drawn as often as the augmentation makes it")
+
+
 def frozen_features(trunk: keras.Model, images: np.ndarray) -> np.ndarray:
     """The frozen trunk's features of ``images``, float32 in every precision (a mixed-precision
     trunk computes, and returns, 16-bit features)."""
@@ -356,12 +414,15 @@ def _head_copies(ctx: StrategyContext, trunk: keras.Model, what: str,
 
 def _train_head(ctx: StrategyContext, trunk: keras.Model, kind: str, notes: list[str], *,
                 final: bool) -> tuple[keras.Model, FitOutcome, np.ndarray,
-                                      tuple[np.ndarray, np.ndarray] | None]:
-    """Trains a head on a frozen trunk, on cached features unless augmentation needs the pixels.
+                                      tuple[np.ndarray | Views, np.ndarray] | None]:
+    """Trains a head on a frozen trunk, on cached features unless adversarial training, or more
+    views than :data:`VIEW_CACHE_UP_TO`, need the pixels. With augmentation, the features cached
+    are those of every view it makes (:func:`view_features`).
 
     Returns ``(classifier, outcome, test predictions, cached)``: ``cached`` is what a head on the
     cached features trains on across the whole budget (the features and labels of every labeled
-    image, then of their moved copies), or None when the head trained through the pixels.
+    image, then of their moved copies, or their views), or None when the head trained through the
+    pixels.
 
     A ``final`` head is the strategy's model (a frozen strategy). With ``transfer.refit`` it is
     trained on the whole budget: on cached features, after k-fold cross-validation over the budget
@@ -372,11 +433,21 @@ def _train_head(ctx: StrategyContext, trunk: keras.Model, kind: str, notes: list
     """
     s, split = ctx.settings, ctx.split
     trunk.trainable = False
-    if not s.trains_through_pixels:
-        f_train, f_val, f_test = cached_features(trunk, split)
-        notes.append("frozen trunk features cached: computed once, the head trained on them")
-        f_all = np.concatenate([f_train, f_val])
-        copies = _head_copies(ctx, trunk, "head" if final else "head phase", notes)
+    views = _augmented_views(ctx, trunk, notes)
+    if not s.trains_through_pixels or views is not None:
+        f_train: np.ndarray | Views
+        f_val: np.ndarray | Views
+        copies: tuple[np.ndarray, ...] = ()
+        if views is None:
+            f_train, f_val, f_test = cached_features(trunk, split)
+            notes.append("frozen trunk features cached: computed once, the head trained on them")
+            copies = _head_copies(ctx, trunk, "head" if final else "head phase", notes)
+        else:
+            f_views = view_features(trunk, _all_labels(split)[0], *views)
+            notes.append(_views_note(len(views[0]), "head" if final else "head phase"))
+            f_train, f_val = f_views[:len(split.x_train)], f_views[len(split.x_train):]
+            f_test = frozen_features(trunk, split.x_test)
+        f_all = _joined(f_train, f_val)
 
         def build() -> keras.Model:
             return build_head(f_train.shape[1:], split.num_classes, kind=kind, dropout=s.dropout,
@@ -391,8 +462,11 @@ def _train_head(ctx: StrategyContext, trunk: keras.Model, kind: str, notes: list
                                    learning_rates=s.learning_rates, max_epochs=s.max_epochs,
                                    patience=s.patience, batch_size=s.batch_size, seed=split.seed,
                                    progress=_progress(ctx, "head on cached features"))
+        # The augmentation goes in front, as on a head trained through the pixels: fine-tuning
+        # trains under it, and a frozen model ignores it when it predicts.
         classifier = build_classifier(trunk, split.num_classes, head=outcome.model,
-                                      trunk_training=False)
+                                      trunk_training=False,
+                                      augment=augmentation(s.augment_flip, s.augment_shift))
         predictions = np.argmax(outcome.model.predict(f_test, verbose=0), axis=-1)
         cached = with_copies((f_all, _all_labels(split)[1]), copies)
         return classifier, outcome, predictions, cached
@@ -501,9 +575,10 @@ def _finetune_cv_outcome(ctx: StrategyContext, trunk: keras.Model, kind: str,
     (:func:`~gantransfer.transfer_learning.classifiers.finetune_cross_validated`): the head's
     rate and epochs, whether fine-tuning helps, and its epochs; then a refit on every image.
 
-    The head phase trains on the frozen trunk's cached features, or through the pixels when
-    augmentation or adversarial training change what the trunk sees every step; then the folds,
-    the fine-tuning and the refit are the same either way."""
+    The head phase trains on the frozen trunk's cached features (with augmentation, of every view
+    it makes: :func:`view_features`), or through the pixels when adversarial training changes what
+    the trunk sees every step; then the folds, the fine-tuning (under the augmentation) and the
+    refit are the same either way."""
     s, split = ctx.settings, ctx.split
     started = time.perf_counter()
     start_weights = trunk.get_weights()  # an ensemble's further members start here too
@@ -511,7 +586,10 @@ def _finetune_cv_outcome(ctx: StrategyContext, trunk: keras.Model, kind: str,
     x_all, y_all = _all_labels(split)
     whole: Callable[[keras.Model], keras.Model] | None = None
     copies: tuple[np.ndarray, ...] = ()
-    if s.trains_through_pixels:
+    views = _augmented_views(ctx, trunk, notes)
+    through_pixels = s.trains_through_pixels and views is None
+    inputs: np.ndarray | Views
+    if through_pixels:
         inputs = x_all
 
         def build() -> keras.Model:
@@ -519,9 +597,17 @@ def _finetune_cv_outcome(ctx: StrategyContext, trunk: keras.Model, kind: str,
 
         whole = partial(_pixel_twin, ctx)  # compiled on its own, with the trunk trainable
     else:
-        inputs = frozen_features(trunk, x_all)
-        notes.append("frozen trunk features cached: computed once, the head trained on them")
-        copies = _head_copies(ctx, trunk, "head phase", notes)
+        if views is None:
+            inputs = frozen_features(trunk, x_all)
+            notes.append("frozen trunk features cached: computed once, the head trained on them")
+            copies = _head_copies(ctx, trunk, "head phase", notes)
+        else:
+            inputs = view_features(trunk, x_all, *views)
+            notes.append(_views_note(len(views[0]), "head phase"))
+
+            def whole(head: keras.Model) -> keras.Model:  # fine-tuning trains under augmentation
+                return build_classifier(trunk, split.num_classes, head=head, trunk_training=False,
+                                        augment=augmentation(s.augment_flip, s.augment_shift))
 
         def build() -> keras.Model:
             return build_head(inputs.shape[1:], split.num_classes, kind=kind, dropout=s.dropout,
@@ -548,7 +634,7 @@ def _finetune_cv_outcome(ctx: StrategyContext, trunk: keras.Model, kind: str,
     history = {f"head_{k}": v for k, v in head.history.items()}
     history.update(choice.finetune_history)  # the first fold's, as for the head
     kept = finetune if finetune is not None else head
-    cached = None if whole is not None else with_copies((inputs, y_all), copies)
+    cached = None if through_pixels else with_copies((inputs, y_all), copies)
     classifier, averaged = _finetune_members(ctx, choice.classifier, trunk, kind, start_weights,
                                              cached, head, finetune, kept.val_accuracy, notes)
     predictions = np.argmax(classifier.predict(split.x_test, verbose=0), -1)
@@ -564,7 +650,7 @@ def _finetune_cv_outcome(ctx: StrategyContext, trunk: keras.Model, kind: str,
 
 
 def _refit_finetune(ctx: StrategyContext, trunk: keras.Model, kind: str,
-                    start_weights: list[np.ndarray], cached: tuple[np.ndarray, np.ndarray] | None,
+                    start_weights: list[np.ndarray], cached: tuple[np.ndarray | Views, np.ndarray] | None,
                     head_outcome: FitOutcome, finetune: FitOutcome | None,
                     seed: int | None = None) -> keras.Model:
     """The fine-tuning strategy's phases again, on every labeled image, with the choices made,
@@ -585,7 +671,8 @@ def _refit_finetune(ctx: StrategyContext, trunk: keras.Model, kind: str,
     if cached is not None:
         head = refit(lambda: build_head(cached[0].shape[1:], split.num_classes, kind=kind,
                                         dropout=s.dropout, l2=s.l2), cached, **common)
-        classifier = build_classifier(trunk, split.num_classes, head=head, trunk_training=False)
+        classifier = build_classifier(trunk, split.num_classes, head=head, trunk_training=False,
+                                      augment=augmentation(s.augment_flip, s.augment_shift))
     else:
         classifier = refit(lambda: _pixel_classifier(ctx, trunk, kind, trunk_training=False),
                            (x_all, y_all), **common)
@@ -608,7 +695,7 @@ def _snapshot(model: keras.Model) -> keras.Model:
 
 def _finetune_members(ctx: StrategyContext, first: keras.Model, trunk: keras.Model, kind: str,
                       start_weights: list[np.ndarray],
-                      cached: tuple[np.ndarray, np.ndarray] | None, head_outcome: FitOutcome,
+                      cached: tuple[np.ndarray | Views, np.ndarray] | None, head_outcome: FitOutcome,
                       finetune: FitOutcome | None, held_out: float,
                       notes: list[str]) -> tuple[keras.Model, str]:
     """A fine-tuning strategy's refitted model ``first`` and, with ``transfer.ensemble`` > 1,
