@@ -229,6 +229,19 @@ def test_run_transfer_skips_imagenet_when_weights_cannot_be_had(digits, monkeypa
                                                           "pixels-linear_lpc-3_seed-1.keras"]
 
 
+def test_networks_trained_under_augmentation_say_so_and_frozen_heads_name_their_views(digits):
+    small = digits.with_label_budget(6, seed=0)
+    settings = TransferConfig(**{**FAST.__dict__, "augment_shift": 1 / 32, "cv_folds": 0})
+    run = run_transfer(small, ["scratch", "random-frozen", "pixels-linear"], [3], 1, settings,
+                       architecture=ARCH)
+    notes = {r.strategy: r.notes for r in run.results}
+    said = ("trained on its images under random shifts by whole pixels, up to 0.03125 of the side "
+            "(1 pixel each way at 32 px) (transfer.augment_shift)")
+    assert said in notes["scratch"]
+    assert said not in notes["random-frozen"] and said not in notes["pixels-linear"]
+    assert any("the 9 views of each labeled image" in n for n in notes["random-frozen"])
+
+
 def test_gan_strategies_need_a_discriminator(digits):
     from gantransfer.errors import ConfigError
 

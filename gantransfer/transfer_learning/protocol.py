@@ -25,7 +25,7 @@ from gantransfer.registry import STRATEGIES, in_family
 from gantransfer.robustness import AttackSettings, robust_accuracy
 from gantransfer.robustness.training import plain
 from gantransfer.runs import atomic_save
-from gantransfer.transfer_learning.classifiers import shift_averaged
+from gantransfer.transfer_learning.classifiers import augmentation_views, shift_averaged
 from gantransfer.transfer_learning.probe import copy_count
 from gantransfer.transfer_learning.strategies import (RUNNERS, Split, StrategyContext,
                                                       StrategyOutcome, StrategySkipped,
@@ -153,6 +153,27 @@ def robustness_record(model: keras.Model, name: str, x_test: np.ndarray, y_test:
     return record
 
 
+def augmentation_note(settings: TransferConfig, image_size: int) -> str | None:
+    """What a network trained through the pixels saw of its images under the config's
+    augmentation, for its result's notes; None without augmentation.
+
+    Example:
+        >>> augmentation_note(TransferConfig(augment_shift=1 / 32), 32)
+        'trained on its images under random shifts by whole pixels, up to 0.03125 of the side (1 pixel each way at 32 px) (transfer.augment_shift)'
+    """
+    parts = []
+    if settings.augment_shift > 0:
+        views, _ = augmentation_views(False, settings.augment_shift, image_size, image_size)
+        reach = max(abs(dy) for _, dy, _ in views)
+        pixels = "no whole pixel: no shift" if reach == 0 else \
+            f"{reach} pixel{'s' if reach > 1 else ''} each way"
+        parts.append(f"random shifts by whole pixels, up to {settings.augment_shift:g} of the "
+                     f"side ({pixels} at {image_size} px) (transfer.augment_shift)")
+    if settings.augment_flip:
+        parts.append("mirror images left to right, half the time (transfer.augment_flip)")
+    return f"trained on its images under {' and '.join(parts)}" if parts else None
+
+
 def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list[Budget],
                  seeds: int, settings: TransferConfig, *,
                  discriminator: str | Path | keras.Model | None = None,
@@ -255,6 +276,9 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
                         logger.warning("skipping %s: %s", name, reason)
                         record = StrategyResult(**base, status="skipped", reason=str(reason))
                     else:
+                        augmented = augmentation_note(settings, dataset.image_size)
+                        if augmented and STRATEGIES[name].trains_through_pixels:
+                            outcome.record["notes"] = [*outcome.record["notes"], augmented]
                         if settings.test_shift:
                             outcome = _with_test_shift(outcome, settings.test_shift, x_test)
                         model_file = None if models_dir is None else _save_model(
