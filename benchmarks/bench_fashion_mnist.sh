@@ -5,8 +5,9 @@
 # preset's rotation self-supervision, 3 epochs), with the linear probe scoring its discriminator
 # after every epoch (train.probe_every=1); the best-scoring epoch's discriminator seeds the gan-*
 # strategies. Then all nine strategies run at 10 and 100 labels per class over 5 seeds, each with
-# its default head, every choice cross-validated over its budget, and a refit. The
-# ImageNet strategies use
+# its default head, every choice cross-validated over its budget, and a refit; with the preset,
+# every network trains under random shifts of up to a pixel (frozen heads on cached views) and is
+# the mean of 5 refits. The ImageNet strategies use
 # MobileNet v1, alpha 0.25, at 128 px. Offline, its genuine ImageNet weights are taken from
 # ../shared/data/keras-models/ when that folder exists (copied into $KERAS_HOME/models/).
 #
