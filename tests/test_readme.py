@@ -202,6 +202,9 @@ RUN_AS = {
     "python benchmarks/bench_cached_features.py": (
         f"{sys.executable} {ROOT}/benchmarks/bench_cached_features.py --dataset digits "
         "--labels-per-class 10 --epochs 2 --width 0.125 --test-images 100", "digits, tiny"),
+    "python benchmarks/bench_view_cache.py outputs/view-cache --labels-per-class 100": (
+        f"{sys.executable} {ROOT}/benchmarks/bench_view_cache.py outputs/view-cache --config "
+        "digits --strategies random-frozen --labels-per-class 3", "digits, one tiny strategy"),
     "gantransfer train-gan --config fashion_mnist --epochs 6 --set gan.rotation_weight=1 --set "
     "train.probe_every=1 --set train.keep_checkpoints=0 --output-dir outputs/fmnist-ssgan": (
         "gantransfer train-gan --config digits --epochs 2 --set gan.rotation_weight=1 --set "
@@ -443,7 +446,8 @@ def _make_folders(cwd: Path) -> None:
 # or environment setting) run in the test's own process, as `gantransfer` commands do: a fresh
 # interpreter would spend about 5 seconds importing TensorFlow for each.
 IN_PROCESS_SCRIPTS = {"bench_attack.py", "bench_cached_features.py", "bench_care.py",
-                      "bench_probe.py", "bench_robustness.py", "bench_rotation.py", "paired_runs.py"}
+                      "bench_probe.py", "bench_robustness.py", "bench_rotation.py",
+                      "bench_view_cache.py", "paired_runs.py"}
 
 
 def _run(command: str, cwd: Path) -> None:
