@@ -548,7 +548,7 @@ def _compiled(build: Callable[[], keras.Model], learning_rate: float, seed: int)
 
 
 def fit_selected(build: Callable[[], keras.Model], train: tuple[np.ndarray | Views, np.ndarray],
-                 val: tuple[np.ndarray, np.ndarray], *, learning_rates: list[float],
+                 val: tuple[np.ndarray | Views, np.ndarray], *, learning_rates: list[float],
                  max_epochs: int, patience: int, batch_size: int, seed: int,
                  progress: str | None = None) -> FitOutcome:
     """Trains one model per learning rate with early stopping on validation; keeps the best.
@@ -593,8 +593,8 @@ def fit_selected(build: Callable[[], keras.Model], train: tuple[np.ndarray | Vie
 
 
 def _fit_until_best(model: keras.Model, train: tuple[np.ndarray | Views, np.ndarray],
-                    val: tuple[np.ndarray, np.ndarray], *, learning_rate: float, max_epochs: int,
-                    patience: int, batch_size: int, seed: int,
+                    val: tuple[np.ndarray | Views, np.ndarray], *, learning_rate: float,
+                    max_epochs: int, patience: int, batch_size: int, seed: int,
                     progress: str | None) -> FitOutcome:
     """Trains a compiled model until validation stops improving; it ends on its best epoch.
     Validation reads the images as they are (:func:`~gantransfer.data.batches.originals`)."""
@@ -682,7 +682,8 @@ def _train_for(model: keras.Model, data: tuple[np.ndarray | Views, np.ndarray], 
     return model
 
 
-def fit_cross_validated(build: Callable[[], keras.Model], data: tuple[np.ndarray | Views, np.ndarray], *,
+def fit_cross_validated(build: Callable[[], keras.Model],
+                        data: tuple[np.ndarray | Views, np.ndarray], *,
                         folds: int, learning_rates: list[float], max_epochs: int, patience: int,
                         batch_size: int, seed: int, progress: str | None = None,
                         copies: tuple[np.ndarray, ...] = ()) -> FitOutcome:
