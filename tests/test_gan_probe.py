@@ -208,6 +208,44 @@ def test_the_best_probe_score_survives_a_resume(tmp_path, monkeypatch):
                   dataset=data, resume=True)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("killed_after", ["HistoryCSV", "GANCheckpoint"])
+def test_a_run_killed_at_the_end_of_its_best_epoch_resumes_with_its_row_and_its_discriminator(
+        tmp_path, monkeypatch, killed_after):
+    """Killed after the last epoch's history row, or after its checkpoint (before the best-probe
+    discriminator is saved): the resume has every epoch's row once, and keeps the best epoch's
+    discriminator, which is the last one here."""
+    from gantransfer.gan import callbacks as gan_callbacks
+
+    scores = iter([0.5, 0.9, 0.9])  # epochs 1, 2 | epoch 2 again, when it is trained again
+    monkeypatch.setattr(DiscriminatorProbe, "score", lambda self, discriminator: next(scores))
+    killing = getattr(gan_callbacks, killed_after)
+    real_end = killing.on_epoch_end
+
+    def end_then_kill(self, epoch, logs=None):
+        real_end(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt  # the kill, right after this callback's work
+
+    data, run = _digits(96), tmp_path / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(killing, "on_epoch_end", end_then_kill)
+        with pytest.raises(KeyboardInterrupt):
+            train_gan(_config("train.epochs=2", *PROBE), run, dataset=data)
+    before = (run / BEST_PROBE_FILE).read_bytes()  # epoch 1's: epoch 2's was never saved
+    assert [row["epoch"] for row in _history(run)] == ["0", "1"]
+
+    result = train_gan(_config("train.epochs=2", *PROBE), run, dataset=data, resume=True)
+    assert [(row["epoch"], row["probe_accuracy"]) for row in _history(run)] == [("0", "0.5"),
+                                                                                 ("1", "0.9")]
+    assert (result.manifest["best_probe_epoch"], result.manifest["best_probe_accuracy"]) == (2, 0.9)
+    best = keras.saving.load_model(run / BEST_PROBE_FILE)
+    last = keras.saving.load_model(run / "discriminator.keras")
+    assert (run / BEST_PROBE_FILE).read_bytes() != before
+    for a, b in zip(best.weights, last.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
+
+
 def test_turning_the_probe_on_at_a_resume_adds_its_column_to_history(tmp_path, monkeypatch):
     monkeypatch.setattr(DiscriminatorProbe, "score", lambda self, discriminator: 0.25)
     data, run = _digits(96), tmp_path / "run"

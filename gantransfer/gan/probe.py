@@ -5,7 +5,11 @@ the DCGAN paper does (:func:`~gantransfer.gan.features.probe_features`: every co
 to 4x4 and concatenated), fits a standardised logistic regression on a few labeled training images
 and scores it on other training images. The score goes into the epoch's logs (``probe_accuracy``,
 so ``history.csv`` and ``losses.png`` show it), and the discriminator of the best-scoring epoch is
-kept as ``discriminator_best_probe.keras``.
+kept as ``discriminator_best_probe.keras``. In a run that checkpoints, the probe scores before the
+history row is written and its :meth:`~DiscriminatorProbe.keeper` saves after the checkpoint, so a
+run killed at any point resumes with every epoch's row and the best discriminator of the epochs it
+keeps (:func:`~gantransfer.gan.train.train_gan` repairs the one gap: a kill between the checkpoint of
+a best epoch and its save).
 
 Both subsets come from the GAN's own training split, drawn once with ``train.seed``
 (:func:`probe_subsets`): the probe never sees a test image, so choosing the epoch by it leaves the
@@ -159,6 +163,9 @@ class DiscriminatorProbe(keras.callbacks.Callback):
     An epoch whose losses or variables are not finite is not scored, and its discriminator is
     never saved.
 
+    The best discriminator is saved as it is scored, unless :meth:`keeper` has given the saving to
+    a callback of its own, to place after a checkpoint.
+
     Args:
         fit_images: uint8 ``(N, H, W, C)`` training images the probe fits on.
         fit_labels: Their labels.
@@ -193,6 +200,18 @@ class DiscriminatorProbe(keras.callbacks.Callback):
         self.seed = seed
         self.best_epoch: int | None = None
         self.best_accuracy: float | None = None
+        self._candidate: tuple[int, float] | None = None  # scored best, not yet saved
+        self._deferred = False
+
+    def keeper(self) -> keras.callbacks.Callback:
+        """A callback that saves the best discriminator at epoch end, in place of this probe.
+
+        Put it after the checkpoint callback, and the probe before the history's: a best-probe
+        discriminator is then only ever one of a checkpointed epoch, and every checkpointed epoch
+        has its row in the history.
+        """
+        self._deferred = True
+        return _BestProbeKeeper(self)
 
     def resume_from(self, history: dict[str, list[float]]) -> None:
         """Takes the best score so far from the history of the epochs a resumed run keeps.
@@ -243,6 +262,25 @@ class DiscriminatorProbe(keras.callbacks.Callback):
                            epoch + 1)
             return
         if self.best_accuracy is None or accuracy > self.best_accuracy:
-            if self.best_path is not None:
-                atomic_save(self.best_path, runtime.portable_model(self.model.discriminator).save)
-            self.best_epoch, self.best_accuracy = epoch + 1, accuracy
+            self._candidate = (epoch + 1, accuracy)
+            if not self._deferred:
+                self.keep_best()
+
+    def keep_best(self) -> None:
+        """Saves the discriminator if the epoch just scored is the best so far."""
+        if self._candidate is None:
+            return
+        if self.best_path is not None:
+            atomic_save(self.best_path, runtime.portable_model(self.model.discriminator).save)
+        (self.best_epoch, self.best_accuracy), self._candidate = self._candidate, None
+
+
+class _BestProbeKeeper(keras.callbacks.Callback):
+    """Saves its probe's best discriminator at epoch end (see :meth:`DiscriminatorProbe.keeper`)."""
+
+    def __init__(self, probe: DiscriminatorProbe) -> None:
+        super().__init__()
+        self.probe = probe
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.probe.keep_best()

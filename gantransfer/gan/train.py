@@ -300,6 +300,9 @@ def _train(config: Config, run_dir: Path, resume: bool, overwrite: bool, data: D
     checkpoint = _checkpoint_to_resume(config, run_dir) if resume else None
     initial_epoch = checkpoint.epoch if checkpoint else 0
     gan, fixed_noise = _build_models(config, data, checkpoint)
+    if checkpoint is not None:
+        _trim_history(run_dir / "history.csv", initial_epoch)
+        _keep_best_probe(run_dir, gan, initial_epoch)
     # Only now, with the checkpoint restored, does config.yaml describe the run.
     save_config(config, run_dir / "config.yaml")
     if initial_epoch == config.train.epochs:  # trained to the end, stopped before writing models
@@ -356,6 +359,28 @@ def _saved_settings(checkpoint: Checkpoint, run_dir: Path) -> dict[str, Any] | N
         return json.loads(json.dumps(run_settings(load_config(run_dir / "config.yaml"))))
     except GantransferError:
         return None
+
+
+def _keep_best_probe(run_dir: Path, gan: DCGAN, epoch: int) -> None:
+    """Saves the restored discriminator as the best-probe one when the kept history says the
+    checkpoint's ``epoch`` scored best: the run may have been killed after that checkpoint and before
+    the save, and the checkpoint holds exactly the discriminator the probe scored. A file that
+    already holds it is left as it is."""
+    found = best_probe(read_history(run_dir / "history.csv"))
+    if found is None or found[0] != epoch:
+        return
+    path = run_dir / BEST_PROBE_FILE
+    try:
+        saved = keras.saving.load_model(path, compile=False) if path.is_file() else None
+    except Exception:  # noqa: BLE001 - unreadable (cut short by the kill?): saved again below
+        saved = None
+    if saved is not None and len(saved.weights) == len(gan.discriminator.weights) and all(
+            np.array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+            for a, b in zip(saved.weights, gan.discriminator.weights)):
+        return
+    logger.info("epoch %d scored best and was checkpointed but not saved as %s; saving it now",
+                epoch, BEST_PROBE_FILE)
+    atomic_save(path, runtime.portable_model(gan.discriminator).save)
 
 
 def _checkpoint_to_resume(config: Config, run_dir: Path) -> Checkpoint | None:
@@ -443,7 +468,6 @@ def _callbacks(config: Config, run_dir: Path, data: Dataset, fixed_noise: np.nda
     the throughput meter, read after the fit."""
     t = config.train
     history_csv = run_dir / "history.csv"
-    _trim_history(history_csv, initial_epoch)
     if probe is not None:  # the best score of the epochs kept, to beat from here on
         probe.resume_from(read_history(history_csv))
     extra_keys = (*(METRIC_KEYS if t.metrics_every else ()), *((PROBE_KEY,) if probe else ()))
@@ -452,16 +476,20 @@ def _callbacks(config: Config, run_dir: Path, data: Dataset, fixed_noise: np.nda
     guard = NonFiniteGuard()
     collapse = CollapseWatch(fixed_noise, stop=t.stop_on_collapse)
     throughput = Throughput(t.batch_size, images_per_epoch)
+    # What an epoch writes comes before its checkpoint, which commits it: a run killed before the
+    # checkpoint trains that epoch again (and its history row is dropped and rewritten), one killed
+    # after it has all of it. The best-probe discriminator alone is saved after the checkpoint, so
+    # it is only ever one of a checkpointed epoch; _keep_best_probe repairs a kill in between.
     callbacks: list[keras.callbacks.Callback] = [
         guard, collapse, throughput,
         SampleGrid(fixed_noise, run_dir / "samples"),
-        GANCheckpoint(run_dir / "checkpoints", fixed_noise, keep=t.keep_checkpoints,
-                      settings=run_settings(config)),
         *metrics,  # before HistoryCSV, which writes the FID/KID they add to the logs
-        # After the checkpoint: a best-probe discriminator is only ever one of a checkpointed epoch.
-        *([probe] if probe else []),
+        *([probe] if probe else []),  # scores into the logs, for HistoryCSV
         HistoryCSV(str(history_csv), append=initial_epoch > 0, extra_keys=extra_keys),
         LossPlot(history_csv, run_dir / "losses.png"),
+        GANCheckpoint(run_dir / "checkpoints", fixed_noise, keep=t.keep_checkpoints,
+                      settings=run_settings(config)),
+        *([probe.keeper()] if probe else []),
     ]
     if t.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
