@@ -315,6 +315,19 @@ def test_report_flags_models_below_raw_pixels_near_the_verdict(tmp_path):
     assert 'class="flags"' not in paths["report.html"].read_text()
 
 
+def test_the_verdict_says_its_intervals_leave_out_the_gans_own_variation(tmp_path):
+    note = "the GAN was trained once, so its own run-to-run variation is not in the intervals"
+    with_gan = _records({"scratch": {0: 0.70, 1: 0.72}, "gan-frozen": {0: 0.75, 1: 0.78}})
+    paths = write_report(with_gan, tmp_path / "gan", {})
+    verdict_section = paths["report.md"].read_text().split("## Verdict\n", 1)[1]
+    assert note in verdict_section.split("\n## ", 1)[0]
+    assert note in paths["report.html"].read_text()
+    without = _records({"scratch": {0: 0.70, 1: 0.72}, "pixels-linear": {0: 0.60, 1: 0.62}})
+    paths = write_report(without, tmp_path / "no-gan", {})
+    assert "Each difference is paired over seeds" in paths["report.md"].read_text()
+    assert note not in paths["report.md"].read_text()
+
+
 # ----------------------------------------------------------------------------------------------
 # Markdown and HTML
 # ----------------------------------------------------------------------------------------------

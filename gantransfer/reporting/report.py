@@ -545,9 +545,13 @@ def _verdict_blocks(results: list[StrategyResult], compared: list[dict[str, Any]
         blocks.append(_Paragraph("Sanity check: training from scratch or from a GAN trunk should "
                                  "beat logistic regression on raw pixels."))
         blocks.append(_List([render_flag(flag) for flag in flags], "flags"))
+    gan_note = (" The seeds draw the labeled images and initialise the networks; the GAN was "
+                "trained once, so its own run-to-run variation is not in the intervals, and a GAN "
+                "strategy's differences are those of this GAN."
+                if any(family_of(r.strategy) == "gan" for r in results) else "")
     blocks.append(_Paragraph(f"Each difference is paired over seeds, with a Student t-interval "
                              f"({100 * CONFIDENCE:.0f}%); it is a win or a loss only when the "
-                             "interval excludes 0.", muted=True))
+                             f"interval excludes 0.{gan_note}", muted=True))
     blocks.append(_List([render_comparison(item) for item in compared], "verdict"))
     blocks.extend(_robust_verdict_blocks(results))
     return blocks
