@@ -3,6 +3,7 @@ loaded at an external discriminator's size, run folders checked first, public pa
 
 import inspect
 import json
+from pathlib import Path
 
 import keras
 import pytest
@@ -190,6 +191,37 @@ def test_an_interrupted_transfer_resumes_keeping_its_finished_models(tmp_path, t
     assert [r.test_accuracy for r in result.results[:2]] == [row["test_accuracy"] for row in partial]
     assert not (tmp_path / "run/results.partial.json").exists()
     assert len(json.loads((tmp_path / "run/results.json").read_text())["results"]) == 3
+    with pytest.raises(RunFolderError, match="is complete: nothing to resume"):
+        experiment.transfer(config, tmp_path / "run", resume=True)
+
+
+def test_a_transfer_killed_while_writing_its_last_files_is_finished_by_resume(tmp_path,
+                                                                               tiny_overrides,
+                                                                               monkeypatch):
+    from gantransfer.transfer_learning import strategies
+
+    config = load_config(None, [*tiny_overrides, *FAST, "transfer.strategies=pixels-linear"])
+    real_write = experiment.atomic_write_json
+
+    def killed_at_run_json(path, document):
+        if Path(path).name == "run.json":
+            raise KeyboardInterrupt  # the kill, after the report and before run.json
+        real_write(path, document)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(experiment, "atomic_write_json", killed_at_run_json)
+        with pytest.raises(KeyboardInterrupt):
+            experiment.transfer(config, tmp_path / "run", verbose=False)
+    assert (tmp_path / "run/results.json").is_file() and not (tmp_path / "run/run.json").exists()
+
+    def crash(context):
+        raise AssertionError("the finished model must not be trained again")
+
+    monkeypatch.setitem(strategies.RUNNERS, "pixels-linear", crash)
+    result = experiment.transfer(config, tmp_path / "run", resume=True, verbose=False)
+    assert [r.strategy for r in result.results] == ["pixels-linear"]
+    assert json.loads((tmp_path / "run/run.json").read_text())["models"] == 1
+    assert not (tmp_path / "run/results.partial.json").exists()
     with pytest.raises(RunFolderError, match="is complete: nothing to resume"):
         experiment.transfer(config, tmp_path / "run", resume=True)
 

@@ -331,9 +331,14 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
     }
     partial: list[dict[str, Any]] = [r.to_row() for r in finished or () if r.status == "ok"]
 
-    def keep(record: StrategyResult) -> None:  # results so far survive a crash
-        partial.append(record.to_row())
+    def keep(record: StrategyResult | None = None) -> None:  # results so far survive a crash
+        if record is not None:
+            partial.append(record.to_row())
         atomic_write_json(run_dir / "results.partial.json", {"results": partial})
+
+    # The partial results mark a run in progress until its last file is written: a run killed
+    # while it writes its report or run.json is resumed (its models kept), never taken as complete.
+    keep()
 
     run = run_transfer(data, t.strategies, t.labels_per_class, t.seeds, t,
                        discriminator=disc_model, architecture=architecture,
@@ -345,7 +350,6 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
     if t.report_pictures:
         context["figures"] = report_pictures(config, run_dir, disc_model, data, run.results)
     files = write_report(run.results, run_dir, context)
-    (run_dir / "results.partial.json").unlink(missing_ok=True)
     atomic_write_json(run_dir / "run.json", {
         "command": "transfer", "versions": package_versions(), "machine": machine_description(),
         "dataset": data.name, "strategies": t.strategies, "labels_per_class": t.labels_per_class,
@@ -354,6 +358,7 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
         "wall_time_s": round(time.perf_counter() - started, 2),
         "discriminator": str(discriminator_file) if discriminator_file is not None else None,
     })
+    (run_dir / "results.partial.json").unlink(missing_ok=True)  # the run is complete
     return TransferResult(run_dir=run_dir, results=run.results, files=files)
 
 
