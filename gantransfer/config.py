@@ -469,7 +469,7 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
     if typing.get_origin(hint) is list:
         (item,) = typing.get_args(hint)
         if isinstance(value, str):
-            value = [yaml.safe_load(part) for part in value.split(",") if part.strip()]
+            value = [_list_item(key, part) for part in value.split(",") if part.strip()]
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             value = [value]  # one budget or rate, as typed on a command line
         if not isinstance(value, list) or (not value and key not in MAY_BE_EMPTY):
@@ -495,6 +495,15 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
         if number is not None:
             return number
     raise ConfigError(f"{key}: received {value!r} ({type(value).__name__}), expected {_type_name(options)}")
+
+
+def _list_item(key: str, text: str) -> Any:
+    """One item of a comma-separated list, read as YAML (``10`` a number, ``all`` a string)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ConfigError(f"{key}: cannot read {text.strip()!r} in a comma-separated list; "
+                          "write plain items, e.g. 10,100,all") from None
 
 
 def _float_or_none(text: str) -> float | None:
