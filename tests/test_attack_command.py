@@ -121,3 +121,34 @@ def test_bad_input_is_one_clear_line(classifier_file, tmp_path, arguments, messa
 def test_an_unknown_method_is_refused_by_name(classifier_file):
     result = _attack(classifier_file, "--method", "deepfool")
     assert result.exit_code == 2 and "'deepfool' is not one of 'fgsm', 'pgd'" in result.output
+
+
+def test_a_runs_model_is_attacked_on_the_runs_own_test_images(tmp_path, tiny_overrides):
+    """digits has no test split of its own: a run with train.seed=3 held out other images than the
+    default split, and the attack must use the run's, never images the model trained on."""
+    from gantransfer.config import load_config
+    from gantransfer.workflows import experiment
+    from gantransfer.workflows.targets import RunSplit, run_split, test_pool
+
+    config = load_config(None, [*tiny_overrides, "data.image_size=16", "train.seed=3",
+                                "transfer.strategies=pixels-linear", "transfer.seeds=1",
+                                "transfer.labels_per_class=3", "transfer.cv_folds=2"])
+    result = experiment.transfer(config, tmp_path / "run", verbose=False)
+    model_file = tmp_path / "run" / result.results[0].model_file
+    record = json.loads((tmp_path / "run/run.json").read_text())
+    assert (record["test_split"], record["split_seed"]) == (0.2, 3)
+    split = run_split(model_file)
+    assert split == RunSplit("digits", 0.2, 3)
+    model = keras.saving.load_model(model_file)
+    _, pool = test_pool(model, "digits", split)
+    assert pool.fingerprint() == record["test_sha256"]
+    _, default_pool = test_pool(model, "digits")
+    assert default_pool.fingerprint() != record["test_sha256"]  # the seed matters: a real check
+
+    out = tmp_path / "attack"
+    attacked = _attack(model_file, "--epsilons", "0", "--images", "1000", "--examples", "0",
+                       "--out-dir", out)
+    assert attacked.exit_code == 0, attacked.output
+    saved = json.loads((out / "attack.json").read_text())
+    assert saved["dataset"] == "digits" and saved["points"][0]["images"] == len(pool)
+    assert saved["split"] == {"test_split": 0.2, "seed": 3}

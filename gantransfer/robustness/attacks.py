@@ -8,8 +8,8 @@ adversarial image to the valid range. The input gradient is the one backend-spec
 
 Two guards keep a report from mistaking a broken attack for a robust model:
 
-- PGD starts one of its tries from the FGSM image and keeps, per image, the strongest try, so PGD is
-  never weaker than FGSM at the same epsilon.
+- PGD keeps, per image, the strongest of its tries and the FGSM image itself, so PGD is never weaker
+  than FGSM at the same epsilon.
 - Where a saturated softmax makes the cross-entropy's gradient exactly zero, the attack steps along
   the logit margin's gradient instead (Carlini and Wagner 2017). Images whose gradient is zero
   even so are counted (``zero_gradient_images``): a sign attack cannot move them, and their
@@ -53,7 +53,8 @@ class AttackSettings:
         step_size: PGD step on the [0, 1] scale, as a multiple of epsilon (Madry et al.'s 2.5/steps
             when None, so that the steps can cross the ball and back).
         random_start: Start PGD at a uniform random point of the ball.
-        restarts: PGD tries per image (the first random starts; one more from the FGSM image).
+        restarts: PGD tries per image, each from a random start (or from the image without
+            ``random_start``); the FGSM image is kept as one more candidate, not iterated from.
         batch_size: Images per gradient call.
         seed: Seed of the random starts.
 

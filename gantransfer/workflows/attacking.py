@@ -17,14 +17,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from gantransfer.config import load_config
 from gantransfer.errors import ConfigError, GantransferError
 from gantransfer.reporting.figures import adversarial_figure, robustness_figure
 from gantransfer.robustness import (AttackSettings, RobustPoint, adversarial_examples,
                                     check_epsilons, robust_accuracy)
 from gantransfer.runs import atomic_write, atomic_write_json, atomic_write_text, files_folder
 from gantransfer.transfer_learning.classifiers import load_classifier
-from gantransfer.workflows.targets import test_pool
+from gantransfer.workflows.targets import run_split, test_pool
 
 logger = logging.getLogger(__name__)
 
@@ -56,14 +55,6 @@ class AttackResult:
         return "\n".join(lines)
 
 
-def _dataset_of(model_file: Path) -> str:
-    """A compare or transfer run's dataset for a model in its ``models/``; else the default."""
-    config_file = model_file.parent.parent / "config.yaml"
-    if model_file.parent.name == "models" and config_file.is_file():
-        return load_config(config_file).data.dataset
-    return DEFAULT_DATASET
-
-
 def _load_classifier(model_file: Path) -> keras.Model:
     model = load_classifier(model_file)
     if len(model.output_shape) != 2 or model.output_shape[-1] < 2:
@@ -90,7 +81,8 @@ def attack_model(model_file: str | Path, *, dataset: str | None = None,
             compare or transfer run's ``models/``, linear probes included.
         dataset: Whose test images to attack (a name or a path); by default the run's own dataset
             for a model in a run's ``models/`` folder, else digits. Images are brought to the model's
-            input size and channels.
+            input size and channels. A run's own dataset is split as the run split it, so the
+            attacked images are test images the model never trained on.
         epsilons: Budgets on the [0, 1] pixel scale; 0 is the clean accuracy.
         settings: The attack (PGD-20 with a random start by default).
         images: Attack the first this many test images (all when fewer).
@@ -119,12 +111,13 @@ def attack_model(model_file: str | Path, *, dataset: str | None = None,
                           f"{images} and {examples}")
     shown_epsilon = max(epsilons) if picture_epsilon is None else check_epsilons([picture_epsilon])[0]
     model_file = Path(model_file)
-    dataset = dataset or _dataset_of(model_file)
+    split = run_split(model_file) if model_file.parent.name == "models" else None
+    dataset = dataset or (split.dataset if split else DEFAULT_DATASET)
     out_dir = files_folder(out_dir, "attack", dataset, FILES, overwrite=overwrite,
                            what="an attack's files")
 
     model = _load_classifier(model_file)
-    data, pool = test_pool(model, dataset)
+    data, pool = test_pool(model, dataset, split)
     if not pool.labeled:
         raise GantransferError(f"dataset {dataset!r} has no labels: an attack needs labeled images")
     classes = int(model.output_shape[-1])
@@ -151,6 +144,9 @@ def attack_model(model_file: str | Path, *, dataset: str | None = None,
     result.files["json"] = out_dir / "attack.json"
     atomic_write_json(result.files["json"], {
         "model": str(model_file), "dataset": dataset, "images": len(y),
+        # How a dataset without a test split of its own was split: the model's run's way, or not.
+        "split": ({"test_split": split.test_split, "seed": split.seed}
+                  if split is not None and split.dataset == dataset else None),
         "attack": {"method": settings.method, "description": settings.describe(),
                    "steps": settings.steps, "step_size": settings.relative_step,
                    "random_start": settings.random_start, "restarts": settings.restarts,

@@ -34,8 +34,8 @@ from gantransfer.transfer_learning.backbones import check_backbone, imagenet_wei
 from gantransfer.transfer_learning.protocol import budget_split, run_transfer
 from gantransfer.transfer_learning.trunks import load_discriminator
 from gantransfer.workflows.pictures import report_pictures
-from gantransfer.workflows.targets import (hold_out_the_gans_test_split, load_target, target_data,
-                                           trunk_architecture)
+from gantransfer.workflows.targets import (held_out_split, hold_out_the_gans_test_split,
+                                           load_target, target_data, trunk_architecture)
 from gantransfer.workflows.scoring import score_generator
 
 logger = logging.getLogger(__name__)
@@ -302,7 +302,7 @@ def transfer(config: Config, run_dir: str | Path, *,
     discriminator_file = discriminator if isinstance(discriminator, (str, Path)) else None
     return _transfer_into(run_dir, config, data, disc_model, notes=notes, started=started,
                           verbose=verbose, gan=gan, discriminator_file=discriminator_file,
-                          finished=finished)
+                          finished=finished, split=held_out_split(config, manifest, data.source))
 
 
 def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: keras.Model | None, *,
@@ -310,12 +310,14 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
                    gan: dict[str, Any] | None = None,
                    gan_metrics: dict[str, Any] | None = None,
                    discriminator_file: str | Path | None = None,
-                   finished: list[StrategyResult] | None = None) -> TransferResult:
+                   finished: list[StrategyResult] | None = None,
+                   split: tuple[float, int] | None = None) -> TransferResult:
     """Runs the strategies into a prepared run folder (``config.yaml`` written) on loaded data.
 
     ``data`` must have the discriminator's image size and channels, when there is one; ``gan`` is
     what the report says of the GAN run (:func:`_gan_context`); ``started`` is when the caller's
-    work began.
+    work began; ``split`` is the ``(test_split, seed)`` the test images were held out with
+    (:func:`~gantransfer.workflows.targets.held_out_split`), recorded in ``run.json``.
     """
     from gantransfer.reporting.report import write_report
 
@@ -355,6 +357,8 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
         "dataset": data.name, "strategies": t.strategies, "labels_per_class": t.labels_per_class,
         "seeds": t.seeds, "models": len([r for r in run.results if r.status == "ok"]),
         "test_images": len(data.test), "test_sha256": data.test.fingerprint(),
+        # How a source without its own test split was split: attack and visualize split it so.
+        **({"test_split": split[0], "split_seed": split[1]} if split is not None else {}),
         "wall_time_s": round(time.perf_counter() - started, 2),
         "discriminator": str(discriminator_file) if discriminator_file is not None else None,
     })
@@ -454,6 +458,7 @@ def _compare_on_chief(config: Config, run_dir: Path, data: Dataset, resume: bool
     result = _transfer_into(run_dir, config, data, chosen or gan.gan.discriminator, notes=notes,
                             started=started, verbose=verbose,
                             gan=_gan_context(gan.run_dir, gan.manifest), gan_metrics=scores,
-                            finished=finished)
+                            finished=finished,
+                            split=held_out_split(config, gan.manifest, data.source))
     result.gan = gan
     return result

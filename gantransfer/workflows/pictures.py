@@ -16,12 +16,12 @@ import keras
 import numpy as np
 
 from gantransfer import visualize as vis
-from gantransfer.config import Config, load_config
+from gantransfer.config import Config
 from gantransfer.data import Dataset, load_dataset
 from gantransfer.errors import GantransferError
 from gantransfer.evaluation.results import StrategyResult
 from gantransfer.registry import STRATEGIES, family_of
-from gantransfer.workflows.targets import test_pool, trunk_architecture
+from gantransfer.workflows.targets import run_split, test_pool, trunk_architecture
 from gantransfer.runs import atomic_write_json, files_folder
 from gantransfer.transfer_learning.classifiers import first_member, load_classifier
 from gantransfer.transfer_learning.trunks import (build_gan_trunk, load_discriminator,
@@ -57,8 +57,9 @@ def visualize_model(source: str | Path, *, dataset: str | None = None,
     Args:
         source: A ``.keras`` discriminator, trunk or classifier; a train-gan run folder means its
             discriminator.
-        dataset: The images to look at (a name or a path); by default the run folder's own dataset,
-            else digits. Images are brought to the model's input size and channels.
+        dataset: The images to look at (a name or a path); by default the run's own dataset (for
+            a run folder, its discriminator, or a model in a run's ``models/``), split as the run
+            split it, else digits. Images are brought to the model's input size and channels.
         image_file: One picture for the feature maps and Grad-CAM; by default test image ``index``.
         index: Which test image (training image, for a dataset without a test split).
         layers: Conv layers whose feature maps to show; the first two by default.
@@ -86,14 +87,13 @@ def visualize_model(source: str | Path, *, dataset: str | None = None,
     model_file = source / "discriminator.keras" if source.is_dir() else source
     if not model_file.is_file():
         raise GantransferError(f"{str(source)!r} is neither a .keras model nor a train-gan run folder")
-    if dataset is None and source.is_dir() and (source / "config.yaml").is_file():
-        dataset = load_config(source / "config.yaml").data.dataset
-    dataset = dataset or DEFAULT_DATASET
+    split = run_split(model_file)
+    dataset = dataset or (split.dataset if split else DEFAULT_DATASET)
     out_dir = files_folder(out_dir, "visualize", dataset, PICTURES, overwrite=overwrite,
                            what="pictures")
 
     model = load_discriminator(model_file)
-    data, pool = test_pool(model, dataset)
+    data, pool = test_pool(model, dataset, split)
     channels = model.input_shape[-1]
     if image_file is not None:
         picture = _load_image(Path(image_file), int(channels))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import keras
 
-from gantransfer.config import Config
+from gantransfer.config import Config, load_config
 from gantransfer.data import Dataset, ImageSet, load_dataset
 from gantransfer.errors import DataError
 from gantransfer.gan.train import load_gan_data
@@ -71,7 +74,7 @@ def hold_out_the_gans_test_split(config: Config, data: Dataset, gan_run: dict[st
         return data, ["the GAN run does not record which images it held out (it predates "
                       "gantransfer 0.2), so whether it saw test images is unknown"]
     notes = []
-    split = (trained["test_split"], trained["split_seed"])
+    split = held_out_split(config, gan_run, data.source)
     if split != (config.data.test_split, config.train.seed):
         data = load_target(config, data.image_size, data.channels, test_split=split[0],
                            seed=split[1])
@@ -87,6 +90,57 @@ def hold_out_the_gans_test_split(config: Config, data: Dataset, gan_run: dict[st
     return data, notes
 
 
+def held_out_split(config: Config, gan_run: dict[str, Any] | None, source: str) -> tuple[float, int]:
+    """``(test_split, split seed)`` of a transfer's test images on ``source``: those the GAN run
+    held out when it trained on the same source (and recorded them), else the config's.
+
+    Example:
+        >>> from gantransfer.config import load_config
+        >>> held_out_split(load_config(None, ["train.seed=3"]), None, "sklearn digits")
+        (0.2, 3)
+    """
+    trained = (gan_run or {}).get("dataset") or {}
+    if trained.get("source") == source and "test_sha256" in trained:
+        return float(trained["test_split"]), int(trained["split_seed"])
+    return config.data.test_split, config.train.seed
+
+
+@dataclass(frozen=True)
+class RunSplit:
+    """The dataset a run used and how its test images were held out (for sources without a test
+    split of their own)."""
+
+    dataset: str
+    test_split: float
+    seed: int
+
+
+def run_split(model_file: Path) -> RunSplit | None:
+    """The split of the run a model file belongs to: a classifier in a ``transfer`` or ``compare``
+    run's ``models/``, or a ``train-gan`` run's discriminator; None for a file outside a run.
+
+    Read from the run's ``run.json`` (which records the split it held out) and ``config.yaml``; a
+    run without the record (unfinished, or older) held out by its config's.
+
+    Raises:
+        ConfigError: The run's ``config.yaml`` cannot be read.
+    """
+    run_dir = model_file.parent.parent if model_file.parent.name == "models" else model_file.parent
+    if not (run_dir / "config.yaml").is_file():
+        return None
+    config = load_config(run_dir / "config.yaml")
+    try:
+        manifest = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    record = manifest if isinstance(manifest, dict) else {}
+    if "split_seed" not in record:  # a train-gan run records it with its dataset
+        record = record.get("dataset") if isinstance(record.get("dataset"), dict) else {}
+    if "split_seed" in record and "test_split" in record:
+        return RunSplit(config.data.dataset, float(record["test_split"]), int(record["split_seed"]))
+    return RunSplit(config.data.dataset, config.data.test_split, config.train.seed)
+
+
 def trunk_architecture(config: Config, data: Dataset,
                        disc_model: keras.Model | None) -> TrunkArchitecture:
     """The discriminator's trunk architecture, or the configured GAN's for the data's images."""
@@ -97,9 +151,17 @@ def trunk_architecture(config: Config, data: Dataset,
                              kernel_size=g.kernel_size, leaky_relu_slope=g.leaky_relu_slope)
 
 
-def test_pool(model: keras.Model, dataset: str) -> tuple[Dataset, ImageSet]:
+def test_pool(model: keras.Model, dataset: str, split: RunSplit | None = None
+              ) -> tuple[Dataset, ImageSet]:
     """``dataset`` at ``model``'s input size and channels, and the images to look at or attack: its
-    test split (its training split when it has no test split)."""
+    test split (its training split when it has no test split).
+
+    With the ``split`` of the run the model comes from (:func:`run_split`), a source without a test
+    split of its own is split as that run split it, so the pool holds none of the images the model
+    trained on; without one, by the defaults (a fifth held out, seed 0).
+    """
     _, size, _, channels = model.input_shape
-    data = load_dataset(dataset, image_size=int(size), channels=int(channels), seed=0)
+    held_out = ({"test_split": split.test_split, "seed": split.seed}
+                if split is not None and split.dataset == dataset else {"seed": 0})
+    data = load_dataset(dataset, image_size=int(size), channels=int(channels), **held_out)
     return data, data.test if len(data.test) else data.train
