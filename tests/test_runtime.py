@@ -67,6 +67,31 @@ def test_float16_scales_both_optimizers_losses_and_skips_a_step_that_overflows()
         assert all(np.isfinite(w).all() for w in moved)
 
 
+def test_float16_restarts_of_a_head_keep_a_loss_scale_and_train_finite_weights():
+    """Cross-validation trains one compiled model again and again: each restart must put the
+    optimizer back as built, its loss scale included (a zero scale makes every weight NaN)."""
+    from gantransfer.transfer_learning.classifiers import fit_cross_validated
+
+    def build():
+        return keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"),
+                                 keras.layers.Dense(3), keras.layers.Activation("linear",
+                                                                               dtype="float32")])
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 8)
+    x = (rng.normal(size=(24, 6)) + 2 * y[:, None]).astype("float32")
+    with Runtime(precision="mixed_float16").activate():
+        outcome = fit_cross_validated(build, (x, y), folds=2, learning_rates=[1e-2, 3e-3],
+                                      max_epochs=20, patience=5, batch_size=8, seed=0)
+        optimizer = outcome.model.optimizer
+        assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        assert float(optimizer.dynamic_scale) > 1
+        assert all(np.isfinite(np.asarray(w)).all() for w in outcome.model.get_weights())
+        # The refit, the fifth fit of the one model, learned its images (chance is 1/3).
+        predicted = np.argmax(outcome.model.predict(x, verbose=0), axis=-1)
+        assert np.mean(predicted == y) > 0.6
+
+
 def test_a_run_resumes_in_another_precision_and_its_files_stay_float32(tmp_path):
     run, images = tmp_path / "run", tmp_path / "images.npz"
     np.savez(images, x=np.random.default_rng(0).integers(0, 256, (64, 16, 16, 1), dtype=np.uint8))

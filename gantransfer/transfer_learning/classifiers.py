@@ -628,17 +628,22 @@ def _fit_until_best(model: keras.Model, train: tuple[np.ndarray | Views, np.ndar
 class _Restarts:
     """One compiled model trained again and again from the same start: a fresh model each time,
     without tracing Keras's train and test functions again (which costs more than a small head's
-    whole fit). Each restart puts back the initial weights, zeroes the optimizer's state and sets
-    the learning rate."""
+    whole fit). Each restart puts back the initial weights and the optimizer's state as built (its
+    moments and step count zero; under float16, its loss scale the initial one) and sets the
+    learning rate."""
 
     def __init__(self, build: Callable[[], keras.Model], seed: int) -> None:
         self.model = _compiled(build, 1e-3, seed)
         self.initial = self.model.get_weights()
+        optimizer = self.model.optimizer
+        if not optimizer.built:  # as fit would build it, so the state to restart from exists now
+            optimizer.build(self.model.trainable_variables)
+        self.initial_state = [keras.ops.convert_to_numpy(v) for v in optimizer.variables]
 
     def start(self, learning_rate: float) -> keras.Model:
         self.model.set_weights(self.initial)
-        for variable in self.model.optimizer.variables:  # built on the first fit
-            variable.assign(keras.ops.zeros(variable.shape, variable.dtype))
+        for variable, value in zip(self.model.optimizer.variables, self.initial_state):
+            variable.assign(value)
         self.model.optimizer.learning_rate = learning_rate
         return self.model
 
