@@ -135,6 +135,15 @@ def files_folder(out_dir: str | Path | None, command: str, dataset: str, files: 
     return folder
 
 
+def remove_earlier(folder: Path, names: tuple[str, ...], written: Any) -> None:
+    """Deletes the files of ``names`` in ``folder`` that this command did not write (``written``:
+    the paths it wrote), so an ``--overwrite`` leaves no earlier run's file beside this one's."""
+    kept = {Path(path).name for path in written}
+    for name in names:
+        if name not in kept:
+            (Path(folder) / name).unlink(missing_ok=True)
+
+
 def check_run_dir(path: Path, *, resume: bool = False, overwrite: bool = False,
                   marker: str = "config.yaml") -> None:
     """Checks that a run folder may be used as asked, changing nothing on disk.
@@ -165,6 +174,10 @@ def check_run_dir(path: Path, *, resume: bool = False, overwrite: bool = False,
         if not (path / marker).is_file():
             raise RunFolderError(f"refusing to overwrite {str(path)!r}: it is not empty and holds no "
                                  f"{marker}, so it does not look like a run folder")
+        here = Path.cwd().resolve()
+        if path.resolve() == here or path.resolve() in here.parents:
+            raise RunFolderError(f"refusing to overwrite {str(path)!r}: it holds the current "
+                                 "directory; pass a run's own folder with --output-dir")
 
 
 def prepare_run_dir(path: Path, *, resume: bool = False, overwrite: bool = False,
@@ -179,7 +192,11 @@ def prepare_run_dir(path: Path, *, resume: bool = False, overwrite: bool = False
     path = Path(path)
     check_run_dir(path, resume=resume, overwrite=overwrite, marker=marker)
     if not resume and overwrite and path.exists() and any(path.iterdir()):
-        shutil.rmtree(path)
+        # Moved aside first: a kill while deleting leaves a hidden folder, not a half-deleted run
+        # that neither --resume nor --overwrite would take.
+        aside = path.with_name(f".{path.name}.replaced-{os.getpid()}")
+        path.rename(aside)
+        shutil.rmtree(aside)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

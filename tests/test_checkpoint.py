@@ -51,7 +51,11 @@ def test_latest_skips_an_unreadable_file_and_prune_keeps_the_newest(tmp_path, ti
         save_checkpoint(gan, tmp_path, epoch, np.zeros((1, 8)))
     (tmp_path / "epoch_004.npz").write_bytes(b"not a zip")
     (tmp_path / ".epoch_005.npz.abc.tmp").write_bytes(b"half")
+    (tmp_path / "epoch_006.npz").write_bytes(b"")  # a copy cut short: np.load raises EOFError
     assert latest_checkpoint(tmp_path).epoch == 3
+    with pytest.raises(RunFolderError, match="epoch_006.npz' is unreadable"):
+        read_checkpoint(tmp_path / "epoch_006.npz")
+    (tmp_path / "epoch_006.npz").unlink()
     with pytest.raises(RunFolderError, match="epoch_004.npz' is unreadable"):
         read_checkpoint(tmp_path / "epoch_004.npz")
     prune_checkpoints(tmp_path, keep=2)

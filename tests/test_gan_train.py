@@ -235,6 +235,43 @@ def test_a_run_killed_while_writing_its_models_is_finished_by_resume(tmp_path, t
         train_gan(config, tmp_path / "run", resume=True)
 
 
+def test_resume_without_checkpoints_is_refused_when_the_run_had_trained(tmp_path, tiny_overrides,
+                                                                        blobs_npz):
+    import shutil
+
+    run = tmp_path / "run"
+    train_gan(_config(tiny_overrides, blobs_npz, "train.epochs=2"), run)
+    shutil.rmtree(run / "checkpoints")  # say, to save disk
+    kept = {name: (run / name).read_bytes() for name in ("generator.keras", "history.csv",
+                                                         "run.json", "config.yaml")}
+    with pytest.raises(RunFolderError, match="has no readable checkpoint, though it trained before "
+                                             r"\(it holds run.json, generator.keras, "
+                                             "discriminator.keras, history.csv rows of 2 epochs"):
+        train_gan(_config(tiny_overrides, blobs_npz, "train.epochs=3"), run, resume=True)
+    assert {name: (run / name).read_bytes() for name in kept} == kept
+
+
+def test_a_run_killed_in_its_first_epoch_starts_again_on_resume(tmp_path, tiny_overrides,
+                                                                blobs_npz, monkeypatch):
+    from gantransfer.gan import callbacks as gan_callbacks
+
+    real_end = gan_callbacks.HistoryCSV.on_epoch_end
+
+    def end_then_kill(self, epoch, logs=None):
+        real_end(self, epoch, logs)
+        raise KeyboardInterrupt  # after the first row, before the first checkpoint
+
+    config = _config(tiny_overrides, blobs_npz, "train.epochs=2")
+    with monkeypatch.context() as patch:
+        patch.setattr(gan_callbacks.HistoryCSV, "on_epoch_end", end_then_kill)
+        with pytest.raises(KeyboardInterrupt):
+            train_gan(config, tmp_path / "run")
+    assert not list((tmp_path / "run/checkpoints").glob("*.npz"))
+    train_gan(config, tmp_path / "run", resume=True)
+    with (tmp_path / "run/history.csv").open() as handle:
+        assert [int(r["epoch"]) for r in csv.DictReader(handle)] == [0, 1]
+
+
 class _PoisonAtEpoch(keras.callbacks.Callback):
     def __init__(self, epoch):
         super().__init__()

@@ -2,6 +2,7 @@
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -44,6 +45,7 @@ def test_run_folder_rules(tmp_path):
     check_run_dir(run, resume=True)
     prepare_run_dir(run, overwrite=True)
     assert run.is_dir() and not any(run.iterdir())
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # nothing left aside
     (tmp_path / "file").write_text("x")
     with pytest.raises(RunFolderError, match="is a file"):
         check_run_dir(tmp_path / "file")
@@ -57,3 +59,15 @@ def test_default_run_name_is_a_safe_folder_name():
 def test_package_versions_name_the_stack():
     versions = package_versions()
     assert versions["keras"].startswith("3.") and "tensorflow" in versions
+
+
+def test_overwrite_never_deletes_the_current_directory_or_one_above_it(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "config.yaml").write_text("data:\n  dataset: digits\n")  # the user's own
+    (project / "src/work.py").write_text("mine")
+    monkeypatch.chdir(project / "src")
+    for target in (project, Path("..")):
+        with pytest.raises(RunFolderError, match="it holds the current directory"):
+            prepare_run_dir(target, overwrite=True)
+    assert (project / "src/work.py").read_text() == "mine"

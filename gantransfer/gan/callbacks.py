@@ -11,6 +11,7 @@ import csv
 import io
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -268,6 +269,12 @@ class HistoryCSV(keras.callbacks.CSVLogger):
             if header and header != ["epoch", *self.keys]:
                 self._rewrite(rows)
         super().on_epoch_end(epoch, logs)
+        # On disk before the epoch's checkpoint, which commits the epoch: a crash of the machine
+        # must not keep the checkpoint and lose the row.
+        try:
+            os.fsync(self.csv_file.fileno())
+        except (AttributeError, OSError, io.UnsupportedOperation):  # not a local file: flushed only
+            pass
 
     def _earlier_rows(self) -> tuple[list[str], list[dict[str, str]]]:
         """The header and rows of the file appended to (none when starting a new one)."""

@@ -146,7 +146,8 @@ def read_checkpoint(path: Path) -> Checkpoint:
             return Checkpoint(epoch=int(data["epoch"]), fixed_noise=np.array(data["fixed_noise"]),
                               variables=variables, paths=meta["paths"],
                               settings=meta.get("settings"))
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile, json.JSONDecodeError) as error:
+    except (OSError, EOFError, KeyError, TypeError, ValueError, zipfile.BadZipFile,
+            json.JSONDecodeError) as error:  # EOFError: an empty file
         raise RunFolderError(f"checkpoint {str(path)!r} is unreadable ({error}); delete it to "
                              "resume from the one before") from None
 

@@ -300,8 +300,9 @@ def _train(config: Config, run_dir: Path, resume: bool, overwrite: bool, data: D
     checkpoint = _checkpoint_to_resume(config, run_dir) if resume else None
     initial_epoch = checkpoint.epoch if checkpoint else 0
     gan, fixed_noise = _build_models(config, data, checkpoint)
-    if checkpoint is not None:
+    if resume:  # the rows of epochs after the checkpoint go: those epochs train again
         _trim_history(run_dir / "history.csv", initial_epoch)
+    if checkpoint is not None:
         _keep_best_probe(run_dir, gan, initial_epoch)
     # Only now, with the checkpoint restored, does config.yaml describe the run.
     save_config(config, run_dir / "config.yaml")
@@ -393,6 +394,12 @@ def _checkpoint_to_resume(config: Config, run_dir: Path) -> Checkpoint | None:
     """
     checkpoint = latest_checkpoint(run_dir / "checkpoints")
     if checkpoint is None:
+        trained = _trained_before(run_dir)
+        if trained:
+            raise RunFolderError(f"cannot resume {str(run_dir)!r}: it has no readable checkpoint, "
+                                 f"though it trained before (it holds {trained}); resume a copy "
+                                 "that still has its checkpoints/, or start again with --overwrite "
+                                 "or another --output-dir")
         logger.warning("no checkpoint in %s; starting from epoch 0", run_dir)
         return None
     saved = _saved_settings(checkpoint, run_dir)
@@ -402,7 +409,7 @@ def _checkpoint_to_resume(config: Config, run_dir: Path) -> Checkpoint | None:
         raise ConfigError(f"cannot resume {str(run_dir)!r} with other settings: "
                           f"{'; '.join(changed)}. A resume may change only {allowed}; start a new "
                           "run (another --output-dir) for the rest")
-    changed = _changed_probe_measure(config, run_dir)
+    changed = _changed_probe_measure(config, run_dir, checkpoint.epoch)
     if changed:
         raise ConfigError(f"cannot resume {str(run_dir)!r} with another linear probe: "
                           f"{'; '.join(changed)}. Its probe scores, and the {BEST_PROBE_FILE} they "
@@ -418,10 +425,27 @@ def _checkpoint_to_resume(config: Config, run_dir: Path) -> Checkpoint | None:
     return checkpoint
 
 
-def _changed_probe_measure(config: Config, run_dir: Path) -> list[str]:
+def _trained_before(run_dir: Path) -> str:
+    """What in a run folder without checkpoints shows that it finished an epoch (checkpoints that
+    were deleted, then), in words; empty for a run killed in its first epoch, which may start
+    again. The first epoch's history row is written just before its checkpoint, so it alone
+    shows nothing."""
+    found = [name for name in ("run.json", "generator.keras", "discriminator.keras",
+                               BEST_PROBE_FILE) if (run_dir / name).is_file()]
+    epochs = [int(epoch) for epoch in read_history(run_dir / "history.csv").get("epoch", [])
+              if math.isfinite(epoch)]
+    if any(epoch >= 1 for epoch in epochs):
+        found.append(f"history.csv rows of {max(epochs) + 1} epochs")
+    return ", ".join(found)
+
+
+def _changed_probe_measure(config: Config, run_dir: Path, epochs_kept: int) -> list[str]:
     """The :data:`PROBE_MEASURE_KEYS` that ``config`` changes in a run that already has probe scores
-    (compared with the last session's ``config.yaml``)."""
-    if best_probe(read_history(run_dir / "history.csv")) is None:
+    in the ``epochs_kept`` epochs a resume keeps (compared with the last session's
+    ``config.yaml``)."""
+    history = read_history(run_dir / "history.csv")
+    kept = [i for i, epoch in enumerate(history.get("epoch", [])) if epoch < epochs_kept]
+    if best_probe({key: [values[i] for i in kept] for key, values in history.items()}) is None:
         return []
     try:
         earlier = load_config(run_dir / "config.yaml").train
