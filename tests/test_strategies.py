@@ -223,7 +223,9 @@ def test_run_transfer_skips_imagenet_when_weights_cannot_be_had(digits, monkeypa
     assert by_status[("imagenet-finetune", 0)] == "skipped"
     assert [s["strategy"] for s in run.skipped] == ["imagenet-frozen", "imagenet-finetune"]
     ok = next(r for r in run.results if r.status == "ok")
-    assert ok.model_file.endswith("pixels-linear_lpc-3_seed-0.keras") and ok.train_images + ok.val_images == 30
+    assert ok.model_file.endswith("pixels-linear_lpc-3_seed-0.keras")
+    # refitted (FAST keeps transfer.refit on): the final model trained on all 30 of its budget
+    assert (ok.train_images, ok.val_images) == (30, 10)
     assert ok.C == 0.1 and ok.test_accuracy is not None and len(ok.confusion_matrix) == 10
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pixels-linear_lpc-3_seed-0.keras",
                                                           "pixels-linear_lpc-3_seed-1.keras"]
@@ -469,6 +471,27 @@ def test_fold_indices_are_stratified_and_cover_the_budget_once():
     for train, val in pairs:
         assert not set(train) & set(val)
         assert set(y[val]) == {0, 1, 2}
+
+
+@pytest.mark.parametrize("refit", [True, False])
+def test_a_probe_whose_c_a_validation_split_chose_is_refitted_on_the_whole_budget(split,
+                                                                                monkeypatch, refit):
+    from gantransfer.transfer_learning import probe
+
+    fitted = []
+    real_fit = probe.fit_quietly
+
+    def spy(model, x, y):
+        fitted.append(len(x))
+        return real_fit(model, x, y)
+
+    monkeypatch.setattr(probe, "fit_quietly", spy)
+    outcome = RUNNERS["gan-linear-probe"](_context(split, cv_folds=0, refit=refit, probe_shift=0))
+    budget = len(split.x_train) + len(split.x_val)
+    assert fitted[-1] == (budget if refit else len(split.x_train))  # the probe that is kept
+    assert set(fitted[:-1] if refit else fitted) == {len(split.x_train)}  # C chosen: train only
+    assert outcome.record["selection"] == ("validation split, then a refit on all of the budget"
+                                           if refit else "validation split")
 
 
 @pytest.mark.parametrize("name", ["scratch", "gan-finetune"])
@@ -921,3 +944,15 @@ def test_an_ensembles_members_are_refits_that_differ_and_it_saves_and_predicts(
     # Without refit there is nothing to repeat: one model, and the note says why.
     single = RUNNERS[name](_context(split, cv_folds=0, refit=False, ensemble=3))
     assert any(n.startswith("one model, not an ensemble of 3") for n in single.record["notes"])
+
+
+def test_a_randomly_initialised_backbone_starts_from_its_seed_whatever_ran_before(split):
+    from gantransfer.transfer_learning import strategies
+
+    first = strategies._backbone(_context(split), [])
+    context = _context(split)
+    keras.utils.set_random_seed(123)  # what an earlier strategy may leave behind
+    second = strategies._backbone(context, [])
+    assert len(first.weights) == len(second.weights) > 0
+    for a, b in zip(first.weights, second.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)

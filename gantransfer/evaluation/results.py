@@ -138,8 +138,10 @@ class StrategyResult:
         history: Per-epoch values by Keras metric name (``loss``, ``val_accuracy``, ...).
         notes: What was done, in words, for the report.
         model_file: Where the trained classifier was saved.
-        train_images: Labeled images trained on.
-        val_images: Labeled images held out for validation.
+        train_images: Labeled images the final model trained on: the budget's training part,
+            and under ``transfer.refit`` its validation images too (unless ``selection`` says the
+            refit was discarded).
+        val_images: Labeled images of the budget that validation chose on.
         adversarial_training: How the model was trained on adversarial examples, in words; None
             when it was not (``transfer.adversarial_training`` off, or a linear probe).
         robust_accuracy: Accuracy under attack on the test images, by epsilon (as text, on the

@@ -192,6 +192,26 @@ def _refit(kind: str, C: float, seed: int, solver: str, start: object, x: np.nda
     return fit_quietly(model, x, y)
 
 
+def refit_probe(chosen: ProbeOutcome, data: tuple[np.ndarray, np.ndarray], *, kind: str,
+                seed: int, solver: str, copies: tuple[np.ndarray, ...] = ()) -> Pipeline:
+    """The probe of ``chosen``'s C fitted on all of ``data`` (and its ``copies``), its scaler too,
+    starting (logistic probes) from ``chosen``'s solution.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.normal(size=(40, 5)); y = (x[:, 0] > 0).astype(int)
+        >>> chosen = fit_probe((x[:30], y[:30]), (x[30:], y[30:]), Cs=[1.0])
+        >>> int(refit_probe(chosen, (x, y), kind="logistic", seed=0, solver="scikit-learn")[0]
+        ...     .n_samples_seen_)
+        40
+    """
+    every_x, every_y = with_copies(data, copies)
+    scaler = fit_scaler(kind, every_x)
+    final = _refit(kind, chosen.C, seed, solver, chosen.model[-1],
+                   every_x if kind == "paper" else standardise(scaler, every_x), every_y)
+    return make_pipeline(scaler, final)
+
+
 def _start_from(model: object, fitted: object) -> None:
     """Makes a logistic classifier's next fit start from another's solution (a warm start)."""
     model.set_params(warm_start=True)  # type: ignore[attr-defined]
@@ -271,11 +291,8 @@ def fit_probe_cv(data: tuple[np.ndarray, np.ndarray], *, kind: str = "logistic",
         chosen = fit_probe((x[fit_rows], y[fit_rows]), (x[val_rows], y[val_rows]), kind=kind,
                            Cs=Cs, seed=seed, solver=solver, choose_on=0,
                            copies=tuple(c[fit_rows] for c in copies))
-        every_x, every_y = with_copies(data, copies)
-        scaler = fit_scaler(kind, every_x)
-        final = _refit(kind, chosen.C, seed, solver, chosen.model[-1],
-                       every_x if kind == "paper" else standardise(scaler, every_x), every_y)
-        return ProbeOutcome(model=make_pipeline(scaler, final), C=chosen.C,
+        return ProbeOutcome(model=refit_probe(chosen, data, kind=kind, seed=seed, solver=solver,
+                                              copies=copies), C=chosen.C,
                             val_accuracy=chosen.val_accuracy,
                             wall_time_s=time.perf_counter() - started, grid_note=chosen.grid_note,
                             solver=solver, held_out=len(val_rows), chosen_on=len(fit_rows))

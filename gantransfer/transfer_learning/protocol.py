@@ -228,7 +228,6 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
     pool, test = dataset.train, dataset.test
     y_pool = pool.y
     x_test = _pixels(test.load(np.arange(len(test))))
-    unlabeled_all = pool.load(np.arange(len(pool)))
     total = len(labels_per_class) * seeds * len(strategies)
     done = 0
     overall = keras.utils.Progbar(total, unit_name="model") if verbose else None
@@ -239,16 +238,19 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
         for seed in range(seeds):
             train_idx, val_idx = budget_split(y_pool, budget, seed, validation_fraction,
                                               dataset.num_classes)
-            order = np.random.default_rng([seed, 11]).permutation(len(unlabeled_all))
+            # The real images that re-estimate BatchNorm statistics: only these are decoded.
+            order = np.random.default_rng([seed, 11]).permutation(len(pool))[:settings.bn_images]
             split = Split(x_train=_pixels(pool.load(train_idx)), y_train=y_pool[train_idx],
                           x_val=_pixels(pool.load(val_idx)), y_val=y_pool[val_idx],
-                          x_test=x_test, y_test=test.y, unlabeled=_pixels(unlabeled_all[order]),
+                          x_test=x_test, y_test=test.y, unlabeled=_pixels(pool.load(order)),
                           num_classes=dataset.num_classes, seed=seed)
             for name in strategies:
                 done += 1
                 label = f"[{done}/{total}] {name}, {budget} labels/class, seed {seed}"
                 base = {"strategy": name, "labels_per_class": budget, "seed": seed,
-                        "train_images": len(train_idx), "val_images": len(val_idx)}
+                        # what the final model trained on: the whole budget when it was refitted
+                        "train_images": len(train_idx) + (len(val_idx) if settings.refit else 0),
+                        "val_images": len(val_idx)}
                 kept = already.get((name, normalize_budget(budget), seed))
                 if kept is not None:
                     logger.info("%s: kept from the interrupted run", label)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Callable
 
@@ -52,7 +52,7 @@ from gantransfer.evaluation.linear import predict_in_chunks, probe_memory
 from gantransfer.transfer_learning.probe import (SHIFT_UP_TO_IMAGES, copy_count, describe_copies,
                                                 fit_probe, fit_probe_cv, pixel_features,
                                                 probe_as_keras, probe_features, probe_width,
-                                                shifted_copies, with_copies)
+                                                refit_probe, shifted_copies, with_copies)
 from gantransfer.transfer_learning.trunks import (TrunkArchitecture, build_gan_trunk, reestimate_batchnorm,
                                          trunk_from_discriminator)
 
@@ -749,8 +749,10 @@ def _probe_outcome(ctx: StrategyContext, trunk: keras.Model | None,
     """Fits a linear probe on the trunk's pooled features (or on pixels when trunk is None).
 
     With ``transfer.refit`` and ``transfer.cv_folds`` >= 2, C is chosen by stratified k-fold
-    cross-validation over the whole budget and the probe is fitted on all of it; otherwise C is
-    chosen on the validation split and the probe keeps its fit on the training part.
+    cross-validation over the whole budget and the probe is fitted on all of it; with
+    ``transfer.refit`` alone, C is chosen on the validation split and the probe is then fitted on
+    all of the budget, as the networks are; without it, the probe keeps its fit on the training
+    part.
     """
     s, split = ctx.settings, ctx.split
     started = time.perf_counter()
@@ -774,7 +776,8 @@ def _probe_outcome(ctx: StrategyContext, trunk: keras.Model | None,
                 (lambda x: probe_features(trunk, x, dtype=storage)))
     f_train, f_val, f_test = (features(x) for x in (split.x_train, split.x_val, split.x_test))
     cross_validated = s.refit and s.cv_folds >= 2  # over the whole budget, else the training part
-    copies = shifted_copies(np.concatenate([split.x_train, split.x_val]) if cross_validated
+    # the copies of every image the final probe fits on: the whole budget under transfer.refit
+    copies = shifted_copies(np.concatenate([split.x_train, split.x_val]) if s.refit
                             else split.x_train, shift, features)
     if shift:
         notes.append(f"the probe also trained on {describe_copies(shift)} (transfer.probe_shift)")
@@ -795,8 +798,15 @@ def _probe_outcome(ctx: StrategyContext, trunk: keras.Model | None,
                      "on all of it")
     else:
         outcome = fit_probe((f_train, split.y_train), (f_val, split.y_val), kind=s.probe,
-                            Cs=s.probe_c, seed=split.seed, solver=solver, copies=copies)
+                            Cs=s.probe_c, seed=split.seed, solver=solver,
+                            copies=tuple(c[:len(f_train)] for c in copies))
         selection = "validation split"
+        if s.refit:  # the chosen C on every image of the budget, as the networks' refit
+            outcome = replace(outcome, model=refit_probe(
+                outcome, (np.concatenate([f_train, f_val]),
+                          np.concatenate([split.y_train, split.y_val])),
+                kind=s.probe, seed=split.seed, solver=outcome.solver, copies=copies))
+            selection = "validation split, then a refit on all of the budget"
     if ctx.verbose:
         logger.info("%s: C=%g chosen by %s, %.1f%% there, in %.1f s", _progress(
             ctx, "linear probe"), outcome.C, selection, 100 * outcome.val_accuracy,
@@ -884,6 +894,7 @@ def _backbone(ctx: StrategyContext, notes: list[str]) -> keras.Model:
     from gantransfer.transfer_learning.backbones import BackboneWeightsUnavailable, build_backbone
 
     s = ctx.settings
+    keras.utils.set_random_seed(ctx.split.seed)  # backbone_weights=none: its start is the seed's
     try:
         trunk = build_backbone(s.backbone, image_size=ctx.architecture.image_size,
                                channels=ctx.architecture.channels, weights=s.backbone_weights,
