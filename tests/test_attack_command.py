@@ -74,9 +74,16 @@ def test_an_earlier_attack_is_never_overwritten_silently(classifier_file, tmp_pa
     result = _attack(classifier_file, "--epsilons", "0.1", "--images", "20", "--out-dir", out)
     assert result.exit_code == 1 and "--overwrite" in result.output
     assert (out / "attack.json").read_bytes() == before
-    assert _attack(classifier_file, "--epsilons", "0.1", "--images", "20", "--examples", "0",
+    assert _attack(classifier_file, "--epsilons", "0.1", "--images", "20", "--examples", "2",
                    "--out-dir", out, "--overwrite").exit_code == 0
     assert (out / "attack.json").read_bytes() != before
+    assert (out / "adversarial_examples.png").is_file()
+    # An overwrite that draws no picture leaves none of the earlier attack's beside its files.
+    assert _attack(classifier_file, "--epsilons", "0.1", "--images", "20", "--examples", "0",
+                   "--out-dir", out, "--overwrite").exit_code == 0
+    assert not (out / "adversarial_examples.png").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["attack.json", "robustness.csv",
+                                                     "robustness.png"]
 
 
 def _not_a_model(tmp_path, classifier_file):

@@ -162,3 +162,19 @@ def test_visualize_model_reads_the_run_folders_dataset(tmp_path):
     assert not (tmp_path / "other").exists()
     with pytest.raises(GantransferError, match="neither a .keras model nor a train-gan run"):
         visualize_model(tmp_path, out_dir=tmp_path / "other")
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"embedding_images": 1}, "--embedding-images: received 1, expected at least 3"),
+    ({"class_index": 10}, "--class: received 10, expected 0..9"),
+    ({"class_index": -1}, "--class: received -1, expected 0..9"),
+])
+def test_out_of_range_visualize_arguments_are_refused_before_any_picture(tmp_path, classifier,
+                                                                         arguments, message):
+    from gantransfer.workflows.pictures import visualize_model
+
+    model_file = tmp_path / "classifier.keras"
+    classifier.save(model_file)
+    with pytest.raises(GantransferError, match=message):
+        visualize_model(model_file, out_dir=tmp_path / "pics", **arguments)
+    assert not (tmp_path / "pics").exists()

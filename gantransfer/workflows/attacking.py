@@ -21,7 +21,8 @@ from gantransfer.errors import ConfigError, GantransferError
 from gantransfer.reporting.figures import adversarial_figure, robustness_figure
 from gantransfer.robustness import (AttackSettings, RobustPoint, adversarial_examples,
                                     check_epsilons, robust_accuracy)
-from gantransfer.runs import atomic_write, atomic_write_json, atomic_write_text, files_folder
+from gantransfer.runs import (atomic_write, atomic_write_json, atomic_write_text, files_folder,
+                              remove_earlier)
 from gantransfer.transfer_learning.classifiers import load_classifier
 from gantransfer.workflows.targets import run_split, test_pool
 
@@ -153,6 +154,7 @@ def attack_model(model_file: str | Path, *, dataset: str | None = None,
                    "seed": settings.seed},
         "picture_epsilon": shown_epsilon, "wall_time_s": wall_time,
         "points": [p.to_row() for p in points]})
+    remove_earlier(out_dir, FILES, result.files.values())
     zero = max(p.zero_gradient_images for p in points)
     if zero:
         logger.warning("%d of %d images had a zero loss gradient: the attack cannot move them, and "

@@ -22,7 +22,7 @@ from gantransfer.errors import GantransferError
 from gantransfer.evaluation.results import StrategyResult
 from gantransfer.registry import STRATEGIES, family_of
 from gantransfer.workflows.targets import run_split, test_pool, trunk_architecture
-from gantransfer.runs import atomic_write_json, files_folder
+from gantransfer.runs import atomic_write_json, files_folder, remove_earlier
 from gantransfer.transfer_learning.classifiers import first_member, load_classifier
 from gantransfer.transfer_learning.trunks import (build_gan_trunk, load_discriminator,
                                                   reestimate_batchnorm, trunk_from_discriminator)
@@ -75,7 +75,8 @@ def visualize_model(source: str | Path, *, dataset: str | None = None,
 
     Raises:
         GantransferError: If ``source`` is not a model or run folder, ``out_dir`` already holds
-            pictures and ``overwrite`` is false, ``index`` is out of range, or a layer is unknown.
+            pictures and ``overwrite`` is false, ``index``, ``class_index`` or
+            ``embedding_images`` is out of range, or a layer is unknown; before anything is drawn.
 
     Example:
         >>> from gantransfer.gan.models import build_discriminator
@@ -83,6 +84,9 @@ def visualize_model(source: str | Path, *, dataset: str | None = None,
         >>> sorted(visualize_model("d.keras", embedding_images=50, out_dir="pictures"))
         ['embedding', 'feature_maps', 'filters']
     """
+    if embedding_images < 3:  # PCA and t-SNE place a few points, not one or none
+        raise GantransferError(f"--embedding-images: received {embedding_images}, expected at "
+                               "least 3")
     source = Path(source)
     model_file = source / "discriminator.keras" if source.is_dir() else source
     if not model_file.is_file():
@@ -93,6 +97,12 @@ def visualize_model(source: str | Path, *, dataset: str | None = None,
                            what="pictures")
 
     model = load_discriminator(model_file)
+    outputs = int(model.output_shape[-1])
+    if class_index is not None and not (outputs > 1 and 0 <= class_index < outputs):
+        raise GantransferError(f"--class: received {class_index}, expected "
+                               + (f"0..{outputs - 1}" if outputs > 1 else
+                                  "none: Grad-CAM explains a classifier's classes, and this model "
+                                  "has one output"))
     data, pool = test_pool(model, dataset, split)
     channels = model.input_shape[-1]
     if image_file is not None:
@@ -122,6 +132,7 @@ def visualize_model(source: str | Path, *, dataset: str | None = None,
     atomic_write_json(out_dir / "visualize.json", {
         "model": str(model_file), "dataset": dataset, "layers": layers_shown,
         **{kind: str(path) for kind, path in written.items()}, **record})
+    remove_earlier(out_dir, PICTURES, written.values())
     return written
 
 

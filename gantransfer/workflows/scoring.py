@@ -38,7 +38,10 @@ def evaluate_gan(run_dir: str | Path, *, num_images: int = 2000, extractor: str 
         extractor: "inception" (cached InceptionV3 weights), "classifier" (a small CNN trained on
             the dataset's labeled training images, kept in ``metrics/`` for later calls), or
             "auto": InceptionV3 when cached, else the classifier.
-        seed: Seed of the generated noise, the classifier and the KID subsets.
+        seed: Seed of the generated noise, the real images drawn and the KID subsets, and of the
+            feature classifier when one is trained; a run's kept classifier
+            (``metrics/feature_extractor.keras``) is reused whatever the seed, so its scores stay
+            comparable with the run's own.
 
     Returns:
         The scores: ``fid``, ``kid``, ``kid_std``, ``extractor`` and the image counts.
@@ -76,7 +79,10 @@ def score_generator(generator: keras.Model, data: Dataset, *, num_images: int = 
         data: The dataset the generator was trained on.
         num_images: Images per side.
         extractor: "inception", "classifier" or "auto", as in :func:`evaluate_gan`.
-        seed: Seed of the generated noise, the classifier and the KID subsets.
+        seed: Seed of the generated noise, the real images drawn and the KID subsets, and of the
+            feature classifier when one is trained; a run's kept classifier
+            (``metrics/feature_extractor.keras``) is reused whatever the seed, so its scores stay
+            comparable with the run's own.
         metrics_dir: The folder keeping a copy of the feature classifier for later calls
             (``feature_extractor.keras``), or None to keep none there. The classifier is also kept
             in the user's cache, and trained only when neither holds it (see
