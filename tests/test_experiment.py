@@ -226,6 +226,37 @@ def test_a_transfer_killed_while_writing_its_last_files_is_finished_by_resume(tm
         experiment.transfer(config, tmp_path / "run", resume=True)
 
 
+def test_resume_refuses_another_discriminator_than_the_finished_models_came_from(
+        tmp_path, tiny_overrides, monkeypatch):
+    from gantransfer.errors import ConfigError
+    from gantransfer.gan.models import build_discriminator
+    from gantransfer.transfer_learning import strategies
+
+    files = []
+    for seed in (0, 1):
+        keras.utils.set_random_seed(seed)
+        files.append(tmp_path / f"d{seed}.keras")
+        build_discriminator(16, 1, width=0.125, kernel_size=3).save(files[-1])
+    config = load_config(None, [*tiny_overrides, *FAST,
+                                "transfer.strategies=gan-linear-probe,pixels-linear"])
+
+    def crash(context):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setitem(strategies.RUNNERS, "pixels-linear", crash)
+        with pytest.raises(KeyboardInterrupt):
+            experiment.transfer(config, tmp_path / "run", discriminator=files[0], verbose=False)
+    with pytest.raises(ConfigError, match="cannot resume .* with another discriminator"):
+        experiment.transfer(config, tmp_path / "run", discriminator=files[1], resume=True,
+                            verbose=False)
+    partial = json.loads((tmp_path / "run/results.partial.json").read_text())
+    assert [row["strategy"] for row in partial["results"]] == ["gan-linear-probe"]  # kept
+    result = experiment.transfer(config, tmp_path / "run", discriminator=files[0], resume=True,
+                                 verbose=False)
+    assert [r.strategy for r in result.results] == ["gan-linear-probe", "pixels-linear"]
+
+
 def test_resume_refuses_another_config(tmp_path, tiny_overrides):
     from gantransfer.config import save_config
 

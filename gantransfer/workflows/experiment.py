@@ -9,6 +9,7 @@ Both write a run folder with the trained classifiers, ``results.csv``/``results.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import keras
+import numpy as np
 
 from gantransfer.config import Config, load_config, save_config
 from gantransfer.data import Dataset
@@ -165,6 +167,43 @@ def _finished_results(run_dir: Path, config: Config) -> list[StrategyResult]:
         raise RunFolderError(f"cannot resume: {str(partial)!r} is unreadable ({error}); delete it "
                              "to train every model again") from None
     return [_in_this_folder(result, run_dir) for result in finished]
+
+
+def weights_fingerprint(model: keras.Model | None) -> str | None:
+    """The SHA-256 of a model's weights, in order (None for no model): the same discriminator,
+    wherever its file is, on either backend.
+
+    Example:
+        >>> from gantransfer.gan.models import build_discriminator
+        >>> model = build_discriminator(16, 1, width=0.125)
+        >>> weights_fingerprint(model) == weights_fingerprint(model), weights_fingerprint(None)
+        (True, None)
+    """
+    if model is None:
+        return None
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    return digest.hexdigest()
+
+
+def _check_same_discriminator(run_dir: Path, weights: str | None) -> None:
+    """Refuses to resume a run whose finished models came from another discriminator.
+
+    Raises:
+        ConfigError: ``results.partial.json`` records another discriminator's fingerprint.
+    """
+    try:
+        recorded = json.loads((run_dir / "results.partial.json").read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(recorded, dict) or "discriminator_sha256" not in recorded:
+        return  # written before discriminators were recorded
+    if recorded["discriminator_sha256"] != weights:
+        raise ConfigError(f"cannot resume {str(run_dir)!r} with another discriminator: its "
+                          "finished models were trained from one whose weights differ, and the "
+                          "comparison would mix the two; resume with the run's own --gan-run or "
+                          "--discriminator, or start a new run (another --output-dir)")
 
 
 def _in_this_folder(result: StrategyResult, run_dir: Path) -> StrategyResult:
@@ -332,11 +371,15 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
         "machine": machine_description(),
     }
     partial: list[dict[str, Any]] = [r.to_row() for r in finished or () if r.status == "ok"]
+    weights = weights_fingerprint(disc_model)
+    if finished:
+        _check_same_discriminator(run_dir, weights)
 
     def keep(record: StrategyResult | None = None) -> None:  # results so far survive a crash
         if record is not None:
             partial.append(record.to_row())
-        atomic_write_json(run_dir / "results.partial.json", {"results": partial})
+        atomic_write_json(run_dir / "results.partial.json",
+                          {"results": partial, "discriminator_sha256": weights})
 
     # The partial results mark a run in progress until its last file is written: a run killed
     # while it writes its report or run.json is resumed (its models kept), never taken as complete.
