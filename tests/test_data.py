@@ -470,6 +470,17 @@ def test_idx_single_images_file_finds_its_labels(tmp_path, gz):
                                                              + data.test.x.astype(int).sum()))
 
 
+def test_idx_files_in_the_kaggle_spelling_find_their_labels(tmp_path):
+    folder = _idx_folder(tmp_path / "idx", n_train=20, n_test=10, gz=False)
+    for path in folder.iterdir():  # train-images-idx3-ubyte -> train-images.idx3-ubyte
+        path.rename(path.with_name(path.name.replace("-idx", ".idx")))
+    data = load_dataset(str(folder / "train-images.idx3-ubyte"), image_size=28,
+                        validation_split=0.0, test_split=0.25)
+    assert data.num_classes == 10 and len(data.train) == 15
+    whole = load_dataset(str(folder), image_size=28, validation_split=0.0)
+    assert len(whole.test) == 10 and whole.num_classes == 10
+
+
 def test_idx_images_file_without_labels_is_unlabeled(tmp_path):
     path = _write_idx(tmp_path / "my-images-idx3-ubyte", np.zeros((6, 8, 8)))
     data = load_dataset(str(path), image_size=8, validation_split=0.0, test_split=0.0)
@@ -513,6 +524,12 @@ def test_idx_errors(tmp_path):
     huge.write_bytes(gzip.compress(bytes([0, 0, 8, 3]) + struct.pack(">3I", 10**6, 10**3, 10**3)))
     with pytest.raises(DataError, match="says it holds 1,000,000,000,016 bytes, more than"):
         load_dataset(str(huge))
+    # Dimensions whose product wraps in 64 bits (to -2 here) must not slip past that check.
+    wrapped = tmp_path / "wrapped-images-idx3-ubyte.gz"
+    wrapped.write_bytes(gzip.compress(bytes([0, 0, 8, 3])
+                                      + struct.pack(">3I", 908558, 31252369, 649657)))
+    with pytest.raises(DataError, match="says it holds 18,446,744,073,709,551,630 bytes"):
+        load_dataset(str(wrapped))
     folder = tmp_path / "count"
     _write_idx(folder / "train-images-idx3-ubyte", np.zeros((6, 8, 8)))
     _write_idx(folder / "train-labels-idx1-ubyte", np.arange(5) % 2)

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import gzip
+import math
 import re
 import zlib
 from pathlib import Path
@@ -51,7 +52,8 @@ def _read_bytes(path: Path) -> bytes:
             dims = stream.read(4 * head[3])
             if len(dims) < 4 * head[3]:
                 return head + dims  # truncated: read_idx says so
-            count = int(np.prod(np.frombuffer(dims, dtype=">u4").astype("int64"), dtype="int64"))
+            # Python integers: a product of int64s can wrap to a small or negative count
+            count = math.prod(int(d) for d in np.frombuffer(dims, dtype=">u4"))
             expected = len(head) + len(dims) + count * np.dtype(IDX_DTYPES[head[2]]).itemsize
             if expected > MAX_IDX_BYTES:
                 raise DataError(f"{path} says it holds {expected:,} bytes, more than the "
@@ -89,7 +91,7 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise DataError(f"{path} is a truncated IDX file: its header needs {header} bytes, the "
                         f"file has {len(data)}; download it again")
     shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    expected = header + int(np.prod(shape, dtype="int64")) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize
     if len(data) != expected:
         raise DataError(f"{path} does not match its IDX header: shape {shape} of {dtype.name} needs "
                         f"{expected} bytes, the file has {len(data)}; download it again")
@@ -111,9 +113,11 @@ def labels_file_for(images_path: str | Path) -> Path | None:
         PosixPath('data/train-labels-idx1-ubyte.gz')
     """
     images_path = Path(images_path)
-    if "images-idx3" not in images_path.name:
+    marker = next((m for m in ("images-idx3", "images.idx3") if m in images_path.name), None)
+    if marker is None:
         return None
-    name = images_path.name.replace("images-idx3", "labels-idx1")
+    # the same spelling: train-images-idx3-ubyte, or Kaggle's train-images.idx3-ubyte
+    name = images_path.name.replace(marker, marker.replace("images", "labels").replace("3", "1"))
     stem = name[:-3] if name.endswith(".gz") else name
     for candidate in (name, stem, stem + ".gz"):
         path = images_path.with_name(candidate)
@@ -123,7 +127,8 @@ def labels_file_for(images_path: str | Path) -> Path | None:
 
 
 def find_idx_file(folder: str | Path, stem: str) -> Path | None:
-    """Returns ``folder/stem`` or ``folder/stem.gz``, whichever exists, else None.
+    """Returns ``folder/stem`` or ``folder/stem.gz``, whichever exists, else None; the Kaggle
+    spelling (``t10k-images.idx3-ubyte``) counts as the same name.
 
     Args:
         folder: Where to look.
@@ -136,7 +141,8 @@ def find_idx_file(folder: str | Path, stem: str) -> Path | None:
         >>> find_idx_file("/usr/share/datasets/fashion-mnist", "t10k-images-idx3-ubyte")  # doctest: +SKIP
         PosixPath('/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz')
     """
-    for name in (stem, stem + ".gz"):
+    dotted = stem.replace("-idx", ".idx")
+    for name in dict.fromkeys((stem, stem + ".gz", dotted, dotted + ".gz")):
         path = Path(folder) / name
         if path.is_file():
             return path
