@@ -557,3 +557,32 @@ def test_the_report_says_which_backend_and_devices_trained_the_models(tmp_path, 
     assert said in html.unescape(paths["report.html"].read_text())
     bare = write_report(results, tmp_path / "bare", {"dataset": "digits", "num_classes": 10})
     assert "backend" not in bare["report.md"].read_text()
+
+
+def test_a_finetuning_strategys_curves_show_its_head_phase_then_fine_tuning(monkeypatch):
+    from matplotlib.axes import Axes
+
+    from gantransfer.reporting.figures import learning_curves_figure
+
+    drawn, lines = [], []
+    real_plot, real_axvline = Axes.plot, Axes.axvline
+
+    def plot(self, x, y, *args, **kwargs):
+        drawn.append((kwargs.get("label"), list(x), [round(float(v), 1) for v in y]))
+        return real_plot(self, x, y, *args, **kwargs)
+
+    def axvline(self, x, *args, **kwargs):
+        lines.append(x)
+        return real_axvline(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "plot", plot)
+    monkeypatch.setattr(Axes, "axvline", axvline)
+    history = {"head_loss": [2.0, 1.5], "head_accuracy": [0.4, 0.5],
+               "head_val_loss": [2.1, 1.9], "head_val_accuracy": [0.3, 0.45],
+               "loss": [1.2, 1.0, 0.9], "accuracy": [0.6, 0.7, 0.8],
+               "val_loss": [1.5, 1.4, 1.6], "val_accuracy": [0.5, 0.55, 0.5]}
+    record = result("gan-finetune", 10, seed=0, test_accuracy=0.6, history=history)
+    assert learning_curves_figure({"gan-finetune": record}, ["gan-finetune"]) is not None
+    assert drawn == [("train", [1, 2, 3, 4, 5], [40.0, 50.0, 60.0, 70.0, 80.0]),
+                     ("validation", [1, 2, 3, 4, 5], [30.0, 45.0, 50.0, 55.0, 50.0])]
+    assert lines == [2.5]  # between the head's last epoch and fine-tuning's first

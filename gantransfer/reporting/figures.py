@@ -134,8 +134,19 @@ def accuracy_figure(summary: list[dict[str, Any]], strategies: Sequence[str]) ->
 
 
 def _history_keys(history: dict[str, Any]) -> tuple[str, str | None, str]:
-    """The train key, its validation key and the y label: accuracy when logged, else loss."""
+    """The train key, its validation key and the y label: accuracy when logged, else loss.
+
+    A fine-tuning strategy logs its head phase under ``head_`` names before the fine-tuning
+    phase's own: the keys are the fine-tuning phase's (:func:`_phases` puts the two together).
+
+    Example:
+        >>> _history_keys({"head_accuracy": [0.5], "head_val_accuracy": [0.4],
+        ...                "accuracy": [0.6], "val_accuracy": [0.5]})
+        ('accuracy', 'val_accuracy', 'accuracy (%)')
+    """
     train_keys = [k for k in history if not str(k).startswith("val_") and history.get(k)]
+    if any(not str(k).startswith("head_") for k in train_keys):
+        train_keys = [k for k in train_keys if not str(k).startswith("head_")]
     accuracy = [k for k in train_keys if "acc" in str(k)]
     key = accuracy[0] if accuracy else ("loss" if "loss" in train_keys else
                                         (train_keys[0] if train_keys else None))
@@ -144,6 +155,19 @@ def _history_keys(history: dict[str, Any]) -> tuple[str, str | None, str]:
         return val_only[0], None, str(val_only[0])
     val_key = f"val_{key}" if history.get(f"val_{key}") else None
     return key, val_key, "accuracy (%)" if "acc" in str(key) else str(key)
+
+
+def _phases(history: dict[str, Any], key: str) -> tuple[list[Any], int | None]:
+    """The values of ``key`` with a fine-tuning strategy's head phase (``head_<key>``) before
+    them, and how many epochs that phase had (None when there is one phase).
+
+    Example:
+        >>> _phases({"head_loss": [3, 2], "loss": [1]}, "loss"), _phases({"loss": [1]}, "loss")
+        (([3, 2, 1], 2), ([1], None))
+    """
+    head = list(history.get(f"head_{key}") or []) if not key.startswith("head_") else []
+    main = list(history.get(key) or [])
+    return head + main, (len(head) if head and main else None)
 
 
 def pick_history_records(results: list[StrategyResult],
@@ -205,12 +229,18 @@ def learning_curves_figure(records: dict[str, StrategyResult],
         key, val_key, label = _history_keys(history)
         scale = 100.0 if "acc" in str(key) else 1.0
         color = styles[strategy]["color"]
+        boundary = None
         for name, linestyle, legend in ((key, "-", "train"), (val_key, "--", "validation")):
             if name is None:
                 continue
-            values = np.asarray([np.nan if v is None else v for v in history[name]], dtype="float64")
+            series, head_epochs = _phases(history, name)
+            boundary = boundary or head_epochs
+            values = np.asarray([np.nan if v is None else v for v in series], dtype="float64")
             axes.plot(np.arange(1, len(values) + 1), values * scale, linestyle=linestyle,
                       color=color, linewidth=1.5, label=legend)
+        if boundary:  # a fine-tuning strategy: its head trained first, then everything
+            axes.axvline(boundary + 0.5, color="0.5", linestyle=":", linewidth=1.0,
+                         label="fine-tuning starts")
         axes.set_title(f"{strategy}\n{budget_label(record.labels_per_class)}, "
                        f"seed {record.seed}", fontsize=9)
         axes.set_xlabel("epoch", fontsize=8)
