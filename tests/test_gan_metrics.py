@@ -192,3 +192,13 @@ def test_score_generator_refuses_bad_input_before_any_work(kwargs, message):
     generator = build_generator(kwargs.pop("size", 16), 1, latent_dim=4, width=0.125)
     with pytest.raises(GantransferError, match=message):
         score_generator(generator, data, **kwargs)
+
+
+def test_kid_has_a_spread_even_when_a_set_is_no_larger_than_a_subset():
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(300, 8)), rng.normal(size=(300, 8)) + 0.3
+    mean, std = kernel_inception_distance(real, fake, subsets=10, subset_size=1000)
+    assert std > 0 and mean > 0  # 10 different halves, not 10 orderings of the same 300
+    _, larger = kernel_inception_distance(rng.normal(size=(3000, 8)), rng.normal(size=(3000, 8)),
+                                          subsets=10, subset_size=1000)
+    assert larger > 0
