@@ -52,17 +52,86 @@ def conv_layers(model: keras.Model) -> list[keras.layers.Layer]:
 
 def _find_layer(model: keras.Model, name: str) -> tuple[keras.Model, keras.layers.Layer]:
     """A layer by name, looking inside nested models; returns (its model, the layer)."""
+    chain, layer = _chain_to(model, name)
+    return chain[-1], layer
+
+
+def _chain_to(model: keras.Model, name: str) -> tuple[list[keras.Model], keras.layers.Layer]:
+    """The models from ``model`` down to the one that holds layer ``name`` (a classifier, its
+    trunk, an ImageNet backbone inside the trunk), and the layer."""
     for layer in model.layers:
         if layer.name == name:
-            return model, layer
+            return [model], layer
         if isinstance(layer, keras.Model):
             try:
-                return _find_layer(layer, name)
+                chain, found = _chain_to(layer, name)
             except GantransferError:
                 continue
+            return [model, *chain], found
     names = [layer.name for layer in conv_layers(model)]
     raise GantransferError(f"no layer {name!r} in model {model.name!r}; its conv layers are: "
                            f"{', '.join(names) or 'none'}")
+
+
+def _call_in(outer: keras.Model, inner: keras.Model):
+    """The node where ``outer``'s graph calls the nested model ``inner``."""
+    for node in inner._inbound_nodes:
+        try:
+            keras.Model(outer.input, node.input_tensors[0])
+        except ValueError:  # a call in another graph
+            continue
+        return node
+    raise GantransferError(f"cannot follow {outer.name!r} into its nested model {inner.name!r}")
+
+
+def _levels(model: keras.Model, chain: list[keras.Model], x):
+    """The input of every model of ``chain`` for the input ``x`` of ``model`` (``chain[0]``): a
+    nested model reads what its caller gives it (resized, preprocessed), not the pixels."""
+    inputs = [x]
+    for outer, inner in zip(chain, chain[1:]):
+        feeding = keras.Model(outer.input, _call_in(outer, inner).input_tensors[0])
+        inputs.append(feeding(inputs[-1], training=False))
+    return inputs
+
+
+def _rest_of(model: keras.Model, tensor) -> keras.Model | None:
+    """``model``'s output as a function of its input and an inner ``tensor`` of its graph; None
+    when the tensor is the output itself."""
+    if tensor is model.output:
+        return None
+    return keras.Model([model.input, tensor], model.output)
+
+
+def _activated(owner: keras.Model, conv: keras.layers.Layer) -> keras.layers.Layer:
+    """The activation right after a conv layer (and its BatchNorm), as the network passes the
+    conv's maps on; the conv itself when none follows."""
+    after = owner.layers[owner.layers.index(conv) + 1:]
+    for layer in after[:2]:
+        if isinstance(layer, (keras.layers.LeakyReLU, keras.layers.ReLU, keras.layers.Activation)):
+            return layer
+    return conv
+
+
+def activation_model(model: keras.Model, name: str) -> keras.Model:
+    """A model from ``model``'s input to the output of its layer ``name``, wherever that layer is
+    nested (inside a classifier's trunk, or an ImageNet backbone inside the trunk).
+
+    Raises:
+        GantransferError: No such layer, or it gives no image-shaped maps ``(H, W, C)``.
+
+    Example:
+        >>> from gantransfer.gan.models import build_discriminator
+        >>> activation_model(build_discriminator(32, 1, width=0.125), "block2_conv").output_shape
+        (None, 8, 8, 16)
+    """
+    chain, target = _chain_to(model, name)
+    if len(target.output.shape) != 4:
+        names = [layer.name for layer in conv_layers(model)]
+        raise GantransferError(f"layer {name!r} gives {tuple(target.output.shape)[1:]}, not maps "
+                               f"to draw; pick a conv layer: {', '.join(names)}")
+    x = keras.Input(model.input_shape[1:])
+    inner = _levels(model, chain, x)[-1]
+    return keras.Model(x, keras.Model(chain[-1].input, target.output)(inner, training=False))
 
 
 def filter_grid(model: keras.Model, layer: str | None = None) -> np.ndarray:
@@ -107,9 +176,7 @@ def feature_maps(model: keras.Model, image: np.ndarray, layer: str | None = None
         (37, 37, 1)
     """
     name = layer or conv_layers(model)[0].name
-    owner, target = _find_layer(model, name)
-    # A nested trunk takes the same pixels as its classifier (augmentation is off at inference).
-    probe = keras.Model(owner.input, target.output)
+    probe = activation_model(model, name)
     x = np.asarray(image, "float32")[None]
     maps = np.asarray(probe(x, training=False))[0]
     tiles = np.stack([_normalise(maps[..., i])[..., None] for i in range(min(max_maps,
@@ -136,15 +203,16 @@ def grad_cam(classifier: keras.Model, image: np.ndarray, class_index: int | None
              layer: str | None = None) -> tuple[np.ndarray, int]:
     """Grad-CAM: a map of where the classifier's evidence for a class lies in the image.
 
-    The last conv layer's activations are weighted by the mean gradient of the class score with
-    respect to each channel, summed, passed through ReLU and scaled to [0, 1]. The gradient comes
-    from :func:`gantransfer.backend.value_and_gradient`; the rest is ``keras.ops``.
+    The last conv layer's maps, as the network passes them on (after its BatchNorm and
+    activation), are weighted by the mean gradient of the class score with respect to each
+    channel, summed, passed through ReLU and scaled to [0, 1]. The gradient comes from
+    :func:`gantransfer.backend.value_and_gradient`; the rest is ``keras.ops``.
 
     Args:
         classifier: A model from pixels to class logits (e.g. from ``gantransfer compare``).
         image: ``(H, W, C)`` pixels in the classifier's input range.
         class_index: The class to explain; the predicted one by default.
-        layer: The conv layer; the last one by default.
+        layer: The layer whose maps to weigh; the last conv layer's activation by default.
 
     Returns:
         ``(heatmap, class_index)``: an ``(H, W)`` float map in [0, 1] at the image's size.
@@ -160,20 +228,24 @@ def grad_cam(classifier: keras.Model, image: np.ndarray, class_index: int | None
     convs = conv_layers(classifier)
     if not convs:
         raise GantransferError(f"model {classifier.name!r} has no conv layer for Grad-CAM")
-    name = layer or convs[-1].name
-    owner, target = _find_layer(classifier, name)
+    chain, target = _chain_to(classifier, layer or convs[-1].name)
+    if layer is None:  # the last conv's maps as the network uses them: normalised and activated
+        target = _activated(chain[-1], target)
+    name = target.name
     x = ops.convert_to_tensor(np.asarray(image, "float32")[None])
-    activations = keras.Model(owner.input, target.output)(x, training=False)
-    # The rest of the graph as a function of the activations; the pixels stay an input, for the
-    # branches that bypass the layer (a ResNet's shortcuts).
-    rest = keras.Model([owner.input, target.output], owner.output)
-    # A conv layer inside a nested trunk: the classifier's layers after the trunk are its head.
-    head = [] if owner is classifier else classifier.layers[classifier.layers.index(owner) + 1:]
+    inputs = _levels(classifier, chain, x)  # what each nested model reads
+    activations = keras.Model(chain[-1].input, target.output)(inputs[-1], training=False)
+    # The rest of each model's graph as a function of what it reads and of the activations (or
+    # of its nested model's output); its input stays an input, for the branches that bypass the
+    # layer (a ResNet's shortcuts).
+    rests = [_rest_of(outer, _call_in(outer, inner).output_tensors[0])
+             for outer, inner in zip(chain, chain[1:])]
+    innermost = _rest_of(chain[-1], target.output)
 
     def logits_of(a):
-        h = rest([x, a], training=False)
-        for head_layer in head:
-            h = head_layer(h, training=False)
+        h = a
+        for rest, level_input in zip([innermost, *reversed(rests)], reversed(inputs)):
+            h = h if rest is None else rest([level_input, h], training=False)
         return h
 
     if class_index is None:
@@ -259,8 +331,9 @@ def embedding_figure(embeddings: dict[str, tuple[np.ndarray, np.ndarray]], path:
         axes.set_xticks([])
         axes.set_yticks([])
         if i == 0 and class_names and len(class_names) <= 10:
-            handles = scatter.legend_elements()[0]
-            axes.legend(handles, class_names[:len(handles)], fontsize=6, loc="best",
+            handles = scatter.legend_elements()[0]  # one per class present, in sorted order
+            present = [int(c) for c in np.unique(labels)]
+            axes.legend(handles, [class_names[c] for c in present], fontsize=6, loc="best",
                         markerscale=0.7)
     figure.tight_layout()
     atomic_save(Path(path), lambda name: figure.savefig(name))
@@ -290,14 +363,8 @@ def model_input(model: keras.Model, pixels: np.ndarray) -> np.ndarray:
 def trunk_features(model: keras.Model, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """The last conv layer's activations (flattened) for uint8 pixels: what a trunk 'sees'."""
     last = conv_layers(model)[-1]
-    owner, target = _find_layer(model, last.name)
-    after = owner.layers[owner.layers.index(target) + 1:]
-    # Prefer the activation right after the conv (and its BatchNorm), as the trunk passes it on.
-    for layer in after[:2]:
-        if isinstance(layer, (keras.layers.LeakyReLU, keras.layers.ReLU, keras.layers.Activation)):
-            target = layer
-            break
-    probe = keras.Model(owner.input, target.output)
+    owner, _ = _find_layer(model, last.name)
+    probe = activation_model(model, _activated(owner, last).name)
     x = model_input(model, pixels)
     out = probe.predict(x, batch_size=batch_size, verbose=0)
     return out.reshape(len(out), -1)

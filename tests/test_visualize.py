@@ -178,3 +178,61 @@ def test_out_of_range_visualize_arguments_are_refused_before_any_picture(tmp_pat
     with pytest.raises(GantransferError, match=message):
         visualize_model(model_file, out_dir=tmp_path / "pics", **arguments)
     assert not (tmp_path / "pics").exists()
+
+
+def test_grad_cam_weighs_the_last_conv_maps_as_the_network_passes_them_on(classifier, digits):
+    image = digits.test.x[0].astype("float32")
+    default, index = vis.grad_cam(classifier, image)
+    activated, _ = vis.grad_cam(classifier, image, class_index=index, layer="block3_lrelu")
+    raw, _ = vis.grad_cam(classifier, image, class_index=index, layer="block3_conv")
+    np.testing.assert_allclose(default, activated, atol=1e-6)
+    assert not np.allclose(default, raw, atol=1e-3)  # before BatchNorm and LeakyReLU: another map
+
+
+def test_an_imagenet_backbone_classifier_can_be_looked_into(tmp_path, digits):
+    """The backbone sits inside the trunk, behind resizing and preprocessing: its layers must be
+    reached through them, from the classifier's own pixels."""
+    from gantransfer.transfer_learning.backbones import build_backbone
+    from gantransfer.workflows.pictures import visualize_model
+
+    trunk = build_backbone("mobilenet", image_size=32, channels=1, weights="none", input_size=32,
+                           alpha=0.25)
+    model = build_classifier(trunk, 10, kind="gap", trunk_training=None, name="imagenet_frozen")
+    image = digits.test.x[0].astype("float32")
+    heatmap, _ = vis.grad_cam(model, image)
+    assert heatmap.shape == (32, 32) and np.isfinite(heatmap).all()
+    assert vis.feature_maps(model, image, "conv_pw_13").ndim == 3
+    assert vis.trunk_features(model, digits.test.x[:4]).shape[0] == 4
+    model.save(tmp_path / "imagenet.keras")
+    written = visualize_model(tmp_path / "imagenet.keras", layers=["conv1", "conv_pw_13"],
+                              embedding_images=20, out_dir=tmp_path / "pics")
+    assert sorted(written) == ["embedding", "feature_maps", "filters", "gradcam"]
+
+
+def test_a_layer_without_maps_is_refused_before_any_picture(tmp_path, classifier):
+    from gantransfer.workflows.pictures import visualize_model
+
+    classifier.save(tmp_path / "classifier.keras")
+    with pytest.raises(GantransferError, match="layer 'head_dense' gives .*not maps to draw; "
+                                               "pick a conv layer: block1_conv"):
+        visualize_model(tmp_path / "classifier.keras", layers=["block1_conv", "head_dense"],
+                        out_dir=tmp_path / "pics")
+    assert not (tmp_path / "pics").exists()
+
+
+def test_the_embedding_legend_names_the_classes_present(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    named = []
+    real_legend = Axes.legend
+
+    def legend(self, handles, labels, *args, **kwargs):
+        named.append(list(labels))
+        return real_legend(self, handles, labels, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "legend", legend)
+    labels = np.array([0, 2, 5, 2, 0, 5, 5])
+    points = np.random.default_rng(0).normal(size=(7, 2))
+    vis.embedding_figure({"trunk": (points, labels)}, tmp_path / "e.png",
+                         [f"class {i}" for i in range(10)])
+    assert named == [["class 0", "class 2", "class 5"]]

@@ -113,6 +113,8 @@ def visualize_model(source: str | Path, *, dataset: str | None = None,
         picture = pool.load(np.array([index]))[0]
     x = vis.model_input(model, picture[None])[0]
     layers_shown = list(layers) or [layer.name for layer in vis.conv_layers(model)][:2]
+    for name in layers_shown:  # an unknown or non-image layer fails before anything is drawn
+        vis.activation_model(model, name)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {"filters": vis.save_grid_png(vis.filter_grid(model), out_dir / "filters.png")}
     written["feature_maps"] = vis.save_grid_png(vis.feature_map_panel(model, x, layers_shown),
