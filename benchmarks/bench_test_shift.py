@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import gantransfer as gt
+from gantransfer.evaluation.summary import budget_sort_key
 from gantransfer.transfer_learning.classifiers import shift_averaged
 from gantransfer.workflows.targets import load_target
 
@@ -62,7 +63,8 @@ def main() -> None:
     print(f"\n| strategy | labels/class | as trained | test shift {args.shift} | "
           "with - without (95% t-interval) |")
     print("|---|---:|---:|---:|---:|")
-    for strategy, budget in sorted({key[:2] for key in plain}, key=lambda k: (k[0], int(k[1]))):
+    for strategy, budget in sorted({key[:2] for key in plain},
+                                   key=lambda k: (k[0], budget_sort_key(k[1]))):  # 10, 100, all
         print(paired_row(f"{strategy} | {budget}", plain, averaged, (strategy, budget),
                          (strategy, budget)))
     print(f"\n{len(plain)} models; predictions took {seconds[0]:.0f} s as trained and "

@@ -88,7 +88,8 @@ def _runtime_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      "value; NVIDIA tensor cores, losses scaled) or bfloat16. Outputs and saved "
                      "models stay float32."),
         click.option("--jit-compile/--no-jit-compile", default=None,
-                     help="XLA-compile the training steps (default: on a GPU, not on a CPU)."),
+                     help="XLA-compile the training steps (default: TensorFlow on a GPU only; "
+                     "JAX always, and --no-jit-compile there runs eagerly, far slower)."),
         click.option("--distribute", type=click.Choice(list(DISTRIBUTIONS)),
                      help="mirrored: train on every local GPU, one replica each. multi-worker "
                      "(train-gan, compare): the GAN on every machine TF_CONFIG names, each with "
