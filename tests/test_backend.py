@@ -114,6 +114,7 @@ def test_make_dataset_gives_every_example_once_per_epoch_and_reshuffles_from_the
     _, _, other = _epoch(backend.make_dataset(x, y, 6, shuffle=True, seed=2))
     np.testing.assert_array_equal(again, y1)
     assert not np.array_equal(other, y1)
+    assert not np.array_equal(other, y2)  # seed 2 does not replay seed 1 one epoch late
     _, _, ordered = _epoch(backend.make_dataset(x, y, 6))
     np.testing.assert_array_equal(ordered, y)
 

@@ -179,8 +179,9 @@ def input_gradient(model: Any, loss: Callable[[Any, Any], Any]
 class ArrayBatches(keras.utils.PyDataset):
     """In-memory ``(x, y)`` batches for ``fit``, reshuffled every epoch from a seed; no TensorFlow.
 
-    Epoch ``e``'s order is a permutation drawn from ``seed + e``, so a run repeats exactly. ``fit``
-    ends an epoch with :meth:`on_epoch_end`; a plain ``for`` loop over every batch ends one too.
+    Epoch ``e``'s order is a permutation drawn from ``[seed, e]``, so a run repeats exactly (and
+    no two seeds share an order at different epochs). ``fit`` ends an epoch with
+    :meth:`on_epoch_end`; a plain ``for`` loop over every batch ends one too.
 
     Example:
         >>> batches = ArrayBatches(np.arange(5.0), np.arange(5), 2, shuffle=True, seed=0)
@@ -200,7 +201,8 @@ class ArrayBatches(keras.utils.PyDataset):
     def _order(self) -> np.ndarray:
         if not self.shuffle:
             return np.arange(len(self.x))
-        return np.random.default_rng(self.seed + self.epoch).permutation(len(self.x))
+        # [seed, epoch], as every shuffle here: seed s at epoch e+1 must not repeat seed s+1 at e
+        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
 
     def __len__(self) -> int:
         return math.ceil(len(self.x) / self.batch_size)
