@@ -121,10 +121,11 @@ class ImageSet:
         return out
 
     def fingerprint(self) -> str:
-        """A SHA-256 of what this set holds: its pixels (or, streamed, its files) and its labels.
+        """A SHA-256 of what this set holds: its pixels and its labels.
 
-        Two loads of one source with the same split give the same fingerprint; a run folder records
-        it so that a later run can tell whether it holds out the same images.
+        Two loads of one source with the same split give the same fingerprint, whether the images
+        are held in memory or streamed (decoded here a chunk at a time); a run folder records it
+        so that a later run can tell whether it holds out the same images.
 
         Example:
             >>> a = ImageSet(np.zeros((2, 4, 4, 1), "uint8"), np.arange(2))
@@ -132,11 +133,14 @@ class ImageSet:
             True
         """
         digest = hashlib.sha256()
+        shape = (len(self), self.image_size, self.image_size, self.channels)
+        digest.update(repr(shape).encode())
         if self.x is not None:
-            digest.update(repr(self.x.shape).encode())
             digest.update(np.ascontiguousarray(self.x).tobytes())
         else:
-            digest.update("\n".join(self.paths).encode())
+            for start in range(0, len(self), 1024):
+                rows = np.arange(start, min(start + 1024, len(self)))
+                digest.update(np.ascontiguousarray(self.load(rows)).tobytes())
         if self.y is not None:
             digest.update(np.asarray(self.y, "int64").tobytes())
         return digest.hexdigest()

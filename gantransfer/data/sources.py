@@ -708,7 +708,9 @@ def _from_folder(name: str, root: Path, image_size: int, channels: int | None,
     if scan.skipped:
         logger.warning("skipped %d unreadable files in %s (first: %s)", len(scan.skipped), root,
                        scan.skipped[0].relative_to(root))
-    source = f"image folder {root.resolve()}" + (" (streamed)" if streamed else "")
+    # The same source however it is held: a GAN run that streamed a folder and a transfer that
+    # decoded it must still be compared (see workflows.targets).
+    source = f"image folder {root.resolve()}"
     return _split(name, source, pool, None, scan.class_names, validation_split, test_split, seed,
                   skipped_files=len(scan.skipped))
 
