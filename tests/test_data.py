@@ -832,3 +832,18 @@ def test_view_batches_serve_every_image_once_an_epoch_in_a_view_drawn_as_often_a
     assert views[[3, 1]].stack[:, 0, 0].tolist() == [3.0, 1.0] and views.shape == (n, 1)
     with pytest.raises(ValueError, match="sum to 1"):
         Views(stack.astype("float32"), [0.5, 0.5, 0.5, 0.5])
+
+
+def test_16_bit_and_float_grey_images_are_scaled_not_clipped(tmp_path):
+    from PIL import Image
+
+    from gantransfer.data.folders import decode_image
+
+    ramp = np.tile(np.linspace(0, 1, 16), (16, 1))
+    expected = np.floor(ramp * 255 + 0.5).astype("uint8")
+    sixteen = Image.fromarray((ramp * 65535).round().astype("uint16"))  # a 16-bit PNG
+    sixteen.save(tmp_path / "sixteen.png")
+    Image.fromarray(ramp.astype("float32"), mode="F").save(tmp_path / "float.tiff")
+    for name in ("sixteen.png", "float.tiff"):
+        decoded = decode_image(tmp_path / name, 16, 1)[..., 0]
+        assert np.abs(decoded.astype(int) - expected).max() <= 1, name  # not all 255, not all 0

@@ -28,6 +28,37 @@ from gantransfer.errors import DataError
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 
 
+# Grey modes wider than 8 bits: Pillow's convert("L") clips them at 255 instead of scaling.
+WIDE_GREY_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+
+
+def _wide_grey_to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
+    """16-bit, 32-bit integer or float grey pixels scaled to uint8.
+
+    16-bit modes are scaled from [0, 65535]; 32-bit integers from [0, 65535] when any exceeds 255
+    (a 16-bit image Pillow opened as ``I``), else taken as 8-bit; floats from [0, 1] when none
+    exceeds 1, else taken as [0, 255].
+
+    Raises:
+        ValueError: Values outside those ranges (the file then counts as unreadable).
+
+    Example:
+        >>> _wide_grey_to_uint8(np.array([[0, 32768, 65535]], "uint16"), "I;16").tolist()
+        [[0, 128, 255]]
+        >>> _wide_grey_to_uint8(np.array([[0.0, 0.5, 1.0]], "float32"), "F").tolist()
+        [[0, 128, 255]]
+    """
+    values = np.asarray(values, "float64")
+    low, high = float(values.min(initial=0.0)), float(values.max(initial=0.0))
+    if mode == "F":
+        full = 1.0 if high <= 1.0 else 255.0
+    else:
+        full = 65535.0 if mode.startswith("I;16") or high > 255 else 255.0
+    if low < 0 or high > full or not np.isfinite(values).all():
+        raise ValueError(f"{mode} pixels in [{low:g}, {high:g}]: expected 0..{full:g}")
+    return np.floor(values * (255.0 / full) + 0.5).astype("uint8")
+
+
 def decode_image(path: str | Path, image_size: int, channels: int) -> np.ndarray:
     """Decodes one image file into a uint8 ``(image_size, image_size, channels)`` array.
 
@@ -52,8 +83,10 @@ def decode_image(path: str | Path, image_size: int, channels: int) -> np.ndarray
     """
     with Image.open(path) as image:
         image = ImageOps.exif_transpose(image)
-        image = image.convert("L" if image.mode in GREY_MODES else "RGB")
-        array = np.asarray(image)
+        if image.mode in WIDE_GREY_MODES:
+            array = _wide_grey_to_uint8(np.asarray(image), image.mode)
+        else:
+            array = np.asarray(image.convert("L" if image.mode in GREY_MODES else "RGB"))
     if array.ndim == 2:
         array = array[..., None]
     return prepare_images(array[None], image_size, channels)[0]
