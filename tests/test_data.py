@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import logging
+import os
 import pickle
 import struct
 import tarfile
@@ -637,6 +638,17 @@ def test_cifar_pickles_are_not_read_from_an_unchecked_archive_or_a_shared_folder
     with pytest.raises(DataError, match="refusing to unpickle .* writable by every user"):
         load_dataset("cifar10")
     assert not marker.exists()
+    shared.chmod(0o755)  # a private folder, but a batch in it that anyone could have replaced
+    (shared / "data_batch_1").chmod(0o666)
+    with pytest.raises(DataError, match="data_batch_1 is writable by every user"):
+        load_dataset("cifar10")
+    assert not marker.exists()
+    (shared / "data_batch_1").chmod(0o644)
+    if hasattr(os, "getuid") and os.getuid() == 0:  # only root can give a folder to someone else
+        os.chown(shared, 12345, -1)  # another user made it, say in /tmp/.keras before us
+        with pytest.raises(DataError, match="cifar-10-batches-py belongs to another user"):
+            load_dataset("cifar10")
+        assert not marker.exists()
 
 
 def test_cifar100_class_names_are_the_hundred_fine_labels():

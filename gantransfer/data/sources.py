@@ -243,56 +243,71 @@ CIFAR_SHA256 = {
 }
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _check_cifar_is_safe(location: Path) -> None:
-    """The CIFAR batches are Python pickles, and unpickling runs code: they are read only from an
-    archive with the published SHA-256, or from a folder that no other user can write to.
+def _check_archive(location: Path, handle: Any) -> None:
+    """Checks the SHA-256 of an open CIFAR archive against the published one, then rewinds it:
+    what is unpickled is what was hashed, not a file swapped in between.
 
     Raises:
-        DataError: The archive's hash differs, or the folder (or the one it is in) is writable by
-            every user, as the ``/tmp/.keras`` fallback cache is.
+        DataError: The hash differs.
     """
-    if location.is_file():
-        expected = CIFAR_SHA256[location.name]
-        found = _sha256(location)
-        if found != expected:
-            raise DataError(f"{location} is not the published archive (its SHA-256 is {found}, "
-                            f"expected {expected}); delete it so that Keras downloads it again")
-        return
-    for folder in (location, location.parent):
-        if folder.stat().st_mode & stat.S_IWOTH:
-            raise DataError(f"refusing to unpickle the CIFAR batches in {location}: {folder} is "
-                            "writable by every user; put the published archive "
-                            f"({', '.join(CIFAR_SHA256)}) in a private Keras cache ($KERAS_HOME)")
+    expected = CIFAR_SHA256[location.name]
+    digest = hashlib.sha256()
+    for block in iter(lambda: handle.read(2**20), b""):
+        digest.update(block)
+    handle.seek(0)
+    if digest.hexdigest() != expected:
+        raise DataError(f"{location} is not the published archive (its SHA-256 is "
+                        f"{digest.hexdigest()}, expected {expected}); delete it so that Keras "
+                        "downloads it again")
+
+
+def _check_cifar_folder(location: Path, members: list[str]) -> None:
+    """The CIFAR batches are Python pickles, and unpickling runs code: an extracted folder is
+    read only when no other user could have written it or its batches.
+
+    Raises:
+        DataError: The folder, one of the two it is in, or a batch belongs to another user (not
+            root), or is writable by every user, as the ``/tmp/.keras`` fallback cache is.
+    """
+    me = os.getuid() if hasattr(os, "getuid") else None
+    # the Keras home, its datasets folder, the batches' folder and the batches: whoever owns a
+    # folder can swap what is in it
+    folders = (location.parent.parent, location.parent, location)
+    for path in (*folders, *(location / m for m in members if (location / m).exists())):
+        status = path.stat()
+        foreign = me is not None and status.st_uid not in (me, 0)
+        if foreign or status.st_mode & stat.S_IWOTH:
+            why = "belongs to another user" if foreign else "is writable by every user"
+            raise DataError(f"refusing to unpickle the CIFAR batches in {location}: {path} {why}; "
+                            f"put the published archive ({', '.join(CIFAR_SHA256)}) in a private "
+                            "Keras cache ($KERAS_HOME)")
 
 
 def _read_cifar(location: Path, inner: str, members: list[str], label_key: bytes
                 ) -> list[tuple[np.ndarray, np.ndarray]]:
     # The CIFAR batches are Python pickles, as Keras itself reads them: only an archive with the
-    # published hash, or a folder only its owner can write to, is read this way.
-    _check_cifar_is_safe(location)
+    # published hash, or a folder only its owner (or root) can have written, is read this way.
     batches = []
+    if location.is_dir():
+        _check_cifar_folder(location, members)
     try:
         if location.is_dir():
             for member in members:
                 with open(location / member, "rb") as handle:
                     batches.append(pickle.load(handle, encoding="bytes"))
         else:
-            with tarfile.open(location, "r:*") as archive:
-                for member in members:
-                    handle = archive.extractfile(f"{inner}/{member}")
-                    if handle is None:
-                        raise KeyError(f"{inner}/{member} is not a file in the archive")
-                    batches.append(pickle.load(handle, encoding="bytes"))
+            with open(location, "rb") as raw:
+                _check_archive(location, raw)
+                with tarfile.open(fileobj=raw, mode="r:*") as archive:
+                    for member in members:
+                        handle = archive.extractfile(f"{inner}/{member}")
+                        if handle is None:
+                            raise KeyError(f"{inner}/{member} is not a file in the archive")
+                        batches.append(pickle.load(handle, encoding="bytes"))
         return [(np.asarray(b[b"data"], "uint8").reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1),
                  np.asarray(b[label_key], "int64")) for b in batches]
+    except DataError:  # the archive's hash: said as it is
+        raise
     except Exception as error:
         raise _unreadable_cache(location, error) from error
 
