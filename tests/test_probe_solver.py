@@ -33,6 +33,8 @@ def test_the_keras_solver_reaches_scikit_learns_optimum(C, classes):
     assert keras_fit.intercept_.shape == exact.intercept_.shape
     a, b = keras_fit.coef_.ravel(), exact.coef_.ravel()
     assert a @ b / np.linalg.norm(a) / np.linalg.norm(b) > 0.95  # the same direction
+    # and the same length: the same penalty for C, two classes (one score) included
+    assert np.linalg.norm(a) / np.linalg.norm(b) == pytest.approx(1.0, abs=0.1)
     agree = np.mean(keras_fit.predict(x[3000:]) == exact.predict(x[3000:]))
     assert agree >= 0.98, agree
 

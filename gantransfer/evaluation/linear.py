@@ -130,8 +130,12 @@ class KerasLogisticRegression(ClassifierMixin, BaseEstimator):
         self.classes_, labels = np.unique(np.asarray(y), return_inverse=True)
         n, width = X.shape
         classes = max(2, len(self.classes_))
+        # scikit-learn's penalty, ||w||^2 / (2Cn) on the mean loss. Two classes are one score,
+        # w = k1 - k0, split at the optimum as k1 = -k0 = w / 2: the two columns' L2 sums to half
+        # of ||w||^2, so it weighs twice as much to match.
+        strength = 1 / (2 * self.C * n) * (2 if len(self.classes_) == 2 else 1)
         dense = keras.layers.Dense(classes, dtype="float32", kernel_initializer="zeros",
-                                   kernel_regularizer=keras.regularizers.L2(1 / (2 * self.C * n)))
+                                   kernel_regularizer=keras.regularizers.L2(strength))
         model = keras.Sequential([keras.Input((width,), dtype="float32"), dense])
         if self.warm_start and hasattr(self, "coef_"):
             dense.set_weights(dense_weights(self.coef_, self.intercept_, classes))
