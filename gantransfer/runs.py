@@ -180,6 +180,31 @@ def check_run_dir(path: Path, *, resume: bool = False, overwrite: bool = False,
                                  "directory; pass a run's own folder with --output-dir")
 
 
+# What atomic_write (.NAME.XXXXXXXX.tmp) and atomic_save (.STEM.XXXXXXXX.SUFFIX) leave behind
+# when killed mid-write (both clean up after any exception); mkstemp's random part is 8 characters.
+_PARTIAL_WRITE = re.compile(r"^\..+\.[a-z0-9_]{8}\.[A-Za-z0-9]+$")
+
+
+def remove_partial_writes(folder: Path) -> list[Path]:
+    """Deletes the temporary files of writes that a kill cut short, in ``folder`` and the folders
+    in it (one level), and returns them.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> run = pathlib.Path(tempfile.mkdtemp())
+        >>> (run / ".generator.k2_x9abc.keras").write_bytes(b"half"); (run / ".gitkeep").touch()
+        4
+        >>> [p.name for p in remove_partial_writes(run)], sorted(p.name for p in run.iterdir())
+        (['.generator.k2_x9abc.keras'], ['.gitkeep'])
+    """
+    folder = Path(folder)
+    found = [path for place in (folder, *(p for p in folder.iterdir() if p.is_dir()))
+             for path in place.iterdir() if path.is_file() and _PARTIAL_WRITE.match(path.name)]
+    for path in found:
+        path.unlink(missing_ok=True)
+    return found
+
+
 def prepare_run_dir(path: Path, *, resume: bool = False, overwrite: bool = False,
                     marker: str = "config.yaml") -> Path:
     """Creates (or reuses) a run folder after :func:`check_run_dir`, never silently replacing one.
@@ -191,6 +216,8 @@ def prepare_run_dir(path: Path, *, resume: bool = False, overwrite: bool = False
     """
     path = Path(path)
     check_run_dir(path, resume=resume, overwrite=overwrite, marker=marker)
+    if resume:  # a run killed mid-write left temporary files; the resume writes them again
+        remove_partial_writes(path)
     if not resume and overwrite and path.exists() and any(path.iterdir()):
         # Moved aside first: a kill while deleting leaves a hidden folder, not a half-deleted run
         # that neither --resume nor --overwrite would take.

@@ -71,3 +71,19 @@ def test_overwrite_never_deletes_the_current_directory_or_one_above_it(tmp_path,
         with pytest.raises(RunFolderError, match="it holds the current directory"):
             prepare_run_dir(target, overwrite=True)
     assert (project / "src/work.py").read_text() == "mine"
+
+
+def test_a_resume_sweeps_the_temporary_files_of_writes_a_kill_cut_short(tmp_path):
+    run = prepare_run_dir(tmp_path / "run")
+    (run / "config.yaml").write_text("{}")
+    (run / "samples").mkdir()
+    atomic_write_text(run / "history.csv", "epoch\n0\n")
+    left = [run / ".run.json.ab3_9xyz.tmp", run / ".generator.q1w2e3r4.keras",
+            run / "samples" / ".epoch_002.png.zz99yy88.tmp"]
+    for path in left:
+        path.write_bytes(b"half a file")
+    (run / ".gitkeep").touch()
+    prepare_run_dir(run, resume=True)
+    assert not any(path.exists() for path in left)
+    assert sorted(p.name for p in run.iterdir()) == [".gitkeep", "config.yaml", "history.csv",
+                                                     "samples"]
