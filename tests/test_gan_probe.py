@@ -246,6 +246,33 @@ def test_a_run_killed_at_the_end_of_its_best_epoch_resumes_with_its_row_and_its_
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
 
 
+@pytest.mark.slow
+def test_the_best_probe_file_and_its_record_agree_after_a_resume_from_an_earlier_checkpoint(
+        tmp_path, monkeypatch):
+    """Epoch 2 scored best, then its checkpoint and the last were deleted: the resume goes on from
+    epoch 1, which is now the best of the epochs it keeps, and the file must hold epoch 1's
+    discriminator, not epoch 2's, which no kept row describes."""
+    from gantransfer.gan.checkpoint import read_checkpoint, restore_checkpoint
+
+    scores = iter([0.5, 0.9, 0.6, 0.4, 0.45])  # epochs 1, 2, 3 | again: 2, 3
+    monkeypatch.setattr(DiscriminatorProbe, "score", lambda self, discriminator: next(scores))
+    data, run = _digits(96), tmp_path / "run"
+    result = train_gan(_config("train.epochs=3", *PROBE), run, dataset=data)
+    assert result.manifest["best_probe_epoch"] == 2
+    assert json.loads((run / "discriminator_best_probe.json").read_text()) == {
+        "epoch": 2, "probe_accuracy": 0.9}
+    for epoch in (2, 3):
+        (run / f"checkpoints/epoch_{epoch:03d}.npz").unlink()
+    result = train_gan(_config("train.epochs=3", *PROBE), run, dataset=data, resume=True)
+    assert (result.manifest["best_probe_epoch"], result.manifest["best_probe_accuracy"]) == (1, 0.5)
+    assert json.loads((run / "discriminator_best_probe.json").read_text())["epoch"] == 1
+    first = build_dcgan(_config(), 16, 1)
+    restore_checkpoint(first, read_checkpoint(run / "checkpoints/epoch_001.npz"))
+    best = keras.saving.load_model(run / BEST_PROBE_FILE)
+    for a, b in zip(best.weights, first.discriminator.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
+
+
 def test_turning_the_probe_on_at_a_resume_adds_its_column_to_history(tmp_path, monkeypatch):
     monkeypatch.setattr(DiscriminatorProbe, "score", lambda self, discriminator: 0.25)
     data, run = _digits(96), tmp_path / "run"

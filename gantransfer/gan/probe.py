@@ -18,6 +18,7 @@ test split untouched for the transfer that follows.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -36,11 +37,35 @@ from gantransfer.evaluation.linear import fit_quietly, make_probe
 from gantransfer.gan.callbacks import PROBE_KEY, logs_finite
 from gantransfer.gan.checkpoint import non_finite_variables
 from gantransfer.gan.features import probe_features, reestimate_batchnorm
-from gantransfer.runs import atomic_save
+from gantransfer.runs import atomic_save, atomic_write_json
 
 logger = logging.getLogger(__name__)
 
 BEST_PROBE_FILE = "discriminator_best_probe.keras"
+# Which epoch that file holds, written just after it: the file and the record always agree, even
+# when history.csv has rows (and scores) of epochs a resume trains again or cannot restore.
+BEST_PROBE_RECORD = "discriminator_best_probe.json"
+
+
+def save_best_probe(run_dir: Path, discriminator: keras.Model, epoch: int, accuracy: float,
+                    path: Path | None = None) -> None:
+    """Saves the best-probe discriminator (float32, as any saved model) and then its record."""
+    path = Path(path) if path is not None else Path(run_dir) / BEST_PROBE_FILE
+    atomic_save(path, runtime.portable_model(discriminator).save)
+    atomic_write_json(path.with_suffix(".json"), {"epoch": int(epoch),
+                                                 "probe_accuracy": float(accuracy)})
+
+
+def saved_best_probe(path: Path) -> tuple[int, float] | None:
+    """The epoch and score of the discriminator in ``path`` (a best-probe ``.keras`` file), from
+    its record; None when either is missing or unreadable (a run from before the record)."""
+    path = Path(path)
+    try:
+        record = json.loads(path.with_suffix(".json").read_text())
+        found = int(record["epoch"]), float(record["probe_accuracy"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return found if path.is_file() else None
 # One fixed, strong L2 penalty on standardised features. The probe fits ~10 images per class on
 # thousands of features (896 for the tiny test GAN, 7168 for the paper's 32x32 one): without strong
 # regularisation the classes are separable whatever the features, and the score stops telling
@@ -222,11 +247,13 @@ class DiscriminatorProbe(keras.callbacks.Callback):
         found = best_probe(history)
         if found is None:
             return
-        if self.best_path is not None and not self.best_path.is_file():
-            logger.warning("%s is missing, though epoch %d scored best so far (probe accuracy "
-                           "%.4f); the best of the epochs still to train will be kept instead",
-                           self.best_path, *found)
-            return
+        if self.best_path is not None:
+            saved = saved_best_probe(self.best_path)
+            if not self.best_path.is_file() or (saved is not None and saved[0] != found[0]):
+                logger.warning("%s does not hold epoch %d, which scored best so far (probe "
+                               "accuracy %.4f), and its checkpoint is gone; the best of the epochs "
+                               "still to train will be kept instead", self.best_path, *found)
+                return
         self.best_epoch, self.best_accuracy = found
 
     def score(self, discriminator: keras.Model) -> float:
@@ -271,7 +298,8 @@ class DiscriminatorProbe(keras.callbacks.Callback):
         if self._candidate is None:
             return
         if self.best_path is not None:
-            atomic_save(self.best_path, runtime.portable_model(self.model.discriminator).save)
+            save_best_probe(self.best_path.parent, self.model.discriminator, *self._candidate,
+                            path=self.best_path)
         (self.best_epoch, self.best_accuracy), self._candidate = self._candidate, None
 
 

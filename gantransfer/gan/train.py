@@ -4,7 +4,8 @@ It loads the data, builds the DCGAN, restores the last checkpoint when resuming,
 ``fit()`` and the callbacks of :mod:`gantransfer.gan.callbacks`, and writes the run folder::
 
     config.yaml  generator.keras  discriminator.keras  checkpoints/  samples/epoch_NNN.png
-    history.csv  losses.png  run.json  [tensorboard/]  [discriminator_best_probe.keras]
+    history.csv  losses.png  run.json  [tensorboard/]
+    [discriminator_best_probe.keras  discriminator_best_probe.json]
 
 With ``train.probe_every``, a linear probe scores the discriminator's features along the way
 (:mod:`gantransfer.gan.probe`) and the best-scoring discriminator is kept.
@@ -40,7 +41,8 @@ from gantransfer.gan.checkpoint import (Checkpoint, latest_checkpoint, non_finit
                                         restore_checkpoint)
 from gantransfer.gan.dcgan import DCGAN
 from gantransfer.gan.models import build_discriminator, build_generator
-from gantransfer.gan.probe import BEST_PROBE_FILE, DiscriminatorProbe, best_probe, probe_subsets
+from gantransfer.gan.probe import (BEST_PROBE_FILE, DiscriminatorProbe, best_probe, probe_subsets,
+                                   save_best_probe, saved_best_probe)
 from gantransfer.runs import (atomic_save, atomic_write_json, atomic_write_text, check_run_dir,
                               machine_description, package_versions, prepare_run_dir)
 
@@ -371,17 +373,21 @@ def _keep_best_probe(run_dir: Path, gan: DCGAN, epoch: int) -> None:
     if found is None or found[0] != epoch:
         return
     path = run_dir / BEST_PROBE_FILE
+    recorded = saved_best_probe(path)
+    if recorded is not None and recorded[0] == epoch:
+        return
     try:
         saved = keras.saving.load_model(path, compile=False) if path.is_file() else None
     except Exception:  # noqa: BLE001 - unreadable (cut short by the kill?): saved again below
         saved = None
-    if saved is not None and len(saved.weights) == len(gan.discriminator.weights) and all(
+    if recorded is None and saved is not None and len(saved.weights) == len(
+            gan.discriminator.weights) and all(  # a run from before the record: compare weights
             np.array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
             for a, b in zip(saved.weights, gan.discriminator.weights)):
         return
     logger.info("epoch %d scored best and was checkpointed but not saved as %s; saving it now",
                 epoch, BEST_PROBE_FILE)
-    atomic_save(path, runtime.portable_model(gan.discriminator).save)
+    save_best_probe(run_dir, gan.discriminator, *found)
 
 
 def _checkpoint_to_resume(config: Config, run_dir: Path) -> Checkpoint | None:
@@ -592,11 +598,14 @@ def _write_results(gan: DCGAN, config: Config, run_dir: Path, data: Dataset,
 def _best_probe(run_dir: Path, probe: DiscriminatorProbe | None) -> tuple[int, float] | None:
     """The epoch and score of the discriminator in ``discriminator_best_probe.keras``, or None.
 
-    This session's probe knows it; a session without one (the probe turned off on resume, or one
-    that only wrote the models) reads it from ``history.csv``, which holds every kept epoch's score.
+    The file's record says (:func:`~gantransfer.gan.probe.saved_best_probe`); a run from before the
+    record has this session's probe, or ``history.csv``, which holds every kept epoch's score.
     """
     if not (run_dir / BEST_PROBE_FILE).is_file():
         return None
+    recorded = saved_best_probe(run_dir / BEST_PROBE_FILE)
+    if recorded is not None:
+        return recorded
     if probe is not None and probe.best_epoch is not None:
         return probe.best_epoch, float(probe.best_accuracy)
     return best_probe(read_history(run_dir / "history.csv"))
