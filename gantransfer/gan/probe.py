@@ -8,8 +8,8 @@ so ``history.csv`` and ``losses.png`` show it), and the discriminator of the bes
 kept as ``discriminator_best_probe.keras``. In a run that checkpoints, the probe scores before the
 history row is written and its :meth:`~DiscriminatorProbe.keeper` saves after the checkpoint, so a
 run killed at any point resumes with every epoch's row and the best discriminator of the epochs it
-keeps (:func:`~gantransfer.gan.train.train_gan` repairs the one gap: a kill between the checkpoint of
-a best epoch and its save).
+keeps (:func:`~gantransfer.gan.train.train_gan` repairs the one gap: a kill between the checkpoint
+of a best epoch and its save).
 
 Both subsets come from the GAN's own training split, drawn once with ``train.seed``
 (:func:`probe_subsets`): the probe never sees a test image, so choosing the epoch by it leaves the

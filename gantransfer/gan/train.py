@@ -366,9 +366,9 @@ def _saved_settings(checkpoint: Checkpoint, run_dir: Path) -> dict[str, Any] | N
 
 def _keep_best_probe(run_dir: Path, gan: DCGAN, epoch: int) -> None:
     """Saves the restored discriminator as the best-probe one when the kept history says the
-    checkpoint's ``epoch`` scored best: the run may have been killed after that checkpoint and before
-    the save, and the checkpoint holds exactly the discriminator the probe scored. A file that
-    already holds it is left as it is."""
+    checkpoint's ``epoch`` scored best: the run may have been killed after that checkpoint and
+    before the save, and the checkpoint holds exactly the discriminator the probe scored. A file
+    that already holds it is left as it is."""
     found = best_probe(read_history(run_dir / "history.csv"))
     if found is None or found[0] != epoch:
         return

@@ -90,7 +90,8 @@ def hold_out_the_gans_test_split(config: Config, data: Dataset, gan_run: dict[st
     return data, notes
 
 
-def held_out_split(config: Config, gan_run: dict[str, Any] | None, source: str) -> tuple[float, int]:
+def held_out_split(config: Config, gan_run: dict[str, Any] | None,
+                   source: str) -> tuple[float, int]:
     """``(test_split, split seed)`` of a transfer's test images on ``source``: those the GAN run
     held out when it trained on the same source (and recorded them), else the config's.
 
