@@ -65,11 +65,15 @@ def test_interval_matches_mean_plus_or_minus_t_sd_over_root_n(seeds, noise):
 
 def test_paired_interval_edge_cases():
     assert paired_interval([0.05]) is None and paired_interval([]) is None
-    # Every seed agrees exactly: an interval of zero width, not NaN.
-    assert paired_interval([0.25, 0.25, 0.25]) == (0.25, 0.25)
-    assert paired_interval([0.05, 0.05, 0.05]) == pytest.approx((0.05, 0.05), abs=1e-12)
+    # Every seed agrees exactly: no spread for a t-interval. Three seeds on one side are no
+    # evidence on their own (sign test, p = 0.25): no interval, never a win. Six are (p = 0.031).
+    assert paired_interval([0.25, 0.25, 0.25]) is None
+    assert paired_interval([0.05] * 6) == pytest.approx((0.05, 0.05), abs=1e-12)
+    assert paired_interval([0.05] * 5) is None
     same = comparisons(records({"a": [0.7, 0.6], "b": [0.7, 0.6]}))[0]
     assert (same["ci_low"], same["ci_high"], same["significant"]) == (0.0, 0.0, False)
+    ahead = comparisons(records({"a": [0.8, 0.7], "b": [0.7, 0.6]}))[0]
+    assert ahead["significant"] is False and ahead["ci_method"] is None
     assert paired_interval([0.0, 0.1], confidence=0.5)[1] < paired_interval([0.0, 0.1])[1]
     with pytest.raises(ValueError, match="Received: confidence=95"):
         paired_interval([0.1, 0.2], confidence=95)
