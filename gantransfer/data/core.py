@@ -52,6 +52,8 @@ class ImageSet:
     paths: list[str] | None = None
     image_size: int = 32
     channels: int = 1
+    _streamed_fingerprint: str | None = dataclasses.field(default=None, init=False, repr=False,
+                                                          compare=False)
 
     def __post_init__(self) -> None:
         if (self.x is None) == (self.paths is None):
@@ -132,6 +134,8 @@ class ImageSet:
             >>> a.fingerprint() == a.subset([0, 1]).fingerprint() != a.subset([1, 0]).fingerprint()
             True
         """
+        if self.x is None and self._streamed_fingerprint is not None:
+            return self._streamed_fingerprint  # its files were decoded once already
         digest = hashlib.sha256()
         shape = (len(self), self.image_size, self.image_size, self.channels)
         digest.update(repr(shape).encode())
@@ -143,6 +147,8 @@ class ImageSet:
                 digest.update(np.ascontiguousarray(self.load(rows)).tobytes())
         if self.y is not None:
             digest.update(np.asarray(self.y, "int64").tobytes())
+        if self.x is None:
+            self._streamed_fingerprint = digest.hexdigest()
         return digest.hexdigest()
 
     def subset(self, indices: np.ndarray | Sequence[int]) -> ImageSet:
