@@ -8,6 +8,7 @@ moment leaves either the old file or the new one, never half of one.
 from __future__ import annotations
 
 import datetime
+import glob
 import json
 import os
 import platform
@@ -205,6 +206,30 @@ def remove_partial_writes(folder: Path) -> list[Path]:
     return found
 
 
+def _remove_abandoned_asides(path: Path) -> None:
+    """Deletes what earlier ``--overwrite`` runs of ``path``, killed while deleting, moved aside
+    (``.NAME.replaced-PID``), unless that process is still running."""
+    for aside in path.parent.glob(f".{glob.escape(path.name)}.replaced-*"):
+        pid = aside.name.rsplit("-", 1)[1]
+        if aside.is_dir() and pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(aside, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    """Whether a process with this id exists (one this user may not signal counts)."""
+    if pid == os.getpid():
+        return False
+    if os.name != "posix":  # os.kill(pid, 0) would end the process on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
 def prepare_run_dir(path: Path, *, resume: bool = False, overwrite: bool = False,
                     marker: str = "config.yaml") -> Path:
     """Creates (or reuses) a run folder after :func:`check_run_dir`, never silently replacing one.
@@ -224,6 +249,8 @@ def prepare_run_dir(path: Path, *, resume: bool = False, overwrite: bool = False
         aside = path.with_name(f".{path.name}.replaced-{os.getpid()}")
         path.rename(aside)
         shutil.rmtree(aside)
+    if overwrite:
+        _remove_abandoned_asides(path)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

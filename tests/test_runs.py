@@ -1,6 +1,9 @@
 """Run folders and atomic writes."""
 
 import os
+import shutil
+import subprocess
+import sys
 import stat
 from pathlib import Path
 
@@ -46,6 +49,20 @@ def test_run_folder_rules(tmp_path):
     prepare_run_dir(run, overwrite=True)
     assert run.is_dir() and not any(run.iterdir())
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # nothing left aside
+    # An earlier --overwrite killed while deleting left its aside folder: the next one sweeps it,
+    # but not one that a running process is still deleting, nor another run's.
+    (run / "config.yaml").write_text("{}")
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()
+    for name in (f".run.replaced-{dead.pid}", f".run.replaced-{os.getppid()}",
+                 f".other.replaced-{dead.pid}"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "generator.keras").write_text("old")
+    prepare_run_dir(run, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [".other.replaced-%d" % dead.pid, ".run.replaced-%d" % os.getppid(), "run"])
+    for name in (f".run.replaced-{os.getppid()}", f".other.replaced-{dead.pid}"):
+        shutil.rmtree(tmp_path / name)
     (tmp_path / "file").write_text("x")
     with pytest.raises(RunFolderError, match="is a file"):
         check_run_dir(tmp_path / "file")
