@@ -150,6 +150,30 @@ def test_headline_groups_gan_strategies_with_the_same_claim():
 def test_headline_calls_a_tie_a_tie():
     results = records({"a": [0.7, 0.8], "b": [0.8, 0.7]})
     assert headline(results) == ["At 10 labels/class a and b tie at 75.0%."]
+    # The same models twice (a fine-tuning strategy that kept its head's): the winner is measured
+    # against the best strategy that differs, not against its twin.
+    results = records({"imagenet-frozen": [0.74, 0.72, 0.76, 0.73, 0.75],
+                       "imagenet-finetune": [0.74, 0.72, 0.76, 0.73, 0.75],
+                       "gan-linear-probe": [0.73, 0.73, 0.75, 0.72, 0.72]})
+    winner = comparisons(results)[0]
+    assert (winner["strategy"], winner["other"], winner["ties"]) == (
+        "imagenet-frozen", "gan-linear-probe", ["imagenet-finetune"])
+    assert winner["difference"] == pytest.approx(0.01) and winner["significant"] is False
+    assert headline(results) == [
+        "At 10 labels/class imagenet-frozen and imagenet-finetune score highest, equal on every "
+        "seed (74.0%, +1.0 points over gan-linear-probe, not significant); no random-trunk "
+        "control ran."]
+    assert verdict(results)[1].startswith(
+        "At 10 labels/class imagenet-frozen and imagenet-finetune score highest, equal on every "
+        "seed: 74.0% ± 1.6, +1.0 points over gan-linear-probe, not significant (paired ")
+    # Three clearly ahead, and all the same: a win, and a tie when nothing else ran.
+    ahead = records({"x": [0.9, 0.91, 0.92], "y": [0.9, 0.91, 0.92], "z": [0.9, 0.91, 0.92],
+                     "w": [0.5, 0.52, 0.49]})
+    assert headline(ahead) == ["At 10 labels/class x, y and z win, equal on every seed (91.0%, "
+                               "+40.7 points over w)."]
+    alone = records({"x": [0.9, 0.91], "y": [0.9, 0.91]})
+    assert comparisons(alone)[0]["ties"] == [] and headline(alone) == [
+        "At 10 labels/class x and y tie at 90.5%."]
 
 
 # ----------------------------------------------------------------------------------------------

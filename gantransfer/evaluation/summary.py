@@ -260,6 +260,9 @@ def comparisons(results: list[StrategyResult]) -> list[dict[str, Any]]:
 
     - ``kind="winner"``: the strategy with the highest mean test accuracy (``strategy``) and its
       margin over the runner-up (``other``); ``other`` is ``None`` when only one strategy ran.
+      Strategies that scored exactly the winner's accuracy on every seed (the same models, such
+      as a fine-tuning strategy whose head alone won) are listed in ``ties``, and ``other`` is the
+      best strategy that differs from them (one of them when none differs).
     - ``kind="control"``: each strategy of the ``gan`` family against its random-trunk control
       (:func:`gantransfer.registry.control_of`: the ``random`` strategy of the same method).
     - ``kind="scratch"``: each ``gan`` strategy against each strategy of the ``scratch`` family.
@@ -306,10 +309,20 @@ def comparisons(results: list[StrategyResult]) -> list[dict[str, Any]]:
                           "mean": only["test_accuracy_mean"], "std": only["test_accuracy_std"],
                           "n": only["n_seeds"], "other_mean": None, "other_std": None,
                           "other_n": 0, "difference": None, "difference_std": None,
-                          "paired": False, **_interval_keys(None, only["n_seeds"])})
+                          "paired": False, **_interval_keys(None, only["n_seeds"]),
+                          "ties": []})
         elif ranked:
-            item = _difference(results, ranked[0]["strategy"], ranked[1]["strategy"], budget)
-            found.append({"kind": "winner", **item})
+            # A strategy whose every seed scored exactly the winner's (gan-finetune when the head
+            # alone won over the folds: the same models) ties with it; the winner is measured
+            # against the best strategy that differs.
+            best = per_seed(results, ranked[0]["strategy"], budget)
+            ties = [r["strategy"] for r in ranked[1:]
+                    if per_seed(results, r["strategy"], budget) == best]
+            other = next((r["strategy"] for r in ranked[1:] if r["strategy"] not in ties),
+                         ties[0] if ties else None)
+            ties = [name for name in ties if name != other]
+            item = _difference(results, ranked[0]["strategy"], other, budget)
+            found.append({"kind": "winner", **item, "ties": ties})
         present = [r["strategy"] for r in rows]
         gan = [name for name in present if family_of(name) == "gan"]
         for name in gan:
@@ -377,6 +390,12 @@ def render_comparison(item: dict[str, Any]) -> str:
         if item["difference"] == 0:
             return f"{where} {name} and {other} tie at {_pct(item['mean'])} ({_basis(item)})."
         call = _call(item)
+        if item.get("ties"):
+            names = _and([name, *item["ties"]])
+            verb = "win" if call == "a win" else "score highest"
+            said = "" if call == "a win" else f", {call}"
+            return (f"{where} {names} {verb}, equal on every seed: {head}, "
+                    f"{_points(item['difference'])} over {other}{said} ({_basis(item)}).")
         if call == "a win":
             return (f"{where} {name} wins: {head}, {_points(item['difference'])} over {other} "
                     f"({_basis(item)}).")
@@ -399,6 +418,11 @@ _AGAINST_CONTROL = {"a win": "beats", "a loss": "loses to",
                     "not significant": "does not significantly beat"}
 
 
+def _and(names: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def _winner_clause(item: dict[str, Any]) -> str:
     name, other = item["strategy"], item["other"]
     if other is None:
@@ -407,6 +431,11 @@ def _winner_clause(item: dict[str, Any]) -> str:
         return f"{name} and {other} tie at {_pct(item['mean'])}"
     margin = f"{_pct(item['mean'])}, {_points(item['difference'])} over {other}"
     call = _call(item)
+    if item.get("ties"):
+        names = _and([name, *item["ties"]])
+        if call == "a win":
+            return f"{names} win, equal on every seed ({margin})"
+        return f"{names} score highest, equal on every seed ({margin}, {call})"
     if call == "a win":
         return f"{name} wins ({margin})"
     return f"{name} scores highest ({margin}, {call})"
