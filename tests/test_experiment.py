@@ -217,10 +217,15 @@ def test_a_transfer_killed_while_writing_its_last_files_is_finished_by_resume(tm
     def crash(context):
         raise AssertionError("the finished model must not be trained again")
 
+    first = json.loads((tmp_path / "run/results.partial.json").read_text())
+    assert first["sessions"] == 1 and first["wall_time_s"] > 0
     monkeypatch.setitem(strategies.RUNNERS, "pixels-linear", crash)
     result = experiment.transfer(config, tmp_path / "run", resume=True, verbose=False)
     assert [r.strategy for r in result.results] == ["pixels-linear"]
-    assert json.loads((tmp_path / "run/run.json").read_text())["models"] == 1
+    manifest = json.loads((tmp_path / "run/run.json").read_text())
+    assert manifest["models"] == 1
+    # The time is the run's, the killed session's included, not only the resume's.
+    assert manifest["sessions"] == 2 and manifest["wall_time_s"] > first["wall_time_s"]
     assert not (tmp_path / "run/results.partial.json").exists()
     with pytest.raises(RunFolderError, match="is complete: nothing to resume"):
         experiment.transfer(config, tmp_path / "run", resume=True)

@@ -139,8 +139,26 @@ def _check_transfer_inputs(config: Config, data: Dataset, *, has_discriminator: 
             logger.warning("%s will be skipped: %s", ", ".join(imagenet), problem)
 
 
-def _finished_results(run_dir: Path, config: Config) -> list[StrategyResult]:
-    """The results an interrupted transfer or compare in ``run_dir`` finished, to resume it.
+@dataclass
+class _Earlier:
+    """What the sessions of an interrupted transfer or compare left in ``results.partial.json``.
+
+    Attributes:
+        results: The models they finished.
+        discriminator_sha256: The fingerprint of the discriminator they trained from
+            (:func:`weights_fingerprint`); ``""`` when the file predates the record.
+        wall_time_s: Their time, each up to its last finished model.
+        sessions: How many there were.
+    """
+
+    results: list[StrategyResult] = field(default_factory=list)
+    discriminator_sha256: str | None = ""
+    wall_time_s: float = 0.0
+    sessions: int = 0
+
+
+def _earlier_sessions(run_dir: Path, config: Config) -> _Earlier:
+    """What an interrupted transfer or compare in ``run_dir`` finished, to resume it.
 
     Raises:
         ConfigError: The config differs from the run's own (only ``train.verbose`` may change).
@@ -159,14 +177,18 @@ def _finished_results(run_dir: Path, config: Config) -> list[StrategyResult]:
     if not partial.is_file():
         if (run_dir / "results.json").is_file():
             raise RunFolderError(f"the run in {str(run_dir)!r} is complete: nothing to resume")
-        return []
+        return _Earlier()
     try:
-        rows = json.loads(partial.read_text())["results"]
-        finished = [StrategyResult.from_row(row) for row in rows]
-    except (ValueError, KeyError, TypeError) as error:
+        recorded = json.loads(partial.read_text())
+        finished = [StrategyResult.from_row(row) for row in recorded["results"]]
+        earlier = _Earlier([_in_this_folder(result, run_dir) for result in finished],
+                           recorded.get("discriminator_sha256", ""),
+                           float(recorded.get("wall_time_s", 0.0)),
+                           int(recorded.get("sessions", 1)))
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise RunFolderError(f"cannot resume: {str(partial)!r} is unreadable ({error}); delete it "
                              "to train every model again") from None
-    return [_in_this_folder(result, run_dir) for result in finished]
+    return earlier
 
 
 def weights_fingerprint(model: keras.Model | None) -> str | None:
@@ -187,19 +209,15 @@ def weights_fingerprint(model: keras.Model | None) -> str | None:
     return digest.hexdigest()
 
 
-def _check_same_discriminator(run_dir: Path, weights: str | None) -> None:
+def _check_same_discriminator(run_dir: Path, earlier: _Earlier, weights: str | None) -> None:
     """Refuses to resume a run whose finished models came from another discriminator.
 
     Raises:
         ConfigError: ``results.partial.json`` records another discriminator's fingerprint.
     """
-    try:
-        recorded = json.loads((run_dir / "results.partial.json").read_text())
-    except (OSError, ValueError):
-        return
-    if not isinstance(recorded, dict) or "discriminator_sha256" not in recorded:
+    if earlier.discriminator_sha256 == "":
         return  # written before discriminators were recorded
-    if recorded["discriminator_sha256"] != weights:
+    if earlier.discriminator_sha256 != weights:
         raise ConfigError(f"cannot resume {str(run_dir)!r} with another discriminator: its "
                           "finished models were trained from one whose weights differ, and the "
                           "comparison would mix the two; resume with the run's own --gan-run or "
@@ -323,7 +341,7 @@ def transfer(config: Config, run_dir: str | Path, *,
     # Check the folder first (fail fast), load, and only then touch the folder: bad input never
     # leaves an empty run folder behind or costs an old run under overwrite.
     check_run_dir(run_dir, resume=resume, overwrite=overwrite)
-    finished = _finished_results(run_dir, config) if resume else []
+    earlier = _earlier_sessions(run_dir, config) if resume else _Earlier()
     seed_everything(config.train.seed, config.train.deterministic)
     gan_dir = _run_dir_of(discriminator)
     manifest = _gan_manifest(gan_dir)  # a broken GAN run fails before the folder exists
@@ -341,7 +359,7 @@ def transfer(config: Config, run_dir: str | Path, *,
     discriminator_file = discriminator if isinstance(discriminator, (str, Path)) else None
     return _transfer_into(run_dir, config, data, disc_model, notes=notes, started=started,
                           verbose=verbose, gan=gan, discriminator_file=discriminator_file,
-                          finished=finished, split=held_out_split(config, manifest, data.source))
+                          earlier=earlier, split=held_out_split(config, manifest, data.source))
 
 
 def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: keras.Model | None, *,
@@ -349,13 +367,14 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
                    gan: dict[str, Any] | None = None,
                    gan_metrics: dict[str, Any] | None = None,
                    discriminator_file: str | Path | None = None,
-                   finished: list[StrategyResult] | None = None,
+                   earlier: _Earlier | None = None,
                    split: tuple[float, int] | None = None) -> TransferResult:
     """Runs the strategies into a prepared run folder (``config.yaml`` written) on loaded data.
 
     ``data`` must have the discriminator's image size and channels, when there is one; ``gan`` is
     what the report says of the GAN run (:func:`_gan_context`); ``started`` is when the caller's
-    work began; ``split`` is the ``(test_split, seed)`` the test images were held out with
+    work began; ``earlier`` is what the interrupted sessions of a resumed run finished, and
+    ``split`` the ``(test_split, seed)`` the test images were held out with
     (:func:`~gantransfer.workflows.targets.held_out_split`), recorded in ``run.json``.
     """
     from gantransfer.reporting.report import write_report
@@ -370,16 +389,22 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
         "gan": gan, "config": config.to_dict(), "skipped": [], "notes": notes,
         "machine": machine_description(),
     }
-    partial: list[dict[str, Any]] = [r.to_row() for r in finished or () if r.status == "ok"]
+    earlier = earlier or _Earlier()
+    finished = earlier.results
+    partial: list[dict[str, Any]] = [r.to_row() for r in finished if r.status == "ok"]
     weights = weights_fingerprint(disc_model)
     if finished:
-        _check_same_discriminator(run_dir, weights)
+        _check_same_discriminator(run_dir, earlier, weights)
+
+    def wall_time_s() -> float:  # every session's, a killed one's up to its last finished model
+        return round(earlier.wall_time_s + time.perf_counter() - started, 2)
 
     def keep(record: StrategyResult | None = None) -> None:  # results so far survive a crash
         if record is not None:
             partial.append(record.to_row())
         atomic_write_json(run_dir / "results.partial.json",
-                          {"results": partial, "discriminator_sha256": weights})
+                          {"results": partial, "discriminator_sha256": weights,
+                           "wall_time_s": wall_time_s(), "sessions": earlier.sessions + 1})
 
     # The partial results mark a run in progress until its last file is written: a run killed
     # while it writes its report or run.json is resumed (its models kept), never taken as complete.
@@ -402,7 +427,7 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
         "test_images": len(data.test), "test_sha256": data.test.fingerprint(),
         # How a source without its own test split was split: attack and visualize split it so.
         **({"test_split": split[0], "split_seed": split[1]} if split is not None else {}),
-        "wall_time_s": round(time.perf_counter() - started, 2),
+        "wall_time_s": wall_time_s(), "sessions": earlier.sessions + 1,
         "discriminator": str(discriminator_file) if discriminator_file is not None else None,
     })
     (run_dir / "results.partial.json").unlink(missing_ok=True)  # the run is complete
@@ -486,7 +511,7 @@ def compare(config: Config, run_dir: str | Path, *, overwrite: bool = False, res
 def _compare_on_chief(config: Config, run_dir: Path, data: Dataset, resume: bool, overwrite: bool,
                       verbose: bool) -> TransferResult:
     """:func:`compare` once every worker is ready to start (on one machine, the only worker)."""
-    finished = _finished_results(run_dir, config) if resume else []
+    earlier = _earlier_sessions(run_dir, config) if resume else _Earlier()
     run_dir = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     save_config(config, run_dir / "config.yaml")
     gan = _the_gan(config, run_dir, data, resume)
@@ -501,7 +526,7 @@ def _compare_on_chief(config: Config, run_dir: Path, data: Dataset, resume: bool
     result = _transfer_into(run_dir, config, data, chosen or gan.gan.discriminator, notes=notes,
                             started=started, verbose=verbose,
                             gan=_gan_context(gan.run_dir, gan.manifest), gan_metrics=scores,
-                            finished=finished,
+                            earlier=earlier,
                             split=held_out_split(config, gan.manifest, data.source))
     result.gan = gan
     return result
