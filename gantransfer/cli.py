@@ -1,7 +1,8 @@
 """The ``gantransfer`` command line: a thin shell over the library.
 
 Every command turns library errors (:class:`~gantransfer.errors.GantransferError`) and file-system
-errors into one line on stderr and exit status 1; click's own usage errors exit with status 2.
+errors into one line on stderr and exit status 1; click's own usage errors are one line too, and
+exit with status 2.
 """
 
 from __future__ import annotations
@@ -100,7 +101,43 @@ def _runtime_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _OneLineUsageError(click.UsageError):
+    """A malformed command line (a bad flag, a missing argument, a path that does not exist), told
+    in one line with where to look, not click's usage block; the exit status stays 2."""
+
+    def show(self, file: Any = None) -> None:
+        where = f" See '{self.ctx.command_path} --help'." if self.ctx is not None else ""
+        click.echo(f"Error: {self.format_message()}{where}", file=file, err=file is None)
+
+
+class _OneLineUsage:
+    """Makes a click command report its usage errors as :class:`_OneLineUsageError`."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)  # type: ignore[misc]
+        except _OneLineUsageError:
+            raise
+        except click.UsageError as error:
+            raise _OneLineUsageError(error.format_message(), error.ctx) from None
+
+
+class _Command(_OneLineUsage, click.Command):
+    pass
+
+
+class _Group(_OneLineUsage, click.Group):
+    command_class = _Command
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as error:  # no such command
+            raise _OneLineUsageError(error.format_message(), error.ctx) from None
+
+
+@click.group(cls=_Group,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(gantransfer.__version__, "--version", prog_name="gantransfer")
 def cli() -> None:
     """Train a DCGAN on unlabeled images and transfer its discriminator to few-label classifiers.

@@ -95,6 +95,24 @@ def test_bad_input_is_one_clear_line(runner, args, expected):
     _bad(runner, args, expected)
 
 
+@pytest.mark.parametrize("args, expected", [
+    (["sample", "/no/such/run"], "Invalid value for 'RUN_DIR|GENERATOR_FILE': Path "
+                                 "'/no/such/run' does not exist. See 'gantransfer sample --help'."),
+    (["train-gan", "--no-such-flag"], "No such option '--no-such-flag'. See 'gantransfer "
+                                      "train-gan --help'."),
+    (["transfer", "--head", "wide"], "Invalid value for '--head': 'wide' is not one of 'auto', "
+                                     "'gap', 'flatten', 'pooled'. See 'gantransfer transfer "
+                                     "--help'."),
+    (["attack"], "Missing argument 'MODEL.keras'. See 'gantransfer attack --help'."),
+    (["tarin-gan"], "No such command 'tarin-gan'. Did you mean 'train-gan'? See 'gantransfer "
+                    "--help'."),
+])
+def test_a_malformed_command_line_is_one_line_with_status_2(runner, args, expected):
+    result = runner.invoke(cli, args, prog_name="gantransfer")
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [f"Error: {expected}"]
+
+
 def test_bad_config_file(runner, tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("gan:\n  width: wide\n")
