@@ -63,11 +63,15 @@ def _setup_logging(quiet: bool) -> None:
     logger.propagate = False
 
 
-def _overrides(**flags: Any) -> list[str]:
-    """Turns the common flags into ``section.key=value`` overrides (flags left unset add none)."""
+def _overrides(*, preset: bool = False, **flags: Any) -> list[str]:
+    """Turns the common flags into ``section.key=value`` overrides (flags left unset add none).
+
+    With ``preset`` (no ``--config``, so the default preset's digits settings), a ``--dataset``
+    keeps its own channels: the preset's grey is the digits', not a colour folder's."""
     keys = {"dataset": "data.dataset", "image_size": "data.image_size", "epochs": "train.epochs",
             "batch_size": "train.batch_size", "seed": "train.seed"}
-    return [f"{keys[name]}={value}" for name, value in flags.items() if value is not None]
+    own = ["data.channels=null"] if preset and flags.get("dataset") is not None else []
+    return own + [f"{keys[name]}={value}" for name, value in flags.items() if value is not None]
 
 
 def _runtime_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -160,7 +164,8 @@ def cli() -> None:
 @click.option("--image-size", type=int, help="Image side: 4 or 7 times a power of two, at least 8 "
               "(28, 32, 64, ...).")
 @click.option("--epochs", type=int, help="Total epochs (with --resume: train up to this many).")
-@click.option("--batch-size", type=int, help="Images per step (default 128).")
+@click.option("--batch-size", type=int,
+              help="Images per step (default: the config's train.batch_size).")
 @click.option("--seed", type=int, help="Seed of every random draw.")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Run folder (default: outputs/<dataset>-train-gan-<time>).")
@@ -189,7 +194,7 @@ def train_gan_command(config_file: str | None, dataset: str | None, image_size: 
     """
     _setup_logging(quiet)
     flags = _overrides(dataset=dataset, image_size=image_size, epochs=epochs, batch_size=batch_size,
-                       seed=seed)
+                       seed=seed, preset=config_file is None and not resume)
     config = load_config(_config_file(config_file, output_dir, resume), [*flags, *overrides])
     if quiet:
         config.train.verbose = 0
@@ -342,7 +347,7 @@ def transfer_command(gan_run: Path | None, discriminator: Path | None, config_fi
     _setup_logging(quiet)
     if gan_run is not None and discriminator is not None:
         raise GantransferError("pass --gan-run or --discriminator, not both")
-    flags = _overrides(dataset=dataset)
+    flags = _overrides(dataset=dataset, preset=config_file is None and not resume)
     flags += _transfer_overrides(strategies, labels_per_class, seeds, backbone, backbone_alpha,
                                  backbone_input_size, backbone_weights, head,
                                  {"dropout": dropout, "l2": l2, "trunk_dropout": trunk_dropout,
@@ -383,7 +388,7 @@ def compare_command(epochs: int | None, config_file: str | None, dataset: str | 
       gantransfer compare --labels-per-class 10,all --seeds 5 --set transfer.augment_shift=0.1
     """
     _setup_logging(quiet)
-    flags = _overrides(dataset=dataset, epochs=epochs)
+    flags = _overrides(dataset=dataset, epochs=epochs, preset=config_file is None and not resume)
     flags += _transfer_overrides(strategies, labels_per_class, seeds, backbone, backbone_alpha,
                                  backbone_input_size, backbone_weights, head,
                                  {"dropout": dropout, "l2": l2, "trunk_dropout": trunk_dropout,
@@ -486,7 +491,7 @@ def evaluate_gan_command(run_dir: Path, num_images: int, extractor: str, seed: i
 @click.option("--embedding", type=click.Choice(["pca", "tsne"]), default="pca", show_default=True)
 @click.option("--embedding-images", type=int, default=1000, show_default=True)
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where the PNGs go (default: outputs/visualize-<time>).")
+              help="Where the PNGs go (default: outputs/<dataset>-visualize-<time>).")
 @click.option("--overwrite", is_flag=True, help="Replace existing PNGs in --out-dir.")
 @_user_errors
 def visualize_command(source: Path, dataset: str | None, image_file: Path | None, index: int,

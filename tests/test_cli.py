@@ -328,6 +328,30 @@ def test_bad_transfer_input_is_refused_before_anything_is_made(runner, tmp_path,
     assert not out.exists()  # no half run folder: the rerun is not refused
 
 
+def test_a_colour_folder_without_a_config_stays_in_colour(runner, tmp_path):
+    import yaml
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype="uint8")).save(photos / f"{i}.png")
+    out = tmp_path / "run"
+    result = runner.invoke(cli, ["train-gan", "--dataset", str(photos), "--epochs", "1",
+                                 "--output-dir", str(out), *TINY])
+    assert result.exit_code == 0, result.output
+    # The default preset's grey is the digits': the folder keeps its own three channels.
+    assert yaml.safe_load((out / "config.yaml").read_text())["data"]["channels"] is None
+    assert Image.open(out / "samples/epoch_001.png").mode == "RGB"
+    # An explicit choice still wins.
+    result = runner.invoke(cli, ["train-gan", "--dataset", str(photos), "--epochs", "1",
+                                 "--output-dir", str(tmp_path / "grey"), "--set",
+                                 "data.channels=1", *TINY])
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "grey/samples/epoch_001.png").mode == "L"
+
+
 def test_regularisation_flags_reach_the_config(runner, tmp_path):
     import yaml
 
