@@ -253,6 +253,17 @@ def _transfer_overrides(strategies: str | None, labels_per_class: str | None, se
     return [f"{key}={value}" for key, value in pairs.items() if value is not None]
 
 
+def _load_transfer_config(source: str, flags: list[str], overrides: tuple[str, ...],
+                          backbone: str | None, backbone_alpha: float | None) -> Any:
+    """The config of ``transfer`` or ``compare``. A ``--backbone`` other than the config's, given
+    without ``--backbone-alpha``, runs at full width (alpha 1.0, keras.applications' default): the
+    config's alpha was its own backbone's (the presets' MobileNet at 0.25); ``--set`` still wins."""
+    if backbone is not None and backbone_alpha is None \
+            and load_config(source).transfer.backbone != backbone:
+        flags = [*flags, "transfer.backbone_alpha=1.0"]
+    return load_config(source, [*flags, *overrides])
+
+
 def _transfer_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options ``transfer`` and ``compare`` share."""
     options = [
@@ -275,7 +286,9 @@ def _transfer_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      "trunk's conv kernels (acts where it trains: scratch, fine-tuning)."),
         click.option("--backbone", help="ImageNet backbone: mobilenet, mobilenet_v2, resnet50, "
                      "efficientnet_b0."),
-        click.option("--backbone-alpha", type=float, help="MobileNet width multiplier, e.g. 0.25."),
+        click.option("--backbone-alpha", type=float,
+                     help="MobileNet width multiplier, e.g. 0.25 (default: the config's, or 1.0 "
+                     "with a --backbone other than the config's)."),
         click.option("--backbone-input-size", type=int, help="Backbone input side, e.g. 224."),
         click.option("--backbone-weights", help="imagenet, a weights file, or none."),
         click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -352,7 +365,8 @@ def transfer_command(gan_run: Path | None, discriminator: Path | None, config_fi
                                  backbone_input_size, backbone_weights, head,
                                  {"dropout": dropout, "l2": l2, "trunk_dropout": trunk_dropout,
                                   "trunk_l2": trunk_l2})
-    config = load_config(_config_file(config_file, output_dir, resume), [*flags, *overrides])
+    config = _load_transfer_config(_config_file(config_file, output_dir, resume), flags, overrides,
+                                   backbone, backbone_alpha)
     if output_dir is None:
         output_dir = DEFAULT_OUTPUT_ROOT / default_run_name("transfer", config.data.dataset)
     import_quietly()
@@ -393,7 +407,8 @@ def compare_command(epochs: int | None, config_file: str | None, dataset: str | 
                                  backbone_input_size, backbone_weights, head,
                                  {"dropout": dropout, "l2": l2, "trunk_dropout": trunk_dropout,
                                   "trunk_l2": trunk_l2})
-    config = load_config(_config_file(config_file, output_dir, resume), [*flags, *overrides])
+    config = _load_transfer_config(_config_file(config_file, output_dir, resume), flags, overrides,
+                                   backbone, backbone_alpha)
     if quiet:
         config.train.verbose = 0
     output_dir = _run_folder(output_dir, "compare", config)

@@ -352,6 +352,23 @@ def test_a_colour_folder_without_a_config_stays_in_colour(runner, tmp_path):
     assert Image.open(tmp_path / "grey/samples/epoch_001.png").mode == "L"
 
 
+@pytest.mark.parametrize("flags, alpha", [
+    (["--backbone", "resnet50"], 1.0),  # the preset's MobileNet width is not ResNet's
+    (["--backbone", "mobilenet_v2", "--backbone-alpha", "0.35"], 0.35),
+    (["--backbone", "mobilenet"], 0.25),  # the preset's own backbone keeps its width
+    (["--backbone", "efficientnet_b0", "--set", "transfer.backbone_alpha=0.5"], 0.5),
+])
+def test_another_backbone_runs_at_full_width_unless_told(runner, tmp_path, flags, alpha):
+    import yaml
+
+    out = tmp_path / "run"
+    result = runner.invoke(cli, ["transfer", "--dataset", "digits", "--strategies", "pixels-linear",
+                                 "--labels-per-class", "5", "--seeds", "1", *flags,
+                                 "--output-dir", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load((out / "config.yaml").read_text())["transfer"]["backbone_alpha"] == alpha
+
+
 def test_regularisation_flags_reach_the_config(runner, tmp_path):
     import yaml
 
