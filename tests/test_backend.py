@@ -182,8 +182,8 @@ print("ok")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
-@pytest.mark.parametrize("setting", [None, ""])
-def test_on_jax_the_command_line_keeps_compiled_steps_unless_told_not_to(tmp_path, setting):
+@pytest.mark.parametrize("setting, logs", [(None, None), ("", None), (None, "1")])
+def test_on_jax_the_command_line_keeps_compiled_steps_unless_told_not_to(tmp_path, setting, logs):
     script = ("from gantransfer import backend; backend.import_quietly(); "
               "import jax, jax.numpy as jnp; jax.jit(lambda x: x * 2 + 1)(jnp.ones(3)); "
               "print(jax.config.jax_compilation_cache_dir)")
@@ -192,6 +192,8 @@ def test_on_jax_the_command_line_keeps_compiled_steps_unless_told_not_to(tmp_pat
     env.update(KERAS_BACKEND="jax", XDG_CACHE_HOME=str(tmp_path))
     if setting is not None:
         env["JAX_COMPILATION_CACHE_DIR"] = setting  # empty: the user turned the cache off
+    if logs is not None:  # showing the backend's start-up lines changes nothing else
+        env["GANTRANSFER_BACKEND_LOGS"] = logs
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=120, env=env)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -431,7 +431,8 @@ def import_quietly() -> None:
     Backends write C++ start-up lines (TensorFlow's oneDNN notes, "could not find cuda drivers")
     before any Python log level applies, so stderr is silenced at the file-descriptor level; users
     of the command line see only gantransfer's own output. Set ``GANTRANSFER_BACKEND_LOGS=1`` to
-    see them. Once Keras is imported its backend is too, and this does nothing.
+    see them; the start-up is otherwise the same. Once Keras is imported its backend is too, and
+    this does nothing.
 
     Raises:
         UnsupportedBackendError: If Keras runs on a backend gantransfer does not support.
@@ -441,7 +442,10 @@ def import_quietly() -> None:
         >>> "keras" in sys.modules
         True
     """
-    if os.environ.get("GANTRANSFER_BACKEND_LOGS") == "1" or "keras" in sys.modules:
+    if "keras" in sys.modules:
+        return
+    if os.environ.get("GANTRANSFER_BACKEND_LOGS") == "1":
+        resolve().start_up()
         return
     try:
         saved = os.dup(2)
