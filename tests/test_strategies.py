@@ -231,6 +231,24 @@ def test_run_transfer_skips_imagenet_when_weights_cannot_be_had(digits, monkeypa
                                                           "pixels-linear_lpc-3_seed-1.keras"]
 
 
+def test_a_probe_too_big_for_memory_at_one_budget_still_runs_at_a_smaller_one(digits,
+                                                                             monkeypatch):
+    from gantransfer import runs
+    from gantransfer.evaluation.linear import probe_memory
+
+    small = digits.with_label_budget(12, seed=0)
+    tested = len(small.test)
+    # room for the 3-per-class budget's features (40 images with their 4 moved copies), not for
+    # the 10-per-class one's; the larger budget comes first
+    monkeypatch.setattr(runs, "available_memory",
+                        lambda: probe_memory(40 * 5, tested, 1024, "float32") + 1)
+    settings = TransferConfig(**{**FAST.__dict__, "probe_solver": "scikit-learn"})
+    run = run_transfer(small, ["pixels-linear"], [10, 3], 1, settings, architecture=ARCH)
+    assert [(r.labels_per_class, r.status) for r in run.results] == [(10, "skipped"), (3, "ok")]
+    assert [s["strategy"] for s in run.skipped] == ["pixels-linear"]
+    assert "needs about" in run.results[0].reason
+
+
 def test_networks_trained_under_augmentation_say_so_and_frozen_heads_name_their_views(digits):
     small = digits.with_label_budget(6, seed=0)
     settings = TransferConfig(**{**FAST.__dict__, "augment_shift": 1 / 32, "cv_folds": 0})

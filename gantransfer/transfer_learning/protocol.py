@@ -273,8 +273,11 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
                         group = in_family(family) if family == "imagenet" else (name,)
                         for member in group:
                             if member in strategies and member not in skipped_reasons:
-                                skipped_reasons[member] = str(reason)
-                                run.skipped.append({"strategy": member, "reason": str(reason)})
+                                if reason.every_budget:
+                                    skipped_reasons[member] = str(reason)
+                                entry = {"strategy": member, "reason": str(reason)}
+                                if entry not in run.skipped:
+                                    run.skipped.append(entry)
                         logger.warning("skipping %s: %s", name, reason)
                         record = StrategyResult(**base, status="skipped", reason=str(reason))
                     else:

@@ -60,7 +60,18 @@ logger = logging.getLogger(__name__)
 
 
 class StrategySkipped(GantransferError):
-    """A strategy cannot run here (e.g. no ImageNet weights); the comparison goes on without it."""
+    """A strategy cannot run here (e.g. no ImageNet weights); the comparison goes on without it.
+
+    Args:
+        reason: What stops it, and what to change.
+        every_budget: The reason holds at every label budget, so the strategy is skipped for the
+            rest of the comparison; False for one that depends on the budget's size (memory), so
+            that smaller budgets still run.
+    """
+
+    def __init__(self, reason: str, *, every_budget: bool = True) -> None:
+        super().__init__(reason)
+        self.every_budget = every_budget
 
 
 @dataclass
@@ -764,7 +775,7 @@ def _probe_outcome(ctx: StrategyContext, trunk: keras.Model | None,
     try:
         storage = _probe_storage(s, rows, tested, width)
     except DataError as error:  # the other strategies of the comparison still run
-        raise StrategySkipped(str(error)) from None
+        raise StrategySkipped(str(error), every_budget=False) from None
     # float16 features are read without a float32 copy by the Keras solver alone
     solver = "keras" if storage == "float16" and s.probe_solver == "auto" else s.probe_solver
     if storage == "float16":
