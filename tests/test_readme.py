@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from unittest import mock
 
+import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -417,9 +418,13 @@ def test_every_flag_in_a_synopsis_exists(synopsis):
     command = synopsis.split()[1]
     result = CliRunner().invoke(cli, [command, "--help"])
     assert result.exit_code == 0, result.output
-    flags = set(re.findall(r"--[a-z][a-z-]*", synopsis))
+    flags = set(re.findall(r"--[a-z][a-z0-9-]*", synopsis))
     assert flags and all(flag in result.output for flag in flags), \
         sorted(f for f in flags if f not in result.output)
+    # ... and the synopsis leaves none of the command's flags out
+    options = {name for param in cli.commands[command].params if isinstance(param, click.Option)
+               for name in (*param.opts, *param.secondary_opts) if name.startswith("--")}
+    assert options - {"--help"} <= flags, sorted(options - {"--help"} - flags)
 
 
 def test_the_error_transcript_is_what_the_command_says():
