@@ -105,6 +105,14 @@ def _runtime_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+class _NeverRaised(Exception):
+    """Stands in for an exception that this click version does not have."""
+
+
+# What a group raises to show its help when given no arguments (click 8.2 and later; 8.1 exits).
+_HELP_FOR_NO_ARGUMENTS = getattr(click.exceptions, "NoArgsIsHelpError", _NeverRaised)
+
+
 class _OneLineUsageError(click.UsageError):
     """A malformed command line (a bad flag, a missing argument, a path that does not exist), told
     in one line with where to look, not click's usage block; the exit status stays 2."""
@@ -120,8 +128,8 @@ class _OneLineUsage:
     def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
         try:
             return super().make_context(*args, **kwargs)  # type: ignore[misc]
-        except _OneLineUsageError:
-            raise
+        except (_OneLineUsageError, _HELP_FOR_NO_ARGUMENTS):
+            raise  # bare `gantransfer` shows its help, as click does
         except click.UsageError as error:
             raise _OneLineUsageError(error.format_message(), error.ctx) from None
 
@@ -259,9 +267,20 @@ def _load_transfer_config(source: str, flags: list[str], overrides: tuple[str, .
     without ``--backbone-alpha``, runs at full width (alpha 1.0, keras.applications' default): the
     config's alpha was its own backbone's (the presets' MobileNet at 0.25); ``--set`` still wins."""
     if backbone is not None and backbone_alpha is None \
-            and load_config(source).transfer.backbone != backbone:
+            and _backbone_name(load_config(source).transfer.backbone) != _backbone_name(backbone):
         flags = [*flags, "transfer.backbone_alpha=1.0"]
     return load_config(source, [*flags, *overrides])
+
+
+def _backbone_name(name: str) -> str:
+    """A backbone's registry name (``MobileNet`` is ``mobilenet``); an unknown name as it is, for
+    the config's own check to refuse."""
+    from gantransfer.transfer_learning.backbones import get_backbone_spec
+
+    try:
+        return get_backbone_spec(name).name
+    except GantransferError:
+        return name
 
 
 def _transfer_options(command: Callable[..., Any]) -> Callable[..., Any]:

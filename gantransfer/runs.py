@@ -243,14 +243,14 @@ def prepare_run_dir(path: Path, *, resume: bool = False, overwrite: bool = False
     check_run_dir(path, resume=resume, overwrite=overwrite, marker=marker)
     if resume:  # a run killed mid-write left temporary files; the resume writes them again
         remove_partial_writes(path)
+    if overwrite:  # first: an abandoned aside may bear this process's id (PID 1 in a container)
+        _remove_abandoned_asides(path)
     if not resume and overwrite and path.exists() and any(path.iterdir()):
         # Moved aside first: a kill while deleting leaves a hidden folder, not a half-deleted run
         # that neither --resume nor --overwrite would take.
         aside = path.with_name(f".{path.name}.replaced-{os.getpid()}")
         path.rename(aside)
         shutil.rmtree(aside)
-    if overwrite:
-        _remove_abandoned_asides(path)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

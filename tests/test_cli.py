@@ -113,6 +113,12 @@ def test_a_malformed_command_line_is_one_line_with_status_2(runner, args, expect
     assert result.output.strip().splitlines() == [f"Error: {expected}"]
 
 
+def test_gantransfer_alone_shows_its_help(runner):
+    result = runner.invoke(cli, [], prog_name="gantransfer")
+    assert result.output.startswith("Usage: gantransfer [OPTIONS] COMMAND")
+    assert "Commands:" in result.output and "Error" not in result.output
+
+
 def test_bad_config_file(runner, tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("gan:\n  width: wide\n")
@@ -356,6 +362,7 @@ def test_a_colour_folder_without_a_config_stays_in_colour(runner, tmp_path):
     (["--backbone", "resnet50"], 1.0),  # the preset's MobileNet width is not ResNet's
     (["--backbone", "mobilenet_v2", "--backbone-alpha", "0.35"], 0.35),
     (["--backbone", "mobilenet"], 0.25),  # the preset's own backbone keeps its width
+    (["--backbone", "MobileNet"], 0.25),  # however it is spelled
     (["--backbone", "efficientnet_b0", "--set", "transfer.backbone_alpha=0.5"], 0.5),
 ])
 def test_another_backbone_runs_at_full_width_unless_told(runner, tmp_path, flags, alpha):

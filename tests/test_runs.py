@@ -50,12 +50,13 @@ def test_run_folder_rules(tmp_path):
     assert run.is_dir() and not any(run.iterdir())
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # nothing left aside
     # An earlier --overwrite killed while deleting left its aside folder: the next one sweeps it,
-    # but not one that a running process is still deleting, nor another run's.
+    # but not one that a running process is still deleting, nor another run's. One that bears
+    # this process's id (a container's PID 1 every time) goes before the run is moved aside.
     (run / "config.yaml").write_text("{}")
     dead = subprocess.Popen([sys.executable, "-c", ""])
     dead.wait()
     for name in (f".run.replaced-{dead.pid}", f".run.replaced-{os.getppid()}",
-                 f".other.replaced-{dead.pid}"):
+                 f".other.replaced-{dead.pid}", f".run.replaced-{os.getpid()}"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "generator.keras").write_text("old")
     prepare_run_dir(run, overwrite=True)

@@ -172,8 +172,13 @@ def test_headline_calls_a_tie_a_tie():
     assert headline(ahead) == ["At 10 labels/class x, y and z win, equal on every seed (91.0%, "
                                "+40.7 points over w)."]
     alone = records({"x": [0.9, 0.91], "y": [0.9, 0.91]})
-    assert comparisons(alone)[0]["ties"] == [] and headline(alone) == [
+    assert comparisons(alone)[0]["ties"] == ["y"] and headline(alone) == [
         "At 10 labels/class x and y tie at 90.5%."]
+    # Every strategy tied is named, the same models or the same mean
+    assert headline(records({"x": [0.9, 0.91], "y": [0.9, 0.91], "z": [0.9, 0.91]})) == [
+        "At 10 labels/class x, y and z tie at 90.5%."]
+    assert headline(records({"x": [0.7, 0.8], "y": [0.7, 0.8], "w": [0.8, 0.7]})) == [
+        "At 10 labels/class x, y and w tie at 75.0%."]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -262,7 +262,7 @@ def comparisons(results: list[StrategyResult]) -> list[dict[str, Any]]:
       margin over the runner-up (``other``); ``other`` is ``None`` when only one strategy ran.
       Strategies that scored exactly the winner's accuracy on every seed (the same models, such
       as a fine-tuning strategy whose head alone won) are listed in ``ties``, and ``other`` is the
-      best strategy that differs from them (one of them when none differs).
+      best strategy that differs from them (the last of them when none differs).
     - ``kind="control"``: each strategy of the ``gan`` family against its random-trunk control
       (:func:`gantransfer.registry.control_of`: the ``random`` strategy of the same method).
     - ``kind="scratch"``: each ``gan`` strategy against each strategy of the ``scratch`` family.
@@ -319,8 +319,7 @@ def comparisons(results: list[StrategyResult]) -> list[dict[str, Any]]:
             ties = [r["strategy"] for r in ranked[1:]
                     if per_seed(results, r["strategy"], budget) == best]
             other = next((r["strategy"] for r in ranked[1:] if r["strategy"] not in ties),
-                         ties[0] if ties else None)
-            ties = [name for name in ties if name != other]
+                         ties[-1] if ties else None)
             item = _difference(results, ranked[0]["strategy"], other, budget)
             found.append({"kind": "winner", **item, "ties": ties})
         present = [r["strategy"] for r in rows]
@@ -388,7 +387,7 @@ def render_comparison(item: dict[str, Any]) -> str:
         if other is None:
             return f"{where} only {name} has results: {head} over {_seeds(item['n'])}."
         if item["difference"] == 0:
-            return f"{where} {name} and {other} tie at {_pct(item['mean'])} ({_basis(item)})."
+            return f"{where} {_everyone(item)} tie at {_pct(item['mean'])} ({_basis(item)})."
         call = _call(item)
         if item.get("ties"):
             names = _and([name, *item["ties"]])
@@ -423,12 +422,18 @@ def _and(names: list[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
+def _everyone(item: dict[str, Any]) -> str:
+    """The winner, its twins and the runner-up of a tie, each named once."""
+    ties = item.get("ties", [])
+    return _and([item["strategy"], *ties, *([item["other"]] if item["other"] not in ties else [])])
+
+
 def _winner_clause(item: dict[str, Any]) -> str:
     name, other = item["strategy"], item["other"]
     if other is None:
         return f"only {name} has results ({_pct(item['mean'])})"
     if item["difference"] == 0:
-        return f"{name} and {other} tie at {_pct(item['mean'])}"
+        return f"{_everyone(item)} tie at {_pct(item['mean'])}"
     margin = f"{_pct(item['mean'])}, {_points(item['difference'])} over {other}"
     call = _call(item)
     if item.get("ties"):
