@@ -251,9 +251,9 @@ RUN_AS = {
     "--seeds 5 --labels-per-class 10 --strategies gan-linear-probe,random-linear-probe,"
     "pixels-linear --variants probe-shift-2px": (
         f"{sys.executable} {ROOT}/benchmarks/bench_care.py outputs/fmnist-probe-curve "
-        "outputs/care-probe-shift --config digits --seeds 2 --labels-per-class 5 --strategies "
+        "outputs/care-probe-shift --config digits --seeds 1 --labels-per-class 5 --strategies "
         "pixels-linear --variants probe-shift-2px --set transfer.cv_folds=2",
-        "digits stands in for Fashion-MNIST; two seeds, pixels (its copies need no trunk)"),
+        "digits stands in for Fashion-MNIST; one seed, pixels (its copies need no trunk)"),
     "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-probe-shift100 "
     "--seeds 3 --labels-per-class 100 --strategies gan-linear-probe,random-linear-probe "
     "--variants probe-shift-2px": (
@@ -263,9 +263,9 @@ RUN_AS = {
     "--seeds 5 --labels-per-class 10 --strategies scratch,gan-finetune --variants "
     "shift-1px,shift-2px": (
         f"{sys.executable} {ROOT}/benchmarks/bench_care.py outputs/fmnist-probe-curve "
-        "outputs/care-shift10 --config digits --seeds 2 --labels-per-class 5 --strategies "
+        "outputs/care-shift10 --config digits --seeds 1 --labels-per-class 5 --strategies "
         "gan-finetune --variants shift-2px --set transfer.cv_folds=2 --set transfer.max_epochs=2 "
-        "--set transfer.bn_images=200", "digits stands in for Fashion-MNIST; two seeds, "
+        "--set transfer.bn_images=200", "digits stands in for Fashion-MNIST; one seed, "
         "gan-finetune (whose folds train through the pixels with the shifts), one variant"),
     "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-shift100 "
     "--seeds 3 --labels-per-class 100 --strategies scratch,gan-finetune --variants "
@@ -275,32 +275,32 @@ RUN_AS = {
     "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-100 --seeds "
     "3 --labels-per-class 100 --strategies scratch,gan-finetune --variants rates-3e-4,flip": (
         f"{sys.executable} {ROOT}/benchmarks/bench_care.py outputs/fmnist-probe-curve "
-        "outputs/care-100 --config digits --seeds 2 --labels-per-class 5 --strategies scratch "
+        "outputs/care-100 --config digits --seeds 1 --labels-per-class 5 --strategies scratch "
         "--variants flip --set transfer.cv_folds=2 --set transfer.max_epochs=2 "
-        "--set transfer.bn_images=200", "digits stands in for Fashion-MNIST; two seeds, scratch, "
+        "--set transfer.bn_images=200", "digits stands in for Fashion-MNIST; one seed, scratch, "
         "one variant (the other changes only the rates tried)"),
     "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-heads "
     "--seeds 5 --labels-per-class 10,100 --strategies gan-frozen,random-frozen --variants "
     "no-probe-shift": (
         f"{sys.executable} {ROOT}/benchmarks/bench_care.py outputs/fmnist-probe-curve "
-        "outputs/care-heads --config digits --seeds 2 --labels-per-class 5 --strategies "
+        "outputs/care-heads --config digits --seeds 1 --labels-per-class 5 --strategies "
         "random-frozen --variants no-probe-shift --set transfer.cv_folds=2 "
         "--set transfer.max_epochs=2 --set transfer.bn_images=200 --set transfer.probe_shift=1",
-        "digits stands in for Fashion-MNIST; two seeds, the random trunk"),
+        "digits stands in for Fashion-MNIST; one seed, the random trunk"),
     "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-heads100 "
     "--seeds 3 --labels-per-class 100 --strategies scratch,gan-frozen,gan-finetune,random-frozen "
     "--variants head-pooled": (
         f"{sys.executable} {ROOT}/benchmarks/bench_care.py outputs/fmnist-probe-curve "
-        "outputs/care-heads100 --config digits --seeds 2 --labels-per-class 5 --strategies "
+        "outputs/care-heads100 --config digits --seeds 1 --labels-per-class 5 --strategies "
         "gan-frozen --variants head-pooled --set transfer.cv_folds=2 --set transfer.max_epochs=2 "
-        "--set transfer.bn_images=200", "digits stands in for Fashion-MNIST; two seeds, gan-frozen"),
+        "--set transfer.bn_images=200", "digits stands in for Fashion-MNIST; one seed, gan-frozen"),
     "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-drop10 "
     "--seeds 3 --labels-per-class 10 --strategies scratch,gan-frozen,gan-finetune,random-frozen "
     "--variants dropout": (
         f"{sys.executable} {ROOT}/benchmarks/bench_care.py outputs/fmnist-probe-curve "
-        "outputs/care-drop10 --config digits --seeds 2 --labels-per-class 5 --strategies "
+        "outputs/care-drop10 --config digits --seeds 1 --labels-per-class 5 --strategies "
         "random-frozen --variants dropout --set transfer.cv_folds=2 --set transfer.max_epochs=2 "
-        "--set transfer.bn_images=200", "digits stands in for Fashion-MNIST; two seeds, the "
+        "--set transfer.bn_images=200", "digits stands in for Fashion-MNIST; one seed, the "
         "random trunk"),
     "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-drop100 "
     "--seeds 3 --labels-per-class 100 --strategies scratch --variants dropout": (
@@ -323,11 +323,11 @@ RUN_AS = {
     "--seeds 3 --labels-per-class 10,50 --strategies scratch,gan-frozen,gan-finetune,random-frozen "
     "--variants shift-1px-ensemble-5": (
         f"{sys.executable} {ROOT}/benchmarks/bench_care.py outputs/fmnist-probe-curve "
-        "outputs/care-digits --config digits --seeds 2 --labels-per-class 5 --strategies "
+        "outputs/care-digits --config digits --seeds 1 --labels-per-class 5 --strategies "
         "scratch,gan-frozen --variants shift-1px-ensemble-5 --set transfer.cv_folds=2 "
         "--set transfer.max_epochs=2 --set transfer.bn_images=200",
         "the benchmark chain's tiny digits GAN stands in for the one the line above trains (the "
-        "other chain runs that); two seeds, two strategies"),
+        "other chain runs that); one seed, two strategies"),
     "python benchmarks/paired_runs.py outputs/care-ens10/defaults outputs/care-ens10/ensemble-5": (
         f"{sys.executable} {ROOT}/benchmarks/paired_runs.py outputs/care-ens10/defaults "
         "outputs/care-ens10/ensemble-5", "as written, on the tiny care run above (digits)"),
