@@ -117,6 +117,10 @@ class _OneLineUsageError(click.UsageError):
     """A malformed command line (a bad flag, a missing argument, a path that does not exist), told
     in one line with where to look, not click's usage block; the exit status stays 2."""
 
+    @classmethod
+    def of(cls, error: click.UsageError) -> _OneLineUsageError:
+        return cls(error.format_message(), error.ctx)
+
     def show(self, file: Any = None) -> None:
         where = f" See '{self.ctx.command_path} --help'." if self.ctx is not None else ""
         click.echo(f"Error: {self.format_message()}{where}", file=file, err=file is None)
@@ -131,7 +135,7 @@ class _OneLineUsage:
         except (_OneLineUsageError, _HELP_FOR_NO_ARGUMENTS):
             raise  # bare `gantransfer` shows its help, as click does
         except click.UsageError as error:
-            raise _OneLineUsageError(error.format_message(), error.ctx) from None
+            raise _OneLineUsageError.of(error) from None
 
 
 class _Command(_OneLineUsage, click.Command):
@@ -145,7 +149,7 @@ class _Group(_OneLineUsage, click.Group):
         try:
             return super().resolve_command(ctx, args)
         except click.UsageError as error:  # no such command
-            raise _OneLineUsageError(error.format_message(), error.ctx) from None
+            raise _OneLineUsageError.of(error) from None
 
 
 @click.group(cls=_Group,
