@@ -49,6 +49,8 @@ class DataConfig:
             power of two, at least 8 (8, 14, 16, 28, 32, 56, 64, ...).
         channels: 1 or 3 to convert, or null to keep the source's channels.
         test_split: Fraction held out for testing, for sources without their own test split.
+        split_seed: Seed of that draw; null takes ``train.seed`` (and a saved config records the
+            seed it took, so a run repeated at another ``train.seed`` tests on the same images).
         max_in_memory_mb: Image folders larger than this (decoded) are streamed from disk.
     """
 
@@ -56,6 +58,7 @@ class DataConfig:
     image_size: int = 32
     channels: int | None = None
     test_split: float = 0.2
+    split_seed: int | None = None
     max_in_memory_mb: float = 2048.0
 
     def __post_init__(self) -> None:
@@ -63,6 +66,9 @@ class DataConfig:
         check_image_size(self.image_size, key="data.image_size")
         _check("data.channels", self.channels, self.channels in (None, 1, 3), "1, 3 or null")
         _check("data.test_split", self.test_split, 0 <= self.test_split < 1, "a fraction in [0, 1)")
+        _check("data.split_seed", self.split_seed,
+               self.split_seed is None or 0 <= self.split_seed < 2**32,
+               "an integer in [0, 2**32), or null for train.seed")
         _check("data.max_in_memory_mb", self.max_in_memory_mb, self.max_in_memory_mb > 0,
                "a number of megabytes > 0")
 
@@ -117,7 +123,8 @@ class TrainConfig:
     Attributes:
         epochs: Number of passes over the training images.
         batch_size: Images per step.
-        seed: Seed of every random draw: splits, shuffling, noise, initial weights.
+        seed: Seed of every random draw: shuffling, noise, initial weights, and the test split
+            unless ``data.split_seed`` is set.
         deterministic: Ask TensorFlow for deterministic kernels (slower; bitwise-repeatable runs).
         keep_checkpoints: How many recent checkpoints to keep; 0 keeps all.
         sample_images: Images in each epoch's sample grid (a square number fills the grid).
@@ -437,6 +444,10 @@ class Config:
     gan: GANConfig = dataclasses.field(default_factory=GANConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     transfer: TransferConfig = dataclasses.field(default_factory=TransferConfig)
+
+    def __post_init__(self) -> None:
+        if self.data.split_seed is None:  # resolved once: every later copy keeps this split
+            self.data = dataclasses.replace(self.data, split_seed=self.train.seed)
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the config as plain nested dicts, ready for YAML."""

@@ -137,7 +137,7 @@ def _trim_history(history_csv: Path, epochs_done: int) -> None:
 def load_gan_data(config: Config, *, image_size: int | None = None, channels: int | None = None,
                   test_split: float | None = None, seed: int | None = None) -> Dataset:
     """The configured dataset as a GAN run uses it: the whole training split (no validation split;
-    the GAN uses no labels), the test split held out by ``data.test_split`` and ``train.seed``.
+    the GAN uses no labels), the test split held out by ``data.test_split`` and ``data.split_seed``.
 
     The keyword arguments override the config's values, to load the data at a discriminator's size
     or with another run's held-out split. ``image_size`` and ``channels`` go together: with an
@@ -154,7 +154,7 @@ def load_gan_data(config: Config, *, image_size: int | None = None, channels: in
                         channels=d.channels if image_size is None else channels,
                         validation_split=0.0,
                         test_split=d.test_split if test_split is None else test_split,
-                        seed=config.train.seed if seed is None else seed,
+                        seed=d.split_seed if seed is None else seed,
                         max_in_memory_mb=d.max_in_memory_mb)
 
 
@@ -651,7 +651,7 @@ def _write_manifest(run_dir: Path, config: Config, data: Dataset, gan: DCGAN, in
                     "skipped_files": data.skipped_files,
                     # Which images the GAN never saw: a transfer on the same source must test on
                     # exactly these (see workflows.targets).
-                    "test_split": config.data.test_split, "split_seed": config.train.seed,
+                    "test_split": config.data.test_split, "split_seed": config.data.split_seed,
                     "test_images": len(data.test), "test_sha256": data.test.fingerprint()},
         "epochs": config.train.epochs,
         "batch_size": config.train.batch_size,

@@ -58,7 +58,7 @@ def evaluate_gan(run_dir: str | Path, *, num_images: int = 2000, extractor: str 
     config = load_config(run_dir / "config.yaml")
     d = config.data
     data = load_dataset(d.dataset, image_size=d.image_size, channels=d.channels,
-                        validation_split=0.0, test_split=d.test_split, seed=config.train.seed,
+                        validation_split=0.0, test_split=d.test_split, seed=d.split_seed,
                         max_in_memory_mb=d.max_in_memory_mb)
     scores = score_generator(load_generator(run_dir), data, num_images=num_images,
                              extractor=extractor, seed=seed, metrics_dir=run_dir / "metrics")

@@ -75,7 +75,7 @@ def hold_out_the_gans_test_split(config: Config, data: Dataset, gan_run: dict[st
                       "gantransfer 0.2), so whether it saw test images is unknown"]
     notes = []
     split = held_out_split(config, gan_run, data.source)
-    if split != (config.data.test_split, config.train.seed):
+    if split != (config.data.test_split, config.data.split_seed):
         data = load_target(config, data.image_size, data.channels, test_split=split[0],
                            seed=split[1])
         notes.append(f"test split taken from the GAN run (data.test_split={split[0]}, split seed "
@@ -103,7 +103,7 @@ def held_out_split(config: Config, gan_run: dict[str, Any] | None,
     trained = (gan_run or {}).get("dataset") or {}
     if trained.get("source") == source and "test_sha256" in trained:
         return float(trained["test_split"]), int(trained["split_seed"])
-    return config.data.test_split, config.train.seed
+    return config.data.test_split, config.data.split_seed
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def run_split(model_file: Path) -> RunSplit | None:
         record = record.get("dataset") if isinstance(record.get("dataset"), dict) else {}
     if "split_seed" in record and "test_split" in record:
         return RunSplit(config.data.dataset, float(record["test_split"]), int(record["split_seed"]))
-    return RunSplit(config.data.dataset, config.data.test_split, config.train.seed)
+    return RunSplit(config.data.dataset, config.data.test_split, config.data.split_seed)
 
 
 def trunk_architecture(config: Config, data: Dataset,
