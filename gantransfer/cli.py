@@ -402,10 +402,13 @@ def transfer_command(gan_run: Path | None, discriminator: Path | None, config_fi
 
 @cli.command("compare")
 @click.option("--epochs", type=int, help="GAN training epochs.")
+@click.option("--gan-per-seed", is_flag=True, help="Train one GAN per seed, so the intervals "
+              "include the GAN's own run-to-run variation (costs --seeds GANs).")
 @_transfer_options
 @_runtime_options
 @_user_errors
-def compare_command(epochs: int | None, config_file: str | None, dataset: str | None,
+def compare_command(epochs: int | None, gan_per_seed: bool, config_file: str | None,
+                    dataset: str | None,
                     strategies: str | None, labels_per_class: str | None, seeds: int | None,
                     head: str | None, dropout: float | None, l2: float | None,
                     trunk_dropout: float | None, trunk_l2: float | None, backbone: str | None,
@@ -430,6 +433,7 @@ def compare_command(epochs: int | None, config_file: str | None, dataset: str | 
                                  backbone_input_size, backbone_weights, head,
                                  {"dropout": dropout, "l2": l2, "trunk_dropout": trunk_dropout,
                                   "trunk_l2": trunk_l2})
+    flags += ["transfer.gan_per_seed=true"] if gan_per_seed else []
     config = _load_transfer_config(_config_file(config_file, output_dir, resume), flags, overrides,
                                    backbone, backbone_alpha)
     if quiet:

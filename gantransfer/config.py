@@ -281,6 +281,11 @@ class TransferConfig:
         gan_discriminator: Which of a GAN run's discriminators seeds the gan-* strategies: last
             (the final epoch's), or best-probe (the epoch whose features train.probe_every's linear
             probe scored best; the last when the run has no probe scores).
+        gan_per_seed: In ``compare``, train one GAN per seed, seed ``s``'s at ``train.seed + s``
+            (on the same images, with the same test split), and start each seed's gan-* models
+            from its own GAN: the paired intervals then include the GAN's run-to-run variation,
+            not only the labels' and the classifiers'. It costs ``transfer.seeds`` GANs.
+            ``transfer`` takes the one GAN it is given, and refuses it.
         allow_test_overlap: With a GAN run trained on the same data, ``transfer`` tests on the
             images that GAN never saw, and refuses when it cannot; true runs anyway, and the report
             says that the GAN may have seen test images.
@@ -331,6 +336,7 @@ class TransferConfig:
     report_pictures: bool = False
     embedding: str = "pca"
     gan_discriminator: str = "best-probe"
+    gan_per_seed: bool = False
     allow_test_overlap: bool = False
     adversarial_training: str = "none"
     adversarial_epsilon: float = 0.1
@@ -448,6 +454,10 @@ class Config:
     def __post_init__(self) -> None:
         if self.data.split_seed is None:  # resolved once: every later copy keeps this split
             self.data = dataclasses.replace(self.data, split_seed=self.train.seed)
+        if self.transfer.gan_per_seed:
+            _check("train.seed", self.train.seed, self.train.seed + self.transfer.seeds <= 2**32,
+                   f"an integer below 2**32 - {self.transfer.seeds} with transfer.gan_per_seed "
+                   "(seed s's GAN trains at train.seed + s)")
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the config as plain nested dicts, ready for YAML."""

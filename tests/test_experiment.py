@@ -377,3 +377,76 @@ def test_transfer_and_compare_start_from_the_best_probe_discriminator(tmp_path, 
     np.testing.assert_array_equal(_first_kernel(model), _first_kernel(chosen))
     notes = json.loads((result.run_dir / "results.json").read_text())["context"]["notes"]
     assert any(f"epoch {compared['best_probe_epoch']} of 3" in note for note in notes)
+
+
+@pytest.mark.slow
+def test_one_gan_per_seed_starts_each_seeds_models_and_a_resume_trains_only_the_missing_gan(
+        tmp_path, tiny_overrides, monkeypatch):
+    import numpy as np
+    from click.testing import CliRunner
+
+    from gantransfer.cli import cli
+
+    out = tmp_path / "cmp"
+    real_train_gan = experiment.train_gan
+    trained: list[str] = []
+
+    def interrupted_at_the_second(config, run_dir, **kwargs):
+        if Path(run_dir).name == "gan-seed-1":
+            raise KeyboardInterrupt
+        trained.append(Path(run_dir).name)
+        return real_train_gan(config, run_dir, **kwargs)
+
+    monkeypatch.setattr(experiment, "train_gan", interrupted_at_the_second)
+    sets = [arg for item in [*tiny_overrides, *FAST, "transfer.seeds=2",
+                             "transfer.gan_metrics=false"] for arg in ("--set", item)]
+    result = CliRunner().invoke(cli, ["compare", "--gan-per-seed", "--strategies",
+                                      "gan-frozen,random-frozen", "--output-dir", str(out),
+                                      "--quiet", *sets])
+    assert result.exit_code == 130 and trained == ["gan"]
+    monkeypatch.setattr(experiment, "train_gan", lambda config, run_dir, **kwargs: (
+        trained.append(Path(run_dir).name), real_train_gan(config, run_dir, **kwargs))[1])
+    result = CliRunner().invoke(cli, ["compare", "--output-dir", str(out), "--resume", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert trained == ["gan", "gan-seed-1"]  # the finished GAN was kept
+
+    gans = [json.loads((out / name / "run.json").read_text()) for name in ("gan", "gan-seed-1")]
+    assert [gan["seed"] for gan in gans] == [0, 1]
+    # Both held out the same test images, the ones the comparison tests on.
+    assert gans[0]["dataset"]["test_sha256"] == gans[1]["dataset"]["test_sha256"]
+    assert [gan["dataset"]["split_seed"] for gan in gans] == [0, 0]
+    discriminators = [_first_kernel(keras.saving.load_model(out / name / "discriminator.keras"))
+                      for name in ("gan", "gan-seed-1")]
+    assert not np.array_equal(*discriminators)
+    for seed, expected in enumerate(discriminators):  # each seed's frozen trunk is its own GAN's
+        model = keras.saving.load_model(out / f"models/gan-frozen_lpc-3_seed-{seed}.keras")
+        np.testing.assert_array_equal(_first_kernel(model), expected)
+    report = (out / "report.md").read_text()
+    assert "each seed's GAN strategies start from its own GAN" in report
+    assert "gan/, gan-seed-1/: one GAN per seed" in report
+    notes = json.loads((out / "results.json").read_text())["context"]["notes"]
+    assert any(note.startswith("one GAN per seed") for note in notes)
+    assert any(note.startswith("seed 1's GAN (gan-seed-1/, train.seed=1)") for note in notes)
+
+
+def test_transfer_refuses_one_gan_per_seed_before_touching_the_folder(tmp_path, tiny_overrides):
+    config = load_config(None, [*tiny_overrides, *FAST, "transfer.gan_per_seed=true"])
+    with pytest.raises(ConfigError, match="transfer.gan_per_seed trains one GAN per seed, which "
+                                          "compare does"):
+        experiment.transfer(config, tmp_path / "run",
+                            discriminator=build_discriminator(16, 1, width=0.125))
+    assert not (tmp_path / "run").exists()
+
+
+def test_per_seed_discriminators_must_be_one_per_seed_and_of_one_architecture():
+    from gantransfer.data import load_dataset
+    from gantransfer.transfer_learning.protocol import run_transfer
+
+    config = load_config(None, FAST)
+    data = load_dataset("digits", image_size=16, channels=1, validation_split=0.0)
+    narrow, wide = (build_discriminator(16, 1, width=w) for w in (0.125, 0.25))
+    with pytest.raises(ConfigError, match="given 3 discriminators for 2 seeds"):
+        run_transfer(data, ["gan-frozen"], [3], 2, config.transfer,
+                     discriminator=[narrow, narrow, narrow])
+    with pytest.raises(ConfigError, match="the seeds' discriminators differ in architecture"):
+        run_transfer(data, ["gan-frozen"], [3], 2, config.transfer, discriminator=[narrow, wide])

@@ -77,6 +77,10 @@ RUN_AS = {
         f"gantransfer compare --config digits --output-dir outputs/fmnist-compare "
         f"--labels-per-class 10 {TINY_COMPARE} {NO_GAN_METRICS}",
         "digits stands in for Fashion-MNIST; tiny"),
+    "gantransfer compare --seeds 5 --gan-per-seed --output-dir outputs/digits-gan-per-seed": (
+        f"gantransfer compare --labels-per-class 10 --output-dir outputs/digits-gan-per-seed "
+        f"{TINY_COMPARE} --seeds 2 --gan-per-seed --strategies gan-linear-probe {NO_GAN_METRICS}",
+        "two seeds, so two GANs, instead of five; tiny"),
     "gantransfer compare --labels-per-class 10,all --seeds 5 --set transfer.augment_shift=0.1": (
         f"gantransfer compare --labels-per-class 10,all --set transfer.augment_shift=0.1 "
         f"{TINY_COMPARE} {NO_GAN_METRICS}", "one seed instead of five; tiny"),

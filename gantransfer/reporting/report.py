@@ -536,8 +536,9 @@ def _robust_verdict_blocks(results: list[StrategyResult]) -> list[Any]:
 
 
 def _verdict_blocks(results: list[StrategyResult], compared: list[dict[str, Any]],
-                    flags: list[dict[str, Any]]) -> list[Any]:
-    """The headline per budget, the models below raw pixels, then every comparison."""
+                    flags: list[dict[str, Any]], gan: dict[str, Any] | None) -> list[Any]:
+    """The headline per budget, the models below raw pixels, then every comparison; ``gan`` is
+    what the context says of the GAN run(s)."""
     if not compared:
         return [_Paragraph("No model has results yet.")]
     blocks: list[Any] = [_List(headline(results), "headline")]
@@ -545,10 +546,15 @@ def _verdict_blocks(results: list[StrategyResult], compared: list[dict[str, Any]
         blocks.append(_Paragraph("Sanity check: training from scratch or from a GAN trunk should "
                                  "beat logistic regression on raw pixels."))
         blocks.append(_List([render_flag(flag) for flag in flags], "flags"))
-    gan_note = (" The seeds draw the labeled images and initialise the networks; the GAN was "
-                "trained once, so its own run-to-run variation is not in the intervals, and a GAN "
-                "strategy's differences are those of this GAN."
-                if any(family_of(r.strategy) == "gan" for r in results) else "")
+    gan_note = ""
+    if any(family_of(r.strategy) == "gan" for r in results):
+        gan_note = (" The seeds draw the labeled images, initialise the networks and train the "
+                    "GAN: each seed's GAN strategies start from its own GAN, so the GAN's "
+                    "run-to-run variation is in the intervals." if (gan or {}).get("per_seed") else
+                    " The seeds draw the labeled images and initialise the networks; the GAN was "
+                    "trained once, so its own run-to-run variation is not in the intervals, and a "
+                    "GAN strategy's differences are those of this GAN (transfer.gan_per_seed "
+                    "trains one per seed).")
     blocks.append(_Paragraph(f"Each difference is paired over seeds, with a Student t-interval "
                              f"({100 * CONFIDENCE:.0f}%); it is a win or a loss only when the "
                              f"interval excludes 0.{gan_note}", muted=True))
@@ -605,7 +611,7 @@ def _blocks(results: list[StrategyResult], ctx: dict[str, Any], summary: list[di
                              muted=True))
 
     blocks.append(_Heading("Verdict"))
-    blocks.extend(_verdict_blocks(results, comparisons, flags))
+    blocks.extend(_verdict_blocks(results, comparisons, flags, ctx["gan"]))
 
     blocks.append(_Heading("Results"))
     if summary:

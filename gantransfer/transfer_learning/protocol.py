@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Callable
 
 import keras
@@ -174,9 +175,33 @@ def augmentation_note(settings: TransferConfig, image_size: int) -> str | None:
     return f"trained on its images under {' and '.join(parts)}" if parts else None
 
 
+Discriminator = str | Path | keras.Model
+
+
+def _per_seed(discriminator: Discriminator | Sequence[Discriminator] | None,
+              seeds: int) -> list[keras.Model | None]:
+    """Each seed's discriminator, loaded: the one given for every seed, or a list's, one per seed.
+
+    Raises:
+        ConfigError: A list whose length is not ``seeds``, or whose trunks differ in architecture.
+    """
+    if discriminator is None or isinstance(discriminator, (str, Path, keras.Model)):
+        model = load_discriminator(discriminator) if discriminator is not None else None
+        return [model] * seeds
+    if len(discriminator) != seeds:
+        raise ConfigError(f"run_transfer was given {len(discriminator)} discriminators for "
+                          f"{seeds} seeds; give one per seed, or one for all of them")
+    models = [load_discriminator(one) for one in discriminator]
+    first, *others = [architecture_of(model) for model in models]
+    if any(other != first for other in others):
+        raise ConfigError(f"the seeds' discriminators differ in architecture ({first} and "
+                          f"{next(o for o in others if o != first)}); one comparison needs one trunk")
+    return models
+
+
 def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list[Budget],
                  seeds: int, settings: TransferConfig, *,
-                 discriminator: str | Path | keras.Model | None = None,
+                 discriminator: Discriminator | Sequence[Discriminator] | None = None,
                  architecture: TrunkArchitecture | None = None,
                  validation_fraction: float = 0.2, models_dir: str | Path | None = None,
                  verbose: bool = False,
@@ -192,7 +217,9 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
         seeds: Seeds 0..seeds-1 draw the budget, the validation split and initialisations.
         settings: How every strategy trains.
         discriminator: The GAN's discriminator (model, ``.keras`` file or run folder); needed by
-            the strategies that need a ``discriminator`` (the registry's ``gan`` family).
+            the strategies that need a ``discriminator`` (the registry's ``gan`` family). A list
+            gives each seed its own, ``discriminator[seed]`` (GANs of one architecture, trained
+            at different seeds): the seeds' differences then include the GAN's own variation.
         architecture: The trunk architecture when no discriminator is given.
         validation_fraction: Share of each class's budget held out for validation.
         models_dir: Where trained classifiers are saved, or None to not save them.
@@ -210,7 +237,8 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
                         "(a folder with one subfolder per class, or labels in the npz/IDX files)")
     if len(dataset.test) == 0:
         raise DataError(f"dataset {dataset.name!r} has no test images; set data.test_split > 0")
-    disc_model = load_discriminator(discriminator) if discriminator is not None else None
+    per_seed = _per_seed(discriminator, seeds)
+    disc_model = per_seed[0]
     if disc_model is not None:
         architecture = architecture_of(disc_model)
     elif any("discriminator" in STRATEGIES[name].needs for name in strategies):
@@ -263,7 +291,8 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
                 else:
                     logger.info("%s", label)
                     context = StrategyContext(split=split, settings=settings,
-                                              architecture=architecture, discriminator=disc_model,
+                                              architecture=architecture,
+                                              discriminator=per_seed[seed],
                                               verbose=verbose, label=label)
                     try:
                         outcome = RUNNERS[name](context)

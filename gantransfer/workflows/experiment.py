@@ -51,7 +51,8 @@ class TransferResult:
         run_dir: The run folder.
         results: One :class:`StrategyResult` per (strategy, labels per class, seed).
         files: The report files by name (results.csv, results.json, report.md, report.html).
-        gan: The GAN training result, for ``compare``.
+        gan: The GAN training result, for ``compare`` (seed 0's, with ``transfer.gan_per_seed``).
+        gans: With ``transfer.gan_per_seed``, every seed's GAN training result, in seed order.
         chief: False on a ``multi-worker`` worker other than the chief: it trained the GAN
             alongside the chief, and has no results; ``run_dir`` is the chief's.
 
@@ -64,6 +65,7 @@ class TransferResult:
     results: list[StrategyResult] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
     gan: TrainGanResult | None = None
+    gans: list[TrainGanResult] = field(default_factory=list)
     chief: bool = True
 
 
@@ -338,6 +340,9 @@ def transfer(config: Config, run_dir: str | Path, *,
     """
     started = time.perf_counter()
     run_dir = Path(run_dir)
+    if config.transfer.gan_per_seed:
+        raise ConfigError("transfer.gan_per_seed trains one GAN per seed, which compare does; "
+                          "transfer uses the one GAN it is given: set it to false, or run compare")
     # Check the folder first (fail fast), load, and only then touch the folder: bad input never
     # leaves an empty run folder behind or costs an old run under overwrite.
     check_run_dir(run_dir, resume=resume, overwrite=overwrite)
@@ -364,6 +369,7 @@ def transfer(config: Config, run_dir: str | Path, *,
 
 def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: keras.Model | None, *,
                    notes: list[str], started: float, verbose: bool,
+                   per_seed: list[keras.Model] | None = None,
                    gan: dict[str, Any] | None = None,
                    gan_metrics: dict[str, Any] | None = None,
                    discriminator_file: str | Path | None = None,
@@ -371,7 +377,9 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
                    split: tuple[float, int] | None = None) -> TransferResult:
     """Runs the strategies into a prepared run folder (``config.yaml`` written) on loaded data.
 
-    ``data`` must have the discriminator's image size and channels, when there is one; ``gan`` is
+    ``data`` must have the discriminator's image size and channels, when there is one; with
+    ``per_seed``, seed ``s``'s gan-* models start from ``per_seed[s]`` instead (``disc_model``
+    is seed 0's, whose pictures the report shows); ``gan`` is
     what the report says of the GAN run (:func:`_gan_context`); ``started`` is when the caller's
     work began; ``earlier`` is what the interrupted sessions of a resumed run finished, and
     ``split`` the ``(test_split, seed)`` the test images were held out with
@@ -392,7 +400,8 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
     earlier = earlier or _Earlier()
     finished = earlier.results
     partial: list[dict[str, Any]] = [r.to_row() for r in finished if r.status == "ok"]
-    weights = weights_fingerprint(disc_model)
+    weights = (",".join(str(weights_fingerprint(model)) for model in per_seed) if per_seed
+               else weights_fingerprint(disc_model))
     if finished:
         _check_same_discriminator(run_dir, earlier, weights)
 
@@ -411,7 +420,7 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
     keep()
 
     run = run_transfer(data, t.strategies, t.labels_per_class, t.seeds, t,
-                       discriminator=disc_model, architecture=architecture,
+                       discriminator=per_seed or disc_model, architecture=architecture,
                        validation_fraction=t.validation_fraction, models_dir=run_dir / "models",
                        verbose=verbose, on_result=keep, finished=finished)
     context["skipped"] = run.skipped
@@ -439,17 +448,36 @@ def _compare_beside_chief(config: Config, run_dir: Path, data: Dataset,
     """:func:`compare` on a ``multi-worker`` worker other than the chief: it trains the GAN
     alongside the chief (writing none of it) and leaves the classifiers to the chief."""
     # The same answers as the chief's, from the same shared folder.
-    return TransferResult(run_dir=run_dir, gan=_the_gan(config, run_dir, data, resume), chief=False)
+    gans = _the_gans(config, run_dir, data, resume)
+    return TransferResult(run_dir=run_dir, gan=gans[0], gans=gans, chief=False)
 
 
-def _the_gan(config: Config, run_dir: Path, data: Dataset, resume: bool) -> TrainGanResult:
-    """The compare's GAN: trained on ``data`` in ``run_dir/gan``, or on from its last checkpoint,
-    or, resuming a compare whose GAN had finished, that one."""
-    gan = _finished_gan(config, run_dir / "gan") if resume else None
-    if gan is None:
-        gan = train_gan(config, run_dir / "gan", dataset=data,
-                        resume=resume and (run_dir / "gan" / "config.yaml").is_file())
-    return gan
+def _gan_runs(config: Config, run_dir: Path) -> list[tuple[Config, Path]]:
+    """The config and folder of each GAN a compare trains: one, in ``gan/``; or with
+    ``transfer.gan_per_seed`` one per seed, seed ``s``'s at ``train.seed + s`` in ``gan-seed-s/``
+    (seed 0's in ``gan/``), all holding out the same test split (``data.split_seed``).
+
+    Raises:
+        ConfigError: A seed's ``train.seed`` would be out of range.
+    """
+    if not config.transfer.gan_per_seed:
+        return [(config, run_dir / "gan")]
+    return [(replace(config, train=replace(config.train, seed=config.train.seed + seed)),
+             run_dir / (f"gan-seed-{seed}" if seed else "gan"))
+            for seed in range(config.transfer.seeds)]
+
+
+def _the_gans(config: Config, run_dir: Path, data: Dataset, resume: bool) -> list[TrainGanResult]:
+    """The compare's GANs (:func:`_gan_runs`), each trained on ``data``, or on from its last
+    checkpoint, or, resuming a compare whose GAN had finished, that one."""
+    gans = []
+    for gan_config, gan_dir in _gan_runs(config, run_dir):
+        gan = _finished_gan(gan_config, gan_dir) if resume else None
+        if gan is None:
+            gan = train_gan(gan_config, gan_dir, dataset=data,
+                            resume=resume and (gan_dir / "config.yaml").is_file())
+        gans.append(gan)
+    return gans
 
 
 def _finished_gan(config: Config, gan_dir: Path) -> TrainGanResult | None:
@@ -514,19 +542,44 @@ def _compare_on_chief(config: Config, run_dir: Path, data: Dataset, resume: bool
     earlier = _earlier_sessions(run_dir, config) if resume else _Earlier()
     run_dir = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     save_config(config, run_dir / "config.yaml")
-    gan = _the_gan(config, run_dir, data, resume)
-    # The GAN trained on this very data's training split; the check proves the test split is the
-    # one it held out, as for any transfer from a GAN run.
+    gans = _the_gans(config, run_dir, data, resume)
+    gan = gans[0]
+    # The GANs trained on this very data's training split; the check proves the test split is the
+    # one they held out, as for any transfer from a GAN run.
     data, notes = hold_out_the_gans_test_split(config, data, gan.manifest)
-    chosen, chosen_notes = _probe_chosen(config, gan.run_dir, gan.manifest)
+    discriminators, chosen_notes = _seeds_discriminators(config, gans)
     notes = [*chosen_notes, *notes]
     scores = _gan_metrics(config, gan, data) if config.transfer.gan_metrics else None
+    context = _gan_context(gan.run_dir, gan.manifest)
+    if config.transfer.gan_per_seed and context is not None:
+        context["per_seed"] = (f"{', '.join(f'{g.run_dir.name}/' for g in gans)}: one GAN per seed "
+                               "(transfer.gan_per_seed); the samples, curves and scores here are "
+                               f"{gan.run_dir.name}/'s")
     started = time.perf_counter()
     seed_everything(config.train.seed, config.train.deterministic)
-    result = _transfer_into(run_dir, config, data, chosen or gan.gan.discriminator, notes=notes,
+    result = _transfer_into(run_dir, config, data, discriminators[0], notes=notes,
                             started=started, verbose=verbose,
-                            gan=_gan_context(gan.run_dir, gan.manifest), gan_metrics=scores,
-                            earlier=earlier,
+                            per_seed=discriminators if config.transfer.gan_per_seed else None,
+                            gan=context, gan_metrics=scores, earlier=earlier,
                             split=held_out_split(config, gan.manifest, data.source))
-    result.gan = gan
+    result.gan, result.gans = gan, gans
     return result
+
+
+def _seeds_discriminators(config: Config, gans: list[TrainGanResult]
+                          ) -> tuple[list[keras.Model], list[str]]:
+    """The discriminator each GAN seeds the gan-* strategies with (its best-probe one, or its
+    last: :func:`_probe_chosen`), and notes saying which; with several GANs, each note names its
+    folder and the seed it serves."""
+    models, notes = [], []
+    for seed, gan in enumerate(gans):
+        chosen, chosen_notes = _probe_chosen(config, gan.run_dir, gan.manifest)
+        models.append(chosen or gan.gan.discriminator)
+        notes += chosen_notes if len(gans) == 1 else [
+            f"seed {seed}'s GAN ({gan.run_dir.name}/, train.seed={gan.manifest.get('seed')}): "
+            f"{note}" for note in chosen_notes]
+    if len(gans) > 1:
+        notes.insert(0, f"one GAN per seed (transfer.gan_per_seed), {len(gans)} GANs: each "
+                        "seed's gan-* models start from a GAN trained at its own seed on the same "
+                        "images, so the paired intervals include the GAN's run-to-run variation")
+    return models, notes
