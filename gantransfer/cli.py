@@ -354,13 +354,17 @@ def _print_report(result: Any) -> None:
 
 @cli.command("transfer")
 @click.option("--gan-run", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="A train-gan run folder: its discriminator seeds the gan-* strategies.")
+              multiple=True, help="A train-gan run folder: its discriminator seeds the gan-* "
+              "strategies. Give one per seed, in seed order, to start each seed's from its own "
+              "GAN (GANs trained at different --seed).")
 @click.option("--discriminator", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A discriminator .keras file, instead of --gan-run.")
+              multiple=True, help="A discriminator .keras file, instead of --gan-run (or one "
+              "per seed).")
 @_transfer_options
 @_runtime_options
 @_user_errors
-def transfer_command(gan_run: Path | None, discriminator: Path | None, config_file: str | None,
+def transfer_command(gan_run: tuple[Path, ...], discriminator: tuple[Path, ...],
+                     config_file: str | None,
                      dataset: str | None, strategies: str | None, labels_per_class: str | None,
                      seeds: int | None, head: str | None, dropout: float | None,
                      l2: float | None, trunk_dropout: float | None, trunk_l2: float | None,
@@ -381,7 +385,7 @@ def transfer_command(gan_run: Path | None, discriminator: Path | None, config_fi
           --backbone mobilenet --backbone-alpha 0.25 --backbone-weights none
     """
     _setup_logging(quiet)
-    if gan_run is not None and discriminator is not None:
+    if gan_run and discriminator:
         raise GantransferError("pass --gan-run or --discriminator, not both")
     flags = _overrides(dataset=dataset, preset=config_file is None and not resume)
     flags += _transfer_overrides(strategies, labels_per_class, seeds, backbone, backbone_alpha,
@@ -395,8 +399,10 @@ def transfer_command(gan_run: Path | None, discriminator: Path | None, config_fi
     import_quietly()
     from gantransfer.workflows.experiment import transfer
 
-    result = transfer(config, output_dir, discriminator=gan_run or discriminator,
-                      overwrite=overwrite, resume=resume, verbose=not quiet)
+    given = list(gan_run or discriminator)
+    result = transfer(config, output_dir, discriminator=given if len(given) > 1 else
+                      (given[0] if given else None), overwrite=overwrite, resume=resume,
+                      verbose=not quiet)
     _print_report(result)
 
 

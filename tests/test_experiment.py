@@ -450,3 +450,48 @@ def test_per_seed_discriminators_must_be_one_per_seed_and_of_one_architecture():
                      discriminator=[narrow, narrow, narrow])
     with pytest.raises(ConfigError, match="the seeds' discriminators differ in architecture"):
         run_transfer(data, ["gan-frozen"], [3], 2, config.transfer, discriminator=[narrow, wide])
+
+
+@pytest.mark.slow
+def test_transfer_starts_each_seed_from_its_own_gan_run_that_held_out_the_same_images(
+        tmp_path, tiny_overrides):
+    import numpy as np
+    from click.testing import CliRunner
+
+    from gantransfer.cli import cli
+    from gantransfer.gan.train import train_gan
+
+    for seed, split_seed in ((0, 0), (1, 0), (2, 2)):
+        train_gan(load_config(None, [*tiny_overrides, *FAST, f"train.seed={seed}",
+                                     f"data.split_seed={split_seed}"]), tmp_path / f"gan{seed}")
+    sets = [arg for item in [*tiny_overrides, *FAST] for arg in ("--set", item)]
+    command = ["transfer", "--strategies", "gan-frozen", "--quiet", *sets, "--set",
+               "transfer.seeds=2"]
+    result = CliRunner().invoke(cli, [*command, "--gan-run", str(tmp_path / "gan0"), "--gan-run",
+                                      str(tmp_path / "gan1"), "--output-dir", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    for seed in (0, 1):
+        model = keras.saving.load_model(tmp_path / f"run/models/gan-frozen_lpc-3_seed-{seed}.keras")
+        expected = keras.saving.load_model(tmp_path / f"gan{seed}/discriminator.keras")
+        np.testing.assert_array_equal(_first_kernel(model), _first_kernel(expected))
+    run = json.loads((tmp_path / "run/run.json").read_text())
+    assert run["discriminator"] == [str(tmp_path / "gan0"), str(tmp_path / "gan1")]
+    assert "each seed's GAN strategies start from its own GAN" in (
+        tmp_path / "run/report.md").read_text()
+
+    # Not one per seed; a GAN that held out other test images (it trained on some of these).
+    three = [arg for name in ("gan0", "gan1", "gan0") for arg in ("--gan-run", str(tmp_path / name))]
+    result = CliRunner().invoke(cli, [*command, *three, "--output-dir", str(tmp_path / "three")])
+    assert result.exit_code == 1 and "3 GANs for 2 seeds: give one --gan-run" in result.output
+    result = CliRunner().invoke(cli, [*command, "--gan-run", str(tmp_path / "gan0"), "--gan-run",
+                                      str(tmp_path / "gan2"), "--output-dir", str(tmp_path / "mix")])
+    assert result.exit_code == 1 and "held out other test images than the first GAN's" in \
+        result.output and "same data.test_split and data.split_seed" in result.output
+    wide = build_discriminator(16, 1, width=0.25)
+    wide.save(tmp_path / "wide.keras")
+    result = CliRunner().invoke(cli, [*command, "--discriminator", str(tmp_path / "gan0/"
+                                      "discriminator.keras"), "--discriminator",
+                                      str(tmp_path / "wide.keras"), "--output-dir",
+                                      str(tmp_path / "wide")])
+    assert result.exit_code == 1 and "differs in architecture from the first" in result.output
+    assert not any((tmp_path / name).exists() for name in ("three", "mix", "wide"))

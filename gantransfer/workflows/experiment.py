@@ -34,7 +34,7 @@ from gantransfer.registry import STRATEGIES
 from gantransfer.runtime import Runtime, start_together, together
 from gantransfer.transfer_learning.backbones import check_backbone, imagenet_weights_problem
 from gantransfer.transfer_learning.protocol import budget_split, run_transfer
-from gantransfer.transfer_learning.trunks import load_discriminator
+from gantransfer.transfer_learning.trunks import architecture_of, load_discriminator
 from gantransfer.workflows.pictures import report_pictures
 from gantransfer.workflows.targets import (held_out_split, hold_out_the_gans_test_split,
                                            load_target, target_data, trunk_architecture)
@@ -311,10 +311,13 @@ def _in_runtime(*, trains_gan: bool) -> Callable[[Callable[..., Any]], Callable[
     return decorate
 
 
+Discriminator = str | Path | keras.Model
+
+
 @_in_runtime(trains_gan=False)
 def transfer(config: Config, run_dir: str | Path, *,
-             discriminator: str | Path | keras.Model | None = None, overwrite: bool = False,
-             resume: bool = False, verbose: bool = True) -> TransferResult:
+             discriminator: Discriminator | list[Discriminator] | None = None,
+             overwrite: bool = False, resume: bool = False, verbose: bool = True) -> TransferResult:
     """Compares the configured strategies on the configured (labeled) dataset.
 
     Args:
@@ -322,7 +325,10 @@ def transfer(config: Config, run_dir: str | Path, *,
         run_dir: The run folder (must not exist unless ``overwrite``).
         discriminator: A trained discriminator (model, ``.keras`` file or train-gan run folder);
             needed by the ``gan-*`` strategies only. Its architecture fixes the trunk, and the
-            target data is brought to its image size and channels.
+            target data is brought to its image size and channels. A list of several gives each
+            seed its own GAN, one per seed in seed order (GANs of one architecture that held out
+            the same test images, trained at different ``train.seed``): the paired intervals then
+            include the GAN's run-to-run variation.
         overwrite: Replace an existing run folder.
         resume: Continue an interrupted run in ``run_dir`` with the same config: the models in its
             ``results.partial.json`` are kept, the others trained.
@@ -330,6 +336,10 @@ def transfer(config: Config, run_dir: str | Path, *,
 
     Returns:
         A :class:`TransferResult`.
+
+    Raises:
+        ConfigError: Several discriminators, but not one per seed; or ``transfer.gan_per_seed``,
+            which is compare's (it trains the GANs).
 
     Example:
         >>> import gantransfer as gt
@@ -340,31 +350,106 @@ def transfer(config: Config, run_dir: str | Path, *,
     """
     started = time.perf_counter()
     run_dir = Path(run_dir)
+    sources = list(discriminator) if isinstance(discriminator, (list, tuple)) else \
+        ([discriminator] if discriminator is not None else [])
     if config.transfer.gan_per_seed:
         raise ConfigError("transfer.gan_per_seed trains one GAN per seed, which compare does; "
-                          "transfer uses the one GAN it is given: set it to false, or run compare")
+                          "transfer takes GANs already trained: set it to false, and give one "
+                          "--gan-run per seed")
+    if len(sources) > 1 and len(sources) != config.transfer.seeds:
+        raise ConfigError(f"{len(sources)} GANs for {config.transfer.seeds} seeds: give one "
+                          "--gan-run (or --discriminator) per seed, or one for all of them")
     # Check the folder first (fail fast), load, and only then touch the folder: bad input never
     # leaves an empty run folder behind or costs an old run under overwrite.
     check_run_dir(run_dir, resume=resume, overwrite=overwrite)
     earlier = _earlier_sessions(run_dir, config) if resume else _Earlier()
     seed_everything(config.train.seed, config.train.deterministic)
-    gan_dir = _run_dir_of(discriminator)
-    manifest = _gan_manifest(gan_dir)  # a broken GAN run fails before the folder exists
-    # A run folder may hold a best-probe discriminator; an explicit .keras file is used as it is.
-    chosen, chosen_notes = _probe_chosen(config, gan_dir, manifest) \
-        if discriminator is not None and Path(str(discriminator)).is_dir() else (None, [])
-    disc_model = chosen or (load_discriminator(discriminator) if discriminator is not None
-                            else None)
+    gans = [_given_gan(config, source) for source in sources]  # a broken run fails here
+    disc_model, gan_dir, manifest = gans[0][:3] if gans else (None, None, None)
+    others = [(source, architecture_of(model)) for source, (model, *_) in zip(sources, gans)][1:]
+    for source, other in others:
+        if other != architecture_of(disc_model):
+            raise ConfigError(f"the GAN {str(source)!r} differs in architecture from the first "
+                              f"({other} against {architecture_of(disc_model)}); one comparison "
+                              "needs one trunk: give GANs trained with the same gan.* settings "
+                              "and image size")
     data, notes = target_data(config, disc_model, manifest)
-    notes = [*chosen_notes, *notes]
+    for _, other_dir, other, _ in gans[1:]:
+        notes += _check_same_held_out_images(config, data, other_dir, other)
+    labels = [str(folder if folder is not None else source) for (_, folder, _, _), source
+              in zip(gans, sources)]
+    notes = [*_seed_notes([(label, record, said) for label, (_, _, record, said)
+                           in zip(labels, gans)]), *notes]
     _check_transfer_inputs(config, data, has_discriminator=disc_model is not None)
     gan = _gan_context(gan_dir, manifest)
+    if len(gans) > 1 and gan is not None:
+        gan["per_seed"] = _per_seed_fact(labels)
     run_dir = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     save_config(config, run_dir / "config.yaml")
-    discriminator_file = discriminator if isinstance(discriminator, (str, Path)) else None
+    files = [str(source) for source in sources if isinstance(source, (str, Path))]
     return _transfer_into(run_dir, config, data, disc_model, notes=notes, started=started,
-                          verbose=verbose, gan=gan, discriminator_file=discriminator_file,
+                          verbose=verbose,
+                          per_seed=[model for model, *_ in gans] if len(gans) > 1 else None,
+                          gan=gan, discriminator_file=files[0] if len(files) == 1 else files or None,
                           earlier=earlier, split=held_out_split(config, manifest, data.source))
+
+
+def _given_gan(config: Config, source: Discriminator
+               ) -> tuple[keras.Model, Path | None, dict[str, Any] | None, list[str]]:
+    """A GAN given to :func:`transfer`: the discriminator that seeds the gan-* strategies, the run
+    folder and manifest it comes from (None for a model, or a file outside a run), and notes.
+
+    A run folder gives its best-probe discriminator (:func:`_probe_chosen`); an explicit ``.keras``
+    file is used as it is.
+    """
+    gan_dir = _run_dir_of(source)
+    manifest = _gan_manifest(gan_dir)
+    chosen, notes = (None, [])
+    if not isinstance(source, keras.Model) and Path(source).is_dir():
+        chosen, notes = _probe_chosen(config, gan_dir, manifest)
+    return chosen or load_discriminator(source), gan_dir, manifest, notes
+
+
+def _check_same_held_out_images(config: Config, data: Dataset, gan_dir: Path | None,
+                                manifest: dict[str, Any] | None) -> list[str]:
+    """Refuses a seed's GAN that held out other test images of the target than those in ``data``,
+    the first GAN's: it trained on some of the images the comparison tests on. Returns a warning
+    note instead under ``transfer.allow_test_overlap``.
+
+    Raises:
+        DataError: It trained on the target's source with another test split or split seed.
+    """
+    trained = (manifest or {}).get("dataset") or {}
+    if trained.get("source") != data.source or "test_sha256" not in trained \
+            or trained["test_sha256"] == data.test.fingerprint():
+        return []  # it learned from other data, does not record its split, or held out these
+    problem = (f"the GAN run {str(gan_dir)!r} held out other test images than the first GAN's, so "
+               "it trained on some of the images the comparison tests on")
+    if not config.transfer.allow_test_overlap:
+        raise DataError(f"{problem}; train every seed's GAN with the same data.test_split and "
+                        "data.split_seed, or set transfer.allow_test_overlap=true to run anyway")
+    return [f"WARNING: {problem} (transfer.allow_test_overlap is set)"]
+
+
+def _seed_notes(gans: list[tuple[str, dict[str, Any] | None, list[str]]]) -> list[str]:
+    """What the report says of the discriminators that seed the gan-* strategies, given each GAN's
+    ``(label, manifest, notes)``: one GAN's notes as they are; with one GAN per seed, a note
+    saying so, then each GAN's notes under its seed, label and ``train.seed``."""
+    if len(gans) < 2:
+        return [note for _, _, said in gans for note in said]
+    notes = [f"one GAN per seed, {len(gans)} GANs: each seed's gan-* models start from its own "
+             "GAN, so the paired intervals include the GAN's run-to-run variation"]
+    for seed, (label, manifest, said) in enumerate(gans):
+        trained_at = f", train.seed={manifest.get('seed')}" if manifest else ""
+        notes += [f"seed {seed}'s GAN ({label}{trained_at}): {note}"
+                  for note in said or ["its discriminator as given"]]
+    return notes
+
+
+def _per_seed_fact(labels: list[str]) -> str:
+    """The report's GAN fact for one GAN per seed: which, and whose pictures it shows."""
+    return (f"{', '.join(labels)}: one GAN per seed; the samples, curves and scores here are "
+            f"{labels[0]}'s")
 
 
 def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: keras.Model | None, *,
@@ -372,7 +457,7 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
                    per_seed: list[keras.Model] | None = None,
                    gan: dict[str, Any] | None = None,
                    gan_metrics: dict[str, Any] | None = None,
-                   discriminator_file: str | Path | None = None,
+                   discriminator_file: str | Path | list[str] | None = None,
                    earlier: _Earlier | None = None,
                    split: tuple[float, int] | None = None) -> TransferResult:
     """Runs the strategies into a prepared run folder (``config.yaml`` written) on loaded data.
@@ -437,7 +522,8 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
         # How a source without its own test split was split: attack and visualize split it so.
         **({"test_split": split[0], "split_seed": split[1]} if split is not None else {}),
         "wall_time_s": wall_time_s(), "sessions": earlier.sessions + 1,
-        "discriminator": str(discriminator_file) if discriminator_file is not None else None,
+        "discriminator": (discriminator_file if isinstance(discriminator_file, list) else
+                          str(discriminator_file) if discriminator_file is not None else None),
     })
     (run_dir / "results.partial.json").unlink(missing_ok=True)  # the run is complete
     return TransferResult(run_dir=run_dir, results=run.results, files=files)
@@ -547,39 +633,23 @@ def _compare_on_chief(config: Config, run_dir: Path, data: Dataset, resume: bool
     # The GANs trained on this very data's training split; the check proves the test split is the
     # one they held out, as for any transfer from a GAN run.
     data, notes = hold_out_the_gans_test_split(config, data, gan.manifest)
-    discriminators, chosen_notes = _seeds_discriminators(config, gans)
-    notes = [*chosen_notes, *notes]
+    chosen = [_probe_chosen(config, g.run_dir, g.manifest) for g in gans]
+    discriminators = [model or g.gan.discriminator for (model, _), g in zip(chosen, gans)]
+    labels = [f"{g.run_dir.name}/" for g in gans]
+    notes = [*_seed_notes([(label, g.manifest, said) for label, g, (_, said)
+                           in zip(labels, gans, chosen)]), *notes]
     scores = _gan_metrics(config, gan, data) if config.transfer.gan_metrics else None
     context = _gan_context(gan.run_dir, gan.manifest)
-    if config.transfer.gan_per_seed and context is not None:
-        context["per_seed"] = (f"{', '.join(f'{g.run_dir.name}/' for g in gans)}: one GAN per seed "
-                               "(transfer.gan_per_seed); the samples, curves and scores here are "
-                               f"{gan.run_dir.name}/'s")
+    if len(gans) > 1 and context is not None:
+        context["per_seed"] = _per_seed_fact(labels)
     started = time.perf_counter()
     seed_everything(config.train.seed, config.train.deterministic)
     result = _transfer_into(run_dir, config, data, discriminators[0], notes=notes,
                             started=started, verbose=verbose,
-                            per_seed=discriminators if config.transfer.gan_per_seed else None,
+                            per_seed=discriminators if len(gans) > 1 else None,
                             gan=context, gan_metrics=scores, earlier=earlier,
                             split=held_out_split(config, gan.manifest, data.source))
     result.gan, result.gans = gan, gans
     return result
 
 
-def _seeds_discriminators(config: Config, gans: list[TrainGanResult]
-                          ) -> tuple[list[keras.Model], list[str]]:
-    """The discriminator each GAN seeds the gan-* strategies with (its best-probe one, or its
-    last: :func:`_probe_chosen`), and notes saying which; with several GANs, each note names its
-    folder and the seed it serves."""
-    models, notes = [], []
-    for seed, gan in enumerate(gans):
-        chosen, chosen_notes = _probe_chosen(config, gan.run_dir, gan.manifest)
-        models.append(chosen or gan.gan.discriminator)
-        notes += chosen_notes if len(gans) == 1 else [
-            f"seed {seed}'s GAN ({gan.run_dir.name}/, train.seed={gan.manifest.get('seed')}): "
-            f"{note}" for note in chosen_notes]
-    if len(gans) > 1:
-        notes.insert(0, f"one GAN per seed (transfer.gan_per_seed), {len(gans)} GANs: each "
-                        "seed's gan-* models start from a GAN trained at its own seed on the same "
-                        "images, so the paired intervals include the GAN's run-to-run variation")
-    return models, notes
