@@ -285,7 +285,7 @@ class TransferConfig:
             (on the same images, with the same test split), and start each seed's gan-* models
             from its own GAN: the paired intervals then include the GAN's run-to-run variation,
             not only the labels' and the classifiers'. It costs ``transfer.seeds`` GANs.
-            ``transfer`` takes the one GAN it is given, and refuses it.
+            ``transfer`` refuses it: give it one ``--gan-run`` per seed instead.
         allow_test_overlap: With a GAN run trained on the same data, ``transfer`` tests on the
             images that GAN never saw, and refuses when it cannot; true runs anyway, and the report
             says that the GAN may have seen test images.
@@ -456,7 +456,7 @@ class Config:
             self.data = dataclasses.replace(self.data, split_seed=self.train.seed)
         if self.transfer.gan_per_seed:
             _check("train.seed", self.train.seed, self.train.seed + self.transfer.seeds <= 2**32,
-                   f"an integer below 2**32 - {self.transfer.seeds} with transfer.gan_per_seed "
+                   f"an integer at most 2**32 - {self.transfer.seeds} with transfer.gan_per_seed "
                    "(seed s's GAN trains at train.seed + s)")
 
     def to_dict(self) -> dict[str, Any]:

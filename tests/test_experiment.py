@@ -485,8 +485,8 @@ def test_transfer_starts_each_seed_from_its_own_gan_run_that_held_out_the_same_i
     assert result.exit_code == 1 and "3 GANs for 2 seeds: give one --gan-run" in result.output
     result = CliRunner().invoke(cli, [*command, "--gan-run", str(tmp_path / "gan0"), "--gan-run",
                                       str(tmp_path / "gan2"), "--output-dir", str(tmp_path / "mix")])
-    assert result.exit_code == 1 and "held out other test images than the first GAN's" in \
-        result.output and "same data.test_split and data.split_seed" in result.output
+    assert result.exit_code == 1 and "same data.test_split and data.split_seed" in result.output
+    assert "held out other test images than the ones this transfer tests on" in result.output
     wide = build_discriminator(16, 1, width=0.25)
     wide.save(tmp_path / "wide.keras")
     result = CliRunner().invoke(cli, [*command, "--discriminator", str(tmp_path / "gan0/"
@@ -495,3 +495,36 @@ def test_transfer_starts_each_seed_from_its_own_gan_run_that_held_out_the_same_i
                                       str(tmp_path / "wide")])
     assert result.exit_code == 1 and "differs in architecture from the first" in result.output
     assert not any((tmp_path / name).exists() for name in ("three", "mix", "wide"))
+
+
+@pytest.mark.slow
+def test_per_seed_models_resume_only_with_the_same_gans_in_order_and_one_gan_is_not_two(
+        tmp_path, tiny_overrides, monkeypatch):
+    from gantransfer.transfer_learning import strategies
+
+    keras.utils.set_random_seed(0)
+    first, second = (build_discriminator(16, 1, width=0.125) for _ in range(2))
+    config = load_config(None, [*tiny_overrides, *FAST, "transfer.seeds=2",
+                                "transfer.strategies=gan-frozen"])
+    with pytest.raises(ConfigError, match="seeds 0 and 1 were given the same GAN"):
+        experiment.transfer(config, tmp_path / "same", discriminator=[first, first])
+    real = strategies.RUNNERS["gan-frozen"]
+
+    def crash_at_seed_1(context):
+        if context.split.seed == 1:
+            raise KeyboardInterrupt
+        return real(context)
+
+    monkeypatch.setitem(strategies.RUNNERS, "gan-frozen", crash_at_seed_1)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.transfer(config, tmp_path / "run", discriminator=[first, second], verbose=False)
+    monkeypatch.undo()
+    with pytest.raises(ConfigError, match="with another discriminator"):  # the GANs swapped
+        experiment.transfer(config, tmp_path / "run", discriminator=[second, first], resume=True)
+    result = experiment.transfer(config, tmp_path / "run", discriminator=[first, second],
+                                 resume=True, verbose=False)
+    assert [r.seed for r in result.results] == [0, 1]
+    # GANs given as models, with no run folder: the verdict still says whose variation it holds.
+    assert "each seed's GAN strategies start from its own GAN" in (
+        tmp_path / "run/report.md").read_text()
+    assert json.loads((tmp_path / "run/run.json").read_text())["discriminator"] == [None, None]

@@ -323,6 +323,7 @@ def _resolve_context(context: dict[str, Any] | None,
         "num_classes": num_classes,
         "title": str(context.get("title") or f"Transfer strategies on {dataset}"),
         "gan": dict(gan) if isinstance(gan, dict) else None,
+        "gan_per_seed": bool(context.get("gan_per_seed")),
         "config": context.get("config"),
         "skipped": [s for s in (context.get("skipped") or []) if isinstance(s, dict)],
         "notes": [str(n) for n in (context.get("notes") or [])],
@@ -536,9 +537,9 @@ def _robust_verdict_blocks(results: list[StrategyResult]) -> list[Any]:
 
 
 def _verdict_blocks(results: list[StrategyResult], compared: list[dict[str, Any]],
-                    flags: list[dict[str, Any]], gan: dict[str, Any] | None) -> list[Any]:
-    """The headline per budget, the models below raw pixels, then every comparison; ``gan`` is
-    what the context says of the GAN run(s)."""
+                    flags: list[dict[str, Any]], gan_per_seed: bool) -> list[Any]:
+    """The headline per budget, the models below raw pixels, then every comparison;
+    ``gan_per_seed`` says whether each seed's GAN strategies started from their own GAN."""
     if not compared:
         return [_Paragraph("No model has results yet.")]
     blocks: list[Any] = [_List(headline(results), "headline")]
@@ -550,11 +551,11 @@ def _verdict_blocks(results: list[StrategyResult], compared: list[dict[str, Any]
     if any(family_of(r.strategy) == "gan" for r in results):
         gan_note = (" The seeds draw the labeled images, initialise the networks and train the "
                     "GAN: each seed's GAN strategies start from its own GAN, so the GAN's "
-                    "run-to-run variation is in the intervals." if (gan or {}).get("per_seed") else
+                    "run-to-run variation is in the intervals." if gan_per_seed else
                     " The seeds draw the labeled images and initialise the networks; the GAN was "
                     "trained once, so its own run-to-run variation is not in the intervals, and a "
-                    "GAN strategy's differences are those of this GAN (transfer.gan_per_seed "
-                    "trains one per seed).")
+                    "GAN strategy's differences are those of this GAN (compare --gan-per-seed, "
+                    "or transfer with one --gan-run per seed, gives each seed its own).")
     blocks.append(_Paragraph(f"Each difference is paired over seeds, with a Student t-interval "
                              f"({100 * CONFIDENCE:.0f}%); it is a win or a loss only when the "
                              f"interval excludes 0.{gan_note}", muted=True))
@@ -611,7 +612,7 @@ def _blocks(results: list[StrategyResult], ctx: dict[str, Any], summary: list[di
                              muted=True))
 
     blocks.append(_Heading("Verdict"))
-    blocks.extend(_verdict_blocks(results, comparisons, flags, ctx["gan"]))
+    blocks.extend(_verdict_blocks(results, comparisons, flags, ctx["gan_per_seed"]))
 
     blocks.append(_Heading("Results"))
     if summary:

@@ -15,7 +15,7 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
@@ -52,7 +52,8 @@ class TransferResult:
         results: One :class:`StrategyResult` per (strategy, labels per class, seed).
         files: The report files by name (results.csv, results.json, report.md, report.html).
         gan: The GAN training result, for ``compare`` (seed 0's, with ``transfer.gan_per_seed``).
-        gans: With ``transfer.gan_per_seed``, every seed's GAN training result, in seed order.
+        gans: Every GAN training result of ``compare``, in seed order: ``[gan]``, or with
+            ``transfer.gan_per_seed`` one per seed.
         chief: False on a ``multi-worker`` worker other than the chief: it trained the GAN
             alongside the chief, and has no results; ``run_dir`` is the chief's.
 
@@ -316,7 +317,7 @@ Discriminator = str | Path | keras.Model
 
 @_in_runtime(trains_gan=False)
 def transfer(config: Config, run_dir: str | Path, *,
-             discriminator: Discriminator | list[Discriminator] | None = None,
+             discriminator: Discriminator | Sequence[Discriminator] | None = None,
              overwrite: bool = False, resume: bool = False, verbose: bool = True) -> TransferResult:
     """Compares the configured strategies on the configured (labeled) dataset.
 
@@ -357,8 +358,9 @@ def transfer(config: Config, run_dir: str | Path, *,
                           "transfer takes GANs already trained: set it to false, and give one "
                           "--gan-run per seed")
     if len(sources) > 1 and len(sources) != config.transfer.seeds:
-        raise ConfigError(f"{len(sources)} GANs for {config.transfer.seeds} seeds: give one "
-                          "--gan-run (or --discriminator) per seed, or one for all of them")
+        raise ConfigError(f"{len(sources)} GANs for {config.transfer.seeds} "
+                          f"seed{'s' if config.transfer.seeds > 1 else ''}: give one --gan-run "
+                          "(or --discriminator) per seed, or one for all of them")
     # Check the folder first (fail fast), load, and only then touch the folder: bad input never
     # leaves an empty run folder behind or costs an old run under overwrite.
     check_run_dir(run_dir, resume=resume, overwrite=overwrite)
@@ -373,6 +375,7 @@ def transfer(config: Config, run_dir: str | Path, *,
                               f"({other} against {architecture_of(disc_model)}); one comparison "
                               "needs one trunk: give GANs trained with the same gan.* settings "
                               "and image size")
+    _check_different_gans([model for model, *_ in gans])
     data, notes = target_data(config, disc_model, manifest)
     for _, other_dir, other, _ in gans[1:]:
         notes += _check_same_held_out_images(config, data, other_dir, other)
@@ -386,12 +389,30 @@ def transfer(config: Config, run_dir: str | Path, *,
         gan["per_seed"] = _per_seed_fact(labels)
     run_dir = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     save_config(config, run_dir / "config.yaml")
-    files = [str(source) for source in sources if isinstance(source, (str, Path))]
+    files = [str(source) if isinstance(source, (str, Path)) else None for source in sources]
     return _transfer_into(run_dir, config, data, disc_model, notes=notes, started=started,
                           verbose=verbose,
                           per_seed=[model for model, *_ in gans] if len(gans) > 1 else None,
-                          gan=gan, discriminator_file=files[0] if len(files) == 1 else files or None,
+                          gan=gan, discriminator_file=files if len(files) > 1 else
+                          (files[0] if files else None),
                           earlier=earlier, split=held_out_split(config, manifest, data.source))
+
+
+def _check_different_gans(models: list[keras.Model]) -> None:
+    """Refuses one GAN given for two seeds: the report would say that the GAN's own variation is
+    in the intervals when it is not.
+
+    Raises:
+        ConfigError: Two seeds' discriminators have the same weights.
+    """
+    seen: dict[str | None, int] = {}
+    for seed, model in enumerate(models if len(models) > 1 else []):
+        weights = weights_fingerprint(model)
+        if weights in seen:
+            raise ConfigError(f"seeds {seen[weights]} and {seed} were given the same GAN (the "
+                              "same discriminator weights): give each seed a GAN of its own, "
+                              "trained at its own --seed, or one GAN for all of them")
+        seen[weights] = seed
 
 
 def _given_gan(config: Config, source: Discriminator
@@ -420,11 +441,14 @@ def _check_same_held_out_images(config: Config, data: Dataset, gan_dir: Path | N
         DataError: It trained on the target's source with another test split or split seed.
     """
     trained = (manifest or {}).get("dataset") or {}
-    if trained.get("source") != data.source or "test_sha256" not in trained \
-            or trained["test_sha256"] == data.test.fingerprint():
-        return []  # it learned from other data, does not record its split, or held out these
-    problem = (f"the GAN run {str(gan_dir)!r} held out other test images than the first GAN's, so "
-               "it trained on some of the images the comparison tests on")
+    if trained.get("source") != data.source \
+            or trained.get("test_sha256") == data.test.fingerprint():
+        return []  # it learned from other data, or held out these very images
+    if "test_sha256" not in trained:
+        return [f"the GAN run {str(gan_dir)!r} does not record which images it held out (it "
+                "predates gantransfer 0.2), so whether it saw test images is unknown"]
+    problem = (f"the GAN run {str(gan_dir)!r} held out other test images than the ones this "
+               "transfer tests on, so it trained on some of them")
     if not config.transfer.allow_test_overlap:
         raise DataError(f"{problem}; train every seed's GAN with the same data.test_split and "
                         "data.split_seed, or set transfer.allow_test_overlap=true to run anyway")
@@ -448,8 +472,8 @@ def _seed_notes(gans: list[tuple[str, dict[str, Any] | None, list[str]]]) -> lis
 
 def _per_seed_fact(labels: list[str]) -> str:
     """The report's GAN fact for one GAN per seed: which, and whose pictures it shows."""
-    return (f"{', '.join(labels)}: one GAN per seed; the samples, curves and scores here are "
-            f"{labels[0]}'s")
+    return (f"{', '.join(labels)}: one GAN per seed; the samples, curves, scores and pictures of "
+            f"what the networks learned here are {labels[0]}'s")
 
 
 def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: keras.Model | None, *,
@@ -479,7 +503,8 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
     context: dict[str, Any] = {
         "title": f"gantransfer: transfer strategies on {data.name}",
         "dataset": data.name, "class_names": data.class_names, "num_classes": data.num_classes,
-        "gan": gan, "config": config.to_dict(), "skipped": [], "notes": notes,
+        "gan": gan, "gan_per_seed": per_seed is not None, "config": config.to_dict(),
+        "skipped": [], "notes": notes,
         "machine": machine_description(),
     }
     earlier = earlier or _Earlier()
@@ -548,7 +573,10 @@ def _gan_runs(config: Config, run_dir: Path) -> list[tuple[Config, Path]]:
     """
     if not config.transfer.gan_per_seed:
         return [(config, run_dir / "gan")]
-    return [(replace(config, train=replace(config.train, seed=config.train.seed + seed)),
+    # Each GAN's own config is a plain one-GAN config at its seed (checked when the compare's was).
+    one_gan = replace(config.transfer, gan_per_seed=False)
+    return [(replace(config, train=replace(config.train, seed=config.train.seed + seed),
+                     transfer=one_gan),
              run_dir / (f"gan-seed-{seed}" if seed else "gan"))
             for seed in range(config.transfer.seeds)]
 
@@ -583,7 +611,8 @@ def compare(config: Config, run_dir: str | Path, *, overwrite: bool = False, res
             verbose: bool = True) -> TransferResult:
     """Trains a DCGAN on the target's unlabeled training images, then runs every strategy.
 
-    The run folder holds the GAN's own run folder in ``gan/``, the trained classifiers in
+    The run folder holds the GAN's own run folder in ``gan/`` (with ``transfer.gan_per_seed``,
+    seed 0's, and seed ``s``'s in ``gan-seed-s/``), the trained classifiers in
     ``models/``, and the results and report. The dataset is loaded once: the GAN trains on its
     training split, is scored against its test split, and the strategies use its labels.
 

@@ -103,7 +103,7 @@ def held_out_split(config: Config, gan_run: dict[str, Any] | None,
     trained = (gan_run or {}).get("dataset") or {}
     if trained.get("source") == source and "test_sha256" in trained:
         return float(trained["test_split"]), int(trained["split_seed"])
-    return config.data.test_split, config.data.split_seed
+    return config.data.test_split, int(config.data.split_seed or 0)  # resolved: never None
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def run_split(model_file: Path) -> RunSplit | None:
         record = record.get("dataset") if isinstance(record.get("dataset"), dict) else {}
     if "split_seed" in record and "test_split" in record:
         return RunSplit(config.data.dataset, float(record["test_split"]), int(record["split_seed"]))
-    return RunSplit(config.data.dataset, config.data.test_split, config.data.split_seed)
+    return RunSplit(config.data.dataset, config.data.test_split, int(config.data.split_seed or 0))
 
 
 def trunk_architecture(config: Config, data: Dataset,
