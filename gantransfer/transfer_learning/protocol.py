@@ -175,7 +175,7 @@ def augmentation_note(settings: TransferConfig, image_size: int) -> str | None:
     return f"trained on its images under {' and '.join(parts)}" if parts else None
 
 
-Discriminator = str | Path | keras.Model
+Discriminator = str | Path | keras.Model  # a model, a .keras file or a train-gan run folder
 
 
 def _per_seed(discriminator: Discriminator | Sequence[Discriminator] | None,

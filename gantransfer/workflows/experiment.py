@@ -33,7 +33,7 @@ from gantransfer.runs import (atomic_write_json, check_run_dir, machine_descript
 from gantransfer.registry import STRATEGIES
 from gantransfer.runtime import Runtime, start_together, together
 from gantransfer.transfer_learning.backbones import check_backbone, imagenet_weights_problem
-from gantransfer.transfer_learning.protocol import budget_split, run_transfer
+from gantransfer.transfer_learning.protocol import Discriminator, budget_split, run_transfer
 from gantransfer.transfer_learning.trunks import architecture_of, load_discriminator
 from gantransfer.workflows.pictures import report_pictures
 from gantransfer.workflows.targets import (held_out_split, hold_out_the_gans_test_split,
@@ -310,9 +310,6 @@ def _in_runtime(*, trains_gan: bool) -> Callable[[Callable[..., Any]], Callable[
         return run
 
     return decorate
-
-
-Discriminator = str | Path | keras.Model
 
 
 @_in_runtime(trains_gan=False)
