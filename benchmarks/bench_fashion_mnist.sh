@@ -12,6 +12,8 @@
 # ../shared/data/keras-models/ when that folder exists (copied into $KERAS_HOME/models/).
 #
 # Usage: bash benchmarks/bench_fashion_mnist.sh [OUTPUT_DIR] [extra gantransfer compare flags...]
+# With --gan-per-seed added, each seed's gan-* models start from a GAN of their own (5 GANs), so the
+# verdict's intervals include the GAN's run-to-run variation as well.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-outputs/fashion-mnist-benchmark}"
