@@ -178,8 +178,8 @@ def cli() -> None:
 @click.option("--epochs", type=int, help="Total epochs (with --resume: train up to this many).")
 @click.option("--batch-size", type=int,
               help="Images per step (default: the config's train.batch_size).")
-@click.option("--seed", type=int, help="Seed of every random draw (and of the test split, "
-              "unless the config sets data.split_seed).")
+@click.option("--seed", type=int, help="Seed of every random draw (and of the test split and the "
+              "probe's images, unless the config sets data.split_seed or train.probe_seed).")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Run folder (default: outputs/<dataset>-train-gan-<time>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --output-dir from its last checkpoint.")

@@ -140,6 +140,9 @@ class TrainConfig:
             unlabeled data it is off, with a warning. It never looks at the test split.
         probe_labels_per_class: Labeled training images per class the probe fits on.
         probe_images: Other training images (disjoint from those) the probe is scored on.
+        probe_seed: Seed of the draw of those images; null takes ``train.seed`` (and a saved config
+            records the seed it took), so GANs trained at other seeds from one config, as
+            ``compare --gan-per-seed`` trains them, are probed on the same images.
         precision: What layers compute in, for the GAN and every classifier of the run:
             ``float32``, ``mixed_float16`` (GPUs with tensor cores; losses are scaled) or
             ``mixed_bfloat16`` (recent GPUs and TPUs). Weights, final logits, generated images and
@@ -169,6 +172,7 @@ class TrainConfig:
     probe_every: int = 0
     probe_labels_per_class: int = 10
     probe_images: int = 1000
+    probe_seed: int | None = None
     precision: str = "float32"
     jit_compile: bool | str = "auto"
     distribute: str = "none"
@@ -186,6 +190,9 @@ class TrainConfig:
         _check("train.probe_labels_per_class", self.probe_labels_per_class,
                self.probe_labels_per_class >= 1, "an integer >= 1")
         _check("train.probe_images", self.probe_images, self.probe_images >= 1, "an integer >= 1")
+        _check("train.probe_seed", self.probe_seed,
+               self.probe_seed is None or 0 <= self.probe_seed < 2**32,
+               "an integer in [0, 2**32), or null for train.seed")
         _check("train.metrics_every", self.metrics_every, self.metrics_every >= 0,
                "an integer >= 0 (0 is off)")
         _check("train.metrics_images", self.metrics_images, self.metrics_images >= 2,
@@ -454,6 +461,8 @@ class Config:
     def __post_init__(self) -> None:
         if self.data.split_seed is None:  # resolved once: every later copy keeps this split
             self.data = dataclasses.replace(self.data, split_seed=self.train.seed)
+        if self.train.probe_seed is None:  # likewise the GAN probe's images
+            self.train = dataclasses.replace(self.train, probe_seed=self.train.seed)
         if self.transfer.gan_per_seed:
             _check("train.seed", self.train.seed, self.train.seed + self.transfer.seeds <= 2**32,
                    f"an integer at most 2**32 - {self.transfer.seeds} with transfer.gan_per_seed "

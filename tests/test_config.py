@@ -136,23 +136,39 @@ def test_a_word_is_still_not_a_number():
         load_config(None, ["gan.learning_rate=nan"])
 
 
-def test_the_split_seed_follows_train_seed_once_and_a_saved_config_keeps_it(tmp_path):
+@pytest.mark.parametrize("key", ["data.split_seed", "train.probe_seed"])
+def test_a_seed_of_the_data_draws_follows_train_seed_once_and_a_saved_config_keeps_it(tmp_path,
+                                                                                       key):
+    """The test split's seed and the GAN probe's: null takes train.seed, once, and the config
+    records it, so a copy at another GAN seed, or the saved config rerun at one, draws the same
+    images."""
+    from dataclasses import replace
+
+    section, name = key.split(".")
+
+    def seed(config):
+        return getattr(getattr(config, section), name)
+
+    config = load_config(None, ["train.seed=3"])
+    assert seed(config) == 3
+    save_config(config, tmp_path / "config.yaml")
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())[section][name] == 3
+    again = replace(config, train=replace(config.train, seed=4))
+    rerun = load_config(tmp_path / "config.yaml", ["train.seed=4"])
+    assert seed(again) == seed(rerun) == 3
+    assert seed(load_config(None, ["train.seed=4", f"{key}=3"])) == 3
+    with pytest.raises(ConfigError, match=f"{key}: received -1"):
+        load_config(None, [f"{key}=-1"])
+
+
+def test_the_split_seed_draws_the_held_out_images():
     from dataclasses import replace
 
     from gantransfer.gan.train import load_gan_data
 
     config = load_config(None, ["train.seed=3", "data.image_size=8"])
-    assert config.data.split_seed == 3  # null takes train.seed
-    save_config(config, tmp_path / "config.yaml")
-    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["data"]["split_seed"] == 3
-    # A copy at another GAN seed, or the saved config rerun at one, tests on the same images.
-    again = replace(config, train=replace(config.train, seed=4))
-    rerun = load_config(tmp_path / "config.yaml", ["train.seed=4"])
-    assert again.data.split_seed == rerun.data.split_seed == 3
     held_out = load_gan_data(config).test.fingerprint()
+    again = replace(config, train=replace(config.train, seed=4))
     assert load_gan_data(again).test.fingerprint() == held_out
     assert load_gan_data(load_config(None, ["train.seed=4", "data.image_size=8"])
                          ).test.fingerprint() != held_out
-    assert load_config(None, ["train.seed=4", "data.split_seed=3"]).data.split_seed == 3
-    with pytest.raises(ConfigError, match="data.split_seed: received -1"):
-        load_config(None, ["data.split_seed=-1"])

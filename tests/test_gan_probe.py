@@ -170,6 +170,26 @@ def test_a_non_finite_state_is_neither_scored_nor_saved(tmp_path):
     assert not (tmp_path / BEST_PROBE_FILE).exists()
 
 
+def test_the_gans_of_one_config_at_other_seeds_are_probed_on_the_same_images(tmp_path):
+    """compare --gan-per-seed trains seed s's GAN at train.seed + s from one config: each GAN's
+    probe fits and scores the same images, so their probe scores compare. A config of its own at
+    another seed draws other images."""
+    from gantransfer.workflows.experiment import _gan_runs
+
+    data = _digits(300)
+    config = load_config(None, [*TINY, *PROBE, "transfer.gan_per_seed=true", "transfer.seeds=3"])
+    gans = [gan_config for gan_config, _ in _gan_runs(config, tmp_path)]
+    assert [gan.train.seed for gan in gans] == [0, 1, 2]
+    assert [gan.train.probe_seed for gan in gans] == [0, 0, 0]
+    first, *others = [gan_train._probe_callback(gan, data, tmp_path) for gan in gans]
+    for probe in others:
+        np.testing.assert_array_equal(probe.fit_images, first.fit_images)
+        np.testing.assert_array_equal(probe.score_images, first.score_images)
+        np.testing.assert_array_equal(probe.score_labels, first.score_labels)
+    own = gan_train._probe_callback(_config(*PROBE, "train.seed=1"), data, tmp_path)
+    assert not np.array_equal(own.score_images, first.score_images)
+
+
 def test_the_probe_is_off_with_a_warning_on_unlabeled_data(tmp_path, caplog):
     data = _digits(64)
     data = dataclasses.replace(data, train=ImageSet(data.train.x, None), num_classes=None,
@@ -206,6 +226,9 @@ def test_the_best_probe_score_survives_a_resume(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="train.probe_images was 100 in this run and is 50"):
         train_gan(_config("train.epochs=6", *PROBE[:2], "train.probe_images=50"), run,
                   dataset=data, resume=True)
+    with pytest.raises(ConfigError, match="train.probe_seed was 0 in this run and is 5 now"):
+        train_gan(_config("train.epochs=6", *PROBE, "train.probe_seed=5"), run, dataset=data,
+                  resume=True)
 
 
 @pytest.mark.slow

@@ -11,9 +11,10 @@ run killed at any point resumes with every epoch's row and the best discriminato
 keeps (:func:`~gantransfer.gan.train.train_gan` repairs the one gap: a kill between the checkpoint
 of a best epoch and its save).
 
-Both subsets come from the GAN's own training split, drawn once with ``train.seed``
-(:func:`probe_subsets`): the probe never sees a test image, so choosing the epoch by it leaves the
-test split untouched for the transfer that follows.
+Both subsets come from the GAN's own training split, drawn once with ``train.probe_seed`` (by
+default ``train.seed``; :func:`probe_subsets`): the probe never sees a test image, so choosing the
+epoch by it leaves the test split untouched for the transfer that follows. GANs trained at other
+seeds from one config keep its probe seed, so their scores are on the same images.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def probe_subsets(y: np.ndarray, labels_per_class: int, images: int, seed: int, 
         y: Labels of the training split.
         labels_per_class: Images per class to fit on.
         images: Images to score on.
-        seed: Seed of both draws (``train.seed``).
+        seed: Seed of both draws (``train.probe_seed``).
         class_names: The dataset's class names: every class must have enough images.
 
     Returns:

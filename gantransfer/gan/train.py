@@ -192,8 +192,8 @@ def _probe_callback(config: Config, data: Dataset, run_dir: Path) -> Discriminat
                        "%s has %s, so the probe is off", t.probe_every, data.name,
                        "no labels" if y is None else "one class")
         return None
-    subsets = probe_subsets(y, t.probe_labels_per_class, t.probe_images, t.seed,
-                            class_names=data.class_names)
+    subsets = probe_subsets(y, t.probe_labels_per_class, t.probe_images, int(t.probe_seed or 0),
+                            class_names=data.class_names)  # resolved: never None
     logger.info("linear probe every %d epochs: fitted on %d labeled training images, scored on %d "
                 "others", t.probe_every, len(subsets.fit), len(subsets.score))
     return DiscriminatorProbe(data.train.load(subsets.fit), y[subsets.fit],
@@ -326,11 +326,11 @@ def _train(config: Config, run_dir: Path, resume: bool, overwrite: bool, data: D
 RESUMABLE_KEYS = ("train.epochs", "train.verbose", "train.tensorboard", "train.keep_checkpoints",
                   "train.metrics_every", "train.metrics_images", "train.stop_on_collapse",
                   "train.probe_every", "train.probe_labels_per_class", "train.probe_images",
-                  "data.max_in_memory_mb", "train.precision", "train.jit_compile",
+                  "train.probe_seed", "data.max_in_memory_mb", "train.precision", "train.jit_compile",
                   "train.distribute")
 # Except these, once the run has probe scores: they define what the best score, carried across
 # sessions, measures (a resume may still turn the probe on, with any sizes, or off).
-PROBE_MEASURE_KEYS = ("probe_labels_per_class", "probe_images")
+PROBE_MEASURE_KEYS = ("probe_labels_per_class", "probe_images", "probe_seed")
 
 
 def run_settings(config: Config) -> dict[str, Any]:
