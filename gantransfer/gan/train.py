@@ -326,8 +326,8 @@ def _train(config: Config, run_dir: Path, resume: bool, overwrite: bool, data: D
 RESUMABLE_KEYS = ("train.epochs", "train.verbose", "train.tensorboard", "train.keep_checkpoints",
                   "train.metrics_every", "train.metrics_images", "train.stop_on_collapse",
                   "train.probe_every", "train.probe_labels_per_class", "train.probe_images",
-                  "train.probe_seed", "data.max_in_memory_mb", "train.precision", "train.jit_compile",
-                  "train.distribute")
+                  "train.probe_seed", "data.max_in_memory_mb", "train.precision",
+                  "train.jit_compile", "train.distribute")
 # Except these, once the run has probe scores: they define what the best score, carried across
 # sessions, measures (a resume may still turn the probe on, with any sizes, or off).
 PROBE_MEASURE_KEYS = ("probe_labels_per_class", "probe_images", "probe_seed")
