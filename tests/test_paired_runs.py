@@ -1,4 +1,5 @@
-"""benchmarks/paired_runs.py: two runs' report files, paired model by model."""
+"""benchmarks/paired_runs.py: two runs' report files, paired model by model; and bench_care.py's
+baseline taken from a finished run (--defaults-from), which reads them the same way."""
 
 import contextlib
 import io
@@ -37,13 +38,18 @@ def _run_folder(folder: Path, accuracies: dict, overrides: list[str], *, finishe
     return folder
 
 
-def _paired_runs(*args: str) -> str:
+def _script(script: Path, *args: str) -> str:
+    """What ``python SCRIPT ARGS`` prints, run in this process."""
     printed = io.StringIO()
-    with mock.patch.object(sys, "argv", [str(SCRIPT), *args]), \
-            mock.patch.object(sys, "path", [str(SCRIPT.parent), *sys.path]), \
+    with mock.patch.object(sys, "argv", [str(script), *args]), \
+            mock.patch.object(sys, "path", [str(script.parent), *sys.path]), \
             contextlib.redirect_stdout(printed):
-        runpy.run_path(str(SCRIPT), run_name="__main__")
+        runpy.run_path(str(script), run_name="__main__")
     return printed.getvalue()
+
+
+def _paired_runs(*args: str) -> str:
+    return _script(SCRIPT, *args)
 
 
 def test_pairs_models_by_seed_and_names_what_changed(tmp_path):
@@ -77,3 +83,32 @@ def test_a_folder_without_results_stops_in_one_line(tmp_path):
     first = _run_folder(tmp_path / "a", {("scratch", 10): [0.6, 0.7]}, [])
     with pytest.raises(SystemExit, match="has neither results.csv nor results.partial.json"):
         _paired_runs(str(first), str(tmp_path))
+
+
+def _bench_care(*args: str) -> str:
+    return _script(SCRIPT.parent / "bench_care.py", *args)
+
+
+@pytest.mark.slow
+def test_bench_care_takes_its_baseline_from_a_finished_run_without_training_it(tmp_path,
+                                                                               tiny_overrides):
+    """bench_care.py --defaults-from pairs its variant with the finished run's own models, seed by
+    seed, and trains only the variant; a run without a model the variant needs stops in one line."""
+    import gantransfer as gt
+
+    gan_run = tmp_path / "gan"
+    gt.train_gan(gt.load_config("digits", [*tiny_overrides, "train.epochs=1",
+                                           "data.image_size=16"]), gan_run)
+    finished = _run_folder(tmp_path / "benchmark", {("scratch", "5"): [0.12, 0.46]}, [])
+    args = [str(gan_run), str(tmp_path / "care"), "--config", "digits", "--labels-per-class", "5",
+            "--strategies", "scratch", "--variants", "head-gap", "--set", "transfer.max_epochs=2",
+            "--set", "transfer.cv_folds=2", "--set", "data.image_size=16"]
+    printed = _bench_care(*args, "--seeds", "2", "--defaults-from", str(finished))
+    assert f"defaults: 2 models from {finished}" in printed
+    assert not (tmp_path / "care" / "defaults").exists()  # the baseline was not trained again
+    variant = json.loads((tmp_path / "care/head-gap/results.json").read_text())["results"]
+    assert {row["head"] for row in variant} == {"gap"} and len(variant) == 2
+    mean = 100 * sum(row["test_accuracy"] for row in variant) / 2
+    assert f"| head-gap | scratch | 5 | 29.0 | {mean:.1f} |" in printed  # 29.0: 12 and 46
+    with pytest.raises(SystemExit, match=r"has no finished model for scratch at 5/class seed 2"):
+        _bench_care(*args, "--seeds", "3", "--defaults-from", str(finished))

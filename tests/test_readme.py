@@ -299,6 +299,12 @@ RUN_AS = {
         "outputs/care-heads100 --config digits --seeds 1 --labels-per-class 5 --strategies "
         "gan-frozen --variants head-pooled --set transfer.cv_folds=2 --set transfer.max_epochs=2 "
         "--set transfer.bn_images=200", "digits stands in for Fashion-MNIST; one seed, gan-frozen"),
+    "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-gap10 "
+    "--seeds 5 --labels-per-class 10 --strategies scratch --variants head-gap "
+    "--defaults-from outputs/fashion-mnist-benchmark": (
+        None, "the command above with another head and the benchmark's models as the baseline: "
+              "the same script, which the line above runs with tiny settings; test_paired_runs.py "
+              "runs --defaults-from"),
     "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-drop10 "
     "--seeds 3 --labels-per-class 10 --strategies scratch,gan-frozen,gan-finetune,random-frozen "
     "--variants dropout": (
