@@ -329,7 +329,7 @@ RESUMABLE_KEYS = ("train.epochs", "train.verbose", "train.tensorboard", "train.k
                   "train.probe_seed", "data.max_in_memory_mb", "train.precision",
                   "train.jit_compile", "train.distribute")
 # Except these, once the run has probe scores: they define what the best score, carried across
-# sessions, measures (a resume may still turn the probe on, with any sizes, or off).
+# sessions, measures (a resume may still turn the probe on, with any sizes and seed, or off).
 PROBE_MEASURE_KEYS = ("probe_labels_per_class", "probe_images", "probe_seed")
 
 
