@@ -245,6 +245,11 @@ class TransferConfig:
             frozen and fine-tuned trunks run in inference mode.
         trunk_l2: Weight decay on a DCGAN-architecture trunk's conv kernels (acts where the trunk
             trains: scratch and fine-tuning).
+        scratch_width: The width multiplier of scratch's network, as ``gan.width`` (0.25 is
+            16-32-64... filters), or null for the discriminator's own. A network trained from
+            scratch learns from the labeled images alone, a few hundred of them, where the
+            discriminator learned from every unlabeled image: it may need far fewer filters. The
+            random-* controls keep the discriminator's width, which is what they control for.
         augment_flip: Random horizontal flips while training (not for digits or text).
         augment_shift: Random shifts by whole pixels, up to this fraction of the side, the rows
             and columns uncovered repeating the edge; 0 is off.
@@ -325,6 +330,7 @@ class TransferConfig:
     l2: float = 0.0
     trunk_dropout: float = 0.0
     trunk_l2: float = 0.0
+    scratch_width: float | None = None
     augment_flip: bool = False
     augment_shift: float = 0.0
     probe: str = "logistic"
@@ -385,6 +391,10 @@ class TransferConfig:
         _check("transfer.trunk_dropout", self.trunk_dropout, 0 <= self.trunk_dropout < 1,
                "a rate in [0, 1)")
         _check("transfer.trunk_l2", self.trunk_l2, self.trunk_l2 >= 0, "a number >= 0")
+        _check("transfer.scratch_width", self.scratch_width, self.scratch_width is None
+               or (0 < self.scratch_width <= 16 and round(64 * self.scratch_width) >= 1),
+               "null (the discriminator's width) or a width multiplier in (0, 16] giving at "
+               "least one filter, e.g. 0.25")
         _check("transfer.augment_shift", self.augment_shift, 0 <= self.augment_shift < 0.5,
                "a fraction in [0, 0.5)")
         _check("transfer.probe", self.probe, self.probe in ("logistic", "svm", "paper"),

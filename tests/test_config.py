@@ -68,6 +68,10 @@ def test_int_accepted_for_float_but_not_bool_for_int():
      r"train.probe_labels_per_class: received 0, expected an integer >= 1"),
     ("train.probe_images=0", r"train.probe_images: received 0, expected an integer >= 1"),
     ("train.probe_every=true", r"train.probe_every: received True"),
+    ("transfer.scratch_width=0.001", r"transfer.scratch_width: received 0.001, expected null "
+     r"\(the discriminator's width\) or a width multiplier in \(0, 16\] giving at least one filter"),
+    ("transfer.scratch_width=narrow", r"transfer.scratch_width: received 'narrow' \(str\), "
+     r"expected a number or null"),
     ("epochs=3", r"expected section.key=value"),
     ("train.epochs", r"expected section.key=value"),
 ])

@@ -94,6 +94,24 @@ def test_frozen_trunk_keeps_its_weights(split):
                                   reference.get_layer("block1_conv").kernel.numpy())
 
 
+def test_scratch_trains_at_its_own_width_and_the_random_control_keeps_the_discriminators(split):
+    narrow = RUNNERS["scratch"](_context(split, scratch_width=0.0625))
+    same = RUNNERS["scratch"](_context(split))
+    control = RUNNERS["random-frozen"](_context(split, scratch_width=0.0625))
+
+    def filters(outcome):
+        trunk = outcome.model.get_layer("gan_trunk")
+        return [trunk.get_layer(f"block{i}_conv").filters for i in (1, 2, 3)]
+
+    assert filters(narrow) == [4, 8, 16]
+    assert filters(same) == filters(control) == [8, 16, 32]  # the discriminator's (ARCH)
+    assert ("width 0.0625 (4-8-16 filters), not the discriminator's 0.125 "
+            "(transfer.scratch_width)") in narrow.record["notes"]
+    assert not any("scratch_width" in note for note in same.record["notes"] + control.record["notes"])
+    assert narrow.record["trainable_params"] < same.record["trainable_params"]
+    assert narrow.predictions.shape == (100,)
+
+
 def test_cached_feature_head_gives_the_same_predictions_as_the_full_frozen_model(split):
     trunk = build_gan_trunk(ARCH)
     trunk.trainable = False

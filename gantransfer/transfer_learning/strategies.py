@@ -840,15 +840,22 @@ def _probe_outcome(ctx: StrategyContext, trunk: keras.Model | None,
 
 @runs("scratch")
 def run_scratch(ctx: StrategyContext) -> StrategyOutcome:
-    """The discriminator's architecture, randomly initialised, all of it trained."""
+    """The discriminator's architecture, randomly initialised, all of it trained; at
+    ``transfer.scratch_width`` when it is set."""
     s, split = ctx.settings, ctx.split
     kind = resolve_head(s.head, GAN_ARCHITECTURE_HEAD)
     started = time.perf_counter()
+    architecture = (ctx.architecture if s.scratch_width is None
+                    else replace(ctx.architecture, width=s.scratch_width))
+
     def build() -> keras.Model:
-        trunk = build_gan_trunk(ctx.architecture, dropout=s.trunk_dropout, l2=s.trunk_l2)
+        trunk = build_gan_trunk(architecture, dropout=s.trunk_dropout, l2=s.trunk_l2)
         return _pixel_classifier(ctx, _headed(trunk, kind), kind, trunk_training=None)
 
     notes = [strategy("scratch").description, _describe_head(kind, s.head)]
+    if architecture.width != ctx.architecture.width:
+        notes.append(f"width {architecture.width:g} ({'-'.join(map(str, architecture.filters))} filters), not the "
+                     f"discriminator's {ctx.architecture.width:g} (transfer.scratch_width)")
     outcome = _final_fit(ctx, build, "from scratch", notes)
     predictions = np.argmax(outcome.model.predict(split.x_test, verbose=0), axis=-1)
     trainable, total = count_parameters(outcome.model)

@@ -21,7 +21,7 @@ import keras
 from gantransfer.data.transforms import gan_range_layer
 from gantransfer.errors import GantransferError, RunFolderError
 from gantransfer.gan.features import reestimate_batchnorm  # noqa: F401 (re-exported)
-from gantransfer.gan.models import discriminator_blocks, spatial_plan
+from gantransfer.gan.models import block_filters, discriminator_blocks, spatial_plan
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,16 @@ class TrunkArchitecture:
     @property
     def num_blocks(self) -> int:
         return spatial_plan(self.image_size)[1]
+
+    @property
+    def filters(self) -> list[int]:
+        """Filters of each conv block.
+
+        Example:
+            >>> TrunkArchitecture(image_size=32, channels=1, width=0.25).filters
+            [16, 32, 64]
+        """
+        return block_filters(self.num_blocks, self.width)
 
 
 @dataclass
