@@ -854,8 +854,9 @@ def run_scratch(ctx: StrategyContext) -> StrategyOutcome:
 
     notes = [strategy("scratch").description, _describe_head(kind, s.head)]
     if architecture.width != ctx.architecture.width:
-        notes.append(f"width {architecture.width:g} ({'-'.join(map(str, architecture.filters))} filters), not the "
-                     f"discriminator's {ctx.architecture.width:g} (transfer.scratch_width)")
+        filters = "-".join(map(str, architecture.filters))
+        notes.append(f"width {architecture.width} ({filters} filters), not the discriminator's "
+                     f"{ctx.architecture.width} (transfer.scratch_width)")
     outcome = _final_fit(ctx, build, "from scratch", notes)
     predictions = np.argmax(outcome.model.predict(split.x_test, verbose=0), axis=-1)
     trainable, total = count_parameters(outcome.model)
