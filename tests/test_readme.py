@@ -299,6 +299,24 @@ RUN_AS = {
         "outputs/care-heads100 --config digits --seeds 1 --labels-per-class 5 --strategies "
         "gan-frozen --variants head-pooled --set transfer.cv_folds=2 --set transfer.max_epochs=2 "
         "--set transfer.bn_images=200", "digits stands in for Fashion-MNIST; one seed, gan-frozen"),
+    "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-scratch-width10 "
+    "--seeds 5 --labels-per-class 10 --strategies scratch "
+    "--variants scratch-width-0.25,scratch-width-0.125 --defaults-from outputs/fashion-mnist-benchmark": (
+        None, "scratch's widths with the benchmark's models as the baseline: the same script and "
+              "variants, which the digits line below runs with tiny settings; test_paired_runs.py "
+              "runs --defaults-from"),
+    "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-scratch-width100 "
+    "--seeds 5 --labels-per-class 100 --strategies scratch --variants scratch-width-0.25 "
+    "--defaults-from outputs/fashion-mnist-benchmark": (
+        None, "the line above at 100 labels per class, one variant"),
+    "python benchmarks/bench_care.py outputs/digits-gan outputs/care-digits-width --config digits "
+    "--seeds 5 --labels-per-class 10,50 --strategies scratch "
+    "--variants scratch-width-0.125,scratch-width-0.25": (
+        f"{sys.executable} {ROOT}/benchmarks/bench_care.py outputs/fmnist-probe-curve "
+        "outputs/care-digits-width --config digits --seeds 1 --labels-per-class 5 --strategies "
+        "scratch --variants scratch-width-0.125,scratch-width-0.25 --set transfer.cv_folds=2 "
+        "--set transfer.max_epochs=2 --set transfer.bn_images=200",
+        "the benchmark chain's tiny digits GAN stands in for the preset's; one seed, one budget"),
     "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-gap10 "
     "--seeds 5 --labels-per-class 10 --strategies scratch --variants head-gap "
     "--defaults-from outputs/fashion-mnist-benchmark": (
