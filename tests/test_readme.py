@@ -299,6 +299,12 @@ RUN_AS = {
         "outputs/care-heads100 --config digits --seeds 1 --labels-per-class 5 --strategies "
         "gan-frozen --variants head-pooled --set transfer.cv_folds=2 --set transfer.max_epochs=2 "
         "--set transfer.bn_images=200", "digits stands in for Fashion-MNIST; one seed, gan-frozen"),
+    "gantransfer transfer --gan-run outputs/fashion-mnist-benchmark/gan --config fashion_mnist "
+    "--labels-per-class 10 --seeds 5 --backbone mobilenet --backbone-alpha 0.25 "
+    "--backbone-input-size 128 --output-dir outputs/fashion-mnist-benchmark-10": (
+        None, "the benchmark's own GAN and 45 models (36 minutes); the transfer commands above run "
+              "--gan-run with tiny settings, and bench_fashion_mnist.sh (tiny, in the benchmark "
+              "chain) passes these backbone flags"),
     "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-scratch-width10 "
     "--seeds 5 --labels-per-class 10 --strategies scratch "
     "--variants scratch-width-0.25,scratch-width-0.125 --defaults-from outputs/fashion-mnist-benchmark": (
