@@ -312,9 +312,9 @@ RUN_AS = {
               "variants, which the digits line below runs with tiny settings; test_paired_runs.py "
               "runs --defaults-from"),
     "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-scratch-width100 "
-    "--seeds 5 --labels-per-class 100 --strategies scratch --variants scratch-width-0.25 "
-    "--defaults-from outputs/fashion-mnist-benchmark": (
-        None, "the line above at 100 labels per class, one variant"),
+    "--seeds 5 --labels-per-class 100 --strategies scratch "
+    "--variants scratch-width-0.25,scratch-width-0.125 --defaults-from outputs/fashion-mnist-benchmark": (
+        None, "the line above at 100 labels per class"),
     "python benchmarks/bench_care.py outputs/digits-gan outputs/care-digits-width --config digits "
     "--seeds 5 --labels-per-class 10,50 --strategies scratch "
     "--variants scratch-width-0.125,scratch-width-0.25": (
