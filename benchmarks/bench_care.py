@@ -61,8 +61,6 @@ VARIANTS = {
                            "scratch's network at width 0.25 (16-32-64 filters at 32 px)"),
     "scratch-width-0.125": (["transfer.scratch_width=0.125"],
                             "scratch's network at width 0.125 (8-16-32 filters at 32 px)"),
-    "scratch-width-disc": (["transfer.scratch_width=null"],
-                           "scratch's network at the discriminator's width"),
     "ensemble-5": (["transfer.ensemble=5"], "each network's final model the mean of 5 refits from "
                                             "their own initialisations"),
     "shift-1px-ensemble-5": (["transfer.augment_shift=0.03125", "transfer.ensemble=5"],
