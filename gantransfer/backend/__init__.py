@@ -141,7 +141,7 @@ def gan_train_step(gan: Any, *args: Any) -> Any:
 
     ``DCGAN.train_step`` delegates here with what the backend's trainer gave it: ``(data)`` on
     TensorFlow, which returns the metrics by name, and ``(state, data)`` on JAX, which returns
-    ``(metrics, state)``. The losses and metrics are the model's own (``adversarial_losses``,
+    ``(metrics, state)``. The losses and metrics are the model's own (``step_losses``,
     ``update_metrics``); only the autodiff, and on JAX the state, are the backend's.
 
     Args:

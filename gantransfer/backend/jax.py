@@ -57,7 +57,7 @@ def gan_train_step(gan: Any, state: Any, data: Any) -> tuple[dict[str, Any], Any
         ``(logs, state)``: the metrics by name, and the new state in the same layout.
     """
     trainable, non_trainable, optimizer_values, metrics_values = state
-    real = data[0] if isinstance(data, (tuple, list)) else data
+    real = gan.real_batch(data)
     d_variables = gan.d_trainable_weights
     g_variables = gan.generator.trainable_weights
     position = {id(v): i for i, v in enumerate(gan.trainable_variables)}
@@ -68,19 +68,13 @@ def gan_train_step(gan: Any, state: Any, data: Any) -> tuple[dict[str, Any], Any
     def forward(d_values: list[Any], g_values: list[Any]) -> tuple[Any, Any]:
         mapping = [*zip(d_variables, d_values), *zip(g_variables, g_values), *held]
         with keras.StatelessScope(state_mapping=mapping) as scope:
-            fake = gan.generator(gan.sample_noise(ops.shape(real)[0]), training=True)
-            real_logits = gan.discriminator(real, training=True)
-            fake_logits = gan.discriminator(fake, training=True)
-            d_loss, g_loss = gan.adversarial_losses(real_logits, fake_logits)
-            rotation_accuracy = ops.zeros(())
-            if gan.rotation_head is not None:
-                d_rotation, g_rotation, rotation_accuracy = gan.rotation_losses(real, fake)
-                d_loss, g_loss = d_loss + d_rotation, g_loss + g_rotation
+            d_loss, g_loss, measures = gan.step_losses(
+                data, gan.sample_noise(ops.shape(real)[0]))
         updated = [scope.get_current_value(v) for v, _ in held]
-        return (d_loss, g_loss), (real_logits, fake_logits, rotation_accuracy, updated)
+        return (d_loss, g_loss), (measures, updated)
 
     (d_loss, g_loss), pullback, aux = jax.vjp(forward, d_values, g_values, has_aux=True)
-    real_logits, fake_logits, rotation_accuracy, non_trainable = aux
+    measures, non_trainable = aux
     split = len(gan.d_optimizer.variables)
     # Under float16 each optimizer scales its loss up (its LossScaleOptimizer unscales the
     # gradients); otherwise the scale is 1.
@@ -99,8 +93,7 @@ def gan_train_step(gan: Any, state: Any, data: Any) -> tuple[dict[str, Any], Any
             trainable[position[id(variable)]] = value
     with keras.StatelessScope(state_mapping=list(zip(gan.metrics_variables,
                                                      metrics_values))) as scope:
-        logs = gan.update_metrics(d_loss, g_loss, real_logits, fake_logits,
-                                  rotation_accuracy if gan.rotation_head is not None else None)
+        logs = gan.update_metrics(d_loss, g_loss, measures)
     metrics_values = [scope.get_current_value(v) for v in gan.metrics_variables]
     return logs, (trainable, non_trainable, [*d_optimizer, *g_optimizer], metrics_values)
 

@@ -32,17 +32,9 @@ def gan_train_step(gan: Any, data: Any) -> dict[str, Any]:
         >>> float(gan_train_step(gan, np.zeros((4, 28, 28, 1), "float32"))["d_loss"]) > 0
         True
     """
-    real = data[0] if isinstance(data, (tuple, list)) else data
-    noise = _replica_noise(gan, ops.shape(real)[0])
+    noise = _replica_noise(gan, ops.shape(gan.real_batch(data))[0])
     with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-        fake = gan.generator(noise, training=True)
-        real_logits = gan.discriminator(real, training=True)
-        fake_logits = gan.discriminator(fake, training=True)
-        d_loss, g_loss = gan.adversarial_losses(real_logits, fake_logits)
-        rotation_accuracy = None
-        if gan.rotation_head is not None:
-            d_rotation, g_rotation, rotation_accuracy = gan.rotation_losses(real, fake)
-            d_loss, g_loss = d_loss + d_rotation, g_loss + g_rotation
+        d_loss, g_loss, measures = gan.step_losses(data, noise)
         # Each replica's gradients are summed across replicas: scaled by the replica count, they
         # are the global batch's mean's. Under float16 each optimizer also scales its loss up.
         d_scaled = gan.d_optimizer.scale_loss(d_loss / replicas())
@@ -51,7 +43,7 @@ def gan_train_step(gan: Any, data: Any) -> dict[str, Any]:
     g_weights = gan.generator.trainable_weights
     gan.d_optimizer.apply_gradients(zip(d_tape.gradient(d_scaled, d_weights), d_weights))
     gan.g_optimizer.apply_gradients(zip(g_tape.gradient(g_scaled, g_weights), g_weights))
-    logs = gan.update_metrics(d_loss, g_loss, real_logits, fake_logits, rotation_accuracy)
+    logs = gan.update_metrics(d_loss, g_loss, measures)
     if _across_workers():
         # Keras averages a step's logs across workers along axis 0, which a scalar lacks
         # (tensorflow/tensorflow#72388): one value per replica, averaged into the scalar.

@@ -248,15 +248,44 @@ class DCGAN(keras.Model):
     def _rotation_logits(self, images) -> Any:
         return ops.cast(self.rotation_head(self.features(images, training=True)), "float32")
 
-    def update_metrics(self, d_loss, g_loss, real_logits, fake_logits,
-                       rotation_accuracy=None) -> dict[str, Any]:
-        """Updates the trackers and returns their current values."""
-        if rotation_accuracy is not None:
-            self.d_rotation_tracker.update_state(rotation_accuracy)
+    def step_losses(self, data, noise) -> tuple[Any, Any, dict[str, Any]]:
+        """One step's forward pass: ``(d_loss, g_loss, measures)``, backend-neutral.
+
+        The backend's step (:func:`gantransfer.backend.gan_train_step`) calls this inside its
+        autodiff, differentiates ``d_loss`` with respect to :attr:`d_trainable_weights` and
+        ``g_loss`` with respect to the generator's, then hands ``measures`` (tensors) to
+        :meth:`update_metrics`. A subclass with other losses overrides both, and no backend changes.
+
+        Args:
+            data: The batch ``fit`` gives: real images, or a tuple whose first element is them.
+            noise: ``(batch, latent_dim)`` noise for the generator, drawn by the backend's step.
+        """
+        real = self.real_batch(data)
+        fake = self.generator(noise, training=True)
+        real_logits = self.discriminator(real, training=True)
+        fake_logits = self.discriminator(fake, training=True)
+        d_loss, g_loss = self.adversarial_losses(real_logits, fake_logits)
+        measures = {"real_logits": real_logits, "fake_logits": fake_logits}
+        if self.rotation_head is not None:
+            d_rotation, g_rotation, measures["rotation_accuracy"] = self.rotation_losses(real, fake)
+            d_loss, g_loss = d_loss + d_rotation, g_loss + g_rotation
+        return d_loss, g_loss, measures
+
+    @staticmethod
+    def real_batch(data) -> Any:
+        """The real images of a batch ``fit`` gives, whose size the generator's noise matches."""
+        return data[0] if isinstance(data, (tuple, list)) else data
+
+    def update_metrics(self, d_loss, g_loss, measures: dict[str, Any]) -> dict[str, Any]:
+        """Updates the trackers from one step's losses and :meth:`step_losses`'s ``measures``, and
+        returns their current values."""
+        if "rotation_accuracy" in measures:
+            self.d_rotation_tracker.update_state(measures["rotation_accuracy"])
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
-        self.d_real_tracker.update_state(ops.mean(ops.sigmoid(ops.cast(real_logits, "float32"))))
-        self.d_fake_tracker.update_state(ops.mean(ops.sigmoid(ops.cast(fake_logits, "float32"))))
+        for tracker, logits in ((self.d_real_tracker, measures["real_logits"]),
+                                (self.d_fake_tracker, measures["fake_logits"])):
+            tracker.update_state(ops.mean(ops.sigmoid(ops.cast(logits, "float32"))))
         return {m.name: m.result() for m in self.metrics}
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None) -> None:
