@@ -219,7 +219,9 @@ class TransferConfig:
     the same optional augmentation), so no baseline is a strawman.
 
     Attributes:
-        strategies: Strategy names (see ``gantransfer transfer --help``).
+        strategies: Strategy names (see ``gantransfer transfer --help``); by default every one
+            but the semi-supervised GANs (gan-semisupervised, random-semisupervised), each of
+            whose models trains a GAN.
         labels_per_class: Label budgets per class; ``all`` uses every label.
         seeds: Seeds 0..seeds-1; each draws its own budget, validation split and initialisation.
         validation_fraction: Share of each class's budget held out for validation.
@@ -282,6 +284,18 @@ class TransferConfig:
             logistic probes only, solved by keras, which reads them a batch at a time in float32),
             or auto: float32 where it fits in available memory, else float16.
         bn_images: At most this many real training images re-estimate BatchNorm statistics.
+        semisupervised_steps: The semi-supervised GAN strategies' training steps (Salimans et al.
+            2016: the classifier is the discriminator of a GAN that keeps training on the
+            unlabeled images, see gan-semisupervised). Each step is one batch of unlabeled images,
+            one of generated images and one of labeled images; the unlabeled images are passed
+            over in a new order each time, and the steps are rounded up to whole passes. A fixed
+            schedule: no choice is made on the labels.
+        semisupervised_batch_size: Images in each of those three batches.
+        semisupervised_learning_rate: Adam's rate (beta_1 0.5, the DCGAN's) for the classifier
+            and the generator.
+        semisupervised_dropout: The classifier's head dropout there (Salimans et al.'s
+            discriminator was heavily dropped out; transfer.dropout is for the other networks).
+        semisupervised_images: At most this many unlabeled training images feed it.
         backbone: ImageNet backbone: mobilenet, mobilenet_v2, resnet50 or efficientnet_b0.
         backbone_alpha: MobileNet width multiplier.
         backbone_input_size: Side the images are resized to inside the backbone.
@@ -314,7 +328,8 @@ class TransferConfig:
         robustness_images: At most this many test images are attacked.
     """
 
-    strategies: list[str] = dataclasses.field(default_factory=lambda: list(_strategy_names()))
+    strategies: list[str] = dataclasses.field(default_factory=lambda: [
+        name for name, info in STRATEGIES.items() if info.by_default])
     labels_per_class: list[int | str] = dataclasses.field(default_factory=lambda: [10, 100])
     seeds: int = 3
     validation_fraction: float = 0.2
@@ -341,6 +356,11 @@ class TransferConfig:
     ensemble: int = 1
     probe_storage: str = "auto"
     bn_images: int = 10000
+    semisupervised_steps: int = 1800
+    semisupervised_batch_size: int = 100
+    semisupervised_learning_rate: float = 0.0002
+    semisupervised_dropout: float = 0.5
+    semisupervised_images: int = 60000
     backbone: str = "mobilenet"
     backbone_alpha: float = 0.25
     backbone_input_size: int = 224
@@ -417,6 +437,16 @@ class TransferConfig:
                               "transfer.probe_solver auto or keras (scikit-learn's solvers copy "
                               "float16 features to float64); use float32 or auto")
         _check("transfer.bn_images", self.bn_images, self.bn_images >= 1, "an integer >= 1")
+        _check("transfer.semisupervised_steps", self.semisupervised_steps,
+               _is_count(self.semisupervised_steps, 1), "an integer >= 1")
+        _check("transfer.semisupervised_batch_size", self.semisupervised_batch_size,
+               _is_count(self.semisupervised_batch_size, 1), "an integer >= 1")
+        _check("transfer.semisupervised_learning_rate", self.semisupervised_learning_rate,
+               0 < self.semisupervised_learning_rate < 1, "a number in (0, 1)")
+        _check("transfer.semisupervised_dropout", self.semisupervised_dropout,
+               0 <= self.semisupervised_dropout < 1, "a rate in [0, 1)")
+        _check("transfer.semisupervised_images", self.semisupervised_images,
+               _is_count(self.semisupervised_images, 1), "an integer >= 1")
         _check("transfer.backbone_alpha", self.backbone_alpha, 0 < self.backbone_alpha <= 2,
                "a number in (0, 2]")
         _check("transfer.backbone_input_size", self.backbone_input_size,

@@ -24,7 +24,7 @@ from gantransfer.errors import ConfigError
 # The kinds of trunk a strategy starts from, in the order reports and figures show them.
 FAMILIES = ("scratch", "gan", "imagenet", "random", "pixels")
 # What a strategy does with its trunk.
-METHODS = ("full", "frozen", "finetune", "linear-probe")
+METHODS = ("full", "frozen", "finetune", "linear-probe", "semisupervised")
 # What a strategy may need that a run might not have.
 NEEDS = ("discriminator", "backbone_weights")
 # The family of a name outside the registry (a results file from elsewhere, a test's made-up name):
@@ -40,9 +40,13 @@ class StrategyInfo:
         name: What users type (``gan-frozen``).
         family: Where its trunk comes from: one of :data:`FAMILIES`.
         method: What it trains: the whole network (``full``), a head on a ``frozen`` trunk, a head
-            then everything (``finetune``), or a ``linear-probe`` on pooled features.
+            then everything (``finetune``), a ``linear-probe`` on pooled features, or the whole
+            network as a GAN's discriminator on the unlabeled images too (``semisupervised``).
         needs: What it cannot run without: a GAN ``discriminator``, ImageNet ``backbone_weights``.
         description: One line for help texts and reports.
+        by_default: Whether a comparison runs it when no strategies are named. The
+            semi-supervised GANs are not: each of their models trains a GAN, minutes where the
+            others take seconds, so they run where a config or ``--strategies`` names them.
 
     Example:
         >>> STRATEGIES["scratch"].trains_through_pixels
@@ -54,6 +58,7 @@ class StrategyInfo:
     method: str
     needs: tuple[str, ...]
     description: str
+    by_default: bool = True
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES or self.method not in METHODS or \
@@ -65,7 +70,7 @@ class StrategyInfo:
     @property
     def trains_through_pixels(self) -> bool:
         """Whether gradients reach the trunk (from scratch or fine-tuned), not only a head."""
-        return self.method in ("full", "finetune")
+        return self.method in ("full", "finetune", "semisupervised")
 
 
 STRATEGIES: dict[str, StrategyInfo] = {info.name: info for info in (
@@ -78,6 +83,10 @@ STRATEGIES: dict[str, StrategyInfo] = {info.name: info for info in (
     StrategyInfo("gan-linear-probe", "gan", "linear-probe", ("discriminator",),
                  "the DCGAN paper's protocol: every conv block max-pooled to 4x4, a linear "
                  "classifier"),
+    StrategyInfo("gan-semisupervised", "gan", "semisupervised", ("discriminator",),
+                 "the GAN discriminator's trunk, trained on as a semi-supervised GAN's "
+                 "discriminator",
+                 by_default=False),
     StrategyInfo("imagenet-frozen", "imagenet", "frozen", ("backbone_weights",),
                  "an ImageNet backbone, frozen; only a head trains"),
     StrategyInfo("imagenet-finetune", "imagenet", "finetune", ("backbone_weights",),
@@ -86,6 +95,8 @@ STRATEGIES: dict[str, StrategyInfo] = {info.name: info for info in (
                  "control: the discriminator's architecture, random and frozen; a head trains"),
     StrategyInfo("random-linear-probe", "random", "linear-probe", (),
                  "control: the linear-probe protocol on a random trunk of the same architecture"),
+    StrategyInfo("random-semisupervised", "random", "semisupervised", (),
+                 "control: the same semi-supervised GAN from a random trunk", by_default=False),
     StrategyInfo("pixels-linear", "pixels", "linear-probe", (),
                  "control: the same linear classifier on raw pixels"),
 )}

@@ -74,5 +74,12 @@ def test_a_full_comparison_reads_every_config_key(monkeypatch, tmp_path):
     recorder = ReadRecorder(monkeypatch)
     result = gt.compare(config, tmp_path / "cmp", verbose=False)
     assert result.files["report.html"].is_file()
+    # The semi-supervised GAN skips under adversarial training: it trains apart, on its GAN.
+    semisupervised = dataclasses.replace(config, transfer=dataclasses.replace(
+        config.transfer, strategies=["gan-semisupervised"], adversarial_training="none",
+        robustness=[], semisupervised_steps=2, semisupervised_batch_size=16))
+    models = gt.transfer(semisupervised, tmp_path / "semi", discriminator=tmp_path / "cmp" / "gan",
+                         verbose=False)
+    assert [r.status for r in models.results] == ["ok"]
     unread = all_keys() - recorder.reads
     assert not unread, f"config keys that no code path read: {sorted(unread)}"

@@ -309,6 +309,15 @@ RUN_AS = {
         f"{TINY_TRANSFER} --quiet",
         "the tiny GAN above on digits stands in for the benchmark's; three strategies, scratch "
         "narrower than the GAN as under the fashion_mnist preset, one budget and seed"),
+    "gantransfer transfer --gan-run outputs/fashion-mnist-benchmark/gan --config fashion_mnist "
+    "--labels-per-class 10,100 --seeds 5 --strategies gan-semisupervised,random-semisupervised "
+    "--output-dir outputs/fashion-mnist-semisupervised": (
+        "gantransfer transfer --gan-run outputs/fmnist-gan --config digits --labels-per-class 5 "
+        "--seeds 1 --strategies gan-semisupervised,random-semisupervised --set "
+        "transfer.semisupervised_steps=4 --set transfer.semisupervised_batch_size=32 "
+        f"--output-dir outputs/fashion-mnist-semisupervised {TINY_TRANSFER} --quiet",
+        "the tiny GAN above on digits stands in for the benchmark's; one budget and seed, and a "
+        "few steps"),
     "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-scratch-width10 "
     "--seeds 5 --labels-per-class 10 --strategies scratch "
     "--variants scratch-width-0.25,scratch-width-0.125 --defaults-from outputs/fashion-mnist-benchmark": (

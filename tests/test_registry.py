@@ -53,16 +53,29 @@ def test_control_of_pairs_each_gan_strategy_with_the_random_one_of_its_method():
     assert control_of("gan-frozen") == "random-frozen"
     assert control_of("gan-linear-probe") == "random-linear-probe"
     assert control_of("gan-finetune") is None  # no random-finetune control is registered
+    assert control_of("gan-semisupervised") == "random-semisupervised"
     assert all(control_of(name) is None for name in STRATEGIES if family_of(name) != "gan")
     with pytest.raises(ConfigError, match="expected one of scratch, gan-frozen"):
         control_of("gan-frozn")
 
 
 def test_families_of_known_and_unknown_names():
-    assert in_family("gan") == ("gan-frozen", "gan-finetune", "gan-linear-probe")
-    assert in_family("random") == ("random-frozen", "random-linear-probe")
+    assert in_family("gan") == ("gan-frozen", "gan-finetune", "gan-linear-probe",
+                                "gan-semisupervised")
+    assert in_family("random") == ("random-frozen", "random-linear-probe", "random-semisupervised")
     assert family_of("pixels-linear") == "pixels" and family_of("gan-whatever") == OTHER
     assert strategy("scratch") is STRATEGIES["scratch"]
+
+
+def test_the_default_strategies_are_those_the_registry_runs_by_default():
+    from gantransfer.config import load_config
+
+    defaults = load_config(None).transfer.strategies
+    assert defaults == [name for name, info in STRATEGIES.items() if info.by_default]
+    assert "gan-frozen" in defaults and "pixels-linear" in defaults
+    assert not {"gan-semisupervised", "random-semisupervised"} & set(defaults)
+    named = load_config(None, ["transfer.strategies=gan-semisupervised"]).transfer.strategies
+    assert named == ["gan-semisupervised"]
 
 
 def test_gt_strategies_is_the_registry():

@@ -26,7 +26,8 @@ STRATEGY_NAMES = tuple(STRATEGIES)
 ARCH = TrunkArchitecture(32, 1, width=0.125, kernel_size=3)
 FAST = TransferConfig(learning_rates=[1e-2], max_epochs=4, patience=2, batch_size=16,
                         probe_c=[0.1], bn_images=200, backbone_weights="none",
-                        backbone_input_size=32, cv_folds=2)
+                        backbone_input_size=32, cv_folds=2, semisupervised_steps=4,
+                        semisupervised_batch_size=32)
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +68,10 @@ def test_each_strategy_trains_and_predicts(name, split):
     assert 0 < record["trainable_params"] <= record["total_params"]
     if info.method == "linear-probe":
         assert record["C"] == 0.1 and record["history"] == {}
+    elif info.method == "semisupervised":  # a fixed schedule: a GAN's history, no validation
+        assert record["learning_rate"] == 2e-4 and record["epochs"] == 1  # 4 steps of 9 a pass
+        assert np.isfinite(record["history"]["supervised_loss"]).all()
+        assert record["selection"].startswith("a fixed schedule")
     else:
         assert record["learning_rate"] is not None and record["epochs"] >= 1
         assert len(record["history"]["val_accuracy"]) >= 1
@@ -992,3 +997,29 @@ def test_a_randomly_initialised_backbone_starts_from_its_seed_whatever_ran_befor
     assert len(first.weights) == len(second.weights) > 0
     for a, b in zip(first.weights, second.weights):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
+
+
+def test_the_semisupervised_gan_feeds_on_the_unlabeled_pool_and_says_how_it_trained(split):
+    asked = []
+
+    def pool(count):
+        asked.append(count)
+        return np.concatenate([split.unlabeled, split.unlabeled])[:count]
+
+    bigger = Split(**{**split.__dict__, "unlabeled_pool": pool})
+    outcome = RUNNERS["gan-semisupervised"](_context(bigger, semisupervised_images=500,
+                                                     semisupervised_steps=20, ensemble=3))
+    assert asked == [500]  # beyond the 300 BatchNorm images, the pool is read
+    notes = " ".join(outcome.record["notes"])
+    # 500 images make 15 batches of 32 a pass: 20 steps round up to 2 passes, 30 steps
+    assert "30 steps of 32 unlabeled, 32 generated and 32 labeled images" in notes
+    assert "2 passes over 500 unlabeled training images" in notes
+    assert "weights of 5 layers imported from the discriminator" in notes
+    assert "not an ensemble of 3" in notes
+    assert len(outcome.record["history"]["d_loss"]) == outcome.record["epochs"] == 2
+    assert Split(**split.__dict__).more_unlabeled(50).shape[0] == 50  # no pool: its own images
+
+
+def test_the_semisupervised_gan_is_skipped_under_adversarial_training(split):
+    with pytest.raises(strategies_module.StrategySkipped, match="adversarial_training"):
+        RUNNERS["random-semisupervised"](_context(split, adversarial_training="fgsm"))

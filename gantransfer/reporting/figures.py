@@ -36,7 +36,8 @@ FAMILY_COLOURS = {"gan": "#1f77b4", "random": "#d62728", "imagenet": "#2ca02c",
                   "scratch": "#ff7f0e", "pixels": "#9467bd", OTHER: "#7f7f7f"}
 FAMILY_LINESTYLES = {"gan": "-", "random": "--", "imagenet": "-."}  # the rest dotted
 # The same method draws the same marker in every family: gan-frozen and random-frozen match.
-METHOD_MARKERS = {"full": "o", "frozen": "s", "finetune": "^", "linear-probe": "D"}
+METHOD_MARKERS = {"full": "o", "frozen": "s", "finetune": "^", "linear-probe": "D",
+                  "semisupervised": "P"}
 
 
 def _shade(colour: str, index: int, count: int) -> str:

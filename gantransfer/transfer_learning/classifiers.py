@@ -379,6 +379,25 @@ def build_classifier(trunk: keras.Model, num_classes: int, *, head: keras.Model 
     return keras.Model(inputs, head(features), name=name)
 
 
+def with_features(classifier: keras.Model) -> keras.Model:
+    """A model on the same layers as a :func:`build_classifier` classifier (the same weights) with
+    two outputs: the logits, and the trunk's feature map that the head reads. Its layers run as
+    ``fit`` or ``predict`` says (``trunk_training=None``'s classifier).
+
+    Example:
+        >>> from gantransfer.transfer_learning.trunks import TrunkArchitecture, build_gan_trunk
+        >>> model = build_classifier(build_gan_trunk(TrunkArchitecture(32, 1, width=0.125)), 10)
+        >>> [tuple(shape) for shape in with_features(model).output_shape]
+        [(None, 10), (None, 4, 4, 32)]
+    """
+    inputs = keras.Input(classifier.input_shape[1:], name="pixels")
+    x = inputs
+    *body, head = classifier.layers[1:]  # after the input: any augmentation, the trunk; the head
+    for layer in body:
+        x = layer(x)
+    return keras.Model(inputs, [head(x), x], name=f"{classifier.name}_with_features")
+
+
 def load_classifier(path: str | Path) -> keras.Model:
     """Loads a classifier that ``compare`` or ``transfer`` saved (a run's ``models/*.keras``).
 

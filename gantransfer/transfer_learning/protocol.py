@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from collections.abc import Sequence
 from typing import Any, Callable
@@ -92,6 +93,11 @@ class TransferRun:
 
 def _pixels(images: np.ndarray) -> np.ndarray:
     return np.asarray(images, dtype="float32")
+
+
+def _first_of(pool: Any, order: np.ndarray, count: int) -> np.ndarray:
+    """The pool's first ``count`` images in ``order``, as pixels: decoded only when asked for."""
+    return _pixels(pool.load(order[:count]))
 
 
 def model_path(folder: Path, strategy: str, budget: Budget, seed: int, suffix: str) -> Path:
@@ -267,11 +273,13 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
             train_idx, val_idx = budget_split(y_pool, budget, seed, validation_fraction,
                                               dataset.num_classes)
             # The real images that re-estimate BatchNorm statistics: only these are decoded.
-            order = np.random.default_rng([seed, 11]).permutation(len(pool))[:settings.bn_images]
+            order = np.random.default_rng([seed, 11]).permutation(len(pool))
             split = Split(x_train=_pixels(pool.load(train_idx)), y_train=y_pool[train_idx],
                           x_val=_pixels(pool.load(val_idx)), y_val=y_pool[val_idx],
-                          x_test=x_test, y_test=test.y, unlabeled=_pixels(pool.load(order)),
-                          num_classes=dataset.num_classes, seed=seed)
+                          x_test=x_test, y_test=test.y,
+                          unlabeled=_pixels(pool.load(order[:settings.bn_images])),
+                          num_classes=dataset.num_classes, seed=seed,
+                          unlabeled_pool=partial(_first_of, pool, order))
             for name in strategies:
                 done += 1
                 label = f"[{done}/{total}] {name}, {budget} labels/class, seed {seed}"

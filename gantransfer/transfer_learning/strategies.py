@@ -47,7 +47,8 @@ from gantransfer.transfer_learning.classifiers import (FitOutcome, apply_view, a
                                                       fit_cross_validated, fit_selected,
                                                       finetune_cross_validated, mean_of,
                                                       member_seed, pooled_trunk, refit,
-                                                      refit_failed, resolve_head)
+                                                      refit_failed, resolve_head,
+                                                      with_features)
 from gantransfer.evaluation.linear import predict_in_chunks, probe_memory
 from gantransfer.transfer_learning.probe import (SHIFT_UP_TO_IMAGES, copy_count, describe_copies,
                                                 fit_probe, fit_probe_cv, pixel_features,
@@ -90,6 +91,14 @@ class Split:
     unlabeled: np.ndarray
     num_classes: int
     seed: int
+    # up to n real unlabeled training images, in the seed's order (``unlabeled`` are the first)
+    unlabeled_pool: Callable[[int], np.ndarray] | None = None
+
+    def more_unlabeled(self, count: int) -> np.ndarray:
+        """Up to ``count`` real unlabeled training images: from the pool when there is one."""
+        if self.unlabeled_pool is None or count <= len(self.unlabeled):
+            return self.unlabeled[:count]
+        return self.unlabeled_pool(count)
 
 
 @dataclass
@@ -901,6 +910,80 @@ def run_random_linear_probe(ctx: StrategyContext) -> StrategyOutcome:
     """Control: the linear-probe protocol on a random trunk of the same architecture."""
     notes: list[str] = []
     return _probe_outcome(ctx, _prepared_trunk(ctx, False, notes), notes)
+
+
+def _semisupervised_outcome(ctx: StrategyContext, trunk: keras.Model,
+                            notes: list[str]) -> StrategyOutcome:
+    """The classifier on ``trunk`` trained as the discriminator of a semi-supervised GAN
+    (:class:`~gantransfer.gan.semisupervised.SemiSupervisedGAN`) against a new generator, on the
+    whole label budget and the unlabeled training images, for ``transfer.semisupervised_steps``.
+
+    The schedule is fixed: no choice is made on the labels, so there is nothing to
+    cross-validate, and the model is trained once on every labeled image. The trunk trains in
+    training mode (BatchNorm on each batch's statistics, as in the GAN it came from).
+    """
+    from gantransfer.gan.models import build_generator
+    from gantransfer.gan.semisupervised import SemiSupervisedBatches, SemiSupervisedGAN
+
+    s, split = ctx.settings, ctx.split
+    if adversarial_training(s) is not None:
+        raise StrategySkipped("the semi-supervised GAN does not train on adversarial examples "
+                              "(transfer.adversarial_training); run it without")
+    started = time.perf_counter()
+    kind = resolve_head(s.head, GAN_ARCHITECTURE_HEAD)
+    notes.append(_describe_head(kind, s.head))
+    trunk = _headed(trunk, kind)
+    classifier = build_classifier(trunk, split.num_classes, kind=kind,
+                                  dropout=s.semisupervised_dropout, l2=s.l2,
+                                  augment=augmentation(s.augment_flip, s.augment_shift))
+    a = ctx.architecture
+    keras.utils.set_random_seed(split.seed)
+    generator = build_generator(a.image_size, a.channels, width=a.width,
+                                kernel_size=a.kernel_size)
+    gan = SemiSupervisedGAN(generator, with_features(classifier), seed=split.seed)
+    gan.compile(d_optimizer=keras.optimizers.Adam(s.semisupervised_learning_rate, beta_1=0.5),
+                g_optimizer=keras.optimizers.Adam(s.semisupervised_learning_rate, beta_1=0.5))
+    unlabeled = split.more_unlabeled(s.semisupervised_images)
+    x_all, y_all = _all_labels(split)
+    batch = min(s.semisupervised_batch_size, len(unlabeled))
+    batches = SemiSupervisedBatches(unlabeled, x_all, y_all, batch_size=batch, seed=split.seed)
+    epochs = -(-s.semisupervised_steps // len(batches))  # whole passes over the unlabeled images
+    if ctx.verbose:
+        logger.info("%s: %d steps (%d passes over %d unlabeled images), %d labeled",
+                    _progress(ctx, "semi-supervised GAN"), epochs * len(batches), epochs,
+                    len(unlabeled), len(x_all))
+    history = gan.fit(batches, epochs=epochs, verbose=0).history
+    notes.append(f"trained as the discriminator of a semi-supervised GAN (Salimans et al. 2016) "
+                 f"against a new generator with feature matching: {epochs * len(batches)} steps "
+                 f"of {batch} unlabeled, {batch} generated and {batch} labeled images "
+                 f"({epochs} passes over {len(unlabeled)} unlabeled training images; "
+                 "transfer.semisupervised_steps), head dropout "
+                 f"{s.semisupervised_dropout:g}; a fixed schedule")
+    if s.ensemble > 1:
+        notes.append(f"one model, not an ensemble of {s.ensemble} (transfer.ensemble): each "
+                     "member would cost a GAN's training")
+    predictions = np.argmax(classifier.predict(split.x_test, verbose=0), axis=-1)
+    trainable, total = count_parameters(classifier)
+    return StrategyOutcome(classifier, predictions, _record(
+        learning_rate=s.semisupervised_learning_rate, epochs=epochs,
+        history={k: [float(v) for v in values] for k, values in history.items()},
+        train_time_s=time.perf_counter() - started, trainable_params=trainable,
+        total_params=total, notes=notes, head=kind,
+        selection="a fixed schedule (transfer.semisupervised_steps) on the whole budget"))
+
+
+@runs("gan-semisupervised")
+def run_gan_semisupervised(ctx: StrategyContext) -> StrategyOutcome:
+    """The trunk from the discriminator, trained on as a semi-supervised GAN's discriminator."""
+    notes: list[str] = []
+    return _semisupervised_outcome(ctx, _prepared_trunk(ctx, True, notes), notes)
+
+
+@runs("random-semisupervised")
+def run_random_semisupervised(ctx: StrategyContext) -> StrategyOutcome:
+    """Control: the same semi-supervised GAN from a randomly initialised trunk."""
+    notes: list[str] = []
+    return _semisupervised_outcome(ctx, _prepared_trunk(ctx, False, notes), notes)
 
 
 @runs("pixels-linear")
