@@ -40,8 +40,9 @@ from gantransfer.errors import ConfigError, DataError, GantransferError
 from gantransfer.registry import STRATEGIES, strategy
 from gantransfer.runs import available_memory, check_memory
 from gantransfer.robustness.training import AdversarialTraining, adversarially_trained, plain
-from gantransfer.transfer_learning.classifiers import (FitOutcome, apply_view, augmentation,
-                                                      augmentation_views, budget_accuracy,
+from gantransfer.transfer_learning.classifiers import (FitOutcome, StepBar, apply_view,
+                                                      augmentation, augmentation_views,
+                                                      budget_accuracy,
                                                       build_classifier,
                                                       build_head, count_parameters,
                                                       fit_cross_validated, fit_selected,
@@ -948,11 +949,12 @@ def _semisupervised_outcome(ctx: StrategyContext, trunk: keras.Model,
     batch = min(s.semisupervised_batch_size, len(unlabeled))
     batches = SemiSupervisedBatches(unlabeled, x_all, y_all, batch_size=batch, seed=split.seed)
     epochs = -(-s.semisupervised_steps // len(batches))  # whole passes over the unlabeled images
-    if ctx.verbose:
-        logger.info("%s: %d steps (%d passes over %d unlabeled images), %d labeled",
-                    _progress(ctx, "semi-supervised GAN"), epochs * len(batches), epochs,
-                    len(unlabeled), len(x_all))
-    history = gan.fit(batches, epochs=epochs, verbose=0).history
+    label = _progress(ctx, "semi-supervised GAN")
+    bar = [] if label is None else [StepBar(
+        epochs * len(batches), ("supervised_loss", "labeled_accuracy", "d_real", "d_fake"),
+        f"{label}: {epochs * len(batches)} steps ({epochs} passes over {len(unlabeled)} "
+        f"unlabeled images), {len(x_all)} labeled")]
+    history = gan.fit(batches, epochs=epochs, verbose=0, callbacks=bar).history
     notes.append(f"trained as the discriminator of a semi-supervised GAN (Salimans et al. 2016) "
                  f"against a new generator with feature matching: {epochs * len(batches)} steps "
                  f"of {batch} unlabeled, {batch} generated and {batch} labeled images "
