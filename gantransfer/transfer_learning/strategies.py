@@ -37,6 +37,8 @@ import numpy as np
 from gantransfer.config import TransferConfig
 from gantransfer.data.batches import Views
 from gantransfer.errors import ConfigError, DataError, GantransferError
+from gantransfer.gan.models import build_generator
+from gantransfer.gan.semisupervised import SemiSupervisedBatches, SemiSupervisedGAN
 from gantransfer.registry import STRATEGIES, strategy
 from gantransfer.runs import available_memory, check_memory
 from gantransfer.robustness.training import AdversarialTraining, adversarially_trained, plain
@@ -923,9 +925,6 @@ def _semisupervised_outcome(ctx: StrategyContext, trunk: keras.Model,
     cross-validate, and the model is trained once on every labeled image. The trunk trains in
     training mode (BatchNorm on each batch's statistics, as in the GAN it came from).
     """
-    from gantransfer.gan.models import build_generator
-    from gantransfer.gan.semisupervised import SemiSupervisedBatches, SemiSupervisedGAN
-
     s, split = ctx.settings, ctx.split
     if adversarial_training(s) is not None:
         raise StrategySkipped("the semi-supervised GAN does not train on adversarial examples "
@@ -934,11 +933,11 @@ def _semisupervised_outcome(ctx: StrategyContext, trunk: keras.Model,
     kind = resolve_head(s.head, GAN_ARCHITECTURE_HEAD)
     notes.append(_describe_head(kind, s.head))
     trunk = _headed(trunk, kind)
+    keras.utils.set_random_seed(split.seed)  # the head's and the generator's starts are the seed's
     classifier = build_classifier(trunk, split.num_classes, kind=kind,
                                   dropout=s.semisupervised_dropout, l2=s.l2,
                                   augment=augmentation(s.augment_flip, s.augment_shift))
     a = ctx.architecture
-    keras.utils.set_random_seed(split.seed)
     generator = build_generator(a.image_size, a.channels, width=a.width,
                                 kernel_size=a.kernel_size)
     gan = SemiSupervisedGAN(generator, with_features(classifier), seed=split.seed)
