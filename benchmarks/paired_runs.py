@@ -8,8 +8,13 @@ prints the settings in which the two runs' config.yaml differ, so the table says
 Both runs must be on the same dataset. A run still going (or interrupted) contributes the models it
 has finished so far.
 
+With ``--pair FIRST=SECOND`` (as often as wanted) it pairs two different strategies instead:
+FIRST of the first run with SECOND of the second, seed by seed, e.g. a strategy the benchmark
+did not run against the benchmark's best (``--pair gan-linear-probe=gan-semisupervised``).
+
 Usage:
     python benchmarks/paired_runs.py FIRST_RUN SECOND_RUN [--strategies scratch,gan-frozen]
+    python benchmarks/paired_runs.py FIRST_RUN SECOND_RUN --pair gan-linear-probe=gan-semisupervised
 """
 
 from __future__ import annotations
@@ -59,6 +64,9 @@ def main() -> None:
     parser.add_argument("second", type=Path)
     parser.add_argument("--strategies", help="comma-separated; every strategy both runs have "
                                              "by default")
+    parser.add_argument("--pair", action="append", default=[], metavar="FIRST=SECOND",
+                        help="pair strategy FIRST of the first run with SECOND of the second "
+                             "(repeatable); instead of each strategy with itself")
     args = parser.parse_args()
     (first, first_s), (second, second_s) = finished_models(args.first), finished_models(args.second)
     configs = [gt.load_config(run / "config.yaml") for run in (args.first, args.second)]
@@ -66,8 +74,17 @@ def main() -> None:
     if len(datasets) > 1:
         raise SystemExit(f"error: the runs are on different datasets ({', '.join(sorted(datasets))}),"
                          " so their models cannot be paired; pass two runs on the same data")
-    shared = sorted({(s, b) for s, b, seed in first if (s, b, seed) in second},
-                    key=lambda key: (int(key[1]) if key[1].isdigit() else 10**9, key[0]))
+    pairs = [_pair(text) for text in args.pair] or None
+    budgets = sorted({b for _, b, _ in first} | {b for _, b, _ in second},
+                     key=lambda b: int(b) if b.isdigit() else 10**9)
+    if pairs:  # (first's strategy, second's, budget) where a seed has both
+        shared = [(a, b, budget) for budget in budgets for a, b in pairs
+                  if any((a, budget, seed) in first and (b, budget, seed) in second
+                         for *_, seed in first)]
+    else:
+        shared = [(s, s, b) for s, b in sorted(
+            {(s, b) for s, b, seed in first if (s, b, seed) in second},
+            key=lambda key: (int(key[1]) if key[1].isdigit() else 10**9, key[0]))]
     if args.strategies:
         wanted = args.strategies.split(",")
         shared = [key for key in shared if key[0] in wanted]
@@ -80,13 +97,23 @@ def main() -> None:
     print("\n| strategy | labels/class | first | second | second - first (95% t-interval) | "
           "minutes, first | minutes, second |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for strategy, budget in shared:
-        seeds = [seed for s, b, seed in first if (s, b) == (strategy, budget)
-                 and (s, b, seed) in second]
-        minutes = [sum(times[(strategy, budget, seed)] for seed in seeds) / 60
-                   for times in (first_s, second_s)]
-        print(f"{paired_row(f'{strategy} | {budget}', first, second, (strategy, budget), (strategy, budget))}"
+    for one, other, budget in shared:
+        seeds = [seed for s, b, seed in first if (s, b) == (one, budget)
+                 and (other, b, seed) in second]
+        minutes = [sum(times[(name, budget, seed)] for seed in seeds) / 60
+                   for times, name in ((first_s, one), (second_s, other))]
+        label = one if one == other else f"{one} → {other}"
+        print(f"{paired_row(f'{label} | {budget}', first, second, (one, budget), (other, budget))}"
               f" {minutes[0]:.1f} | {minutes[1]:.1f} |")
+
+
+def _pair(text: str) -> tuple[str, str]:
+    """``FIRST=SECOND`` as two strategy names."""
+    first, sep, second = text.partition("=")
+    if not (sep and first and second):
+        raise SystemExit(f"error: --pair {text!r} is not FIRST=SECOND; pass two strategy names, "
+                         "e.g. --pair gan-linear-probe=gan-semisupervised")
+    return first, second
 
 
 if __name__ == "__main__":

@@ -67,6 +67,22 @@ def test_pairs_models_by_seed_and_names_what_changed(tmp_path):
     assert "pixels-linear" not in printed
 
 
+def test_pair_compares_one_strategy_of_the_first_run_with_another_of_the_second(tmp_path):
+    first = _run_folder(tmp_path / "a", {("gan-linear-probe", 10): [0.70, 0.76, 0.73],
+                                         ("gan-linear-probe", 100): [0.84, 0.85, 0.84]}, [])
+    # the second run has only its own strategy, at one budget, two seeds so far
+    second = _run_folder(tmp_path / "b", {("gan-semisupervised", 10): [0.72, 0.79]}, [],
+                         finished=False, seconds=600.0)
+    printed = _paired_runs(str(first), str(second), "--pair", "gan-linear-probe=gan-semisupervised")
+    differences = [0.02, 0.03]
+    low, high = stats.t.interval(0.95, 1, loc=0.025, scale=stats.sem(differences))
+    assert (f"| gan-linear-probe → gan-semisupervised | 10 | 73.0 | 75.5 | "
+            f"+2.5 [{100 * low:+.1f}, {100 * high:+.1f}] | 2.0 | 20.0 |") in printed
+    assert "| 100 |" not in printed  # no seed has both at 100 labels per class
+    with pytest.raises(SystemExit, match="--pair 'gan-linear-probe' is not FIRST=SECOND"):
+        _paired_runs(str(first), str(second), "--pair", "gan-linear-probe")
+
+
 @pytest.mark.parametrize("second_overrides, second_strategy, message", [
     (["data.dataset=fashion_mnist"], "scratch", "different datasets (digits, fashion_mnist)"),
     ([], "gan-frozen", "the runs share no model"),
