@@ -310,14 +310,14 @@ RUN_AS = {
         "the tiny GAN above on digits stands in for the benchmark's; three strategies, scratch "
         "narrower than the GAN as under the fashion_mnist preset, one budget and seed"),
     "gantransfer transfer --gan-run outputs/fashion-mnist-benchmark/gan --config fashion_mnist "
-    "--labels-per-class 10,100 --seeds 5 --strategies gan-semisupervised,random-semisupervised "
-    "--output-dir outputs/fashion-mnist-semisupervised": (
+    "--labels-per-class 10,100 --seeds 5 --strategies gan-semisupervised "
+    "--output-dir outputs/fashion-mnist-semisupervised-gan": (
         "gantransfer transfer --gan-run outputs/fmnist-gan --config digits --labels-per-class 5 "
         "--seeds 1 --strategies gan-semisupervised,random-semisupervised --set "
         "transfer.semisupervised_steps=4 --set transfer.semisupervised_batch_size=32 "
-        f"--output-dir outputs/fashion-mnist-semisupervised {TINY_TRANSFER} --quiet",
-        "the tiny GAN above on digits stands in for the benchmark's; one budget and seed, and a "
-        "few steps"),
+        f"--output-dir outputs/fashion-mnist-semisupervised-gan {TINY_TRANSFER} --quiet",
+        "the tiny GAN above on digits stands in for the benchmark's; its random control too, one "
+        "budget and seed, and a few steps"),
     "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-scratch-width10 "
     "--seeds 5 --labels-per-class 10 --strategies scratch "
     "--variants scratch-width-0.25,scratch-width-0.125 --defaults-from outputs/fashion-mnist-benchmark": (
@@ -379,6 +379,13 @@ RUN_AS = {
     "python benchmarks/paired_runs.py outputs/care-ens10/defaults outputs/care-ens10/ensemble-5": (
         f"{sys.executable} {ROOT}/benchmarks/paired_runs.py outputs/care-ens10/defaults "
         "outputs/care-ens10/ensemble-5", "as written, on the tiny care run above (digits)"),
+    "python benchmarks/paired_runs.py outputs/fashion-mnist-benchmark "
+    "outputs/fashion-mnist-semisupervised-gan --pair gan-linear-probe=gan-semisupervised "
+    "--pair scratch=gan-semisupervised --pair imagenet-finetune=gan-semisupervised "
+    "--pair gan-finetune=gan-semisupervised": (
+        f"{sys.executable} {ROOT}/benchmarks/paired_runs.py outputs/care-ens10/defaults "
+        "outputs/care-ens10/ensemble-5 --pair scratch=scratch",
+        "the tiny care runs above (digits, scratch alone) stand in, paired through --pair"),
     "python benchmarks/bench_test_shift.py outputs/fashion-mnist-benchmark": (
         f"{sys.executable} {ROOT}/benchmarks/bench_test_shift.py outputs/care-benchmark/defaults",
         "the models of the tiny care run above (digits) stand in for the benchmark's"),
