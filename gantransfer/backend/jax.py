@@ -24,7 +24,6 @@ import contextlib
 import importlib
 import importlib.util
 import logging
-import math
 import os
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -36,6 +35,7 @@ from keras import ops
 from keras import utils as keras_utils
 
 from gantransfer.backend import user_cache_dir
+from gantransfer.backend.common import ArrayBatches
 
 
 def gan_train_step(gan: Any, state: Any, data: Any) -> tuple[dict[str, Any], Any]:
@@ -169,56 +169,9 @@ def input_gradient(model: Any, loss: Callable[[Any, Any], Any]
     return gradient
 
 
-class ArrayBatches(keras.utils.PyDataset):
-    """In-memory ``(x, y)`` batches for ``fit``, reshuffled every epoch from a seed; no TensorFlow.
-
-    Epoch ``e``'s order is a permutation drawn from ``[seed, e]``, so a run repeats exactly (and
-    no two seeds share an order at different epochs). ``fit`` ends an epoch with
-    :meth:`on_epoch_end`; a plain ``for`` loop over every batch ends one too.
-
-    Example:
-        >>> batches = ArrayBatches(np.arange(5.0), np.arange(5), 2, shuffle=True, seed=0)
-        >>> sorted(int(v) for _, y in batches for v in y)
-        [0, 1, 2, 3, 4]
-    """
-
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool = False,
-                 seed: int = 0) -> None:
-        super().__init__()
-        self.x, self.y = x, y
-        self.batch_size = batch_size
-        self.shuffle, self.seed = shuffle, seed
-        self.epoch = 0
-        self.order = self._order()
-
-    def _order(self) -> np.ndarray:
-        if not self.shuffle:
-            return np.arange(len(self.x))
-        # [seed, epoch], as every shuffle here: seed s at epoch e+1 must not repeat seed s+1 at e
-        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.x) / self.batch_size)
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        if not 0 <= index < len(self):
-            raise IndexError(f"batch {index} of {len(self)}")
-        chosen = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-        return self.x[chosen], self.y[chosen]
-
-    def __iter__(self) -> Any:
-        for index in range(len(self)):
-            yield self[index]
-        self.on_epoch_end()
-
-    def on_epoch_end(self) -> None:
-        self.epoch += 1
-        self.order = self._order()
-
-
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool = False,
                  seed: int = 0) -> Any:
-    """:class:`ArrayBatches`: Keras's JAX trainer iterates a ``PyDataset`` without TensorFlow.
+    """:class:`~gantransfer.backend.common.ArrayBatches`: Keras's JAX trainer iterates a ``PyDataset`` without TensorFlow.
 
     Example:
         >>> [len(b) for b, _ in make_dataset(np.zeros((5, 3)), np.arange(5), 2)]

@@ -16,6 +16,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from gantransfer.backend.common import ArrayBatches
 from gantransfer.data.core import ImageSet
 from gantransfer.data.transforms import to_gan_range
 from gantransfer.errors import DataError
@@ -168,7 +169,7 @@ def originals(x: np.ndarray | Views) -> np.ndarray:
     return x.stack[:, 0] if isinstance(x, Views) else x
 
 
-class ViewBatches(keras.utils.PyDataset):
+class ViewBatches(ArrayBatches):
     """Batches of ``(x, y)`` for ``fit`` where ``x`` is :class:`Views`: each epoch shuffles the
     images and draws one view of each.
 
@@ -182,29 +183,12 @@ class ViewBatches(keras.utils.PyDataset):
         (2, [0.0, 0.0, 1.0, 1.0])
     """
 
-    def __init__(self, x: Views, y: np.ndarray, batch_size: int, *, shuffle: bool = False,
-                 seed: int = 0) -> None:
-        super().__init__()
-        self.x, self.y = x, y
-        self.batch_size = batch_size
-        self.shuffle, self.seed = shuffle, seed
-        self.epoch = 0
-        self._draw()
+    x: Views
 
-    def _draw(self) -> None:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        self.order = rng.permutation(len(self.x)) if self.shuffle else np.arange(len(self.x))
+    def _draw(self) -> np.random.Generator:
+        rng = super()._draw()
         self.inputs = self.x.drawn(rng, self.order)
+        return rng
 
-    def __len__(self) -> int:
-        return -(-len(self.x) // self.batch_size)
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        if not 0 <= index < len(self):
-            raise IndexError(f"batch {index} out of range for {len(self)} batches")
-        batch = slice(index * self.batch_size, (index + 1) * self.batch_size)
-        return self.inputs[batch], self.y[self.order[batch]]
-
-    def on_epoch_end(self) -> None:
-        self.epoch += 1
-        self._draw()
+    def _inputs(self, batch: slice) -> np.ndarray:
+        return self.inputs[batch]
