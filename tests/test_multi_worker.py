@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from gantransfer.cli import cli
+from gantransfer.config import load_config
 from gantransfer.errors import ConfigError
 from gantransfer.runtime import Cluster, Runtime, cluster_from_tf_config
 
@@ -182,6 +183,30 @@ def test_compare_trains_the_gan_across_workers_and_the_classifiers_on_the_chief(
     results = json.loads((run_dir / "results.json").read_text())["results"]
     assert sorted(r["strategy"] for r in results) == ["gan-frozen", "scratch"]
     assert list((tmp_path / "tmp1").iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.tensorflow_only("MultiWorkerMirroredStrategy is tf.distribute's")
+def test_compare_with_a_gan_per_seed_trains_each_gan_across_workers(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["compare", *TINY, "--epochs", "1", "--strategies", "gan-frozen",
+            "--labels-per-class", "10", "--seeds", "2", "--gan-per-seed",
+            "--set", "transfer.max_epochs=2", "--set", "transfer.gan_metrics=false",
+            "--output-dir", "run", "--quiet", "--distribute", "multi-worker"]
+    (chief_rc, chief_out, chief_err), (rc, out, err) = _finish(_start_workers(tmp_path, args))
+    assert chief_rc == 0, chief_err[-3000:]
+    assert rc == 0, err[-3000:]
+    assert "2 models trained" in chief_out
+    runs = {name: json.loads((run_dir / name / "run.json").read_text())
+            for name in ("gan", "gan-seed-1")}
+    for manifest in runs.values():  # both GANs trained across the two machines
+        assert (manifest["machine"]["distribute"], manifest["machine"]["workers"]) == (
+            "multi-worker", 2)
+    assert [load_config(str(run_dir / name / "config.yaml")).train.seed
+            for name in ("gan", "gan-seed-1")] == [0, 1]  # each seed's GAN at its own seed
+    results = json.loads((run_dir / "results.json").read_text())["results"]
+    assert sorted(r["seed"] for r in results) == [0, 1]
+    assert list((tmp_path / "tmp1").iterdir()) == []  # the other worker left nothing behind
 
 
 @pytest.mark.parametrize("tf_config, expected", [
