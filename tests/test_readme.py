@@ -318,6 +318,23 @@ RUN_AS = {
         f"--output-dir outputs/fashion-mnist-semisupervised-gan {TINY_TRANSFER} --quiet",
         "the tiny GAN above on digits stands in for the benchmark's; its random control too, one "
         "budget and seed, and a few steps"),
+    "gantransfer transfer --gan-run outputs/fashion-mnist-benchmark/gan --config fashion_mnist "
+    "--labels-per-class 10 --seeds 5 --strategies random-semisupervised "
+    "--output-dir outputs/fashion-mnist-semisupervised-random": (
+        "gantransfer transfer --gan-run outputs/fmnist-gan --config digits --labels-per-class 5 "
+        "--seeds 1 --strategies random-semisupervised --set transfer.semisupervised_steps=4 "
+        "--set transfer.semisupervised_batch_size=32 "
+        f"--output-dir outputs/fashion-mnist-semisupervised-random {TINY_TRANSFER} --quiet",
+        "the tiny GAN above on digits stands in for the benchmark's; one budget and seed, and a "
+        "few steps"),
+    "python benchmarks/paired_runs.py outputs/fashion-mnist-semisupervised-random "
+    "outputs/fashion-mnist-semisupervised-gan --pair random-semisupervised=gan-semisupervised": (
+        None, "pairs the two semi-supervised runs, which the other chain makes: the paired_runs.py "
+              "line with --pair above runs on tiny runs, and test_paired_runs.py tests --pair"),
+    "python benchmarks/paired_runs.py outputs/fashion-mnist-benchmark "
+    "outputs/fashion-mnist-semisupervised-random --pair random-linear-probe=random-semisupervised "
+    "--pair gan-linear-probe=random-semisupervised": (
+        None, "the line above, with the benchmark's models against the random control"),
     "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-scratch-width10 "
     "--seeds 5 --labels-per-class 10 --strategies scratch "
     "--variants scratch-width-0.25,scratch-width-0.125 --defaults-from outputs/fashion-mnist-benchmark": (
@@ -382,7 +399,8 @@ RUN_AS = {
     "python benchmarks/paired_runs.py outputs/fashion-mnist-benchmark "
     "outputs/fashion-mnist-semisupervised-gan --pair gan-linear-probe=gan-semisupervised "
     "--pair scratch=gan-semisupervised --pair imagenet-finetune=gan-semisupervised "
-    "--pair gan-finetune=gan-semisupervised": (
+    "--pair gan-finetune=gan-semisupervised --pair random-linear-probe=gan-semisupervised "
+    "--pair pixels-linear=gan-semisupervised": (
         f"{sys.executable} {ROOT}/benchmarks/paired_runs.py outputs/care-ens10/defaults "
         "outputs/care-ens10/ensemble-5 --pair scratch=scratch",
         "the tiny care runs above (digits, scratch alone) stand in, paired through --pair"),
