@@ -171,7 +171,8 @@ def input_gradient(model: Any, loss: Callable[[Any, Any], Any]
 
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool = False,
                  seed: int = 0) -> Any:
-    """:class:`~gantransfer.backend.common.ArrayBatches`: Keras's JAX trainer iterates a ``PyDataset`` without TensorFlow.
+    """:class:`~gantransfer.backend.common.ArrayBatches`: Keras's JAX trainer iterates a
+    ``PyDataset`` without TensorFlow.
 
     Example:
         >>> [len(b) for b, _ in make_dataset(np.zeros((5, 3)), np.arange(5), 2)]
