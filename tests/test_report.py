@@ -216,15 +216,15 @@ def test_verdict_opens_with_a_headline_per_budget_then_the_comparisons(report):
     lines = verdict(report["results"])
     assert lines[:2] == [
         "At 10 labels/class gan-frozen scores highest (72.0%, +3.0 points over gan-linear-probe, "
-        "not significant); GAN training beats its random-trunk control for gan-frozen "
+        "not significant); GAN pretraining beats its random-trunk control for gan-frozen "
         "(+10.0 points).",
-        "At 100 labels/class scratch wins (89.0%, +3.0 points over gan-frozen); GAN training beats "
-        "its random-trunk control for gan-frozen (+5.0 points).",
+        "At 100 labels/class scratch wins (89.0%, +3.0 points over gan-frozen); GAN pretraining "
+        "beats its random-trunk control for gan-frozen (+5.0 points).",
     ]
     assert lines[2] == ("At 10 labels/class gan-frozen scores highest: 72.0% ± 2.0, +3.0 points "
                         "over gan-linear-probe, not significant (paired t-interval over 3 seeds, "
                         "95%: -3.6 to +9.6).")
-    assert ("At 10 labels/class GAN training vs a random trunk (frozen): +10.0 points, a win "
+    assert ("At 10 labels/class GAN pretraining vs a random trunk (frozen): +10.0 points, a win "
             "(paired t-interval over 3 seeds, 95%: +7.5 to +12.5; gan-frozen 72.0% vs "
             "random-frozen 62.0%).") in lines
     assert ("At 10 labels/class gan-linear-probe vs scratch: +2.0 points, not significant "
@@ -252,12 +252,12 @@ def test_verdict_linear_probe_control_and_only_existing_strategies():
     lines = verdict(results)
     assert lines == [
         "At 10 labels/class gan-linear-probe scores highest (72.5%, +20.0 points over "
-        "random-linear-probe, not significant); GAN training does not significantly beat its "
+        "random-linear-probe, not significant); GAN pretraining does not significantly beat its "
         "random-trunk control for gan-linear-probe (+20.0 points).",
         "At 10 labels/class gan-linear-probe scores highest: 72.5% ± 3.5, +20.0 points over "
         "random-linear-probe, not significant (paired t-interval over 2 seeds, 95%: -43.5 to "
         "+83.5).",
-        "At 10 labels/class GAN training vs a random trunk (linear-probe): +20.0 points, not "
+        "At 10 labels/class GAN pretraining vs a random trunk (linear-probe): +20.0 points, not "
         "significant (paired t-interval over 2 seeds, 95%: -43.5 to +83.5; gan-linear-probe "
         "72.5% vs random-linear-probe 52.5%).",
     ]  # two seeds that disagree by 10 points prove nothing; no scratch, so no line about it

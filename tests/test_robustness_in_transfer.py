@@ -53,7 +53,7 @@ def test_every_model_is_attacked_and_the_report_answers_the_question(runs):
     report = plain.files["report.md"].read_text()
     assert "## Robustness" in report and "figures/robustness.png" in report
     assert "Does pretraining make a classifier more robust?" in report
-    assert "gan-frozen vs scratch" in report and "GAN training vs a random trunk" in report
+    assert "gan-frozen vs scratch" in report and "GAN pretraining vs a random trunk" in report
     document = json.loads(plain.files["results.json"].read_text())
     kinds = {c["kind"] for c in document["robustness"]["comparisons"]}
     assert kinds == {"pretraining", "control"}

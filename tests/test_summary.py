@@ -86,12 +86,12 @@ def test_one_seed_gives_no_interval_and_no_win():
         assert item["significant"] is False
     assert verdict(results) == [
         "At 10 labels/class gan-frozen scores highest (80.0%, +20.0 points over random-frozen, "
-        "no interval can be given); GAN training vs its random-trunk control for gan-frozen "
+        "no interval can be given); GAN pretraining vs its random-trunk control for gan-frozen "
         "(+20.0 points): no interval can be given.",
         "At 10 labels/class gan-frozen scores highest: 80.0%, +20.0 points over random-frozen, no "
         "interval can be given (1 seed).",
-        "At 10 labels/class GAN training vs a random trunk (frozen): +20.0 points, no interval can "
-        "be given (1 seed; gan-frozen 80.0% vs random-frozen 60.0%).",
+        "At 10 labels/class GAN pretraining vs a random trunk (frozen): +20.0 points, no interval "
+        "can be given (1 seed; gan-frozen 80.0% vs random-frozen 60.0%).",
     ]
 
 
@@ -127,8 +127,8 @@ def test_headline_has_one_sentence_per_budget():
     assert headline(results) == [
         "At 5 labels/class only pixels-linear has results (50.0%).",
         "At 10 labels/class gan-frozen scores highest (72.0%, +3.0 points over gan-linear-probe, "
-        "not significant); GAN training beats its random-trunk control for gan-frozen "
-        "(+10.0 points); GAN training does not significantly beat its random-trunk control for "
+        "not significant); GAN pretraining beats its random-trunk control for gan-frozen "
+        "(+10.0 points); GAN pretraining does not significantly beat its random-trunk control for "
         "gan-linear-probe (+1.0 points).",
         "At 100 labels/class scratch wins (89.0%, +3.0 points over gan-finetune); no random-trunk "
         "control ran.",
@@ -143,7 +143,7 @@ def test_headline_groups_gan_strategies_with_the_same_claim():
                        "random-linear-probe": [0.70, 0.70, 0.73]})
     assert headline(results) == [
         "At 10 labels/class gan-linear-probe wins (81.0%, +9.0 points over gan-frozen); GAN "
-        "training beats its random-trunk control for gan-frozen (+10.0 points) and "
+        "pretraining beats its random-trunk control for gan-frozen (+10.0 points) and "
         "gan-linear-probe (+10.0 points)."]
 
 

@@ -138,7 +138,7 @@ def render_robust_comparison(item: dict[str, Any], attack: str) -> str:
         'At 10 labels/class, under PGD-20 at ε = 0.1, gan-finetune vs scratch: +9.5 points of accuracy under attack, more robust (paired t-interval over 2 seeds, 95%: +3.0 to +16.0; 20.5% vs 11.0%).'
     """
     where = f"{budget_phrase(item['labels_per_class'])}, under {attack} at ε = {item['epsilon']:g}"
-    what = "GAN training vs a random trunk" if item["kind"] == "control" else ""
+    what = "GAN pretraining vs a random trunk" if item["kind"] == "control" else ""
     pair = f"{item['strategy']} vs {item['other']}"
     if item["ci_method"] is None:
         call, basis = "no interval can be given", f"{item['n']} seed"

@@ -406,14 +406,14 @@ def render_comparison(item: dict[str, Any]) -> str:
     if item["kind"] == "control":
         info = STRATEGIES.get(name)
         what = name if info is None else info.method
-        return f"{where} GAN training vs a random trunk ({what}): {said}."
+        return f"{where} GAN pretraining vs a random trunk ({what}): {said}."
     if item["kind"] == "scratch":
         return f"{where} {name} vs {other}: {said}."
     raise ValueError(f"unknown comparison kind {item['kind']!r}; expected 'winner', 'control' or "
                      "'scratch'")
 
 
-# What GAN training does against its random-trunk control, by what the comparison may claim.
+# What GAN pretraining does against its random-trunk control, by what the comparison may claim.
 _AGAINST_CONTROL = {"a win": "beats", "a loss": "loses to",
                     "not significant": "does not significantly beat"}
 
@@ -448,7 +448,8 @@ def _winner_clause(item: dict[str, Any]) -> str:
 
 
 def _control_clauses(controls: list[dict[str, Any]]) -> list[str]:
-    """GAN training against its random-trunk control, one clause per claim, strategies grouped."""
+    """GAN pretraining against its random-trunk control: one clause per claim, strategies
+    grouped."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for item in controls:
         groups.setdefault(_call(item), []).append(item)
@@ -456,17 +457,18 @@ def _control_clauses(controls: list[dict[str, Any]]) -> list[str]:
     for call, items in groups.items():
         which = " and ".join(f"{i['strategy']} ({_points(i['difference'])})" for i in items)
         if call in _AGAINST_CONTROL:
-            clauses.append(f"GAN training {_AGAINST_CONTROL[call]} its random-trunk control for "
+            clauses.append(f"GAN pretraining {_AGAINST_CONTROL[call]} its random-trunk control for "
                            f"{which}")
         else:
-            clauses.append(f"GAN training vs its random-trunk control for {which}: {call}")
+            clauses.append(f"GAN pretraining vs its random-trunk control for {which}: {call}")
     return clauses
 
 
 def headline(results: list[StrategyResult]) -> list[str]:
-    """One sentence per budget: the winner, and whether GAN training beats its random-trunk control.
+    """One sentence per budget: the winner, and whether GAN pretraining beats its random-trunk
+    control.
 
-    The winner "wins" only when its paired interval over the runner-up excludes 0; GAN training
+    The winner "wins" only when its paired interval over the runner-up excludes 0; GAN pretraining
     "beats" (or "loses to") its control (:func:`gantransfer.registry.control_of`) on the same
     condition. A budget where GAN strategies ran without any of their controls says so; one
     without GAN strategies says nothing about them.
@@ -484,7 +486,7 @@ def headline(results: list[StrategyResult]) -> list[str]:
         ...            for seed, acc in enumerate(accs)]
         >>> print(headline(records)[0])  # doctest: +NORMALIZE_WHITESPACE
         At 10 labels/class gan-frozen wins (72.0%, +10.0 points over random-frozen);
-            GAN training beats its random-trunk control for gan-frozen (+10.0 points).
+            GAN pretraining beats its random-trunk control for gan-frozen (+10.0 points).
     """
     compared = comparisons(results)
     summary = summarize(results)
