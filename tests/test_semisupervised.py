@@ -84,6 +84,33 @@ def test_the_batches_pass_over_every_unlabeled_image_once_an_epoch_in_a_new_orde
         SemiSupervisedBatches(unlabeled, labeled, np.array([0, 1, 2]), batch_size=11, seed=0)
 
 
+def test_fit_ends_with_the_classifiers_moving_averages_when_its_optimizer_keeps_them():
+    # transfer.semisupervised_average: the discriminator's Adam keeps an EMA (use_ema), and fit's
+    # end writes it into the discriminator only. Training itself is the same as without it.
+    rng = np.random.default_rng(0)
+    unlabeled, labeled = rng.uniform(0, 255, (12, 8, 8, 1)), rng.uniform(0, 255, (3, 8, 8, 1))
+    values = lambda weights: [keras.ops.convert_to_numpy(v) for v in weights]  # noqa: E731
+
+    def trained(use_ema):
+        gan = _tiny()
+        gan.compile(d_optimizer=keras.optimizers.Adam(1e-2, beta_1=0.5, use_ema=use_ema,
+                                                      ema_momentum=0.5),
+                    g_optimizer=keras.optimizers.Adam(1e-2, beta_1=0.5))
+        gan.fit(SemiSupervisedBatches(unlabeled, labeled, np.arange(3), batch_size=4, seed=0),
+                epochs=2, verbose=0)
+        return gan
+
+    plain, averaged = trained(False), trained(True)
+    final = values(averaged.discriminator.trainable_weights)
+    for value, average in zip(final, values(averaged.d_optimizer._model_variables_moving_average)):
+        np.testing.assert_array_equal(value, average)
+    last = values(plain.discriminator.trainable_weights)  # the last step's weights
+    assert any(not np.allclose(a, b) for a, b in zip(final, last))
+    for value, kept in zip(values(averaged.generator.trainable_weights),
+                           values(plain.generator.trainable_weights)):
+        np.testing.assert_allclose(value, kept, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.slow
 def test_it_learns_the_classes_from_a_few_labels_beside_the_unlabeled_images():
     # Three classes of 8x8 images, told apart by which third of the image is bright; 2 labels each.

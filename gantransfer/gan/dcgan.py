@@ -63,9 +63,12 @@ class OptimizerPair(keras.optimizers.Optimizer):
         super().__init__(learning_rate=0.0, name=name)
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
+        object.__setattr__(self, "_networks", ([], []))
 
     def build_pair(self, d_variables: list[Any], g_variables: list[Any]) -> None:
         """Creates both optimizers' variables for their own networks' weights."""
+        # The networks' own weights, kept untracked: they are the model's, not optimizer state.
+        object.__setattr__(self, "_networks", (list(d_variables), list(g_variables)))
         if not self.d_optimizer.built:
             self.d_optimizer.build(d_variables)
         if not self.g_optimizer.built:
@@ -94,8 +97,13 @@ class OptimizerPair(keras.optimizers.Optimizer):
             self.d_optimizer.learning_rate = value
 
     def finalize_variable_values(self, var_list: list[Any]) -> None:
-        self.d_optimizer.finalize_variable_values(var_list)
-        self.g_optimizer.finalize_variable_values(var_list)
+        """Each optimizer finalizes its own network's weights (``fit`` passes the model's), e.g.
+        with ``use_ema`` it writes its moving averages into them; the rest of ``var_list`` is
+        left as it is."""
+        chosen = {id(v) for v in var_list}
+        for optimizer, variables in zip((self.d_optimizer, self.g_optimizer), self._networks):
+            if all(id(v) in chosen for v in variables):
+                optimizer.finalize_variable_values(variables)
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name,
