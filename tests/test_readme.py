@@ -327,6 +327,18 @@ RUN_AS = {
         f"--output-dir outputs/fashion-mnist-semisupervised-random {TINY_TRANSFER} --quiet",
         "the tiny GAN above on digits stands in for the benchmark's; one budget and seed, and a "
         "few steps"),
+    "gantransfer train-gan --config fashion_mnist --epochs 3 --set train.probe_every=1 "
+    "--output-dir outputs/fashion-mnist-gan": (
+        f"gantransfer train-gan --config digits --epochs 1 --output-dir outputs/fashion-mnist-gan "
+        f"{TINY_GAN}", "digits stands in for Fashion-MNIST; one epoch of a tiny GAN"),
+    "gantransfer transfer --gan-run outputs/fashion-mnist-gan --config fashion_mnist "
+    "--labels-per-class 100 --seeds 5 --strategies gan-semisupervised "
+    "--output-dir outputs/fashion-mnist-semisupervised-100": (
+        "gantransfer transfer --gan-run outputs/fashion-mnist-gan --config digits "
+        "--labels-per-class 5 --seeds 1 --strategies gan-semisupervised --set "
+        "transfer.semisupervised_steps=4 --set transfer.semisupervised_batch_size=32 "
+        f"--output-dir outputs/fashion-mnist-semisupervised-100 {TINY_TRANSFER} --quiet",
+        "the tiny GAN of the line above; one budget and seed, and a few steps"),
     "python benchmarks/paired_runs.py outputs/fashion-mnist-semisupervised-random "
     "outputs/fashion-mnist-semisupervised-gan --pair random-semisupervised=gan-semisupervised": (
         None, "pairs the two semi-supervised runs, which the other chain makes: the paired_runs.py "
@@ -407,6 +419,10 @@ RUN_AS = {
     "python benchmarks/bench_test_shift.py outputs/fashion-mnist-benchmark": (
         f"{sys.executable} {ROOT}/benchmarks/bench_test_shift.py outputs/care-benchmark/defaults",
         "the models of the tiny care run above (digits) stand in for the benchmark's"),
+    "python benchmarks/bench_test_shift.py outputs/fashion-mnist-semisupervised-100": (
+        f"{sys.executable} {ROOT}/benchmarks/bench_test_shift.py outputs/care-benchmark/defaults "
+        "--strategies scratch", "the models of the tiny care run above (digits) stand in for the "
+        "semi-supervised GAN's, which the other chain makes"),
     "bash benchmarks/bench_fashion_mnist.sh outputs/fashion-mnist-benchmark": (
         f"bash {ROOT}/benchmarks/bench_fashion_mnist.sh {{cwd}}/outputs/fashion-mnist-benchmark "
         "--config digits --labels-per-class 10 --seeds 1 --strategies scratch,gan-linear-probe "
