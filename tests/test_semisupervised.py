@@ -85,8 +85,8 @@ def test_the_batches_pass_over_every_unlabeled_image_once_an_epoch_in_a_new_orde
 
 
 def test_fit_ends_with_the_classifiers_moving_averages_when_its_optimizer_keeps_them():
-    # transfer.semisupervised_average: the discriminator's Adam keeps an EMA (use_ema), and fit's
-    # end writes it into the discriminator only. Training itself is the same as without it.
+    # The discriminator's Adam keeps an EMA (use_ema), and fit's end writes it into the
+    # discriminator only. Training itself is the same as without it.
     rng = np.random.default_rng(0)
     unlabeled, labeled = rng.uniform(0, 255, (12, 8, 8, 1)), rng.uniform(0, 255, (3, 8, 8, 1))
     values = lambda weights: [keras.ops.convert_to_numpy(v) for v in weights]  # noqa: E731

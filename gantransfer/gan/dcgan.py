@@ -97,13 +97,10 @@ class OptimizerPair(keras.optimizers.Optimizer):
             self.d_optimizer.learning_rate = value
 
     def finalize_variable_values(self, var_list: list[Any]) -> None:
-        """Each optimizer finalizes its own network's weights (``fit`` passes the model's), e.g.
-        with ``use_ema`` it writes its moving averages into them; the rest of ``var_list`` is
-        left as it is."""
-        chosen = {id(v) for v in var_list}
+        """Each optimizer finalizes its own network's weights, not ``var_list`` (``fit`` passes
+        all the model's): e.g. with ``use_ema`` it writes its moving averages into them."""
         for optimizer, variables in zip((self.d_optimizer, self.g_optimizer), self._networks):
-            if all(id(v) in chosen for v in variables):
-                optimizer.finalize_variable_values(variables)
+            optimizer.finalize_variable_values(variables)
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name,
