@@ -4,16 +4,20 @@
 # A DCGAN trains on the 60,000 unlabeled training images (the paper's 64-128-256 at 32x32, with the
 # preset's rotation self-supervision, 3 epochs), with the linear probe scoring its discriminator
 # after every epoch (train.probe_every=1); the best-scoring epoch's discriminator seeds the gan-*
-# strategies. Then all nine strategies run at 10 and 100 labels per class over 5 seeds, each with
+# strategies. Then all eleven strategies run at 10 and 100 labels per class over 5 seeds, each with
 # its default head, every choice cross-validated over its budget, and a refit; with the preset,
 # every network trains under random shifts of up to a pixel (frozen heads on cached views) and is
-# the mean of 5 refits. The ImageNet strategies use
-# MobileNet v1, alpha 0.25, at 128 px. Offline, its genuine ImageNet weights are taken from
-# ../shared/data/keras-models/ when that folder exists (copied into $KERAS_HOME/models/).
+# the mean of 5 refits. The eleven include the semi-supervised GAN and its random-trunk control,
+# which train a GAN each (about 10 minutes a model on 2 CPU cores, 200 of the run's minutes). The
+# ImageNet strategies use MobileNet v1, alpha 0.25, at 128 px. Offline, its genuine ImageNet weights
+# are taken from ../shared/data/keras-models/ when that folder exists (copied into
+# $KERAS_HOME/models/). Last, bench_test_shift.py scores every saved model again with test-time
+# shifts (transfer.test_shift=1), paired with its score as trained.
 #
 # Usage: bash benchmarks/bench_fashion_mnist.sh [OUTPUT_DIR] [extra gantransfer compare flags...]
 # With --gan-per-seed added, each seed's gan-* models start from a GAN of their own (5 GANs), so the
-# verdict's intervals include the GAN's run-to-run variation as well.
+# verdict's intervals include the GAN's run-to-run variation as well. An interrupted run continues
+# with --resume added: the GAN and the finished models are kept. A --strategies flag runs fewer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-outputs/fashion-mnist-benchmark}"
@@ -25,8 +29,12 @@ if [ -d "$shared" ]; then
   cp -n "$shared"/*.h5 "$keras_home/models/" 2>/dev/null || true
 fi
 gantransfer="${GANTRANSFER:-.venv/bin/gantransfer}"
+python="${PYTHON:-.venv/bin/python}"
+all="scratch,gan-frozen,gan-finetune,gan-linear-probe,gan-semisupervised,imagenet-frozen"
+all="$all,imagenet-finetune,random-frozen,random-linear-probe,random-semisupervised,pixels-linear"
 time "$gantransfer" compare --config fashion_mnist --epochs "${EPOCHS:-3}" \
   --labels-per-class 10,100 --seeds "${SEEDS:-5}" --set train.probe_every=1 \
   --backbone mobilenet --backbone-alpha 0.25 --backbone-input-size 128 \
-  --output-dir "$out" "$@"
+  --strategies "$all" --output-dir "$out" "$@"
 sed -n '/^## Verdict/,/^## Skipped/p' "$out/report.md"
+time "$python" benchmarks/bench_test_shift.py "$out"
