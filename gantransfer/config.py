@@ -295,6 +295,8 @@ class TransferConfig:
             and the generator.
         semisupervised_dropout: The classifier's head dropout there (Salimans et al.'s
             discriminator was heavily dropped out; transfer.dropout is for the other networks).
+        semisupervised_unlabeled_weight: The weight of its GAN loss (on the unlabeled and the
+            generated images) beside the labeled images' cross-entropy, which weighs 1.
         semisupervised_images: At most this many unlabeled training images feed it.
         backbone: ImageNet backbone: mobilenet, mobilenet_v2, resnet50 or efficientnet_b0.
         backbone_alpha: MobileNet width multiplier.
@@ -360,6 +362,7 @@ class TransferConfig:
     semisupervised_batch_size: int = 100
     semisupervised_learning_rate: float = 0.0002
     semisupervised_dropout: float = 0.5
+    semisupervised_unlabeled_weight: float = 1.0
     semisupervised_images: int = 60000
     backbone: str = "mobilenet"
     backbone_alpha: float = 0.25
@@ -445,6 +448,9 @@ class TransferConfig:
                0 < self.semisupervised_learning_rate < 1, "a number in (0, 1)")
         _check("transfer.semisupervised_dropout", self.semisupervised_dropout,
                0 <= self.semisupervised_dropout < 1, "a rate in [0, 1)")
+        _check("transfer.semisupervised_unlabeled_weight", self.semisupervised_unlabeled_weight,
+               0 <= self.semisupervised_unlabeled_weight < float("inf"),
+               "a finite number >= 0")
         _check("transfer.semisupervised_images", self.semisupervised_images,
                _is_count(self.semisupervised_images, 1), "an integer >= 1")
         _check("transfer.backbone_alpha", self.backbone_alpha, 0 < self.backbone_alpha <= 2,

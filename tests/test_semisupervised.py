@@ -13,13 +13,14 @@ def _softplus(x):
     return np.logaddexp(0.0, x)
 
 
-def _tiny(num_classes=3, side=8, seed=0, rate=2e-4):
+def _tiny(num_classes=3, side=8, seed=0, rate=2e-4, unlabeled_weight=1.0):
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((side, side, 1))
     features = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255.0)(inputs))
     logits = keras.layers.Dense(num_classes)(features)
     gan = SemiSupervisedGAN(build_generator(side, 1, latent_dim=4, width=0.125),
-                            keras.Model(inputs, [logits, features]), seed=seed)
+                            keras.Model(inputs, [logits, features]), seed=seed,
+                            unlabeled_weight=unlabeled_weight)
     gan.compile(d_optimizer=keras.optimizers.Adam(rate, beta_1=0.5),
                 g_optimizer=keras.optimizers.Adam(rate, beta_1=0.5))
     return gan
@@ -32,8 +33,9 @@ def test_real_logit_is_the_log_of_the_summed_class_exponentials():
     np.testing.assert_allclose(d, z / (z + 1), rtol=1e-5)  # D(x) = Z / (Z + 1)
 
 
-def test_the_step_losses_are_salimans_formulas():
-    gan = _tiny()
+@pytest.mark.parametrize("weight", [1.0, 0.5, 0.0])  # 0.5: the paper's code
+def test_the_step_losses_are_salimans_formulas(weight):
+    gan = _tiny(unlabeled_weight=weight)
     rng = np.random.default_rng(0)
     unlabeled = rng.uniform(0, 255, (6, 8, 8, 1)).astype("float32")
     labeled = rng.uniform(0, 255, (6, 8, 8, 1)).astype("float32")
@@ -51,7 +53,8 @@ def test_the_step_losses_are_salimans_formulas():
     lse = lambda l: np.log(np.exp(l).sum(axis=1))  # noqa: E731
     unsupervised = _softplus(-lse(l_real)).mean() + _softplus(lse(l_fake)).mean()
     matching = np.mean((f_real.mean(axis=0) - f_fake.mean(axis=0)) ** 2)
-    assert float(d_loss) == pytest.approx(supervised + unsupervised, rel=1e-4)
+    assert unsupervised > 0.1  # so that the weight shows
+    assert float(d_loss) == pytest.approx(supervised + weight * unsupervised, rel=1e-4)
     assert float(g_loss) == pytest.approx(matching, rel=1e-4)
     assert float(measures["supervised_loss"]) == pytest.approx(supervised, rel=1e-4)
     accuracy = np.mean(l_lab.argmax(axis=1) == labels)

@@ -44,8 +44,8 @@ class SemiSupervisedGAN(DCGAN):
     :class:`SemiSupervisedBatches`) is ``((unlabeled, labeled), labels)``; the generator makes as
     many images as there are unlabeled ones.
 
-    The classifier's loss is the labeled batch's cross-entropy plus the GAN loss of
-    :func:`real_logit` on the unlabeled and the generated batch; the generator's is the squared
+    The classifier's loss is the labeled batch's cross-entropy plus ``unlabeled_weight`` times the
+    GAN loss of :func:`real_logit` on the unlabeled and the generated batch; the generator's is the squared
     distance between the mean ``features`` (an intermediate output of the classifier) of the
     unlabeled and of the generated batch (feature matching).
 
@@ -60,6 +60,8 @@ class SemiSupervisedGAN(DCGAN):
             head) that feature matching compares.
         latent_dim: Length of z; read from the generator's input when omitted.
         seed: Seed of the model's own noise stream.
+        unlabeled_weight: The GAN loss's weight beside the cross-entropy's 1. The paper's code
+            (openai/improved-gan) weighs it 0.5.
 
     Example:
         >>> from gantransfer.gan.models import build_generator
@@ -78,8 +80,10 @@ class SemiSupervisedGAN(DCGAN):
     """
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model,
-                 latent_dim: int | None = None, seed: int | None = None, **kwargs: Any) -> None:
+                 latent_dim: int | None = None, seed: int | None = None,
+                 unlabeled_weight: float = 1.0, **kwargs: Any) -> None:
         super().__init__(generator, discriminator, latent_dim=latent_dim, seed=seed, **kwargs)
+        self.unlabeled_weight = float(unlabeled_weight)
         self.supervised_tracker = keras.metrics.Mean(name="supervised_loss")
         self.labeled_accuracy_tracker = keras.metrics.Mean(name="labeled_accuracy")
 
@@ -109,7 +113,7 @@ class SemiSupervisedGAN(DCGAN):
                                        - ops.mean(flat(fake_features), axis=0)))
         accuracy = ops.mean(ops.cast(
             ops.argmax(labeled_logits, axis=-1) == ops.cast(labels, "int32"), "float32"))
-        return supervised + unsupervised, matching, {
+        return supervised + self.unlabeled_weight * unsupervised, matching, {
             "real_logits": real, "fake_logits": fake, "supervised_loss": supervised,
             "labeled_accuracy": accuracy}
 

@@ -940,7 +940,8 @@ def _semisupervised_outcome(ctx: StrategyContext, trunk: keras.Model,
     a = ctx.architecture
     generator = build_generator(a.image_size, a.channels, width=a.width,
                                 kernel_size=a.kernel_size)
-    gan = SemiSupervisedGAN(generator, with_features(classifier), seed=split.seed)
+    gan = SemiSupervisedGAN(generator, with_features(classifier), seed=split.seed,
+                            unlabeled_weight=s.semisupervised_unlabeled_weight)
     gan.compile(d_optimizer=keras.optimizers.Adam(s.semisupervised_learning_rate, beta_1=0.5),
                 g_optimizer=keras.optimizers.Adam(s.semisupervised_learning_rate, beta_1=0.5))
     unlabeled = split.more_unlabeled(s.semisupervised_images)
@@ -959,7 +960,8 @@ def _semisupervised_outcome(ctx: StrategyContext, trunk: keras.Model,
                  f"of {batch} unlabeled, {batch} generated and {batch} labeled images "
                  f"({epochs} passes over {len(unlabeled)} unlabeled training images; "
                  "transfer.semisupervised_steps), head dropout "
-                 f"{s.semisupervised_dropout:g}; a fixed schedule")
+                 f"{s.semisupervised_dropout:g}, the GAN loss weighted "
+                 f"{s.semisupervised_unlabeled_weight:g}; a fixed schedule")
     if s.ensemble > 1:
         notes.append(f"one model, not an ensemble of {s.ensemble} (transfer.ensemble): each "
                      "member would cost a GAN's training")
