@@ -45,9 +45,9 @@ class SemiSupervisedGAN(DCGAN):
     many images as there are unlabeled ones.
 
     The classifier's loss is the labeled batch's cross-entropy plus ``unlabeled_weight`` times the
-    GAN loss of :func:`real_logit` on the unlabeled and the generated batch; the generator's is the squared
-    distance between the mean ``features`` (an intermediate output of the classifier) of the
-    unlabeled and of the generated batch (feature matching).
+    GAN loss of :func:`real_logit` on the unlabeled and the generated batch; the generator's is
+    the squared distance between the mean ``features`` (an intermediate output of the classifier)
+    of the unlabeled and of the generated batch (feature matching).
 
     Metrics: ``d_loss``, ``g_loss``, ``d_real``, ``d_fake`` (the mean ``D(x)`` of the unlabeled and
     generated batches), ``supervised_loss`` and ``labeled_accuracy`` (of the labeled batches, under
