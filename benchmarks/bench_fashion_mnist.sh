@@ -30,8 +30,7 @@ if [ -d "$shared" ]; then
 fi
 gantransfer="${GANTRANSFER:-.venv/bin/gantransfer}"
 python="${PYTHON:-.venv/bin/python}"
-all="scratch,gan-frozen,gan-finetune,gan-linear-probe,gan-semisupervised,imagenet-frozen"
-all="$all,imagenet-finetune,random-frozen,random-linear-probe,random-semisupervised,pixels-linear"
+all="$("$python" -c 'from gantransfer.registry import STRATEGIES; print(",".join(STRATEGIES))')"
 time "$gantransfer" compare --config fashion_mnist --epochs "${EPOCHS:-3}" \
   --labels-per-class 10,100 --seeds "${SEEDS:-5}" --set train.probe_every=1 \
   --backbone mobilenet --backbone-alpha 0.25 --backbone-input-size 128 \

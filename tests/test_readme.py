@@ -560,7 +560,7 @@ def _run(command: str, cwd: Path) -> None:
         _run_script(argv[1:], command)
         return
     env = {**os.environ, "KERAS_HOME": str(cwd / "keras-home"),
-           "GANTRANSFER": str(Path(sys.executable).parent / "gantransfer"),
+           "GANTRANSFER": str(Path(sys.executable).parent / "gantransfer"), "PYTHON": sys.executable,
            "EPOCHS": "1", "PYTHONPATH": str(ROOT), **settings}
     result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"{command}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
