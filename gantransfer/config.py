@@ -297,6 +297,8 @@ class TransferConfig:
             discriminator was heavily dropped out; transfer.dropout is for the other networks).
         semisupervised_unlabeled_weight: The weight of its GAN loss (on the unlabeled and the
             generated images) beside the labeled images' cross-entropy, which weighs 1.
+        semisupervised_decay: The last fraction of those steps over which both Adam rates fall
+            linearly towards 0 (the authors' code: the last third); 0 keeps them constant.
         semisupervised_images: At most this many unlabeled training images feed it.
         backbone: ImageNet backbone: mobilenet, mobilenet_v2, resnet50 or efficientnet_b0.
         backbone_alpha: MobileNet width multiplier.
@@ -363,6 +365,7 @@ class TransferConfig:
     semisupervised_learning_rate: float = 0.0002
     semisupervised_dropout: float = 0.5
     semisupervised_unlabeled_weight: float = 1.0
+    semisupervised_decay: float = 0.0
     semisupervised_images: int = 60000
     backbone: str = "mobilenet"
     backbone_alpha: float = 0.25
@@ -451,6 +454,8 @@ class TransferConfig:
         _check("transfer.semisupervised_unlabeled_weight", self.semisupervised_unlabeled_weight,
                0 <= self.semisupervised_unlabeled_weight < float("inf"),
                "a finite number >= 0")
+        _check("transfer.semisupervised_decay", self.semisupervised_decay,
+               0 <= self.semisupervised_decay <= 1, "a fraction in [0, 1]")
         _check("transfer.semisupervised_images", self.semisupervised_images,
                _is_count(self.semisupervised_images, 1), "an integer >= 1")
         _check("transfer.backbone_alpha", self.backbone_alpha, 0 < self.backbone_alpha <= 2,

@@ -76,6 +76,8 @@ def test_int_accepted_for_float_but_not_bool_for_int():
      r"transfer.semisupervised_unlabeled_weight: received -0.5, expected a finite number >= 0"),
     ("transfer.semisupervised_unlabeled_weight=.inf",
      r"transfer.semisupervised_unlabeled_weight: received inf, expected a finite number >= 0"),
+    ("transfer.semisupervised_decay=1.5",
+     r"transfer.semisupervised_decay: received 1.5, expected a fraction in \[0, 1\]"),
     ("epochs=3", r"expected section.key=value"),
     ("train.epochs", r"expected section.key=value"),
 ])

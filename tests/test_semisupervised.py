@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from gantransfer.gan.models import build_generator
-from gantransfer.gan.semisupervised import SemiSupervisedBatches, SemiSupervisedGAN, real_logit
+from gantransfer.gan.semisupervised import (FinalDecay, SemiSupervisedBatches, SemiSupervisedGAN,
+                                            real_logit)
 
 
 def _softplus(x):
@@ -112,6 +113,49 @@ def test_fit_ends_with_the_classifiers_moving_averages_when_its_optimizer_keeps_
     for value, kept in zip(values(averaged.generator.trainable_weights),
                            values(plain.generator.trainable_weights)):
         np.testing.assert_allclose(value, kept, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1 / 3, 1.0])
+def test_the_final_decay_is_the_authors_schedule(fraction):
+    # openai/improved-gan (CIFAR-10): rate * min(3 - epoch / 400, 1) over 1,200 epochs.
+    steps = 1200
+    decay = FinalDecay(3e-4, steps=steps, fraction=fraction)
+    got = np.array([float(decay(step)) for step in range(steps)])
+    if fraction == 1 / 3:
+        np.testing.assert_allclose(got, 3e-4 * np.minimum(3 - np.arange(steps) / 400, 1),
+                                   rtol=1e-5, atol=1e-10)
+    assert got[0] == pytest.approx(3e-4)  # the first step runs at the full rate
+    assert np.all(np.diff(got) <= 1e-12) and np.all(got > 0)
+    assert got[-1] == pytest.approx(3e-4 if fraction == 0 else 3e-4 / (steps * fraction))
+    assert FinalDecay.from_config(decay.get_config()).get_config() == decay.get_config()
+    with pytest.raises(ValueError, match="fraction: received 1.5"):
+        FinalDecay(3e-4, steps=steps, fraction=1.5)
+
+
+def test_both_optimizers_follow_the_schedule_and_end_at_its_last_rate():
+    rng = np.random.default_rng(0)
+    unlabeled, labeled = rng.uniform(0, 255, (12, 8, 8, 1)), rng.uniform(0, 255, (3, 8, 8, 1))
+    values = lambda weights: [keras.ops.convert_to_numpy(v) for v in weights]  # noqa: E731
+
+    def trained(d_rate, g_rate):
+        gan = _tiny()
+        gan.compile(d_optimizer=keras.optimizers.Adam(d_rate, beta_1=0.5),
+                    g_optimizer=keras.optimizers.Adam(g_rate, beta_1=0.5))
+        gan.fit(SemiSupervisedBatches(unlabeled, labeled, np.arange(3), batch_size=4, seed=0),
+                epochs=2, verbose=0)  # 3 steps a pass: 6 steps
+        return gan
+
+    decayed = trained(FinalDecay(1e-2, 6, 0.5), FinalDecay(1e-2, 6, 0.5))
+    for optimizer in (decayed.d_optimizer, decayed.g_optimizer):
+        assert int(keras.ops.convert_to_numpy(optimizer.iterations)) == 6
+        assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == 0.0  # step 6 of 6
+    constant = trained(1e-2, 1e-2)  # fraction 0 trains as a constant rate does; a decay does not
+    unchanged = trained(FinalDecay(1e-2, 6, 0.0), FinalDecay(1e-2, 6, 0.0))
+    for a, b in zip(values(constant.discriminator.weights),
+                    values(unchanged.discriminator.weights)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert any(not np.allclose(a, c) for a, c in zip(values(constant.discriminator.weights),
+                                                     values(decayed.discriminator.weights)))
 
 
 @pytest.mark.slow

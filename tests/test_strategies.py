@@ -1008,12 +1008,14 @@ def test_the_semisupervised_gan_feeds_on_the_unlabeled_pool_and_says_how_it_trai
 
     bigger = Split(**{**split.__dict__, "unlabeled_pool": pool})
     outcome = RUNNERS["gan-semisupervised"](_context(bigger, semisupervised_images=500,
-                                                     semisupervised_steps=20, ensemble=3))
+                                                     semisupervised_steps=20, ensemble=3,
+                                                     semisupervised_decay=0.5))
     assert asked == [500]  # beyond the 300 BatchNorm images, the pool is read
     notes = " ".join(outcome.record["notes"])
     # 500 images make 15 batches of 32 a pass: 20 steps round up to 2 passes, 30 steps
     assert "30 steps of 32 unlabeled, 32 generated and 32 labeled images" in notes
     assert "2 passes over 500 unlabeled training images" in notes
+    assert "the learning rate decayed linearly over the last 50% of the steps" in notes
     assert "weights of 5 layers imported from the discriminator" in notes
     assert "not an ensemble of 3" in notes
     assert len(outcome.record["history"]["d_loss"]) == outcome.record["epochs"] == 2

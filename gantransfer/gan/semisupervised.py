@@ -11,7 +11,8 @@ the features, and the labels only name the classes.
 
 :class:`SemiSupervisedGAN` is a :class:`~gantransfer.gan.dcgan.DCGAN` whose discriminator is such a
 classifier; the backend's step (:func:`gantransfer.backend.gan_train_step`) trains it unchanged,
-on TensorFlow and on JAX. :class:`SemiSupervisedBatches` feeds ``fit`` its batches.
+on TensorFlow and on JAX. :class:`SemiSupervisedBatches` feeds ``fit`` its batches, and :class:`FinalDecay` is the
+authors' learning-rate schedule.
 """
 
 from __future__ import annotations
@@ -34,6 +35,33 @@ def real_logit(class_logits) -> Any:
         0.6931471824645996
     """
     return ops.logsumexp(ops.cast(class_logits, "float32"), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="gantransfer")
+class FinalDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """A learning rate held at ``rate``, then falling linearly towards 0 over the last ``fraction``
+    of ``steps``: the schedule of Salimans et al.'s code (openai/improved-gan, CIFAR-10: the last
+    third of its epochs). ``fraction`` 0 keeps the rate constant.
+
+    Example:
+        >>> decay = FinalDecay(0.3, steps=6, fraction=0.5)
+        >>> [round(float(decay(step)), 2) for step in range(6)]
+        [0.3, 0.3, 0.3, 0.3, 0.2, 0.1]
+    """
+
+    def __init__(self, rate: float, steps: int, fraction: float) -> None:
+        if not 0 <= fraction <= 1:
+            raise ValueError(f"fraction: received {fraction}, expected a number in [0, 1]")
+        self.rate, self.steps, self.fraction = float(rate), int(steps), float(fraction)
+
+    def __call__(self, step) -> Any:
+        if self.fraction == 0:
+            return ops.convert_to_tensor(self.rate, "float32")
+        left = (self.steps - ops.cast(step, "float32")) / (self.steps * self.fraction)
+        return self.rate * ops.clip(left, 0.0, 1.0)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"rate": self.rate, "steps": self.steps, "fraction": self.fraction}
 
 
 class SemiSupervisedGAN(DCGAN):

@@ -38,7 +38,7 @@ from gantransfer.config import TransferConfig
 from gantransfer.data.batches import Views
 from gantransfer.errors import ConfigError, DataError, GantransferError
 from gantransfer.gan.models import build_generator
-from gantransfer.gan.semisupervised import SemiSupervisedBatches, SemiSupervisedGAN
+from gantransfer.gan.semisupervised import FinalDecay, SemiSupervisedBatches, SemiSupervisedGAN
 from gantransfer.registry import STRATEGIES, strategy
 from gantransfer.runs import available_memory, check_memory
 from gantransfer.robustness.training import AdversarialTraining, adversarially_trained, plain
@@ -942,13 +942,15 @@ def _semisupervised_outcome(ctx: StrategyContext, trunk: keras.Model,
                                 kernel_size=a.kernel_size)
     gan = SemiSupervisedGAN(generator, with_features(classifier), seed=split.seed,
                             unlabeled_weight=s.semisupervised_unlabeled_weight)
-    gan.compile(d_optimizer=keras.optimizers.Adam(s.semisupervised_learning_rate, beta_1=0.5),
-                g_optimizer=keras.optimizers.Adam(s.semisupervised_learning_rate, beta_1=0.5))
     unlabeled = split.more_unlabeled(s.semisupervised_images)
     x_all, y_all = _all_labels(split)
     batch = min(s.semisupervised_batch_size, len(unlabeled))
     batches = SemiSupervisedBatches(unlabeled, x_all, y_all, batch_size=batch, seed=split.seed)
     epochs = -(-s.semisupervised_steps // len(batches))  # whole passes over the unlabeled images
+    rate = FinalDecay(s.semisupervised_learning_rate, epochs * len(batches),
+                      s.semisupervised_decay)
+    gan.compile(d_optimizer=keras.optimizers.Adam(rate, beta_1=0.5),
+                g_optimizer=keras.optimizers.Adam(rate, beta_1=0.5))
     label = _progress(ctx, "semi-supervised GAN")
     bar = [] if label is None else [StepBar(
         epochs * len(batches), ("supervised_loss", "labeled_accuracy", "d_real", "d_fake"),
@@ -961,7 +963,11 @@ def _semisupervised_outcome(ctx: StrategyContext, trunk: keras.Model,
                  f"({epochs} passes over {len(unlabeled)} unlabeled training images; "
                  "transfer.semisupervised_steps), head dropout "
                  f"{s.semisupervised_dropout:g}, the GAN loss weighted "
-                 f"{s.semisupervised_unlabeled_weight:g}; a fixed schedule")
+                 f"{s.semisupervised_unlabeled_weight:g}, "
+                 + (f"the learning rate decayed linearly over the last "
+                    f"{s.semisupervised_decay:.0%} of the steps (transfer.semisupervised_decay)"
+                    if s.semisupervised_decay else "a constant learning rate")
+                 + "; a fixed schedule")
     if s.ensemble > 1:
         notes.append(f"one model, not an ensemble of {s.ensemble} (transfer.ensemble): each "
                      "member would cost a GAN's training")
