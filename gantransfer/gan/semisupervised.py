@@ -11,8 +11,8 @@ the features, and the labels only name the classes.
 
 :class:`SemiSupervisedGAN` is a :class:`~gantransfer.gan.dcgan.DCGAN` whose discriminator is such a
 classifier; the backend's step (:func:`gantransfer.backend.gan_train_step`) trains it unchanged,
-on TensorFlow and on JAX. :class:`SemiSupervisedBatches` feeds ``fit`` its batches, and :class:`FinalDecay` is the
-authors' learning-rate schedule.
+on TensorFlow and on JAX. :class:`SemiSupervisedBatches` feeds ``fit`` its batches, and
+:class:`FinalDecay` is the authors' learning-rate schedule.
 """
 
 from __future__ import annotations

@@ -947,8 +947,9 @@ def _semisupervised_outcome(ctx: StrategyContext, trunk: keras.Model,
     batch = min(s.semisupervised_batch_size, len(unlabeled))
     batches = SemiSupervisedBatches(unlabeled, x_all, y_all, batch_size=batch, seed=split.seed)
     epochs = -(-s.semisupervised_steps // len(batches))  # whole passes over the unlabeled images
-    rate = FinalDecay(s.semisupervised_learning_rate, epochs * len(batches),
-                      s.semisupervised_decay)
+    rate = (FinalDecay(s.semisupervised_learning_rate, epochs * len(batches),
+                       s.semisupervised_decay)
+            if s.semisupervised_decay else s.semisupervised_learning_rate)
     gan.compile(d_optimizer=keras.optimizers.Adam(rate, beta_1=0.5),
                 g_optimizer=keras.optimizers.Adam(rate, beta_1=0.5))
     label = _progress(ctx, "semi-supervised GAN")
