@@ -137,20 +137,20 @@ def test_both_optimizers_follow_the_schedule_and_end_at_its_last_rate():
     unlabeled, labeled = rng.uniform(0, 255, (12, 8, 8, 1)), rng.uniform(0, 255, (3, 8, 8, 1))
     values = lambda weights: [keras.ops.convert_to_numpy(v) for v in weights]  # noqa: E731
 
-    def trained(d_rate, g_rate):
+    def trained(rate):
         gan = _tiny()
-        gan.compile(d_optimizer=keras.optimizers.Adam(d_rate, beta_1=0.5),
-                    g_optimizer=keras.optimizers.Adam(g_rate, beta_1=0.5))
+        gan.compile(d_optimizer=keras.optimizers.Adam(rate, beta_1=0.5),
+                    g_optimizer=keras.optimizers.Adam(rate, beta_1=0.5))
         gan.fit(SemiSupervisedBatches(unlabeled, labeled, np.arange(3), batch_size=4, seed=0),
                 epochs=2, verbose=0)  # 3 steps a pass: 6 steps
         return gan
 
-    decayed = trained(FinalDecay(1e-2, 6, 0.5), FinalDecay(1e-2, 6, 0.5))
+    decayed = trained(FinalDecay(1e-2, 6, 0.5))
     for optimizer in (decayed.d_optimizer, decayed.g_optimizer):
         assert int(keras.ops.convert_to_numpy(optimizer.iterations)) == 6
         assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == 0.0  # step 6 of 6
-    constant = trained(1e-2, 1e-2)  # fraction 0 trains as a constant rate does; a decay does not
-    unchanged = trained(FinalDecay(1e-2, 6, 0.0), FinalDecay(1e-2, 6, 0.0))
+    constant = trained(1e-2)  # fraction 0 trains as a constant rate does; a decay does not
+    unchanged = trained(FinalDecay(1e-2, 6, 0.0))
     for a, b in zip(values(constant.discriminator.weights),
                     values(unchanged.discriminator.weights)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

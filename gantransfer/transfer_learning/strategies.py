@@ -947,19 +947,19 @@ def _semisupervised_outcome(ctx: StrategyContext, trunk: keras.Model,
     batch = min(s.semisupervised_batch_size, len(unlabeled))
     batches = SemiSupervisedBatches(unlabeled, x_all, y_all, batch_size=batch, seed=split.seed)
     epochs = -(-s.semisupervised_steps // len(batches))  # whole passes over the unlabeled images
-    rate = (FinalDecay(s.semisupervised_learning_rate, epochs * len(batches),
-                       s.semisupervised_decay)
+    steps = epochs * len(batches)
+    rate = (FinalDecay(s.semisupervised_learning_rate, steps, s.semisupervised_decay)
             if s.semisupervised_decay else s.semisupervised_learning_rate)
     gan.compile(d_optimizer=keras.optimizers.Adam(rate, beta_1=0.5),
                 g_optimizer=keras.optimizers.Adam(rate, beta_1=0.5))
     label = _progress(ctx, "semi-supervised GAN")
     bar = [] if label is None else [StepBar(
-        epochs * len(batches), ("supervised_loss", "labeled_accuracy", "d_real", "d_fake"),
-        f"{label}: {epochs * len(batches)} steps ({epochs} passes over {len(unlabeled)} "
+        steps, ("supervised_loss", "labeled_accuracy", "d_real", "d_fake"),
+        f"{label}: {steps} steps ({epochs} passes over {len(unlabeled)} "
         f"unlabeled images), {len(x_all)} labeled")]
     history = gan.fit(batches, epochs=epochs, verbose=0, callbacks=bar).history
     notes.append(f"trained as the discriminator of a semi-supervised GAN (Salimans et al. 2016) "
-                 f"against a new generator with feature matching: {epochs * len(batches)} steps "
+                 f"against a new generator with feature matching: {steps} steps "
                  f"of {batch} unlabeled, {batch} generated and {batch} labeled images "
                  f"({epochs} passes over {len(unlabeled)} unlabeled training images; "
                  "transfer.semisupervised_steps), head dropout "
