@@ -319,7 +319,8 @@ def _transfer_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Run folder (default: outputs/<dataset>-<command>-<time>)."),
         click.option("--overwrite", is_flag=True, help="Replace an existing --output-dir."),
         click.option("--resume", is_flag=True, help="Continue the interrupted run in --output-dir: "
-                     "finished models are kept, the rest trained (same config)."),
+                     "finished models are kept, the rest trained (same config). It may add "
+                     "--seeds, --labels-per-class and --strategies, to a complete run too."),
         click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                      help="Override any config key, e.g. --set transfer.max_epochs=50."),
         click.option("--quiet", is_flag=True, help="Only warnings and errors."),

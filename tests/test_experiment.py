@@ -3,6 +3,7 @@ loaded at an external discriminator's size, run folders checked first, public pa
 
 import inspect
 import json
+import re
 from pathlib import Path
 
 import keras
@@ -262,15 +263,104 @@ def test_resume_refuses_another_discriminator_than_the_finished_models_came_from
     assert [r.strategy for r in result.results] == ["gan-linear-probe", "pixels-linear"]
 
 
-def test_resume_refuses_another_config(tmp_path, tiny_overrides):
+def test_resume_refuses_another_config_and_fewer_seeds_budgets_or_strategies(tmp_path,
+                                                                             tiny_overrides):
     from gantransfer.config import save_config
 
-    config = load_config(None, [*tiny_overrides, *FAST])
+    config = load_config(None, [*tiny_overrides, *FAST, "transfer.seeds=2",
+                                "transfer.labels_per_class=3,5"])
     (tmp_path / "run").mkdir()
     save_config(config, tmp_path / "run/config.yaml")
-    changed = load_config(None, [*tiny_overrides, *FAST, "transfer.seeds=2"])
-    with pytest.raises(ConfigError, match="transfer.seeds was 1 in this run and is 2 now"):
+    changed = load_config(None, [*tiny_overrides, *FAST, "transfer.seeds=2",
+                                 "transfer.labels_per_class=3,5", "transfer.max_epochs=3"])
+    with pytest.raises(ConfigError, match="other settings: transfer.max_epochs was 2 in this run "
+                                          "and is 3 now"):
         experiment.transfer(changed, tmp_path / "run", resume=True)
+    for fewer, said in [("transfer.seeds=1", "transfer.seeds was 2 in this run and is 1 now"),
+                        ("transfer.labels_per_class=5,10", "transfer.labels_per_class was [3, 5]")]:
+        less = load_config(None, [*tiny_overrides, *FAST, "transfer.seeds=2",
+                                  "transfer.labels_per_class=3,5", fewer])
+        with pytest.raises(ConfigError, match=f"with less than it has: {re.escape(said)}.*not "
+                                              "drop them"):
+            experiment.transfer(less, tmp_path / "run", resume=True)
+    assert load_config(tmp_path / "run/config.yaml").to_dict() == config.to_dict()  # untouched
+
+
+@pytest.mark.slow
+def test_a_resume_adds_seeds_budgets_and_strategies_to_a_complete_run(tmp_path, tiny_overrides,
+                                                                       monkeypatch):
+    from click.testing import CliRunner
+
+    from gantransfer.cli import cli
+    from gantransfer.transfer_learning import strategies
+
+    config = load_config(None, [*tiny_overrides, *FAST, "transfer.strategies=scratch,pixels-linear"])
+    first = experiment.transfer(config, tmp_path / "run", verbose=False)
+    before = {(r.strategy, r.labels_per_class, r.seed): r.test_accuracy for r in first.results}
+    first_time = json.loads((tmp_path / "run/run.json").read_text())["wall_time_s"]
+    trained: list[str] = []
+    for name in ("scratch", "pixels-linear", "random-linear-probe"):
+        monkeypatch.setitem(strategies.RUNNERS, name, lambda context, real=strategies.RUNNERS[name]:
+                            (trained.append(context.label.split("] ")[1]), real(context))[1])
+    grow = ["transfer", "--output-dir", str(tmp_path / "run"), "--resume", "--quiet", "--seeds", "2",
+            "--labels-per-class", "3,5", "--strategies", "scratch,pixels-linear,random-linear-probe"]
+    result = CliRunner().invoke(cli, grow)
+    assert result.exit_code == 0, result.output
+    # Every model but the run's own two trained, and those two are as they were.
+    assert sorted(trained) == sorted(
+        f"{name}, {budget} labels/class, seed {seed}" for budget in (3, 5) for seed in (0, 1)
+        for name in ("scratch", "pixels-linear", "random-linear-probe")
+        if (name, budget, seed) not in before)
+    rows = json.loads((tmp_path / "run/results.json").read_text())["results"]
+    assert len(rows) == 12 and all(row["status"] == "ok" for row in rows)
+    assert {key: row["test_accuracy"] for row in rows
+            if (key := (row["strategy"], row["labels_per_class"], row["seed"])) in before} == before
+    manifest = json.loads((tmp_path / "run/run.json").read_text())
+    assert manifest["seeds"] == 2 and manifest["models"] == 12 and manifest["sessions"] == 2
+    assert manifest["wall_time_s"] > first_time
+    assert load_config(tmp_path / "run/config.yaml").transfer.seeds == 2  # the run is the grown one
+    assert "5 labels/class" in (tmp_path / "run/report.md").read_text()
+    assert not (tmp_path / "run/results.partial.json").exists()
+    # An added model is the one a run with those settings from the start trains.
+    monkeypatch.undo()
+    straight = experiment.transfer(
+        load_config(None, [*tiny_overrides, *FAST, "transfer.strategies=scratch",
+                           "transfer.seeds=2"]), tmp_path / "straight", verbose=False)
+    assert straight.results[1].seed == 1
+    assert straight.results[1].test_accuracy == next(
+        row["test_accuracy"] for row in rows if (row["strategy"], row["labels_per_class"],
+                                                 row["seed"]) == ("scratch", 3, 1))
+    # Grown to what it asks, it is complete again; the line says how to add more.
+    result = CliRunner().invoke(cli, grow)
+    assert result.exit_code == 1 and "is complete: nothing to resume (a resume may add to it: " \
+        "more --seeds" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_added_seeds_keep_the_discriminators_the_runs_seeds_had(tmp_path, tiny_overrides):
+    keras.utils.set_random_seed(0)
+    first, second, third = (build_discriminator(16, 1, width=0.125) for _ in range(3))
+    config = load_config(None, [*tiny_overrides, *FAST, "transfer.strategies=gan-linear-probe"])
+    experiment.transfer(config, tmp_path / "one", discriminator=first, verbose=False)
+    two = load_config(None, [*tiny_overrides, *FAST, "transfer.strategies=gan-linear-probe",
+                             "transfer.seeds=2"])
+    with pytest.raises(ConfigError, match="with another discriminator"):  # seed 0's changed
+        experiment.transfer(two, tmp_path / "one", discriminator=[second, first], resume=True)
+    assert load_config(tmp_path / "one/config.yaml").transfer.seeds == 1  # refused: untouched
+    # One GAN per seed from here on: seed 0 keeps its own, seed 1 gets another.
+    result = experiment.transfer(two, tmp_path / "one", discriminator=[first, second],
+                                 resume=True, verbose=False)
+    assert [r.seed for r in result.results] == [0, 1]
+    # A run whose two seeds shared one GAN cannot give its seed 1 another one.
+    experiment.transfer(two, tmp_path / "shared", discriminator=first, verbose=False)
+    three = load_config(None, [*tiny_overrides, *FAST, "transfer.strategies=gan-linear-probe",
+                               "transfer.seeds=3"])
+    with pytest.raises(ConfigError, match="with another discriminator"):
+        experiment.transfer(three, tmp_path / "shared", discriminator=[first, second, third],
+                            resume=True)
+    result = experiment.transfer(three, tmp_path / "shared", discriminator=first, resume=True,
+                                 verbose=False)
+    assert [r.seed for r in result.results] == [0, 1, 2]
 
 
 @pytest.mark.slow
@@ -427,6 +517,18 @@ def test_one_gan_per_seed_starts_each_seeds_models_and_a_resume_trains_only_the_
     notes = json.loads((out / "results.json").read_text())["context"]["notes"]
     assert any(note.startswith("one GAN per seed") for note in notes)
     assert any(note.startswith("seed 1's GAN (gan-seed-1/, train.seed=1)") for note in notes)
+
+    # A third seed added to the complete run trains its own GAN and its two models, nothing else.
+    before = json.loads((out / "results.json").read_text())["results"]
+    result = CliRunner().invoke(cli, ["compare", "--output-dir", str(out), "--resume", "--seeds",
+                                      "3", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert trained == ["gan", "gan-seed-1", "gan-seed-2"]
+    assert json.loads((out / "gan-seed-2/run.json").read_text())["seed"] == 2
+    rows = json.loads((out / "results.json").read_text())["results"]
+    assert sorted((row["strategy"], row["seed"]) for row in rows) == sorted(
+        (name, seed) for name in ("gan-frozen", "random-frozen") for seed in range(3))
+    assert [row for row in rows if row["seed"] < 2] == before  # kept as they were
 
 
 def test_transfer_refuses_one_gan_per_seed_before_touching_the_folder(tmp_path, tiny_overrides):

@@ -23,7 +23,7 @@ import numpy as np
 from gantransfer.config import Config, load_config, save_config
 from gantransfer.data import Dataset
 from gantransfer.errors import ConfigError, DataError, GantransferError, RunFolderError
-from gantransfer.evaluation.results import StrategyResult
+from gantransfer.evaluation.results import StrategyResult, normalize_budget
 from gantransfer.gan.dcgan import DCGAN
 from gantransfer.gan.probe import BEST_PROBE_FILE
 from gantransfer.gan.sampling import load_generator
@@ -144,54 +144,120 @@ def _check_transfer_inputs(config: Config, data: Dataset, *, has_discriminator: 
 
 @dataclass
 class _Earlier:
-    """What the sessions of an interrupted transfer or compare left in ``results.partial.json``.
+    """What the earlier sessions of a resumed transfer or compare finished: an interrupted run's
+    ``results.partial.json``, or a complete run's ``results.json`` when the resume grows it.
 
     Attributes:
         results: The models they finished.
         discriminator_sha256: The fingerprint of the discriminator they trained from
-            (:func:`weights_fingerprint`); ``""`` when the file predates the record.
+            (:func:`weights_fingerprint`; one per seed, comma-separated, with a GAN per seed);
+            ``""`` when the run predates the record.
         wall_time_s: Their time, each up to its last finished model.
         sessions: How many there were.
+        seeds: The run's ``transfer.seeds`` before this session.
     """
 
     results: list[StrategyResult] = field(default_factory=list)
     discriminator_sha256: str | None = ""
     wall_time_s: float = 0.0
     sessions: int = 0
+    seeds: int = 0
+
+
+# The settings a resume may grow: more seeds, label budgets and strategies train more models and
+# leave the finished ones as they are (each model's draw and initialisation depend on its own
+# strategy, budget and seed only). Any other change would mix models trained two ways.
+_MAY_GROW = {("transfer", "seeds"), ("transfer", "labels_per_class"), ("transfer", "strategies")}
+
+
+def _grows(was: Any, now: Any) -> bool:
+    """Whether ``now`` keeps everything of ``was`` and adds to it: a larger count, or a list
+    holding every earlier item."""
+    if isinstance(was, list):
+        return isinstance(now, list) and all(item in now for item in was)
+    return isinstance(was, int) and isinstance(now, int) and now > was
 
 
 def _earlier_sessions(run_dir: Path, config: Config) -> _Earlier:
-    """What an interrupted transfer or compare in ``run_dir`` finished, to resume it.
+    """What the earlier sessions of a run in ``run_dir`` finished, to resume it: an interrupted
+    run's models, or, when ``config`` adds seeds, label budgets or strategies
+    (:data:`_MAY_GROW`), a complete run's, which the new models join.
 
     Raises:
-        ConfigError: The config differs from the run's own (only ``train.verbose`` may change).
-        RunFolderError: The run is already complete, or its files cannot be read.
+        ConfigError: The config differs from the run's own other than by growing it (only
+            ``train.verbose`` may change besides).
+        RunFolderError: The run is already complete and ``config`` adds nothing, or its files
+            cannot be read.
     """
     saved = load_config(run_dir / "config.yaml").to_dict()
     now = config.to_dict()
-    changed = [f"{section}.{key} was {saved[section][key]!r} in this run and is {value!r} now"
-               for section, values in now.items() for key, value in values.items()
-               if (section, key) != ("train", "verbose") and saved[section][key] != value]
+    changed, dropped, grown = [], [], []
+    for section, values in now.items():
+        for key, value in values.items():
+            was = saved[section][key]
+            if (section, key) == ("train", "verbose") or was == value:
+                continue
+            said = f"{section}.{key} was {was!r} in this run and is {value!r} now"
+            if (section, key) not in _MAY_GROW:
+                changed.append(said)
+            elif _grows(was, value):
+                grown.append(f"{section}.{key}")
+            else:
+                dropped.append(said)
+    if dropped:
+        raise ConfigError(f"cannot resume {str(run_dir)!r} with less than it has: "
+                          f"{'; '.join(dropped)}; a resume may add seeds, label budgets and "
+                          "strategies, not drop them: give the run's own along with the new ones")
     if changed:
         raise ConfigError(f"cannot resume {str(run_dir)!r} with other settings: "
                           f"{'; '.join(changed)}; resume with the run's own config "
                           f"(--config {run_dir / 'config.yaml'}) or start a new run")
+    seeds = int(saved["transfer"]["seeds"])
     partial = run_dir / "results.partial.json"
-    if not partial.is_file():
-        if (run_dir / "results.json").is_file():
-            raise RunFolderError(f"the run in {str(run_dir)!r} is complete: nothing to resume")
-        return _Earlier()
-    try:
-        recorded = json.loads(partial.read_text())
-        finished = [StrategyResult.from_row(row) for row in recorded["results"]]
-        earlier = _Earlier([_in_this_folder(result, run_dir) for result in finished],
-                           recorded.get("discriminator_sha256", ""),
-                           float(recorded.get("wall_time_s", 0.0)),
-                           int(recorded.get("sessions", 1)))
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise RunFolderError(f"cannot resume: {str(partial)!r} is unreadable ({error}); delete it "
-                             "to train every model again") from None
+    if partial.is_file():
+        return _read_earlier(partial, seeds)
+    complete = run_dir / "results.json"
+    if not complete.is_file():
+        return _Earlier(seeds=seeds)
+    earlier = _read_earlier(complete, seeds, run_dir / "run.json")
+    # Complete when it has a result (a model, or why it was skipped) for every model asked for;
+    # a session that added to it and stopped before its first model left it short.
+    had = {(r.strategy, r.labels_per_class, r.seed) for r in earlier.results}
+    t = config.transfer
+    if all((name, normalize_budget(budget), seed) in had for name in t.strategies
+           for budget in t.labels_per_class for seed in range(t.seeds)):
+        raise RunFolderError(f"the run in {str(run_dir)!r} is complete: nothing to resume (a "
+                             "resume may add to it: more --seeds, --labels-per-class or "
+                             "--strategies)")
+    earlier.results = [r for r in earlier.results if r.status == "ok"]  # the skipped: tried again
+    logger.info("adding to the complete run in %s (%s): its %d models are kept", run_dir,
+                ", ".join(grown) or "the models it lacks", len(earlier.results))
     return earlier
+
+
+def _read_earlier(path: Path, seeds: int, manifest: Path | None = None) -> _Earlier:
+    """The finished models in ``results.partial.json``, or in a complete run's ``results.json``
+    with its time, sessions and discriminator from ``manifest`` (its ``run.json``).
+
+    Raises:
+        RunFolderError: A file cannot be read.
+    """
+    try:
+        recorded = json.loads(path.read_text())
+        if manifest is not None:
+            recorded = {**json.loads(manifest.read_text()), "results": recorded["results"]}
+        finished = [StrategyResult.from_row(row) for row in recorded["results"]]
+        return _Earlier([_in_this_folder(result, path.parent) for result in finished],
+                        recorded.get("discriminator_sha256", ""),
+                        float(recorded.get("wall_time_s", 0.0)),
+                        int(recorded.get("sessions", 1)), seeds)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        if manifest is None:
+            raise RunFolderError(f"cannot resume: {str(path)!r} is unreadable ({error}); delete "
+                                 "it to train every model again") from None
+        raise RunFolderError(f"cannot add to the run: {str(path)!r} or {str(manifest)!r} is "
+                             f"unreadable ({error}); start a new run with another --output-dir")\
+            from None
 
 
 def weights_fingerprint(model: keras.Model | None) -> str | None:
@@ -213,18 +279,43 @@ def weights_fingerprint(model: keras.Model | None) -> str | None:
 
 
 def _check_same_discriminator(run_dir: Path, earlier: _Earlier, weights: str | None) -> None:
-    """Refuses to resume a run whose finished models came from another discriminator.
+    """Refuses to resume a run whose finished models came from another discriminator: each of
+    the run's seeds must start from the one it started from (seeds the resume adds may have their
+    own, with a GAN per seed).
 
     Raises:
-        ConfigError: ``results.partial.json`` records another discriminator's fingerprint.
+        ConfigError: ``results.partial.json`` (or a complete run's ``run.json``) records another
+            discriminator's fingerprint for one of the run's seeds.
     """
     if earlier.discriminator_sha256 == "":
         return  # written before discriminators were recorded
-    if earlier.discriminator_sha256 != weights:
+    seeds = max(earlier.seeds, 1)
+    if _per_seed_fingerprints(earlier.discriminator_sha256, seeds) != \
+            _per_seed_fingerprints(weights, seeds):
         raise ConfigError(f"cannot resume {str(run_dir)!r} with another discriminator: its "
                           "finished models were trained from one whose weights differ, and the "
                           "comparison would mix the two; resume with the run's own --gan-run or "
                           "--discriminator, or start a new run (another --output-dir)")
+
+
+def _fingerprint(disc_model: keras.Model | None, per_seed: list[keras.Model] | None) -> str | None:
+    """What a run records of the discriminators it trains from: the fingerprint of ``disc_model``,
+    or of each seed's in ``per_seed``, comma-separated."""
+    if per_seed:
+        return ",".join(str(weights_fingerprint(model)) for model in per_seed)
+    return weights_fingerprint(disc_model)
+
+
+def _per_seed_fingerprints(weights: str | None, seeds: int) -> list[str | None]:
+    """The first ``seeds`` seeds' discriminator fingerprints, from one fingerprint for all of
+    them or a comma-separated one per seed.
+
+    Example:
+        >>> _per_seed_fingerprints("a", 2), _per_seed_fingerprints("a,b,c", 2)
+        (['a', 'a'], ['a', 'b'])
+    """
+    each = weights.split(",") if weights and "," in weights else [weights] * seeds
+    return each[:seeds]
 
 
 def _in_this_folder(result: StrategyResult, run_dir: Path) -> StrategyResult:
@@ -329,7 +420,9 @@ def transfer(config: Config, run_dir: str | Path, *,
             include the GAN's run-to-run variation.
         overwrite: Replace an existing run folder.
         resume: Continue an interrupted run in ``run_dir`` with the same config: the models in its
-            ``results.partial.json`` are kept, the others trained.
+            ``results.partial.json`` are kept, the others trained. The config may add seeds,
+            label budgets and strategies, to an interrupted run or a complete one: its models
+            are kept, the new ones trained, and the report covers them all.
         verbose: Show a progress bar per model.
 
     Returns:
@@ -384,12 +477,13 @@ def transfer(config: Config, run_dir: str | Path, *,
     gan = _gan_context(gan_dir, manifest)
     if len(gans) > 1 and gan is not None:
         gan["per_seed"] = _per_seed_fact(labels)
+    per_seed = [model for model, *_ in gans] if len(gans) > 1 else None
+    if earlier.results:  # before the folder is touched: a refused resume changes nothing there
+        _check_same_discriminator(run_dir, earlier, _fingerprint(disc_model, per_seed))
     run_dir = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-    save_config(config, run_dir / "config.yaml")
     files = [str(source) if isinstance(source, (str, Path)) else None for source in sources]
     return _transfer_into(run_dir, config, data, disc_model, notes=notes, started=started,
-                          verbose=verbose,
-                          per_seed=[model for model, *_ in gans] if len(gans) > 1 else None,
+                          verbose=verbose, per_seed=per_seed,
                           gan=gan, discriminator_file=files if len(files) > 1 else
                           (files[0] if files else None),
                           earlier=earlier, split=held_out_split(config, manifest, data.source))
@@ -481,7 +575,7 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
                    discriminator_file: str | Path | list[str] | None = None,
                    earlier: _Earlier | None = None,
                    split: tuple[float, int] | None = None) -> TransferResult:
-    """Runs the strategies into a prepared run folder (``config.yaml`` written) on loaded data.
+    """Runs the strategies into a prepared run folder on loaded data, and writes its ``config.yaml``.
 
     ``data`` must have the discriminator's image size and channels, when there is one; with
     ``per_seed``, seed ``s``'s gan-* models start from ``per_seed[s]`` instead (``disc_model``
@@ -507,10 +601,11 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
     earlier = earlier or _Earlier()
     finished = earlier.results
     partial: list[dict[str, Any]] = [r.to_row() for r in finished if r.status == "ok"]
-    weights = (",".join(str(weights_fingerprint(model)) for model in per_seed) if per_seed
-               else weights_fingerprint(disc_model))
+    weights = _fingerprint(disc_model, per_seed)
     if finished:
         _check_same_discriminator(run_dir, earlier, weights)
+    # Written once the resume is accepted: a refused one leaves the run's config as it was.
+    save_config(config, run_dir / "config.yaml")
 
     def wall_time_s() -> float:  # every session's, a killed one's up to its last finished model
         return round(earlier.wall_time_s + time.perf_counter() - started, 2)
@@ -544,6 +639,7 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
         # How a source without its own test split was split: attack and visualize split it so.
         **({"test_split": split[0], "split_seed": split[1]} if split is not None else {}),
         "wall_time_s": wall_time_s(), "sessions": earlier.sessions + 1,
+        "discriminator_sha256": weights,  # what a resume that adds to the run checks
         "discriminator": (discriminator_file if isinstance(discriminator_file, list) else
                           str(discriminator_file) if discriminator_file is not None else None),
     })
@@ -619,7 +715,9 @@ def compare(config: Config, run_dir: str | Path, *, overwrite: bool = False, res
         overwrite: Replace an existing run folder.
         resume: Continue an interrupted run in ``run_dir`` with the same config: a GAN that did
             not finish trains on from its last checkpoint, a finished one is kept, and so are the
-            models in ``results.partial.json``.
+            models in ``results.partial.json``. As for :func:`transfer`, the config may add
+            seeds, label budgets and strategies (with ``transfer.gan_per_seed``, an added seed
+            trains its GAN).
         verbose: Show progress.
 
     Returns:
@@ -653,7 +751,8 @@ def _compare_on_chief(config: Config, run_dir: Path, data: Dataset, resume: bool
     """:func:`compare` once every worker is ready to start (on one machine, the only worker)."""
     earlier = _earlier_sessions(run_dir, config) if resume else _Earlier()
     run_dir = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-    save_config(config, run_dir / "config.yaml")
+    if not resume:  # the mark of a run folder, before the GAN's minutes; a resume's, once accepted
+        save_config(config, run_dir / "config.yaml")
     gans = _the_gans(config, run_dir, data, resume)
     gan = gans[0]
     # The GANs trained on this very data's training split; the check proves the test split is the
