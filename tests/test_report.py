@@ -328,6 +328,23 @@ def test_the_verdict_says_its_intervals_leave_out_the_gans_own_variation(tmp_pat
     assert note not in paths["report.md"].read_text()
 
 
+def test_the_verdict_says_how_to_add_seeds_only_when_a_difference_is_unsettled(tmp_path):
+    more = "may be settled by more seeds: the same command again with --resume"
+    clear = _records({"scratch": {0: 0.70, 1: 0.72, 2: 0.71}, "gan-frozen": {0: 0.75, 1: 0.78,
+                                                                           2: 0.76}})
+    paths = write_report(clear, tmp_path / "clear", {})
+    assert "a win (paired t-interval" in paths["report.md"].read_text()
+    assert more not in paths["report.md"].read_text()
+    unsettled = _records({"scratch": {0: 0.70, 1: 0.72, 2: 0.71}, "gan-frozen": {0: 0.75, 1: 0.69,
+                                                                               2: 0.72}})
+    paths = write_report(unsettled, tmp_path / "unsettled", {})
+    verdict_section = paths["report.md"].read_text().split("## Verdict\n", 1)[1].split("\n## ")[0]
+    assert "not significant" in verdict_section and more in verdict_section
+    assert more in paths["report.html"].read_text()
+    one_seed = _records({"scratch": {0: 0.70}, "gan-frozen": {0: 0.75}})
+    assert more in write_report(one_seed, tmp_path / "one", {})["report.md"].read_text()
+
+
 # ----------------------------------------------------------------------------------------------
 # Markdown and HTML
 # ----------------------------------------------------------------------------------------------

@@ -556,9 +556,15 @@ def _verdict_blocks(results: list[StrategyResult], compared: list[dict[str, Any]
                     "trained once, so its own run-to-run variation is not in the intervals, and a "
                     "GAN strategy's differences are those of this GAN (compare --gan-per-seed, "
                     "or transfer with one --gan-run per seed, gives each seed its own).")
+    unsettled = [item for item in compared if item.get("other") is not None
+                 and (item["ci_method"] is None or not item["significant"])]
+    more_note = (" A difference that is not significant, or has no interval, may be settled by "
+                 "more seeds: the same command again with --resume, this folder as --output-dir "
+                 "and a larger --seeds trains only the added seeds' models and reports over all "
+                 "of them." if unsettled else "")
     blocks.append(_Paragraph(f"Each difference is paired over seeds, with a Student t-interval "
                              f"({100 * CONFIDENCE:.0f}%); it is a win or a loss only when the "
-                             f"interval excludes 0.{gan_note}", muted=True))
+                             f"interval excludes 0.{gan_note}{more_note}", muted=True))
     blocks.append(_List([render_comparison(item) for item in compared], "verdict"))
     blocks.extend(_robust_verdict_blocks(results))
     return blocks
