@@ -345,6 +345,10 @@ def _config_file(config_file: str | None, output_dir: Path | None, resume: bool)
 
 
 def _print_report(result: Any) -> None:
+    """Where the run's files are, then the answer it was run for: the verdict's headline, one
+    sentence per label budget (the report has the rest)."""
+    from gantransfer.evaluation.summary import headline
+
     click.echo(f"run folder: {result.run_dir}")
     ok = [r for r in result.results if r.status == "ok"]
     click.echo(f"  {len(ok)} models trained, {len(result.results) - len(ok)} skipped")
@@ -352,6 +356,11 @@ def _print_report(result: Any) -> None:
         if name in result.files:
             click.echo(f"  {result.files[name]}")
     click.echo(f"  {result.run_dir / 'models'}")
+    sentences = headline(result.results) if ok else []
+    if sentences:
+        click.echo("verdict (paired 95% intervals over seeds; every comparison is in the report):")
+        for sentence in sentences:
+            click.echo(f"  {sentence}")
 
 
 @cli.command("transfer")

@@ -1,5 +1,7 @@
 """The command line through click's CliRunner: help, version, a tiny run, and bad input."""
 
+import json
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -191,6 +193,11 @@ def test_compare_end_to_end_then_transfer_from_its_gan(runner, tmp_path):
                                  "--output-dir", str(out), "--set", "transfer.report_pictures=true",
                                  "--set", "train.metrics_images=100", *FAST_TRANSFER])
     assert result.exit_code == 0, result.output
+    # The answer, printed last: the headline the report opens with, one sentence per budget.
+    verdict = json.loads((out / "results.json").read_text())["verdict"]
+    printed = result.output.split("verdict (paired 95% intervals over seeds; every comparison is "
+                                  "in the report):\n", 1)[1].splitlines()
+    assert printed == [f"  {verdict[0]}"] and printed[0].startswith("  At 3 labels/class ")
     for name in ("filters.png", "feature_maps.png", "gradcam.png", "embedding.png"):
         assert (out / "pictures" / name).is_file(), name
     markdown = (out / "report.md").read_text()
@@ -201,8 +208,6 @@ def test_compare_end_to_end_then_transfer_from_its_gan(runner, tmp_path):
                  "results.csv", "results.json", "report.md", "report.html", "run.json",
                  "models/gan-frozen_lpc-3_seed-0.keras"):
         assert (out / name).exists(), name
-    import json
-
     results = json.loads((out / "results.json").read_text())["results"]
     assert sorted(r["strategy"] for r in results) == ["gan-frozen", "gan-linear-probe",
                                                       "random-linear-probe", "scratch"]
