@@ -426,3 +426,25 @@ def test_a_collapse_is_said_by_default_and_stops_when_asked(tmp_path, tiny_overr
                   tmp_path / "stopped")
     assert not (tmp_path / "stopped/generator.keras").exists()
     assert list((tmp_path / "stopped/checkpoints").glob("epoch_*.npz"))  # its epochs are kept
+
+
+def test_the_loss_plot_marks_whole_epochs_only(tmp_path, monkeypatch):
+    from matplotlib import pyplot as plt
+
+    from gantransfer.gan import callbacks
+
+    (tmp_path / "history.csv").write_text(
+        "epoch,d_loss,g_loss,d_real,d_fake,probe_accuracy\n0,0.6,3.0,0.9,0.1,0.70\n"
+        "1,0.6,2.5,0.8,0.2,0.71\n2,0.7,2.0,0.8,0.2,0.72\n")
+    ticks = []
+    real_save = callbacks.atomic_save
+
+    def save(path, write):  # the figure is still pyplot's current one while it is saved
+        ticks.extend(list(axis.get_xticks()) for axis in plt.gcf().axes)
+        real_save(path, write)
+
+    monkeypatch.setattr(callbacks, "atomic_save", save)
+    callbacks.plot_history(tmp_path / "history.csv", tmp_path / "losses.png")
+    assert (tmp_path / "losses.png").is_file() and len(ticks) == 3  # losses, D's outputs, probe
+    for axis_ticks in ticks:  # three epochs: no 1.25 or 2.5 between them
+        assert [t for t in axis_ticks if 1 <= t <= 3] == [1.0, 2.0, 3.0]

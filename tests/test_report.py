@@ -603,3 +603,17 @@ def test_a_finetuning_strategys_curves_show_its_head_phase_then_fine_tuning(monk
     assert drawn == [("train", [1, 2, 3, 4, 5], [40.0, 50.0, 60.0, 70.0, 80.0]),
                      ("validation", [1, 2, 3, 4, 5], [30.0, 45.0, 50.0, 55.0, 50.0])]
     assert lines == [2.5]  # between the head's last epoch and fine-tuning's first
+
+
+def test_the_learning_curves_mark_whole_epochs_only(monkeypatch):
+    from gantransfer.reporting import figures
+
+    drawn = []
+    monkeypatch.setattr(figures, "_png", lambda figure: drawn.append(figure) or b"png")
+    history = {"loss": [1.2, 1.0, 0.9], "accuracy": [0.6, 0.7, 0.8],
+               "val_loss": [1.5, 1.4, 1.6], "val_accuracy": [0.5, 0.55, 0.5]}
+    record = result("scratch", 10, seed=0, test_accuracy=0.6, history=history)
+    assert figures.learning_curves_figure({"scratch": record}, ["scratch"]) == b"png"
+    (axes,) = drawn[0].axes
+    ticks = [tick for tick in axes.get_xticks() if 1 <= tick <= 3]
+    assert ticks == [1.0, 2.0, 3.0]  # three epochs: no 1.5 or 2.5 between them

@@ -381,6 +381,7 @@ def plot_history(history_csv: str | Path, path: str | Path) -> None:
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     history = read_history(history_csv)
     if not history.get("epoch"):
@@ -424,6 +425,8 @@ def plot_history(history_csv: str | Path, path: str | Path) -> None:
     right.set_xlabel("epoch")
     right.set_ylim(0, 1)
     right.legend()
+    for axis in axes:  # epochs are whole: no 1.25 or 2.5 on a short run's axis
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.tight_layout()
     atomic_save(Path(path), lambda name: figure.savefig(name, dpi=100))
     plt.close(figure)

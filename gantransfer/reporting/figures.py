@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from gantransfer.evaluation.results import StrategyResult
 from gantransfer.evaluation.summary import budget_label, budget_sort_key
@@ -245,6 +246,7 @@ def learning_curves_figure(records: dict[str, StrategyResult],
         axes.set_title(f"{strategy}\n{budget_label(record.labels_per_class)}, "
                        f"seed {record.seed}", fontsize=9)
         axes.set_xlabel("epoch", fontsize=8)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_ylabel(label, fontsize=8)
         axes.tick_params(labelsize=7)
         axes.grid(True, alpha=0.3)
