@@ -19,8 +19,8 @@ def _share_the_cores() -> None:
     """Gives each pytest-xdist worker its share of the cores, before any backend starts.
 
     TensorFlow, OpenMP and BLAS each start a thread per core in every process, so two workers on
-    two cores would keep twice as many threads busy as there are cores (the README's Quick start
-    gives the suite's times with and without the shares). XLA's own CPU threads are left alone:
+    two cores would keep twice as many threads busy as there are cores, each pair contending for
+    one (the README's "Running the tests" says more). XLA's own CPU threads are left alone:
     turning them off too (``--xla_cpu_multi_thread_eigen=false``) made the JAX suite slower. Set in
     the environment, the share reaches the processes tests start too; a setting already made (the
     user's own) is kept.
