@@ -351,7 +351,8 @@ def _print_report(result: Any) -> None:
 
     click.echo(f"run folder: {result.run_dir}")
     ok = [r for r in result.results if r.status == "ok"]
-    click.echo(f"  {len(ok)} models trained, {len(result.results) - len(ok)} skipped")
+    kept = f" ({result.kept} of them in earlier sessions, kept)" if result.kept else ""
+    click.echo(f"  {len(ok)} models trained{kept}, {len(result.results) - len(ok)} skipped")
     for name in ("report.html", "report.md", "results.csv", "results.json"):
         if name in result.files:
             click.echo(f"  {result.files[name]}")

@@ -306,6 +306,7 @@ def test_a_resume_adds_seeds_budgets_and_strategies_to_a_complete_run(tmp_path, 
             "--labels-per-class", "3,5", "--strategies", "scratch,pixels-linear,random-linear-probe"]
     result = CliRunner().invoke(cli, grow)
     assert result.exit_code == 0, result.output
+    assert "12 models trained (2 of them in earlier sessions, kept), 0 skipped" in result.output
     # Every model but the run's own two trained, and those two are as they were.
     assert sorted(trained) == sorted(
         f"{name}, {budget} labels/class, seed {seed}" for budget in (3, 5) for seed in (0, 1)

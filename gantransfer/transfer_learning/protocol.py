@@ -231,7 +231,7 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
         models_dir: Where trained classifiers are saved, or None to not save them.
         verbose: Show a progress bar per model.
         on_result: Called with each result as soon as it is ready.
-        finished: Results of an interrupted run to keep: a (strategy, budget, seed) that has an ok
+        finished: Results of earlier sessions to keep: a (strategy, budget, seed) that has an ok
             result there is not trained again, and its result is kept as it is.
 
     Returns:
@@ -289,7 +289,7 @@ def run_transfer(dataset: Dataset, strategies: list[str], labels_per_class: list
                         "val_images": len(val_idx)}
                 kept = already.get((name, normalize_budget(budget), seed))
                 if kept is not None:
-                    logger.info("%s: kept from the interrupted run", label)
+                    logger.info("%s: kept from an earlier session", label)
                     run.results.append(kept)
                     if overall is not None:
                         overall.update(done, finalize=done == total)

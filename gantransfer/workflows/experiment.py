@@ -56,6 +56,7 @@ class TransferResult:
             ``transfer.gan_per_seed`` one per seed.
         chief: False on a ``multi-worker`` worker other than the chief: it trained the GAN
             alongside the chief, and has no results; ``run_dir`` is the chief's.
+        kept: How many of ``results`` an earlier session of a resumed run trained.
 
     Example:
         >>> result = compare(config, "outputs/cmp")  # doctest: +SKIP
@@ -68,6 +69,7 @@ class TransferResult:
     gan: TrainGanResult | None = None
     gans: list[TrainGanResult] = field(default_factory=list)
     chief: bool = True
+    kept: int = 0
 
 
 def _gan_manifest(gan_dir: Path | None) -> dict[str, Any] | None:
@@ -644,7 +646,9 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
                           str(discriminator_file) if discriminator_file is not None else None),
     })
     (run_dir / "results.partial.json").unlink(missing_ok=True)  # the run is complete
-    return TransferResult(run_dir=run_dir, results=run.results, files=files)
+    earlier_ids = {id(result) for result in finished}
+    return TransferResult(run_dir=run_dir, results=run.results, files=files,
+                          kept=sum(id(result) in earlier_ids for result in run.results))
 
 
 def _compare_beside_chief(config: Config, run_dir: Path, data: Dataset,
