@@ -480,8 +480,6 @@ def transfer(config: Config, run_dir: str | Path, *,
     if len(gans) > 1 and gan is not None:
         gan["per_seed"] = _per_seed_fact(labels)
     per_seed = [model for model, *_ in gans] if len(gans) > 1 else None
-    if earlier.results:  # before the folder is touched: a refused resume changes nothing there
-        _check_same_discriminator(run_dir, earlier, _fingerprint(disc_model, per_seed))
     run_dir = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     files = [str(source) if isinstance(source, (str, Path)) else None for source in sources]
     return _transfer_into(run_dir, config, data, disc_model, notes=notes, started=started,
