@@ -449,6 +449,21 @@ def test_every_family_and_method_of_the_registry_has_a_style():
     assert strategy_styles(["gan-frozen"]) == {"gan-frozen": styles["gan-frozen"]}
 
 
+def test_a_familys_shades_stay_apart_on_the_accuracy_figure():
+    from matplotlib.colors import to_rgb
+
+    from gantransfer.registry import FAMILIES, STRATEGIES, in_family
+
+    styles = strategy_styles(list(STRATEGIES))
+    for family in FAMILIES:
+        colours = [np.asarray(to_rgb(styles[name]["color"])) for name in in_family(family)]
+        gaps = [np.linalg.norm(a - b) for i, a in enumerate(colours) for b in colours[i + 1:]]
+        # The GAN family's four blues (frozen, fine-tuned, probe, semi-supervised) included: on
+        # the figure's thin lines, shades closer than this read as one strategy.
+        assert not gaps or min(gaps) > 0.15, (family, gaps)
+    assert styles["scratch"]["color"] == "#ff7f0e"  # a family of one keeps its hue as it is
+
+
 def test_a_defended_model_is_drawn_in_its_strategys_colour_and_stands_out():
     from gantransfer.reporting.figures import robustness_styles
 

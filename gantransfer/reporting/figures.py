@@ -16,7 +16,7 @@ from matplotlib.ticker import MaxNLocator
 
 from gantransfer.evaluation.results import StrategyResult
 from gantransfer.evaluation.summary import budget_label, budget_sort_key
-from gantransfer.registry import OTHER, STRATEGIES
+from gantransfer.registry import OTHER, STRATEGIES, in_family
 
 DPI = 110
 # Class names label the confusion-matrix axes up to this many classes; cell values up to _ANNOTATE.
@@ -30,8 +30,8 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-# One hue per family (the registry's), a shade of it per method, so a GAN strategy and its
-# random-trunk control read as a pair and a strategy looks the same in every report. Names outside
+# One hue per family (the registry's) and a shade of it per member, so that a strategy looks the
+# same in every report; a GAN strategy and its random-trunk control share a marker. Names outside
 # the registry are greys.
 FAMILY_COLOURS = {"gan": "#1f77b4", "random": "#d62728", "imagenet": "#2ca02c",
                   "scratch": "#ff7f0e", "pixels": "#9467bd", OTHER: "#7f7f7f"}
@@ -42,10 +42,11 @@ METHOD_MARKERS = {"full": "o", "frozen": "s", "finetune": "^", "linear-probe": "
 
 
 def _shade(colour: str, index: int, count: int) -> str:
-    """``colour`` mixed with white: not at all for ``index`` 0, up to about half at ``count - 1``."""
-    mix = 0.5 * index / (count - 1) if count > 1 else 0.0
+    """``colour`` darkened for ``index`` 0, lightened for ``count - 1``, evenly between; as it is
+    when ``count`` is 1. The ends are far enough apart that four shades of a hue stay apart."""
+    mix = -0.35 + 0.9 * index / (count - 1) if count > 1 else 0.0
     rgb = np.asarray(to_rgb(colour))
-    return to_hex(rgb + (1.0 - rgb) * mix)
+    return to_hex(rgb * (1.0 + mix) if mix < 0 else rgb + (1.0 - rgb) * mix)
 
 
 def strategy_styles(strategies: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -53,7 +54,8 @@ def strategy_styles(strategies: Sequence[str]) -> dict[str, dict[str, Any]]:
 
     Everything comes from the strategy registry: the colour's hue and the line style from the
     family (GAN trunks solid blues, random-trunk controls dashed reds, ImageNet dash-dotted greens,
-    the rest dotted), its shade and the marker from the method. Names outside the registry are
+    the rest dotted), its shade from its place in the family (darkest first, in registry order)
+    and the marker from the method. Names outside the registry are
     dotted greys, one shade each.
 
     Example:
@@ -64,7 +66,6 @@ def strategy_styles(strategies: Sequence[str]) -> dict[str, dict[str, Any]]:
         '#7f7f7f'
     """
     unknown = [name for name in dict.fromkeys(strategies) if name not in STRATEGIES]
-    methods = list(METHOD_MARKERS)
     styles = {}
     for name in strategies:
         info = STRATEGIES.get(name)
@@ -72,7 +73,8 @@ def strategy_styles(strategies: Sequence[str]) -> dict[str, dict[str, Any]]:
             colour = _shade(FAMILY_COLOURS[OTHER], unknown.index(name), len(unknown))
             styles[name] = {"color": colour, "linestyle": ":", "marker": "o"}
             continue
-        colour = _shade(FAMILY_COLOURS[info.family], methods.index(info.method), len(methods))
+        family = in_family(info.family)
+        colour = _shade(FAMILY_COLOURS[info.family], family.index(name), len(family))
         styles[name] = {"color": colour, "linestyle": FAMILY_LINESTYLES.get(info.family, ":"),
                         "marker": METHOD_MARKERS[info.method]}
     return styles
