@@ -10,6 +10,7 @@ Student t-interval, and the time of the averaged predictions against the plain o
 
 Usage:
     python benchmarks/bench_test_shift.py RUN_DIR [--shift 1] [--strategies a,b,...]
+        [--labels-per-class 10,100]
 """
 
 from __future__ import annotations
@@ -36,10 +37,15 @@ def main() -> None:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--shift", type=int, default=1)
     parser.add_argument("--strategies", default="", help="comma-separated; all by default")
+    parser.add_argument("--labels-per-class", default="",
+                        help="comma-separated budgets, as results.csv writes them (10, all); "
+                             "all by default")
     args = parser.parse_args()
     config = gt.load_config(str(args.run_dir / "config.yaml"))
     rows = [r for r in csv.DictReader(open(args.run_dir / "results.csv")) if r["status"] == "ok"
-            and (not args.strategies or r["strategy"] in args.strategies.split(","))]
+            and (not args.strategies or r["strategy"] in args.strategies.split(","))
+            and (not args.labels_per_class
+                 or r["labels_per_class"] in args.labels_per_class.split(","))]
     data = load_target(config, config.data.image_size, config.data.channels)
     x_test = data.test.load(np.arange(len(data.test))).astype("float32")
     y_test = data.test.y
