@@ -17,7 +17,8 @@
 # Usage: bash benchmarks/bench_fashion_mnist.sh [OUTPUT_DIR] [extra gantransfer compare flags...]
 # With --gan-per-seed added, each seed's gan-* models start from a GAN of their own (5 GANs), so the
 # verdict's intervals include the GAN's run-to-run variation as well. An interrupted run continues
-# with --resume added: the GAN and the finished models are kept. A --strategies flag runs fewer.
+# with --resume added: the GAN and the finished models are kept, and a run stopped during the test
+# shifts goes straight on to them. A --strategies flag runs fewer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-outputs/fashion-mnist-benchmark}"
@@ -31,9 +32,21 @@ fi
 gantransfer="${GANTRANSFER:-.venv/bin/gantransfer}"
 python="${PYTHON:-.venv/bin/python}"
 all="$("$python" -c 'from gantransfer.registry import STRATEGIES; print(",".join(STRATEGIES))')"
-time "$gantransfer" compare --config fashion_mnist --epochs "${EPOCHS:-3}" \
+errors="$(mktemp)"
+trap 'rm -f "$errors"' EXIT
+started=$SECONDS
+status=0
+{ "$gantransfer" compare --config fashion_mnist --epochs "${EPOCHS:-3}" \
   --labels-per-class 10,100 --seeds "${SEEDS:-5}" --set train.probe_every=1 \
   --backbone mobilenet --backbone-alpha 0.25 --backbone-input-size 128 \
-  --strategies "$all" --output-dir "$out" "$@"
+  --strategies "$all" --output-dir "$out" "$@" 2>&1 1>&3 | tee "$errors" >&2; } 3>&1 \
+  || status=$?  # its errors are shown as they come, and kept for the check below
+# A run stopped during the test shifts below is complete, and --resume adds nothing to it: the
+# comparison says so and stops, and the script goes on to the test shifts. Any other error stops.
+if [ "$status" -ne 0 ]; then
+  grep -q "is complete: nothing to resume" "$errors" || exit "$status"
+  echo "the comparison in $out is complete: on to its test shifts"
+fi
+echo "compare: $((SECONDS - started)) s"
 sed -n '/^## Verdict/,/^## Skipped/p' "$out/report.md"
 time "$python" benchmarks/bench_test_shift.py "$out"

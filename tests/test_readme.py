@@ -544,7 +544,7 @@ IN_PROCESS_SCRIPTS = {"bench_attack.py", "bench_cached_features.py", "bench_care
                       "bench_view_cache.py", "paired_runs.py"}
 
 
-def _run(command: str, cwd: Path) -> None:
+def _run(command: str, cwd: Path) -> str | None:
     argv = shlex.split(command.replace("{cwd}", str(cwd)))
     settings = {}
     while "=" in argv[0]:  # KERAS_BACKEND=jax gantransfer ...: a fresh process with that setting
@@ -564,6 +564,7 @@ def _run(command: str, cwd: Path) -> None:
            "EPOCHS": "1", "PYTHONPATH": str(ROOT), **settings}
     result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"{command}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    return result.stdout + result.stderr  # what a process of its own printed
 
 
 def _run_script(argv: list[str], command: str) -> None:
