@@ -300,53 +300,14 @@ RUN_AS = {
         "gan-frozen --variants head-pooled --set transfer.cv_folds=2 --set transfer.max_epochs=2 "
         "--set transfer.bn_images=200", "digits stands in for Fashion-MNIST; one seed, gan-frozen"),
     "gantransfer transfer --gan-run outputs/fashion-mnist-benchmark/gan --config fashion_mnist "
-    "--labels-per-class 10 --seeds 5 --backbone mobilenet --backbone-alpha 0.25 "
-    "--backbone-input-size 128 --output-dir outputs/fashion-mnist-benchmark-10": (
-        "gantransfer transfer --gan-run outputs/fmnist-gan --config digits --labels-per-class 5 "
-        "--seeds 1 --strategies scratch,gan-linear-probe,pixels-linear --set "
-        "transfer.scratch_width=0.0625 --backbone mobilenet --backbone-alpha 0.25 "
-        f"--backbone-input-size 32 --output-dir outputs/fashion-mnist-benchmark-10 "
-        f"{TINY_TRANSFER} --quiet",
-        "the tiny GAN above on digits stands in for the benchmark's; three strategies, scratch "
-        "narrower than the GAN as under the fashion_mnist preset, one budget and seed"),
-    "gantransfer transfer --gan-run outputs/fashion-mnist-benchmark/gan --config fashion_mnist "
-    "--labels-per-class 10,100 --seeds 5 --strategies gan-semisupervised "
-    "--output-dir outputs/fashion-mnist-semisupervised-gan": (
+    "--labels-per-class 10 --seeds 5 --output-dir outputs/fashion-mnist-semisupervised "
+    "--strategies gan-semisupervised,random-semisupervised,gan-linear-probe": (
         "gantransfer transfer --gan-run outputs/fmnist-gan --config digits --labels-per-class 5 "
         "--seeds 1 --strategies gan-semisupervised,random-semisupervised --set "
         "transfer.semisupervised_steps=4 --set transfer.semisupervised_batch_size=32 "
-        f"--output-dir outputs/fashion-mnist-semisupervised-gan {TINY_TRANSFER} --quiet",
-        "the tiny GAN above on digits stands in for the benchmark's; its random control too, one "
-        "budget and seed, and a few steps"),
-    "gantransfer transfer --gan-run outputs/fashion-mnist-benchmark/gan --config fashion_mnist "
-    "--labels-per-class 10 --seeds 5 --strategies random-semisupervised "
-    "--output-dir outputs/fashion-mnist-semisupervised-random": (
-        "gantransfer transfer --gan-run outputs/fmnist-gan --config digits --labels-per-class 5 "
-        "--seeds 1 --strategies random-semisupervised --set transfer.semisupervised_steps=4 "
-        "--set transfer.semisupervised_batch_size=32 "
-        f"--output-dir outputs/fashion-mnist-semisupervised-random {TINY_TRANSFER} --quiet",
-        "the tiny GAN above on digits stands in for the benchmark's; one budget and seed, and a "
-        "few steps"),
-    "gantransfer train-gan --config fashion_mnist --epochs 3 --set train.probe_every=1 "
-    "--output-dir outputs/fashion-mnist-gan": (
-        f"gantransfer train-gan --config digits --epochs 1 --output-dir outputs/fashion-mnist-gan "
-        f"{TINY_GAN}", "digits stands in for Fashion-MNIST; one epoch of a tiny GAN"),
-    "gantransfer transfer --gan-run outputs/fashion-mnist-gan --config fashion_mnist "
-    "--labels-per-class 100 --seeds 5 --strategies gan-semisupervised "
-    "--output-dir outputs/fashion-mnist-semisupervised-100": (
-        "gantransfer transfer --gan-run outputs/fashion-mnist-gan --config digits "
-        "--labels-per-class 5 --seeds 1 --strategies gan-semisupervised --set "
-        "transfer.semisupervised_steps=4 --set transfer.semisupervised_batch_size=32 "
-        f"--output-dir outputs/fashion-mnist-semisupervised-100 {TINY_TRANSFER} --quiet",
-        "the tiny GAN of the line above; one budget and seed, and a few steps"),
-    "python benchmarks/paired_runs.py outputs/fashion-mnist-semisupervised-random "
-    "outputs/fashion-mnist-semisupervised-gan --pair random-semisupervised=gan-semisupervised": (
-        None, "pairs the two semi-supervised runs, which the other chain makes: the paired_runs.py "
-              "line with --pair above runs on tiny runs, and test_paired_runs.py tests --pair"),
-    "python benchmarks/paired_runs.py outputs/fashion-mnist-benchmark "
-    "outputs/fashion-mnist-semisupervised-random --pair random-linear-probe=random-semisupervised "
-    "--pair gan-linear-probe=random-semisupervised": (
-        None, "the line above, with the benchmark's models against the random control"),
+        f"--output-dir outputs/fashion-mnist-semisupervised {TINY_TRANSFER} --quiet",
+        "the tiny GAN above on digits stands in for the benchmark's; the two semi-supervised "
+        "GANs, one budget and seed, and a few steps"),
     "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-scratch-width10 "
     "--seeds 5 --labels-per-class 10 --strategies scratch "
     "--variants scratch-width-0.25,scratch-width-0.125 --defaults-from outputs/fashion-mnist-benchmark": (
@@ -408,21 +369,9 @@ RUN_AS = {
     "python benchmarks/paired_runs.py outputs/care-ens10/defaults outputs/care-ens10/ensemble-5": (
         f"{sys.executable} {ROOT}/benchmarks/paired_runs.py outputs/care-ens10/defaults "
         "outputs/care-ens10/ensemble-5", "as written, on the tiny care run above (digits)"),
-    "python benchmarks/paired_runs.py outputs/fashion-mnist-benchmark "
-    "outputs/fashion-mnist-semisupervised-gan --pair gan-linear-probe=gan-semisupervised "
-    "--pair scratch=gan-semisupervised --pair imagenet-finetune=gan-semisupervised "
-    "--pair gan-finetune=gan-semisupervised --pair random-linear-probe=gan-semisupervised "
-    "--pair pixels-linear=gan-semisupervised": (
-        f"{sys.executable} {ROOT}/benchmarks/paired_runs.py outputs/care-ens10/defaults "
-        "outputs/care-ens10/ensemble-5 --pair scratch=scratch",
-        "the tiny care runs above (digits, scratch alone) stand in, paired through --pair"),
     "python benchmarks/bench_test_shift.py outputs/fashion-mnist-benchmark": (
         f"{sys.executable} {ROOT}/benchmarks/bench_test_shift.py outputs/care-benchmark/defaults",
         "the models of the tiny care run above (digits) stand in for the benchmark's"),
-    "python benchmarks/bench_test_shift.py outputs/fashion-mnist-semisupervised-100": (
-        f"{sys.executable} {ROOT}/benchmarks/bench_test_shift.py outputs/care-benchmark/defaults "
-        "--strategies scratch", "the models of the tiny care run above (digits) stand in for the "
-        "semi-supervised GAN's, which the other chain makes"),
     "bash benchmarks/bench_fashion_mnist.sh outputs/fashion-mnist-benchmark": (
         f"bash {ROOT}/benchmarks/bench_fashion_mnist.sh {{cwd}}/outputs/fashion-mnist-benchmark "
         "--config digits --labels-per-class 10 --seeds 1 --strategies scratch,gan-linear-probe "
