@@ -236,6 +236,11 @@ class TransferConfig:
             (capped at the smallest class's count), augmentation and adversarial training
             included; below 2, on the validation split.
         learning_rates: Adam rates tried for heads and from-scratch models, chosen on validation.
+        backbone_learning_rates: The rates tried instead for the ImageNet strategies' heads (and
+            so their fine-tuning, at the head's rate times the factor); empty takes
+            ``learning_rates``. A head on a backbone's pooled features and one on a DCGAN trunk's
+            flattened map learn at different rates, so a preset that tries one rate per family
+            sets both.
         finetune_learning_rate_factor: Fine-tuning runs at the chosen head rate times this.
         max_epochs: Upper bound on epochs per fit.
         patience: Early-stopping patience in epochs (and the epochs before it may stop).
@@ -341,6 +346,7 @@ class TransferConfig:
     refit: bool = True
     cv_folds: int = 5
     learning_rates: list[float] = dataclasses.field(default_factory=lambda: [1e-2, 1e-3])
+    backbone_learning_rates: list[float] = dataclasses.field(default_factory=list)
     finetune_learning_rate_factor: float = 0.1
     max_epochs: int = 100
     patience: int = 15
@@ -405,8 +411,10 @@ class TransferConfig:
                self.gan_discriminator in ("last", "best-probe"), "last or best-probe")
         _check("transfer.cv_folds", self.cv_folds, self.cv_folds >= 0,
                "an integer >= 0 (below 2 uses the validation split)")
-        for rate in self.learning_rates:
-            _check("transfer.learning_rates", rate, 0 < rate < 1, "numbers in (0, 1)")
+        for key, rates in (("transfer.learning_rates", self.learning_rates),
+                           ("transfer.backbone_learning_rates", self.backbone_learning_rates)):
+            for rate in rates:
+                _check(key, rate, 0 < rate < 1, "numbers in (0, 1)")
         _check("transfer.finetune_learning_rate_factor", self.finetune_learning_rate_factor,
                0 < self.finetune_learning_rate_factor <= 1, "a number in (0, 1]")
         _check("transfer.max_epochs", self.max_epochs, self.max_epochs >= 1, "an integer >= 1")
@@ -534,7 +542,7 @@ RETIRED_KEYS = {
 
 
 # List keys whose empty list means "off".
-MAY_BE_EMPTY = {"transfer.robustness"}
+MAY_BE_EMPTY = {"transfer.robustness", "transfer.backbone_learning_rates"}
 
 
 def _fields(cls: type) -> dict[str, dataclasses.Field]:

@@ -72,6 +72,8 @@ def test_int_accepted_for_float_but_not_bool_for_int():
      r"\(the discriminator's width\) or a width multiplier in \(0, 16\] giving at least one filter"),
     ("transfer.scratch_width=narrow", r"transfer.scratch_width: received 'narrow' \(str\), "
      r"expected a number or null"),
+    ("transfer.backbone_learning_rates=0.01,1.5",
+     r"transfer.backbone_learning_rates: received 1.5, expected numbers in \(0, 1\)"),
     ("transfer.semisupervised_unlabeled_weight=-0.5",
      r"transfer.semisupervised_unlabeled_weight: received -0.5, expected a finite number >= 0"),
     ("transfer.semisupervised_unlabeled_weight=.inf",

@@ -117,6 +117,25 @@ def test_scratch_trains_at_its_own_width_and_the_random_control_keeps_the_discri
     assert narrow.predictions.shape == (100,)
 
 
+def test_imagenet_heads_try_the_backbone_rates_and_the_other_networks_keep_theirs(split):
+    # Each family is offered one rate it cannot mistake for the other's; the record says which
+    # rate cross-validation kept.
+    rates = dict(learning_rates=[3e-3], backbone_learning_rates=[2e-2])
+    backbone = RUNNERS["imagenet-frozen"](_context(split, **rates))
+    finetuned = RUNNERS["imagenet-finetune"](_context(split, **rates))
+    gan = RUNNERS["gan-frozen"](_context(split, **rates))
+    scratch = RUNNERS["scratch"](_context(split, **rates))
+    assert backbone.record["learning_rate"] == pytest.approx(2e-2)
+    assert finetuned.record["learning_rate"] in (pytest.approx(2e-2), pytest.approx(2e-3))
+    assert gan.record["learning_rate"] == scratch.record["learning_rate"] == pytest.approx(3e-3)
+    note = "learning rates tried: 0.02 (transfer.backbone_learning_rates)"
+    assert note in backbone.record["notes"] and note in finetuned.record["notes"]
+    assert not any("backbone_learning_rates" in n for n in gan.record["notes"])
+    # Empty (the library default): the ImageNet strategies try learning_rates like the rest.
+    default = RUNNERS["imagenet-frozen"](_context(split, learning_rates=[3e-3]))
+    assert default.record["learning_rate"] == pytest.approx(3e-3)
+
+
 def test_cached_feature_head_gives_the_same_predictions_as_the_full_frozen_model(split):
     trunk = build_gan_trunk(ARCH)
     trunk.trainable = False

@@ -1018,10 +1018,21 @@ def _backbone(ctx: StrategyContext, notes: list[str]) -> keras.Model:
     return trunk
 
 
+def _at_backbone_rates(ctx: StrategyContext, notes: list[str]) -> StrategyContext:
+    """The context with ``transfer.backbone_learning_rates``, where set, as the rates tried."""
+    rates = ctx.settings.backbone_learning_rates
+    if not rates:
+        return ctx
+    notes.append(f"learning rates tried: {', '.join(f'{r:g}' for r in rates)} "
+                 "(transfer.backbone_learning_rates)")
+    return replace(ctx, settings=replace(ctx.settings, learning_rates=list(rates)))
+
+
 @runs("imagenet-frozen")
 def run_imagenet_frozen(ctx: StrategyContext) -> StrategyOutcome:
     """An ImageNet backbone, frozen in inference mode; only the head trains."""
     notes: list[str] = []
+    ctx = _at_backbone_rates(ctx, notes)
     return _frozen_outcome(ctx, _backbone(ctx, notes), IMAGENET_HEAD, notes)
 
 
@@ -1029,6 +1040,7 @@ def run_imagenet_frozen(ctx: StrategyContext) -> StrategyOutcome:
 def run_imagenet_finetune(ctx: StrategyContext) -> StrategyOutcome:
     """An ImageNet backbone: head first, then everything at a lower rate."""
     notes: list[str] = []
+    ctx = _at_backbone_rates(ctx, notes)
     return _finetune_outcome(ctx, _backbone(ctx, notes), IMAGENET_HEAD, notes)
 
 
