@@ -319,11 +319,12 @@ RUN_AS = {
     "--variants scratch-width-0.25,scratch-width-0.125 --defaults-from outputs/fashion-mnist-benchmark": (
         None, "the line above at 100 labels per class"),
     "python benchmarks/bench_care.py outputs/digits-gan outputs/care-digits-width --config digits "
-    "--seeds 5 --labels-per-class 10,50 --strategies scratch "
+    "--seeds 5 --labels-per-class 10,50 --strategies scratch --set transfer.scratch_width=null "
     "--variants scratch-width-0.125,scratch-width-0.25": (
         f"{sys.executable} {ROOT}/benchmarks/bench_care.py outputs/fmnist-probe-curve "
         "outputs/care-digits-width --config digits --seeds 1 --labels-per-class 5 --strategies "
-        "scratch --variants scratch-width-0.125,scratch-width-0.25 --set transfer.cv_folds=2 "
+        "scratch --set transfer.scratch_width=null --variants scratch-width-0.125,scratch-width-0.25 "
+        "--set transfer.cv_folds=2 "
         "--set transfer.max_epochs=2 --set transfer.bn_images=200",
         "the benchmark chain's tiny digits GAN stands in for the preset's; one seed, one budget"),
     "python benchmarks/bench_care.py outputs/fashion-mnist-benchmark/gan outputs/care-gap10 "
