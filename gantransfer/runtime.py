@@ -1,4 +1,5 @@
-"""How a run uses the machine: the precision its layers compute in, XLA, and the devices it spans.
+"""How a run uses the machine: the precision its layers compute in, XLA, the devices it spans, and
+the worker processes that train small models side by side on a CPU (:class:`WorkerPool`).
 
 A :class:`Runtime` is made from the ``train`` section of a config (``train.precision``,
 ``train.jit_compile``, ``train.distribute``) and is active for the whole of a run, GAN training and
@@ -30,7 +31,12 @@ import contextlib
 import dataclasses
 import json
 import logging
+import multiprocessing
 import os
+import pickle
+import signal
+import sys
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Callable, Iterator, TypeVar
 
 from gantransfer import backend
@@ -352,3 +358,95 @@ def _every_layer(model: Any) -> Iterator[Any]:
     for layer in getattr(model, "layers", []):
         yield layer
         yield from _every_layer(layer)
+
+
+class WorkerPool:
+    """Processes that each compute on one thread, for work that keeps one core busy and gains
+    little from a second thread (small models on a CPU): several side by side finish sooner than
+    one after the other.
+
+    They are new Python processes (``spawn``): the backend is started afresh in each, on one thread
+    (:func:`gantransfer.backend.one_thread_environment`), with its start-up lines silenced, and the
+    caller's main module is not imported in them (they run gantransfer's code alone, so a script
+    that calls the library without an ``if __name__ == "__main__":`` guard is not run again in
+    each). Ctrl-C reaches the caller alone, which stops them: leaving the ``with`` block cancels
+    what has not started and ends the processes at once, work in progress included.
+
+    Args:
+        workers: How many processes.
+        initializer: Called once in each process with ``initargs``, after the backend has started:
+            a module-level function, as everything sent to the processes must pickle.
+        initargs: Its arguments.
+
+    Example:
+        >>> with WorkerPool(1, len, ()) as pool:  # doctest: +SKIP
+        ...     [future.result() for future in pool.submit_all(abs, [-1, 2])]
+        [1, 2]
+    """
+
+    def __init__(self, workers: int, initializer: Callable[..., None], initargs: tuple) -> None:
+        self.workers = workers
+        self._payload = pickle.dumps((initializer, initargs))
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def submit_all(self, function: Callable[[Any], T], items: list[Any]) -> dict[Future, Any]:
+        """Queues ``function(item)`` for every item, starting the processes; returns each item by
+        its future (``concurrent.futures``)."""
+        with _one_thread_children():  # the processes start as the first items are queued
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    self.workers, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_start_worker, initargs=(self._payload,))
+            return {self._pool.submit(function, item): item for item in items}
+
+    def close(self) -> None:
+        """Cancels what has not started and ends every process, now."""
+        if self._pool is None:
+            return
+        pool, self._pool = self._pool, None
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            process.join(timeout=10)
+
+
+def _start_worker(payload: bytes) -> None:
+    """A :class:`WorkerPool` process's start: Ctrl-C left to the caller, the backend started
+    quietly, then the caller's initializer, unpickled only now (what it carries may import Keras)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    backend.import_quietly()
+    initializer, initargs = pickle.loads(payload)
+    initializer(*initargs)
+
+
+@contextlib.contextmanager
+def _one_thread_children() -> Iterator[None]:
+    """While worker processes start: the environment that starts their backend on one thread, and
+    no main module for them to import."""
+    settings = backend.one_thread_environment()
+    saved_env = {name: os.environ.get(name) for name in settings}
+    main = sys.modules["__main__"]
+    saved_main = {name: main.__dict__[name] for name in ("__file__", "__spec__")
+                  if name in main.__dict__}
+    os.environ.update(settings)
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved_main)

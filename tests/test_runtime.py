@@ -185,3 +185,55 @@ def test_the_fid_feature_extractor_is_float32_in_a_mixed_precision_run():
         extractor, _ = train_feature_extractor(images, np.arange(32) % 2, 2, epochs=1)
         assert keras.layers.Dense(1).dtype_policy.name == "mixed_bfloat16"  # the run's, around it
     assert {layer.dtype_policy.name for layer in extractor.layers} == {"float32"}
+
+
+def _environment(names):
+    import os
+
+    return {name: os.environ.get(name) for name in names}
+
+
+def test_worker_processes_start_on_one_thread_and_leave_the_callers_environment_as_it_was():
+    from gantransfer import backend
+
+    settings = backend.one_thread_environment()
+    before = _environment(settings)
+    with runtime.WorkerPool(2, _environment, (list(settings),)) as pool:
+        seen = [future.result() for future in pool.submit_all(_environment, [list(settings)] * 2)]
+    assert seen == [settings, settings]
+    assert _environment(settings) == before
+
+
+def test_a_script_without_a_main_guard_is_not_run_again_in_each_worker(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text("from gantransfer.runtime import WorkerPool\n"
+                      "print('the script ran', flush=True)\n"
+                      "with WorkerPool(2, print, ('a worker started',)) as pool:\n"
+                      "    futures = pool.submit_all(abs, [-1, -2, -3])\n"
+                      "    print(sorted(future.result() for future in futures), flush=True)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines.count("the script ran") == 1 and lines[-1] == "[1, 2, 3]"
+    assert 1 <= lines.count("a worker started") <= 2
+
+
+def test_closing_a_pool_ends_work_in_progress_and_a_dead_worker_breaks_the_pool():
+    import os
+    import time
+    from concurrent.futures.process import BrokenProcessPool
+
+    with runtime.WorkerPool(1, len, ((),)) as pool:
+        (long,) = pool.submit_all(time.sleep, [600])
+        while not long.running():
+            time.sleep(0.1)
+        processes = list(pool._pool._processes.values())
+    assert processes and not any(process.is_alive() for process in processes)
+    with runtime.WorkerPool(1, len, ((),)) as pool:
+        (dying,) = pool.submit_all(os._exit, [3])
+        with pytest.raises(BrokenProcessPool):
+            dying.result(timeout=300)

@@ -302,6 +302,16 @@ def set_determinism(deterministic: bool) -> None:
         _DETERMINISM_SET[0] = False
 
 
+def determinism_enabled() -> bool:
+    """Whether the backend's deterministic kernels are on (by a run, or by the caller).
+
+    Example:
+        >>> isinstance(determinism_enabled(), bool)
+        True
+    """
+    return bool(resolve().determinism_enabled())
+
+
 def accelerators() -> list[str]:
     """The accelerators (GPUs) the backend sees, by name; empty on a CPU-only machine.
 
@@ -320,6 +330,40 @@ def device_kinds() -> list[str]:
         True
     """
     return resolve().device_kinds()
+
+
+def usable_cores() -> int:
+    """The cores this process may use: those it may run on (``os.sched_getaffinity``), or fewer
+    where its environment gives it a share of them (``OMP_NUM_THREADS``, or the backend's own
+    thread setting, e.g. ``TF_NUM_INTRAOP_THREADS``), as a launcher that runs several processes
+    side by side does (pytest-xdist workers here, job schedulers).
+
+    Example:
+        >>> 1 <= usable_cores() <= (os.cpu_count() or 1)
+        True
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    limits = [resolve().thread_limit(), _positive(os.environ.get("OMP_NUM_THREADS"))]
+    return max(1, min([cores or 1, *[limit for limit in limits if limit is not None]]))
+
+
+def _positive(text: str | None) -> int | None:
+    try:
+        value = int(text) if text is not None else 0
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+def one_thread_environment() -> dict[str, str]:
+    """The environment variables that make a new process of this backend compute on one thread:
+    for worker processes that train models side by side, one core each.
+
+    Example:
+        >>> one_thread_environment()["OMP_NUM_THREADS"]
+        '1'
+    """
+    return {"OMP_NUM_THREADS": "1", **resolve().one_thread_environment()}
 
 
 def batchnorm_options() -> dict[str, Any]:

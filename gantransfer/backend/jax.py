@@ -252,6 +252,19 @@ def float32_math() -> str:
     return "tf32" if int(capability.split(".")[0] or 0) >= 8 else "fp32"
 
 
+def thread_limit() -> int | None:
+    """None: XLA's CPU threads are not capped through the environment (see the package)."""
+    return None
+
+
+def one_thread_environment() -> dict[str, str]:
+    """XLA's CPU client on one thread, read when JAX starts (see the package): the user's other
+    ``XLA_FLAGS`` are kept."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    one = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    return {"XLA_FLAGS": f"{flags} {one}".strip()}
+
+
 def auto_jit_compile(distributed: bool) -> bool:
     """Always: Keras's JAX trainer compiles its steps with ``jax.jit`` wherever it runs."""
     return True

@@ -221,6 +221,17 @@ def float32_math() -> str:
     return "tf32" if major >= 8 else "fp32"
 
 
+def thread_limit() -> int | None:
+    """The intra-op threads ``TF_NUM_INTRAOP_THREADS`` gives TensorFlow, if set (see the package)."""
+    value = os.environ.get("TF_NUM_INTRAOP_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def one_thread_environment() -> dict[str, str]:
+    """One intra-op and one inter-op thread, read when TensorFlow starts (see the package)."""
+    return {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+
+
 def auto_jit_compile(distributed: bool) -> bool:
     """XLA on a GPU, not on a CPU nor under a strategy, as Keras's TensorFlow trainer decides."""
     return bool(accelerators()) and not distributed
