@@ -255,8 +255,8 @@ def _print_summary(run_dir: Path, manifest: dict[str, Any]) -> None:
 def _transfer_overrides(strategies: str | None, labels_per_class: str | None, seeds: int | None,
                         backbone: str | None, backbone_alpha: float | None,
                         backbone_input_size: int | None, backbone_weights: str | None,
-                        head: str | None, regularisation: dict[str, float | None]) -> list[str]:
-    pairs = {f"transfer.{key}": value for key, value in regularisation.items()}
+                        head: str | None, settings: dict[str, Any]) -> list[str]:
+    pairs = {f"transfer.{key}": value for key, value in settings.items()}
     pairs |= {"transfer.strategies": strategies, "transfer.labels_per_class": labels_per_class,
              "transfer.head": head,
              "transfer.seeds": seeds, "transfer.backbone": backbone,
@@ -315,6 +315,9 @@ def _transfer_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      "with a --backbone other than the config's)."),
         click.option("--backbone-input-size", type=int, help="Backbone input side, e.g. 224."),
         click.option("--backbone-weights", help="imagenet, a weights file, or none."),
+        click.option("--workers", metavar="N|auto",
+                     help="Models trained at once, each in its own process on one thread (auto: "
+                     "one per core on a CPU, 1 on a GPU; 1 trains them here, in turn)."),
         click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
                      help="Run folder (default: outputs/<dataset>-<command>-<time>)."),
         click.option("--overwrite", is_flag=True, help="Replace an existing --output-dir."),
@@ -382,7 +385,7 @@ def transfer_command(gan_run: tuple[Path, ...], discriminator: tuple[Path, ...],
                      l2: float | None, trunk_dropout: float | None, trunk_l2: float | None,
                      backbone: str | None, backbone_alpha: float | None,
                      backbone_input_size: int | None, backbone_weights: str | None,
-                     output_dir: Path | None, overwrite: bool, resume: bool,
+                     workers: str | None, output_dir: Path | None, overwrite: bool, resume: bool,
                      overrides: tuple[str, ...], quiet: bool) -> None:
     """Compare transfer strategies on a labeled target dataset.
 
@@ -403,7 +406,7 @@ def transfer_command(gan_run: tuple[Path, ...], discriminator: tuple[Path, ...],
     flags += _transfer_overrides(strategies, labels_per_class, seeds, backbone, backbone_alpha,
                                  backbone_input_size, backbone_weights, head,
                                  {"dropout": dropout, "l2": l2, "trunk_dropout": trunk_dropout,
-                                  "trunk_l2": trunk_l2})
+                                  "trunk_l2": trunk_l2, "workers": workers})
     config = _load_transfer_config(_config_file(config_file, output_dir, resume), flags, overrides,
                                    backbone, backbone_alpha)
     if output_dir is None:
@@ -431,7 +434,8 @@ def compare_command(epochs: int | None, gan_per_seed: bool, config_file: str | N
                     head: str | None, dropout: float | None, l2: float | None,
                     trunk_dropout: float | None, trunk_l2: float | None, backbone: str | None,
                     backbone_alpha: float | None, backbone_input_size: int | None,
-                    backbone_weights: str | None, output_dir: Path | None, overwrite: bool,
+                    backbone_weights: str | None, workers: str | None, output_dir: Path | None,
+                    overwrite: bool,
                     resume: bool, overrides: tuple[str, ...], quiet: bool) -> None:
     """Train a DCGAN on the unlabeled images, then compare every strategy: the main job.
 
@@ -450,7 +454,7 @@ def compare_command(epochs: int | None, gan_per_seed: bool, config_file: str | N
     flags += _transfer_overrides(strategies, labels_per_class, seeds, backbone, backbone_alpha,
                                  backbone_input_size, backbone_weights, head,
                                  {"dropout": dropout, "l2": l2, "trunk_dropout": trunk_dropout,
-                                  "trunk_l2": trunk_l2})
+                                  "trunk_l2": trunk_l2, "workers": workers})
     flags += ["transfer.gan_per_seed=true"] if gan_per_seed else []
     config = _load_transfer_config(_config_file(config_file, output_dir, resume), flags, overrides,
                                    backbone, backbone_alpha)

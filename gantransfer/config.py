@@ -335,6 +335,16 @@ class TransferConfig:
         robustness_method: The attack: pgd or fgsm.
         robustness_steps: PGD steps of that attack.
         robustness_images: At most this many test images are attacked.
+        workers: How many models train at once, each in its own process computing on one
+            thread: a small model keeps one core busy where two threads barely help, so on a CPU
+            two processes train side by side in much less time than one after the other. ``auto``
+            takes one per core this process may use (its ``OMP_NUM_THREADS`` or
+            ``TF_NUM_INTRAOP_THREADS`` share, where set), at most the models left to train and
+            those its free memory holds; 1 on a GPU or under ``train.distribute``, whose one
+            process uses the devices fully. 1 trains them in this process, one after the other.
+            A model's draw and initialisation depend on its strategy, budget and seed alone,
+            whichever process trains it; one thread instead of several may sum floats in another
+            order, which now and then moves a test image (one of the main job's 48 models).
     """
 
     strategies: list[str] = dataclasses.field(default_factory=lambda: [
@@ -391,6 +401,7 @@ class TransferConfig:
     robustness_method: str = "pgd"
     robustness_steps: int = 20
     robustness_images: int = 1000
+    workers: int | str = "auto"
 
     def __post_init__(self) -> None:
         names = _strategy_names()
@@ -451,6 +462,9 @@ class TransferConfig:
                               "transfer.probe_solver auto or keras (scikit-learn's solvers copy "
                               "float16 features to float64); use float32 or auto")
         _check("transfer.bn_images", self.bn_images, self.bn_images >= 1, "an integer >= 1")
+        _check("transfer.workers", self.workers,
+               self.workers == "auto" or _is_count(self.workers, 1),
+               "an integer >= 1, or auto (one per core)")
         _check("transfer.semisupervised_steps", self.semisupervised_steps,
                _is_count(self.semisupervised_steps, 1), "an integer >= 1")
         _check("transfer.semisupervised_batch_size", self.semisupervised_batch_size,

@@ -393,3 +393,18 @@ def test_regularisation_flags_reach_the_config(runner, tmp_path):
     transfer = yaml.safe_load((out / "config.yaml").read_text())["transfer"]
     assert (transfer["dropout"], transfer["l2"], transfer["trunk_dropout"],
             transfer["trunk_l2"]) == (0.2, 0.001, 0.1, 0.01)
+
+
+def test_several_workers_on_a_gpu_are_refused_before_anything_is_made(tmp_path, monkeypatch):
+    from gantransfer import backend
+
+    monkeypatch.setattr(backend, "accelerators", lambda: ["/device:GPU:0"])
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["transfer", "--strategies", "scratch,pixels-linear",
+                                      "--workers", "2", "--output-dir", str(out), "--quiet"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "Error: transfer.workers=2: several processes train on the CPU, and this run trains on its "
+        "devices (a GPU, or train.distribute), which one process uses fully; set "
+        "transfer.workers=auto or 1"]
+    assert not out.exists()

@@ -74,6 +74,10 @@ def test_int_accepted_for_float_but_not_bool_for_int():
      r"expected a number or null"),
     ("transfer.backbone_learning_rates=0.01,1.5",
      r"transfer.backbone_learning_rates: received 1.5, expected numbers in \(0, 1\)"),
+    ("transfer.workers=0", r"transfer.workers: received 0, expected an integer >= 1, or auto "
+     r"\(one per core\)"),
+    ("transfer.workers=many", r"transfer.workers: received 'many', expected an integer >= 1, or "
+     r"auto \(one per core\)"),
     ("transfer.semisupervised_unlabeled_weight=-0.5",
      r"transfer.semisupervised_unlabeled_weight: received -0.5, expected a finite number >= 0"),
     ("transfer.semisupervised_unlabeled_weight=.inf",

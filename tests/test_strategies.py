@@ -1,5 +1,7 @@
 """Every strategy on tiny real data, cached features, fine-tuning phases, the budget protocol."""
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -1044,3 +1046,84 @@ def test_the_semisupervised_gan_feeds_on_the_unlabeled_pool_and_says_how_it_trai
 def test_the_semisupervised_gan_is_skipped_under_adversarial_training(split):
     with pytest.raises(strategies_module.StrategySkipped, match="adversarial_training"):
         RUNNERS["random-semisupervised"](_context(split, adversarial_training="fgsm"))
+
+
+@pytest.mark.slow
+def test_models_trained_in_worker_processes_are_the_ones_trained_here(digits, tmp_path):
+    """Two processes on one thread each train the same models as this process does, in order;
+    the in-memory discriminator reaches them through a file."""
+    small = digits.with_label_budget(6, seed=0)
+    keras.utils.set_random_seed(0)
+    discriminator = build_discriminator(32, 1, width=0.125, kernel_size=3)
+    runs, seen = {}, {}
+    for workers in (1, 2):
+        settings = TransferConfig(**{**FAST.__dict__, "workers": workers})
+        seen[workers] = []
+        runs[workers] = run_transfer(small, ["scratch", "gan-frozen", "pixels-linear"], [3], 2,
+                                     settings, discriminator=discriminator,
+                                     models_dir=tmp_path / str(workers),
+                                     on_result=seen[workers].append)
+    rows = {w: [(r.strategy, r.seed, r.status, r.test_accuracy, r.confusion_matrix,
+                 r.learning_rate, r.C) for r in run.results] for w, run in runs.items()}
+    assert rows[2] == rows[1]
+    assert [(r[0], r[1]) for r in rows[2]] == [(n, s) for s in (0, 1)
+                                               for n in ("scratch", "gan-frozen", "pixels-linear")]
+    assert all(r[2] == "ok" for r in rows[2])
+    assert sorted(id(r) for r in seen[2]) == sorted(id(r) for r in runs[2].results)
+    for one, two in zip(runs[1].results, runs[2].results):
+        assert two.model_file == one.model_file.replace(f"{tmp_path / '1'}", f"{tmp_path / '2'}")
+        first = keras.saving.load_model(one.model_file).predict(small.test.load(range(20)), verbose=0)
+        second = keras.saving.load_model(two.model_file).predict(small.test.load(range(20)), verbose=0)
+        np.testing.assert_allclose(second, first, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_strategy_skipped_in_a_worker_is_skipped_at_every_budget_with_its_reason(digits):
+    small = digits.with_label_budget(6, seed=0)
+    settings = TransferConfig(**{**FAST.__dict__, "workers": 2, "adversarial_training": "fgsm"})
+    run = run_transfer(small, ["pixels-linear", "random-semisupervised"], [3, 4], 2, settings,
+                       architecture=ARCH)
+    by_model = {(r.strategy, r.labels_per_class, r.seed): r for r in run.results}
+    assert len(by_model) == 8
+    assert all(by_model[("pixels-linear", b, s)].status == "ok" for b in (3, 4) for s in (0, 1))
+    skipped = [by_model[("random-semisupervised", b, s)] for b in (3, 4) for s in (0, 1)]
+    assert {r.status for r in skipped} == {"skipped"}
+    assert len({r.reason for r in skipped}) == 1 and "adversarial" in skipped[0].reason
+    assert [s["strategy"] for s in run.skipped] == ["random-semisupervised"]
+
+
+def test_auto_workers_take_the_cores_the_models_and_the_memory_there_are(monkeypatch):
+    from gantransfer import backend, runs, runtime
+    from gantransfer.runtime import Runtime
+    from gantransfer.transfer_learning.protocol import WORKER_MEMORY, worker_count
+
+    monkeypatch.setattr(backend, "usable_cores", lambda: 8)
+    monkeypatch.setattr(backend, "accelerators", lambda: [])
+    monkeypatch.setattr(runs, "available_memory", lambda: 100 * WORKER_MEMORY)
+    assert worker_count("auto", models=48) == 8
+    assert worker_count("auto", models=3) == 3
+    assert worker_count(5, models=48) == 5 and worker_count(5, models=2) == 2
+    monkeypatch.setattr(runs, "available_memory", lambda: 3 * WORKER_MEMORY + 1)
+    assert worker_count("auto", models=48) == 3
+    with monkeypatch.context() as distributed:
+        distributed.setattr(runtime, "current", lambda: Runtime(distribute="mirrored"))
+        assert worker_count("auto", models=48) == 1
+        with pytest.raises(ConfigError, match="transfer.workers=4: several processes"):
+            worker_count(4, models=48)
+    monkeypatch.setattr(backend, "accelerators", lambda: ["/device:GPU:0"])
+    assert worker_count("auto", models=48) == 1 and worker_count(1, models=48) == 1
+    with pytest.raises(ConfigError, match="set transfer.workers=auto or 1"):
+        worker_count(2, models=48)
+
+
+def test_a_process_given_a_share_of_the_cores_keeps_to_it(monkeypatch):
+    from gantransfer import backend
+
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
+    assert backend.usable_cores() == cores
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert backend.usable_cores() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
+    assert backend.usable_cores() == cores

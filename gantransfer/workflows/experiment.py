@@ -33,7 +33,8 @@ from gantransfer.runs import (atomic_write_json, check_run_dir, machine_descript
 from gantransfer.registry import STRATEGIES
 from gantransfer.runtime import Runtime, start_together, together
 from gantransfer.transfer_learning.backbones import check_backbone, imagenet_weights_problem
-from gantransfer.transfer_learning.protocol import Discriminator, budget_split, run_transfer
+from gantransfer.transfer_learning.protocol import (Discriminator, budget_split, run_transfer,
+                                                   worker_count)
 from gantransfer.transfer_learning.trunks import architecture_of, load_discriminator
 from gantransfer.workflows.pictures import report_pictures
 from gantransfer.workflows.targets import (held_out_split, hold_out_the_gans_test_split,
@@ -117,7 +118,8 @@ def _check_transfer_inputs(config: Config, data: Dataset, *, has_discriminator: 
 
     Raises:
         DataError: The data has no labels or no test images, or a label budget does not fit it.
-        ConfigError: A strategy needs a GAN that is not given, or the backbone settings are bad.
+        ConfigError: A strategy needs a GAN that is not given, the backbone settings are bad, or
+            ``transfer.workers`` asks for several processes on a GPU.
     """
     t = config.transfer
     if data.num_classes is None or not data.train.labeled:
@@ -132,6 +134,7 @@ def _check_transfer_inputs(config: Config, data: Dataset, *, has_discriminator: 
     if needy and not has_discriminator:
         raise ConfigError(f"strategies {', '.join(needy)} need a trained GAN: pass --gan-run "
                           "RUN_DIR or --discriminator FILE")
+    worker_count(t.workers, models=len(t.strategies) * len(t.labels_per_class) * t.seeds)
     imagenet = [name for name in t.strategies if "backbone_weights" in STRATEGIES[name].needs]
     if imagenet:
         check_backbone(t.backbone, weights=t.backbone_weights, input_size=t.backbone_input_size,
@@ -170,6 +173,9 @@ class _Earlier:
 # leave the finished ones as they are (each model's draw and initialisation depend on its own
 # strategy, budget and seed only). Any other change would mix models trained two ways.
 _MAY_GROW = {("transfer", "seeds"), ("transfer", "labels_per_class"), ("transfer", "strategies")}
+# The settings a resume may change freely: how much it prints, and how many processes train (a
+# model's draw and initialisation do not depend on the process that trains it).
+_MAY_CHANGE = {("train", "verbose"), ("transfer", "workers")}
 
 
 def _grows(was: Any, now: Any) -> bool:
@@ -187,7 +193,7 @@ def _earlier_sessions(run_dir: Path, config: Config) -> _Earlier:
 
     Raises:
         ConfigError: The config differs from the run's own other than by growing it (only
-            ``train.verbose`` may change besides).
+            ``train.verbose`` and ``transfer.workers`` may change besides).
         RunFolderError: The run is already complete and ``config`` adds nothing, or its files
             cannot be read.
     """
@@ -197,7 +203,7 @@ def _earlier_sessions(run_dir: Path, config: Config) -> _Earlier:
     for section, values in now.items():
         for key, value in values.items():
             was = saved[section][key]
-            if (section, key) == ("train", "verbose") or was == value:
+            if (section, key) in _MAY_CHANGE or was == value:
                 continue
             said = f"{section}.{key} was {was!r} in this run and is {value!r} now"
             if (section, key) not in _MAY_GROW:
@@ -635,6 +641,7 @@ def _transfer_into(run_dir: Path, config: Config, data: Dataset, disc_model: ker
         "command": "transfer", "versions": package_versions(), "machine": machine_description(),
         "dataset": data.name, "strategies": t.strategies, "labels_per_class": t.labels_per_class,
         "seeds": t.seeds, "models": len([r for r in run.results if r.status == "ok"]),
+        "workers": run.workers,  # this session's: a resume may train in another number
         "test_images": len(data.test), "test_sha256": data.test.fingerprint(),
         # How a source without its own test split was split: attack and visualize split it so.
         **({"test_split": split[0], "split_seed": split[1]} if split is not None else {}),
