@@ -205,6 +205,12 @@ RUN_AS = {
         f"{sys.executable} {ROOT}/benchmarks/bench_probe.py --dataset digits --features "
         "pixels,random --width 0.125 --train-images 300 --Cs 0.1,1",
         "digits, 300 images, a random trunk and pixels"),
+    "python benchmarks/bench_workers.py": (
+        f"{sys.executable} {ROOT}/benchmarks/bench_workers.py --workers 2 --strategies "
+        "scratch,gan-frozen,pixels-linear --labels-per-class 3 --seeds 1 --set gan.width=0.125 "
+        "--set gan.latent_dim=8 --set gan.kernel_size=3 --set train.epochs=1 --set "
+        "train.sample_images=4 --set transfer.max_epochs=3 --set transfer.gan_metrics=false",
+        "digits, tiny: a one-epoch GAN, three strategies at one budget and seed"),
     "python benchmarks/bench_cached_features.py": (
         f"{sys.executable} {ROOT}/benchmarks/bench_cached_features.py --dataset digits "
         "--labels-per-class 10 --epochs 2 --width 0.125 --test-images 100", "digits, tiny"),
