@@ -209,16 +209,17 @@ def test_a_script_without_a_main_guard_is_not_run_again_in_each_worker(tmp_path)
     import sys
 
     script = tmp_path / "unguarded.py"
-    script.write_text("from gantransfer.runtime import WorkerPool\n"
+    script.write_text("import os\n"
+                      "from gantransfer.runtime import WorkerPool\n"
                       "print('the script ran', flush=True)\n"
-                      "with WorkerPool(2, print, ('a worker started',)) as pool:\n"
+                      "with WorkerPool(2, os.write, (1, b'a worker started\\n')) as pool:\n"
                       "    futures = pool.submit_all(abs, [-1, -2, -3])\n"
                       "    print(sorted(future.result() for future in futures), flush=True)\n")
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines.count("the script ran") == 1 and lines[-1] == "[1, 2, 3]"
+    assert lines.count("the script ran") == 1 and "[1, 2, 3]" in lines
     assert 1 <= lines.count("a worker started") <= 2
 
 
