@@ -36,6 +36,7 @@ import os
 import pickle
 import signal
 import sys
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -415,8 +416,13 @@ class WorkerPool:
         for process in processes:
             if process.is_alive():
                 process.terminate()
+        deadline = time.monotonic() + 10
         for process in processes:
-            process.join(timeout=10)
+            # The pool's own thread may reap a process first, and a join then returns at once.
+            while process.is_alive() and time.monotonic() < deadline:
+                process.join(timeout=0.1)
+            if process.is_alive():
+                process.kill()
 
 
 def _start_worker(payload: bytes) -> None:
