@@ -376,11 +376,12 @@ class WorkerPool:
     Args:
         workers: How many processes.
         initializer: Called once in each process with ``initargs``, after the backend has started:
-            a module-level function, as everything sent to the processes must pickle.
+            a module-level function, as everything sent to the processes must pickle (and not one
+            of the caller's main module, which they do not import).
         initargs: Its arguments.
 
     Example:
-        >>> with WorkerPool(1, len, ()) as pool:  # doctest: +SKIP
+        >>> with WorkerPool(1, len, ((),)) as pool:  # doctest: +SKIP
         ...     [future.result() for future in pool.submit_all(abs, [-1, 2])]
         [1, 2]
     """
