@@ -343,7 +343,7 @@ def usable_cores() -> int:
         True
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    limits = [resolve().thread_limit(), _positive(os.environ.get("OMP_NUM_THREADS"))]
+    limits = [_positive(resolve().thread_setting()), _positive(os.environ.get("OMP_NUM_THREADS"))]
     return max(1, min([cores or 1, *[limit for limit in limits if limit is not None]]))
 
 

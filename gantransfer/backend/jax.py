@@ -252,7 +252,7 @@ def float32_math() -> str:
     return "tf32" if int(capability.split(".")[0] or 0) >= 8 else "fp32"
 
 
-def thread_limit() -> int | None:
+def thread_setting() -> str | None:
     """None: XLA's CPU threads are not capped through the environment (see the package)."""
     return None
 

@@ -221,10 +221,9 @@ def float32_math() -> str:
     return "tf32" if major >= 8 else "fp32"
 
 
-def thread_limit() -> int | None:
-    """The intra-op threads ``TF_NUM_INTRAOP_THREADS`` gives TensorFlow, if set (see the package)."""
-    value = os.environ.get("TF_NUM_INTRAOP_THREADS", "")
-    return int(value) if value.isdigit() and int(value) > 0 else None
+def thread_setting() -> str | None:
+    """``TF_NUM_INTRAOP_THREADS``, TensorFlow's own thread count, as set (see the package)."""
+    return os.environ.get("TF_NUM_INTRAOP_THREADS")
 
 
 def one_thread_environment() -> dict[str, str]:
